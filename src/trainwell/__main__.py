@@ -1,0 +1,5 @@
+"""``python -m trainwell``."""
+
+from trainwell.cli import main
+
+raise SystemExit(main())

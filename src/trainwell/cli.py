@@ -1,0 +1,87 @@
+"""The ``trainwell`` command line.
+
+Each subpackage contributes its commands through ``add_commands(subparsers)`` in its own
+``cli.py``; those modules import only ``argparse`` at import time, so ``trainwell --help`` stays
+fast, and load torch only inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from trainwell import __version__
+
+# Subpackage command modules, in the order their commands appear in --help.
+COMMAND_MODULES = (
+    "trainwell.commands",
+    "trainwell.data.cli",
+    "trainwell.nn.cli",
+    "trainwell.train.cli",
+    "trainwell.diagnose.cli",
+    "trainwell.tune.cli",
+    "trainwell.report.cli",
+)
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """The CONFIG argument and repeatable ``--set section.key=value``, shared by commands."""
+    parser.add_argument("config", metavar="CONFIG", help="experiment TOML file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.optimizer.lr=0.01 (repeatable)",
+    )
+
+
+def load_config_from_args(args: argparse.Namespace):  # noqa: ANN201 - lazy import of Config
+    from trainwell.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainwell",
+        description="Train neural networks the way the lectures teach it.",
+    )
+    parser.add_argument("--version", action="version", version=f"trainwell {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    from trainwell.errors import TrainwellError
+
+    try:
+        return int(func(args) or 0)
+    except TrainwellError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

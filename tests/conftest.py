@@ -1,0 +1,22 @@
+"""Shared test setup: one thread per test process (the suite runs on 2 cores with 2 workers)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """A fresh folder to create run directories in; the test's cwd is its parent."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
