@@ -1,4 +1,4 @@
-"""Commands of this subpackage (none yet)."""
+"""``trainwell data describe CONFIG``: print what the model will be fed."""
 
 from __future__ import annotations
 
@@ -6,4 +6,48 @@ import argparse
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    return None
+    from trainwell.cli import add_config_args
+
+    data = sub.add_parser("data", help="inspect the data a config describes")
+    data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    p = data_sub.add_parser(
+        "describe",
+        help="print shapes, task, class balance, missing values and feature statistics after "
+        "preprocessing; for images also write a PNG grid of a batch",
+    )
+    add_config_args(p)
+    p.add_argument("--grid", metavar="PNG", default=None,
+                   help="where to write the image grid (images only); default: "
+                   "<config name>-batch.png in the current folder")
+    p.add_argument("--no-grid", action="store_true", help="do not write the image grid")
+    p.add_argument("--max-features", type=int, default=20, metavar="N",
+                   help="list at most N features (default 20)")
+    p.set_defaults(func=_describe)
+    data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
+
+
+def default_grid_path(config: str) -> str:
+    from pathlib import Path
+
+    return f"{Path(config).stem}-batch.png"
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from trainwell.cli import load_config_from_args
+    from trainwell.data.preparation import prepare
+    from trainwell.data.summary import describe, image_grid_png
+    from trainwell.errors import DataError
+    from trainwell.runs import write_bytes_atomic
+
+    cfg = load_config_from_args(args)
+    data = prepare(cfg.data, cfg.seed)
+    print(describe(data, max_features=max(args.max_features, 0)))
+    if len(data.input_shape) == 3 and not args.no_grid:
+        path = args.grid or default_grid_path(args.config)
+        png = image_grid_png(data)
+        try:
+            write_bytes_atomic(path, png)
+        except OSError as exc:
+            raise DataError(f"cannot write the image grid to {path}: {exc.strerror or exc}") from None
+        print(f"image grid of the first training batch: {path}")
+    return 0

@@ -1,34 +1,120 @@
-"""The ``[data]`` section."""
+"""The ``[data]`` section: source, target, task, splits, images and preprocessing steps.
+
+This module imports neither torch nor scikit-learn, so ``trainwell check`` stays fast. The names
+it checks (source kinds, bundled sets, preprocessing steps and their parameters) come from the
+tables in ``sources.py``, ``builtin.py`` and ``steps.py``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from trainwell.schema import Section
 
+ColumnType = Literal["numeric", "categorical", "boolean", "ignore"]
+
 
 class SplitConfig(Section):
+    """How rows are divided into train / val / test.
+
+    Either fractions (``val``, ``test``; stratified for classification, fixed by the seed), or a
+    ``column`` whose values are ``train`` / ``val`` / ``test``, or ``indices``: a JSON file
+    ``{"train": [...], "val": [...], "test": [...]}`` or a table of index files per split.
+    """
+
     val: float = Field(default=0.15, ge=0.0, lt=1.0)
     test: float = Field(default=0.15, ge=0.0, lt=1.0)
     stratify: bool = True
     column: str | None = None
-    indices: str | None = None
+    indices: str | dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitConfig:
+        if self.val + self.test >= 1.0:
+            raise ValueError(
+                f"val + test must be below 1 so that rows remain for training; got val={self.val}, "
+                f"test={self.test}"
+            )
+        if self.column is not None and self.indices is not None:
+            raise ValueError("give either split.column or split.indices, not both")
+        if isinstance(self.indices, dict):
+            bad = sorted(set(self.indices) - {"train", "val", "test"})
+            if bad:
+                raise ValueError(f"split.indices keys must be train, val, test; got {bad}")
+            if "train" not in self.indices:
+                raise ValueError("split.indices needs a 'train' file")
+        return self
+
+
+class ImageConfig(Section):
+    """How ``images:`` folders are read: one mode, one size, an in-memory budget."""
+
+    mode: Literal["L", "RGB", "RGBA"] = "RGB"
+    size: list[int] | None = Field(
+        default=None, description="[height, width]; default: the size of the first image"
+    )
+    memory_mb: float = Field(
+        default=1024.0, gt=0, description="above this many MB of decoded pixels, load lazily"
+    )
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 2 or min(v) < 1):
+            raise ValueError(f"size must be [height, width] with both >= 1; got {v}")
+        return v
 
 
 class DataConfig(Section):
+    """The ``[data]`` section (see docs/data.md)."""
+
     source: str = "builtin:digits"
     params: dict[str, Any] = Field(default_factory=dict)
-    target: str | None = None
+    target: str | list[str] | None = None
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    columns: dict[str, ColumnType] = Field(
+        default_factory=dict, description="per-column type overrides for csv/parquet sources"
+    )
+    id_column: str | None = None
+    missing_target: Literal["error", "drop"] = "error"
     split: SplitConfig = Field(default_factory=SplitConfig)
-    preprocess: list[str | dict[str, Any]] = Field(default_factory=lambda: ["standardize"])
+    images: ImageConfig = Field(default_factory=ImageConfig)
+    preprocess: list[str | dict[str, Any]] | None = Field(
+        default=None,
+        description="preprocessing steps in order; default: standardize (tables), "
+        "channel_mean_std (images)",
+    )
     augment: list[str | dict[str, Any]] = Field(default_factory=list)
 
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        from trainwell.data.sources import check_source
+
+        check_source(v)
+        return v
+
+    @field_validator("preprocess")
+    @classmethod
+    def _preprocess(cls, v: list[str | dict[str, Any]] | None) -> list[str | dict[str, Any]] | None:
+        if v is not None:
+            from trainwell.data.steps import parse_steps
+
+            parse_steps(v)
+        return v
+
     def resolve_paths(self, base: Path) -> None:
-        """Make a relative file path in ``source`` relative to the config file's folder."""
+        """Make relative file paths (source, split index files) relative to the config's folder."""
         kind, sep, rest = self.source.partition(":")
         if sep and kind in {"csv", "parquet", "npz", "images"} and rest and not Path(rest).is_absolute():
             self.source = f"{kind}:{(base / rest)}"
+        idx = self.split.indices
+        if isinstance(idx, str) and not Path(idx).is_absolute():
+            self.split.indices = str(base / idx)
+        elif isinstance(idx, dict):
+            self.split.indices = {
+                k: (p if Path(p).is_absolute() else str(base / p)) for k, p in idx.items()
+            }

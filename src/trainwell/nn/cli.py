@@ -1,4 +1,4 @@
-"""Commands of this subpackage (none yet)."""
+"""Commands of the nn subpackage: ``trainwell model summary CONFIG``."""
 
 from __future__ import annotations
 
@@ -6,4 +6,44 @@ import argparse
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    return None
+    from trainwell.cli import add_config_args
+
+    model = sub.add_parser("model", help="inspect the model a config builds")
+    model_sub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
+    summary = model_sub.add_parser(
+        "summary",
+        help="print each layer, its output shape, its parameter count and its init scheme",
+    )
+    add_config_args(summary)
+    summary.set_defaults(func=_summary)
+    model.set_defaults(func=lambda args: (model.print_help(), 2)[1])
+
+
+def _example_batch(X, n: int = 256):  # noqa: ANN001, ANN202 - tensor or Dataset
+    import torch
+
+    if isinstance(X, torch.Tensor):
+        return X[:n].float()
+    items = [X[i] for i in range(min(n, len(X)))]
+    items = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
+    return torch.stack([torch.as_tensor(item, dtype=torch.float32) for item in items])
+
+
+def _summary(args: argparse.Namespace) -> int:
+    import torch
+
+    from trainwell.cli import load_config_from_args
+    from trainwell.data import prepare
+    from trainwell.nn.build import build_model
+    from trainwell.nn.summary import format_summary, model_summary
+
+    cfg = load_config_from_args(args)
+    data = prepare(cfg.data, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    batch = _example_batch(data.train.X)
+    shape = tuple(data.input_shape)
+    model = build_model(cfg.model, shape, data.n_outputs, data.task, batch)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model {cfg.model.arch} for {data.task}: input {shape}, {data.n_outputs} output(s)")
+    print(format_summary(model_summary(model, shape), n_params))
+    return 0

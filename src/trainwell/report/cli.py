@@ -1,4 +1,4 @@
-"""Commands of this subpackage (none yet)."""
+"""``trainwell report RUN [RUN ...] [--out FILE]``: a run's, a study's or a comparison's page."""
 
 from __future__ import annotations
 
@@ -6,4 +6,49 @@ import argparse
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser(
+        "report",
+        help="write the HTML report of a run or study, or compare several runs",
+        description=(
+            "One run directory: (re)write RUN/report.html. One study directory: write "
+            "STUDY/report.html. Several run directories: write a page comparing them "
+            "(default comparison.html in the current directory)."
+        ),
+    )
+    p.add_argument("paths", nargs="+", metavar="RUN", help="run or study directories")
+    p.add_argument("--out", metavar="FILE", default=None,
+                   help="where to write the page (default: inside the run or study directory; "
+                        "comparison.html for several runs)")
+    p.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainwell.errors import RunError
+    from trainwell.report import write_comparison, write_run_report, write_study_report
+    from trainwell.report.rundata import is_run_dir, is_study_dir
+
+    paths = [Path(p) for p in args.paths]
+    for p in paths:
+        if not p.is_dir():
+            raise RunError(f"{p} is not a directory; give a run directory (runs/<name>) "
+                           "or a study directory")
+    if len(paths) == 1:
+        path = paths[0]
+        if is_study_dir(path):
+            out = write_study_report(path, args.out)
+        elif is_run_dir(path):
+            out = write_run_report(path, args.out)
+        else:
+            raise RunError(f"{path} is neither a run directory (with meta.json, metrics.jsonl, "
+                           "config.toml or results.json) nor a study directory (with "
+                           "study.json, study.db or trials.csv)")
+    else:
+        studies = [str(p) for p in paths if is_study_dir(p)]
+        if studies:
+            raise RunError(f"only run directories can be compared; {', '.join(studies)} "
+                           "is a study directory: report it on its own")
+        out = write_comparison(paths, args.out or "comparison.html")
+    print(f"wrote {out}")
+    return 0

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from trainwell.schema import Section
 
 
 class LogConfig(Section):
-    tensorboard: bool = False
-    report: bool = True
+    """What a run writes besides its metrics: the HTML report and TensorBoard events."""
+
+    tensorboard: bool = Field(
+        default=False,
+        description="also write scalars and weight/gradient histograms to <run>/tensorboard "
+                    "(needs `pip install tensorboard`)",
+    )
+    report: bool = Field(default=True, description="write <run>/report.html at the end of the run")

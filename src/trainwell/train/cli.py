@@ -1,4 +1,4 @@
-"""Commands of this subpackage (none yet)."""
+"""Commands ``train``, ``predict`` and ``demo`` (argparse only at import; torch when they run)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,103 @@ import argparse
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser("train", help="train a model from a config; leaves a run directory",
+                       description="Train from CONFIG, or continue a killed run with --resume RUN.")
+    p.add_argument("config", metavar="CONFIG", nargs="?", help="experiment TOML file (not with --resume)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.optimizer.lr=0.01 (repeatable)")
+    p.add_argument("--name", help="run directory name under runs_dir (default: config name, else data-arch)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN (a run directory) from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("predict", help="predict with a trained run on new data",
+                       description="Apply RUN's fitted preprocessing and model to INPUT (CSV, Parquet, "
+                       "NPZ or an image folder) and write labels and probabilities to --out.")
+    p.add_argument("run", metavar="RUN", help="a run directory")
+    p.add_argument("input", metavar="INPUT", help="CSV, Parquet, NPZ file or image folder")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file: .csv, .parquet or .npz")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("demo", help="train an MLP on the bundled digits set (under a minute)")
+    p.add_argument("--name", help="run directory name (default: demo-digits, made unique)")
+    p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
+    p.set_defaults(func=_demo)
+
+
+def _summary(run) -> str:  # noqa: ANN001 - a trainwell.api.Run
+    test = run.results.get("test", {})
+    parts = [f"{k.removeprefix('test_')} {v:.4g}" for k, v in test.items()]
+    best = f"best epoch {run.results.get('best_epoch')}"
+    stop = ", stopped early" if run.results.get("stopped_early") else ""
+    return f"run {run.run_dir}: {best}{stop}; test " + (", ".join(parts) if parts else "split empty")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from trainwell.api import fit
+    from trainwell.errors import ConfigError
+
+    if args.resume and args.config:
+        raise ConfigError("give either CONFIG or --resume RUN, not both")
+    if not args.resume and not args.config:
+        raise ConfigError("trainwell train needs a CONFIG file (or --resume RUN)")
+    if args.resume:
+        run = fit(resume=args.resume, quiet=args.quiet, overrides=args.overrides)
+    else:
+        from trainwell.cli import load_config_from_args
+
+        run = fit(load_config_from_args(args), name=args.name, quiet=args.quiet)
+    print(_summary(run))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from importlib.resources import as_file, files
+
+    from trainwell.api import fit
+    from trainwell.config import load_config
+    from trainwell.runs import unique_name
+
+    with as_file(files("trainwell") / "examples" / "demo.toml") as path:
+        cfg = load_config(path)
+    from pathlib import Path
+
+    name = args.name or unique_name(Path(cfg.runs_dir), cfg.name or "demo-digits")
+    run = fit(cfg, name=name, quiet=args.quiet)
+    print(_summary(run))
+    print(f"predict with it: trainwell predict {run.run_dir} INPUT.csv --out predictions.csv")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainwell.api import load
+    from trainwell.errors import ConfigError
+
+    out = Path(args.out)
+    if out.suffix.lower() not in {".csv", ".parquet", ".npz"}:
+        raise ConfigError(f"--out must end in .csv, .parquet or .npz; got {out.name!r}")
+    predictor = load(args.run)
+    table = predictor.predict_table(args.input)
+    if out.suffix.lower() == ".npz":
+        import io
+
+        import numpy as np
+
+        from trainwell.runs import write_bytes_atomic
+
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.asarray(v) for k, v in table.items()})
+        write_bytes_atomic(out, buf.getvalue())
+    else:
+        import pandas as pd
+
+        frame = pd.DataFrame(table)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            frame.to_csv(out, index=False)
+        else:
+            frame.to_parquet(out, index=False)
+    print(f"wrote {len(table['id'])} predictions to {out}")
+    return 0

@@ -1,17 +1,295 @@
-"""The ``[train]`` section."""
+"""The ``[train]`` section: loss, penalty, optimizer, schedule, loop, early stopping, checkpoints.
+
+This module imports no torch: ``trainwell check`` validates a config without loading it. The
+tables below (loss -> tasks, optimizer -> defaults, schedule names) are the one place the names
+and the lectures' defaults are written down; the factories in this package read them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from trainwell.errors import ConfigError
+from trainwell.registry import Registry
 from trainwell.schema import Section
+
+# ---------------------------------------------------------------------------- name tables
+
+#: loss name -> the tasks it fits (lectures 003-004: L1/L2/Huber for regression, sigmoid + BCE
+#: for binary, softmax + cross-entropy or the multiclass hinge for multiclass).
+LOSS_TASKS: dict[str, tuple[str, ...]] = {
+    "auto": ("binary", "multiclass", "regression"),
+    "l1": ("regression",),
+    "l2": ("regression",),
+    "huber": ("regression",),
+    "bce": ("binary",),
+    "cross_entropy": ("multiclass",),
+    "hinge": ("multiclass",),
+}
+LOSS_NAMES: Registry[tuple[str, ...]] = Registry("loss", ConfigError)
+for _name, _tasks in LOSS_TASKS.items():
+    _aliases = {
+        "l1": ("mae", "abs"),
+        "l2": ("mse", "squared"),
+        "bce": ("binary_cross_entropy", "bce_with_logits", "sigmoid"),
+        "cross_entropy": ("ce", "softmax", "nll"),
+        "hinge": ("svm", "multiclass_hinge", "multi_margin"),
+        "huber": ("smooth_l1",),
+    }.get(_name, ())
+    LOSS_NAMES.register(_name, *_aliases)(_tasks)
+
+#: the loss ``auto`` picks for each task (lecture 004: "losses for regression / binary / multiclass")
+AUTO_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "l2"}
+
+#: optimizer name -> (torch class, defaults). Lecture 002: SGD, SGD+momentum, Nesterov, AdaGrad,
+#: RMSProp ("leaky AdaGrad", decay_rate 0.99), Adam (beta1 0.9, beta2 0.999, lr 1e-3), and
+#: AdamW, whose decoupled weight decay is not the L2 penalty of ``[train.penalty]``.
+OPTIMIZER_TABLE: dict[str, tuple[str, dict[str, Any]]] = {
+    "sgd": ("SGD", {"lr": 0.01, "momentum": 0.0, "weight_decay": 0.0}),
+    "momentum": ("SGD", {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),
+    "nesterov": ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0}),
+    "adagrad": ("Adagrad", {"lr": 0.01, "eps": 1e-10, "weight_decay": 0.0}),
+    "rmsprop": ("RMSprop", {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0}),
+    "adam": ("Adam", {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}),
+    "adamw": ("AdamW", {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}),
+}
+OPTIMIZER_NAMES: Registry[str] = Registry("optimizer", ConfigError)
+for _name in OPTIMIZER_TABLE:
+    _aliases = {
+        "sgd": ("gd",),
+        "momentum": ("sgd_momentum",),
+        "nesterov": ("sgd_nesterov",),
+        "rmsprop": ("rms_prop",),
+    }.get(_name, ())
+    OPTIMIZER_NAMES.register(_name, *_aliases)(_name)
+
+#: schedule names (lectures 000 and 002); every one can take a linear warmup in front.
+SCHEDULE_NAMES: Registry[str] = Registry("schedule", ConfigError)
+for _name, _aliases in {
+    "constant": ("none",),
+    "time": ("time_based", "inverse_time"),
+    "step": ("multistep", "step_decay"),
+    "exponential": ("exp",),
+    "cosine": (),
+    "linear": (),
+    "inverse_sqrt": ("rsqrt",),
+    "plateau": ("reduce_on_plateau",),
+    "onecycle": ("one_cycle",),
+}.items():
+    SCHEDULE_NAMES.register(_name, *_aliases)(_name)
+
+
+def _canonical(registry: Registry[Any], field: str, value: str) -> str:
+    try:
+        return registry.canonical(value)
+    except ConfigError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+
+
+def check_loss_for_task(loss: str, task: str, n_outputs: int | None = None) -> str:
+    """The canonical loss name for ``task``, or a ConfigError saying which losses fit.
+
+    Args:
+        loss: a loss name from ``LOSS_TASKS`` (or an alias), or ``auto``.
+        task: ``binary``, ``multiclass`` or ``regression`` (``auto`` accepts every loss).
+        n_outputs: the model's output count, when known (BCE needs 1, the multiclass losses >= 2).
+
+    Example:
+        >>> check_loss_for_task("auto", "multiclass")
+        'cross_entropy'
+    """
+    name = LOSS_NAMES.canonical(loss)
+    if task == "auto":
+        return name
+    if name == "auto":
+        return AUTO_LOSS[task]
+    if task not in LOSS_TASKS[name]:
+        fits = sorted(n for n, tasks in LOSS_TASKS.items() if task in tasks)
+        raise ConfigError(
+            f"train.loss {loss!r} does not fit a {task} task; losses for {task}: {', '.join(fits)}"
+        )
+    if n_outputs is not None and name == "bce" and n_outputs != 1:
+        raise ConfigError(f"train.loss 'bce' needs 1 output; this model has {n_outputs}")
+    if n_outputs is not None and name in ("cross_entropy", "hinge") and n_outputs < 2:
+        raise ConfigError(f"train.loss {name!r} needs >= 2 class outputs; got {n_outputs}")
+    return name
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+class LossConfig(Section):
+    """``loss = "cross_entropy"`` or ``loss = {name = "l2", reduction = "sum"}``."""
+
+    name: str = "auto"
+    reduction: Literal["mean", "sum"] = Field(
+        default="mean",
+        description="L1/L2/Huber: 'mean' over output components, or their 'sum' (lecture 003); "
+        "the batch is always averaged",
+    )
+    delta: float = Field(default=1.0, gt=0, description="Huber: where the loss turns linear")
+    margin: float = Field(default=1.0, gt=0, description="hinge: the margin (lecture 003: 1)")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _canonical(LOSS_NAMES, "train.loss", v)
+
+
+class PenaltyConfig(Section):
+    """``lambda * R(W)`` added to the data loss (lecture 002: L2, L1, elastic net)."""
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, validate_by_name=True, validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+    name: Literal["none", "l1", "l2", "elastic"] = "none"
+    lam: float = Field(default=0.0, ge=0, alias="lambda", description="penalty strength lambda")
+    beta: float = Field(default=1.0, ge=0, description="elastic net: R = sum(beta*W^2 + |W|)")
+    apply_to: Literal["weights", "all"] = Field(
+        default="weights", description="'weights': matrices and kernels only (no biases, no norm "
+        "parameters); 'all': every parameter",
+    )
+
+
+class OptimizerConfig(Section):
+    """An optimizer from ``torch.optim`` under the lectures' names; unset fields take its defaults."""
+
+    name: str = "adam"
+    lr: float | None = Field(default=None, gt=0)
+    weight_decay: float | None = Field(default=None, ge=0, description="torch's weight_decay (AdamW: decoupled)")
+    momentum: float | None = Field(default=None, ge=0, lt=1)
+    betas: tuple[float, float] | None = None
+    eps: float | None = Field(default=None, gt=0)
+    alpha: float | None = Field(default=None, gt=0, lt=1, description="RMSProp's decay_rate")
+    fused: bool | None = Field(default=None, description="fused kernel; default: on where torch has one")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _canonical(OPTIMIZER_NAMES, "train.optimizer.name", v)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not all(0 <= b < 1 for b in v):
+            raise ValueError("train.optimizer.betas must be two floats in [0, 1)")
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> OptimizerConfig:
+        allowed = OPTIMIZER_TABLE[self.name][1]
+        for key in ("momentum", "betas", "eps", "alpha"):
+            if getattr(self, key) is not None and key not in allowed:
+                takes = ", ".join(sorted(k for k in allowed if k != "nesterov"))
+                raise ValueError(
+                    f"train.optimizer.{key} does not apply to {self.name!r}, which takes: {takes}"
+                )
+        return self
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for the torch optimizer (defaults filled in)."""
+        out = dict(OPTIMIZER_TABLE[self.name][1])
+        for key in ("lr", "weight_decay", "momentum", "betas", "eps", "alpha"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = tuple(value) if key == "betas" else value
+        return out
+
+
+class ScheduleConfig(Section):
+    """An LR schedule, stepped every iteration; times are in ``unit`` (epochs or steps)."""
+
+    name: str = "constant"
+    unit: Literal["epoch", "step"] = "epoch"
+    warmup: float = Field(default=0.0, ge=0, description="linear warmup length from 0 (lecture 002)")
+    k: float = Field(default=0.1, ge=0, description="time-based lr0/(1+k*t); exponential lr0*exp(-k*t)")
+    milestones: list[float] = Field(default_factory=lambda: [30.0, 60.0, 90.0])
+    gamma: float = Field(default=0.1, gt=0, le=1, description="step: factor at each milestone")
+    total: float | None = Field(default=None, gt=0, description="T of cosine/linear; default: the whole run")
+    metric: str = Field(default="val_loss", description="plateau: the metric watched")
+    factor: float = Field(default=0.1, gt=0, lt=1, description="plateau: LR factor on a plateau")
+    patience: int = Field(default=5, ge=0, description="plateau: epochs without improvement")
+    threshold: float = Field(default=1e-4, ge=0)
+    min_lr: float = Field(default=0.0, ge=0, description="plateau: lower bound")
+    max_lr: float | None = Field(default=None, gt=0, description="onecycle: peak LR; default: optimizer lr")
+    pct_start: float = Field(default=0.3, gt=0, lt=1, description="onecycle: rising fraction")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _canonical(SCHEDULE_NAMES, "train.schedule.name", v)
+
+    @model_validator(mode="after")
+    def _fits(self) -> ScheduleConfig:
+        if self.name == "onecycle" and self.warmup > 0:
+            raise ValueError("train.schedule.warmup: onecycle has its own warmup (pct_start); set warmup = 0")
+        if sorted(self.milestones) != list(self.milestones):
+            raise ValueError(f"train.schedule.milestones must be increasing; got {self.milestones}")
+        return self
+
+
+class EarlyStoppingConfig(Section):
+    """Stop when ``metric`` has not improved by ``min_delta`` for ``patience`` epochs (lecture 002)."""
+
+    metric: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = Field(default="auto", description="auto: max for accuracy/f1/r2")
+    patience: int | None = Field(default=10, ge=1, description="None: never stop early (best snapshot still kept)")
+    min_delta: float = Field(default=0.0, ge=0)
+
+
+def _to_table(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
 
 
 class TrainConfig(Section):
-    loss: str = "auto"
-    optimizer: dict[str, Any] = Field(default_factory=lambda: {"name": "adam", "lr": 1e-3})
-    schedule: dict[str, Any] = Field(default_factory=lambda: {"name": "constant"})
+    """The ``[train]`` section."""
+
+    loss: LossConfig = Field(default_factory=LossConfig)
+    penalty: PenaltyConfig = Field(default_factory=PenaltyConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=64, ge=1)
+    eval_batch_size: int = Field(default=4096, ge=1)
+    shuffle: bool = True
+    grad_clip: float | None = Field(default=None, gt=0, description="clip the global gradient norm")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32", description="bf16/fp16: autocast on a GPU (fp32 on CPU, with a warning)"
+    )
+    device: str = Field(default="auto", description="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    checkpoint_every: int = Field(default=5, ge=0, description="epochs between checkpoints; 0: at the end only")
+    top_k: int = Field(default=5, ge=2, description="val_top<k>_accuracy is logged when there are more classes")
+    num_workers: int = Field(default=0, ge=0, description="DataLoader workers for data that streams")
+
+    @field_validator("loss", "penalty", "optimizer", "schedule", mode="before")
+    @classmethod
+    def _str_to_table(cls, v: Any) -> Any:
+        return _to_table(v)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        v = v.strip().lower()
+        base, _, index = v.partition(":")
+        if base not in {"auto", "cpu", "cuda", "mps"} or (index and not (base == "cuda" and index.isdigit())):
+            raise ValueError("train.device must be one of auto, cpu, cuda, cuda:N, mps")
+        return v
+
+
+__all__ = [
+    "AUTO_LOSS",
+    "EarlyStoppingConfig",
+    "LOSS_TASKS",
+    "LossConfig",
+    "OPTIMIZER_TABLE",
+    "OptimizerConfig",
+    "PenaltyConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "check_loss_for_task",
+]

@@ -1,0 +1,384 @@
+"""The whole flow of one run: ``fit(config) -> Run`` and ``load(run_dir) -> Predictor``.
+
+``fit`` loads and checks the config, prepares the data (preprocessing fitted on train only),
+builds the model, creates the run directory (whole or not at all), trains with the
+:class:`~trainwell.train.Trainer` and writes ``model.safetensors``, ``results.json`` and
+``predictions.npz``; ``docs/architecture.md`` lists every file.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainwell.errors import DivergenceError, RunError, TrainwellError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from trainwell.config import Config
+    from trainwell.train.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """A finished (or diverged) run: its directory, config, model, trainer and results."""
+
+    run_dir: Path
+    config: Config
+    model: nn.Module
+    trainer: Trainer
+    prepared: Any
+    status: str
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One dict per epoch, as in ``metrics.jsonl``."""
+        return self.trainer.history
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Flat metrics: the best epoch's ``val_*``, ``test_*``, ``best_epoch`` and the like."""
+        out: dict[str, Any] = {k: v for k, v in self.results.get("best", {}).items()}
+        out.update(self.results.get("test", {}))
+        for key in ("best_epoch", "stopped_early", "diverged", "wall_time", "n_params"):
+            out[key] = self.results.get(key)
+        return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _default_name(cfg: Config) -> str:
+    source = cfg.data.source.replace("\\", "/").rstrip("/")
+    stem = Path(source.partition(":")[2] or source).stem or "data"
+    arch = cfg.model.arch.rpartition(":")[2]
+    text = f"{stem}-{arch}"
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-.") or "run"
+
+
+def _meta(cfg: Config, device: str, status: str, started: str) -> dict[str, Any]:
+    import torch
+
+    from trainwell import __version__
+
+    return {
+        "trainwell": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "platform": platform.platform(), "device": device, "seed": cfg.seed, "status": status,
+        "started": started, "finished": None,
+    }
+
+
+def _example_batch(split: Any) -> Any:
+    import torch
+
+    if hasattr(split, "head"):
+        return split.head(8)
+    X = split.X
+    if isinstance(X, torch.Tensor):
+        return X[:8]
+    items = [X[i] for i in range(min(8, len(X)))]
+    xs = [it[0] if isinstance(it, (tuple, list)) else it for it in items]
+    return torch.stack(xs)
+
+
+def _split_len(split: Any) -> int:
+    return 0 if split is None else len(split)
+
+
+def fit(
+    config: str | Path | dict[str, Any] | Config | None = None,
+    *,
+    name: str | None = None,
+    resume: str | Path | None = None,
+    quiet: bool = False,
+    callbacks: Iterable[Any] = (),
+    overrides: list[str] | None = None,
+) -> Run:
+    """Run the whole recipe of one config and return the run.
+
+    Args:
+        config: a TOML path, a dict or a ``Config`` (ignored with ``resume``).
+        name: the run directory's name under ``runs_dir``; default: config ``name``, else
+            ``<data>-<arch>`` made unique.
+        resume: a run directory to continue from its last checkpoint.
+        quiet: plain one-line-per-epoch output instead of a progress bar.
+        callbacks: extra trainer callbacks (events of :mod:`trainwell.train.callbacks`).
+        overrides: ``section.key=value`` strings, as ``--set`` on the command line.
+
+    Returns:
+        The :class:`Run`; ``run.metrics["test_accuracy"]``, ``run.model``, ``run.run_dir``.
+
+    Raises:
+        ConfigError: the config or a loss / task mismatch is refused before anything runs.
+        DivergenceError: the loss became NaN or inf; the run directory is finished with status
+            ``diverged`` and the best snapshot, and the error's ``run`` attribute holds the Run.
+
+    Example:
+        >>> run = fit({"data": {"source": "builtin:iris"}, "train": {"epochs": 3}}, quiet=True)  # doctest: +SKIP
+    """
+    from trainwell.config import load_config
+    from trainwell.runs import read_json
+    from trainwell.train.config import check_loss_for_task
+
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.toml").is_file():
+            raise RunError(f"cannot resume {run_dir}: it has no config.toml (is it a run directory?)")
+        if not (run_dir / "checkpoints" / "last.json").is_file():
+            raise RunError(f"cannot resume {run_dir}: it has no checkpoint yet (checkpoints/last.json)")
+        if read_json(run_dir / "meta.json").get("status") == "completed":
+            raise RunError(f"run {run_dir} is already completed; nothing to resume")
+        cfg = load_config(run_dir / "config.toml", overrides)
+    else:
+        cfg = load_config(config, overrides)
+    check_loss_for_task(cfg.train.loss.name, cfg.data.task)  # refused before any data is read
+
+    from trainwell.data import prepare
+    from trainwell.nn import build_model
+
+    _seed_everything(cfg.seed)
+    prepared = prepare(cfg.data, cfg.seed)
+    check_loss_for_task(cfg.train.loss.name, prepared.task, prepared.n_outputs)
+    model = build_model(cfg.model, prepared.input_shape, prepared.n_outputs, prepared.task,
+                        example_batch=_example_batch(prepared.train))
+
+    from trainwell.runs import new_run_dir, unique_name, write_json_atomic, write_text_atomic
+    from trainwell.train.device import resolve_device
+
+    device = resolve_device(cfg.train.device)
+    started = _now()
+    if resume is None:
+        root = Path(cfg.runs_dir)
+        run_name = name or cfg.name or unique_name(root, _default_name(cfg))
+        with new_run_dir(root, run_name) as staging:
+            write_text_atomic(staging / "config.toml", cfg.to_toml())
+            write_json_atomic(staging / "meta.json", _meta(cfg, str(device), "running", started))
+            prepared.save(staging)
+        run_dir = root / run_name
+    else:
+        meta = read_json(run_dir / "meta.json")
+        meta.update(status="running", finished=None)
+        write_json_atomic(run_dir / "meta.json", meta)
+        started = meta.get("started", started)
+    return _train(run_dir, cfg, prepared, model, device, started, resume is not None, quiet, callbacks)
+
+
+def _train(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module, device: torch.device,
+           started: str, resuming: bool, quiet: bool, callbacks: Iterable[Any]) -> Run:
+    from trainwell.runs import MetricsLog, read_json, write_json_atomic
+    from trainwell.train.progress import default_progress
+    from trainwell.train.trainer import Trainer
+
+    status, diverged = "completed", None
+    try:
+        log = MetricsLog(run_dir / "metrics.jsonl")
+        ckpt = run_dir / "checkpoints"
+        if resuming:
+            log.truncate_to(int(read_json(ckpt / "last.json")["state"]["epoch"]))
+        trainer = Trainer.from_config(
+            model, cfg.train, task=prepared.task, seed=cfg.seed, device=device,
+            callbacks=[default_progress(quiet), *callbacks], checkpoint_dir=ckpt,
+            checkpoint_every=cfg.train.checkpoint_every, metrics_log=log,
+        )
+        try:
+            trainer.fit(prepared.train, prepared.val if _split_len(prepared.val) else None,
+                        resume=ckpt if resuming else None)
+        except DivergenceError as exc:
+            status, diverged = "diverged", exc
+    except BaseException:
+        meta = read_json(run_dir / "meta.json")
+        meta.update(status="failed", finished=_now())
+        write_json_atomic(run_dir / "meta.json", meta)
+        raise
+    results = _write_results(run_dir, trainer, prepared)
+    meta = read_json(run_dir / "meta.json")
+    meta.update(status=status, finished=_now())
+    write_json_atomic(run_dir / "meta.json", meta)
+    run = Run(run_dir=run_dir, config=cfg, model=trainer.model, trainer=trainer, prepared=prepared,
+              status=status, results=results)
+    _finish_run(run_dir, cfg, run)
+    if diverged is not None:
+        diverged.run = run  # type: ignore[attr-defined]
+        raise diverged
+    return run
+
+
+def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, Any]:
+    """model.safetensors (best snapshot), test metrics on it, predictions.npz, results.json."""
+    import numpy as np
+
+    from trainwell.runs import write_bytes_atomic, write_json_atomic, write_safetensors_atomic
+
+    if trainer.best_epoch:
+        write_safetensors_atomic(run_dir / "model.safetensors", trainer.model.state_dict())
+    test: dict[str, Any] = {}
+    if trainer.best_epoch and _split_len(prepared.test):
+        test = trainer.evaluate(prepared.test, prefix="test")
+        out, y = trainer.predict_outputs(prepared.test)
+        arrays = _predictions(out, prepared.task)
+        arrays["y_true"] = y.cpu().numpy()
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        write_bytes_atomic(run_dir / "predictions.npz", buf.getvalue())
+    history = trainer.history
+    best = next((r for r in history if r["epoch"] == trainer.best_epoch), {})
+    results = {
+        "best_epoch": trainer.best_epoch,
+        "best": {k: v for k, v in best.items() if k not in ("epoch_time", "time")},
+        "final": {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch_time", "time")},
+        "test": test,
+        "stopped_early": trainer.stopped_early,
+        "diverged": trainer.diverged,
+        "wall_time": trainer.elapsed,
+        "n_params": sum(p.numel() for p in trainer.model.parameters()),
+    }
+    write_json_atomic(run_dir / "results.json", results)
+    return results
+
+
+def _predictions(out: torch.Tensor, task: str) -> dict[str, np.ndarray]:
+    """``y_pred`` (class indices, or values) and ``proba`` from raw outputs."""
+    import torch
+
+    from trainwell.train.metrics import predict_labels
+
+    if task == "regression":
+        return {"y_pred": out.cpu().numpy()}
+    if task == "binary":
+        p1 = torch.sigmoid(out.reshape(-1))
+        proba = torch.stack([1 - p1, p1], dim=1)
+    else:
+        proba = torch.softmax(out, dim=1)
+    return {"y_pred": predict_labels(out, task).cpu().numpy(), "proba": proba.cpu().numpy()}
+
+
+def _finish_run(run_dir: Path, cfg: Config, run: Run) -> None:
+    """Called once at the end of every run that trained (``run.status``: completed or diverged).
+
+    The place where the report and the doctor's end-of-run work hook in.
+    """
+    return None
+
+
+# ---------------------------------------------------------------------------- prediction
+
+
+class Predictor:
+    """A trained run, ready to predict on raw input with its fitted preprocessing.
+
+    Example:
+        >>> p = load("runs/digits-mlp")  # doctest: +SKIP
+        >>> p.predict(X_raw)[:3]  # doctest: +SKIP
+    """
+
+    def __init__(self, run_dir: Path, model: nn.Module, transform: Any, data_info: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.model = model.eval()
+        self.transform = transform
+        self.task: str = data_info["task"]
+        self.classes: list[Any] | None = data_info.get("classes")
+        self.data_info = data_info
+
+    def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False) -> torch.Tensor:
+        """The model's raw outputs on ``raw`` (preprocessed as in training, unless ``transformed``)."""
+        import torch
+
+        X = raw if transformed else self.transform(raw)
+        X = torch.as_tensor(X, dtype=torch.float32) if not isinstance(X, torch.Tensor) else X
+        with torch.inference_mode():
+            return torch.cat([self.model(X[i:i + batch_size]).float() for i in range(0, len(X), batch_size)]) \
+                if len(X) else torch.empty(0)
+
+    def predict_table(self, raw: Any) -> dict[str, Any]:
+        """Columns for a prediction file: ``id``, ``prediction`` and ``proba_<class>`` (or, for
+        regression, ``prediction`` / ``prediction_<i>`` per target)."""
+        import numpy as np
+
+        if hasattr(self.transform, "load"):
+            X, ids = self.transform.load(raw)
+        else:
+            X = self.transform(raw)
+            ids = list(range(len(X)))
+        arrays = _predictions(self.outputs(X, transformed=True), self.task)
+        ids_arr = np.asarray(ids)
+        table: dict[str, Any] = {"id": ids_arr if ids_arr.dtype != object else ids_arr.astype(str)}
+        pred = arrays["y_pred"]
+        if self.task == "regression":
+            if pred.ndim == 2 and pred.shape[1] > 1:
+                table.update({f"prediction_{i}": pred[:, i] for i in range(pred.shape[1])})
+            else:
+                table["prediction"] = pred.reshape(-1)
+            return table
+        table["prediction"] = np.asarray(self.classes)[pred] if self.classes is not None else pred
+        for i, p in enumerate(arrays["proba"].T):
+            label = self.classes[i] if self.classes is not None else i
+            table[f"proba_{label}"] = p
+        return table
+
+    def predict_proba(self, raw: Any) -> np.ndarray:
+        """Class probabilities, one column per class in the order of ``classes``."""
+        if self.task == "regression":
+            raise TrainwellError("predict_proba needs a classification run; this run is regression")
+        return _predictions(self.outputs(raw), self.task)["proba"]
+
+    def predict(self, raw: Any) -> np.ndarray:
+        """Labels in the training data's own values (classification) or predicted values."""
+        import numpy as np
+
+        arrays = _predictions(self.outputs(raw), self.task)
+        if self.task == "regression" or self.classes is None:
+            return arrays["y_pred"]
+        return np.asarray(self.classes)[arrays["y_pred"]]
+
+
+def load(run_dir: str | Path) -> Predictor:
+    """The predictor of a finished run: its model (best weights) and fitted preprocessing."""
+    import torch
+
+    from trainwell.config import load_config
+    from trainwell.data import load_prepared_transform
+    from trainwell.nn import build_model
+    from trainwell.runs import read_json, read_safetensors
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.safetensors").is_file():
+        raise RunError(f"{run_dir} has no model.safetensors: is it a finished run directory?")
+    cfg = load_config(run_dir / "config.toml")
+    info = read_json(run_dir / "data.json")
+    shape = tuple(info["input_shape"])
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, shape, info["n_outputs"], info["task"],
+                        example_batch=torch.zeros((2, *shape)))
+    model.load_state_dict(read_safetensors(run_dir / "model.safetensors"))
+    return Predictor(run_dir, model, load_prepared_transform(run_dir), info)
+
+
+__all__ = ["Predictor", "Run", "fit", "load"]

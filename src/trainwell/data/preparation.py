@@ -1,0 +1,332 @@
+"""``prepare(cfg, seed)``: read the source, check the target, split, fit preprocessing on train.
+
+The order matters and is the lectures' (002: "fitted on the training data, then applied to the
+test data"): the splits are fixed first, every statistic is computed from the training rows only,
+and val / test go through the fitted steps unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trainwell.data.pipeline import Pipeline
+from trainwell.data.prepared import PreparedData, Split
+from trainwell.data.sources import RawImageFolder, RawImages, RawTable, read_source
+from trainwell.data.split import make_splits
+from trainwell.data.steps import StepSpec, parse_steps, step_names
+from trainwell.data.table_steps import Table
+from trainwell.data.targets import Target, make_target, missing_mask
+from trainwell.errors import DataError
+
+if TYPE_CHECKING:
+    from trainwell.data.config import DataConfig
+
+log = logging.getLogger(__name__)
+AUTO_TARGETS = ("target", "label", "y", "class")
+DEFAULT_STEPS = {"table": ["standardize"], "image": ["channel_mean_std"]}
+
+
+def prepare(cfg: DataConfig, seed: int) -> PreparedData:
+    """Load, split and preprocess the data a config describes.
+
+    Args:
+        cfg: the ``[data]`` section.
+        seed: fixes the split (and generated builtin sets).
+
+    Returns:
+        The train / val / test splits after preprocessing fitted on train only.
+
+    Raises:
+        DataError: bad input (missing file or column, bad target, too few rows, corrupt image ...).
+
+    Example:
+        >>> from trainwell.data.config import DataConfig
+        >>> data = prepare(DataConfig(source="builtin:iris"), seed=0)
+        >>> data.task, data.input_shape, data.n_outputs, len(data.train)
+        ('multiclass', (4,), 3, 104)
+    """
+    raw = read_source(cfg.source, cfg.params, seed)
+    if isinstance(raw, RawTable):
+        return _prepare_table(cfg, raw, seed)
+    return _prepare_images(cfg, raw, seed)
+
+
+# ---------------------------------------------------------------------------- shared pieces
+
+
+def _specs(cfg: DataConfig, kind: str, origin: str) -> list[StepSpec]:
+    specs = parse_steps(cfg.preprocess if cfg.preprocess is not None else DEFAULT_STEPS[kind])
+    allowed = step_names("image") if kind == "image" else step_names("column") + step_names("matrix")
+    for spec in specs:
+        if spec.name not in allowed:
+            what = "images" if kind == "image" else "a table"
+            raise DataError(
+                f"preprocessing step {spec.name!r} does not apply to {origin}, which gives {what}; "
+                f"allowed for {what}: {', '.join(allowed)}"
+            )
+    return specs
+
+
+def _target(cfg: DataConfig, values: np.ndarray, names: list[str], origin: str,
+            task_hint: str | None) -> tuple[np.ndarray, Target, dict[str, Any]]:
+    """Drop (or refuse) rows with a missing target; return kept positions, the Target, notes."""
+    miss = missing_mask(values)
+    dropped: dict[str, Any] = {}
+    if miss.any():
+        rows = np.flatnonzero(miss)
+        if cfg.missing_target == "error":
+            raise DataError(
+                f"target {names[0] if len(names) == 1 else names!r} of {origin} has {len(rows)} "
+                f"missing (NaN or empty) values, first at rows {rows[:5].tolist()}; fix them, or "
+                "set data.missing_target = \"drop\" to drop those rows"
+            )
+        dropped = {"missing_target": int(len(rows)), "rows": rows[:20].tolist()}
+        log.info("dropped %d rows with a missing target", len(rows))
+    kept = np.flatnonzero(~miss)
+    if not len(kept):
+        raise DataError(f"every row of {origin} has a missing target")
+    task = cfg.task if cfg.task != "auto" or task_hint is None else task_hint
+    target = make_target(values[kept], names, task, origin)
+    return kept, target, dropped
+
+
+def _torch_y(target: Target, idx: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(target.y[idx]))
+
+
+def _stats(a: np.ndarray, axis: Any = 0) -> dict[str, list[float]]:
+    if a.shape[0] == 0:
+        return {"mean": [], "std": []}
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(a, axis=axis), np.nanstd(a, axis=axis)
+    return {"mean": np.atleast_1d(mean).astype(float).tolist(), "std": np.atleast_1d(std).astype(float).tolist()}
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def _target_names(cfg: DataConfig, raw: RawTable) -> list[str]:
+    from trainwell.data.tables import require_columns
+
+    if raw.target is not None:  # builtin and npz sources name their own target
+        return raw.target
+    if cfg.target is not None:
+        names = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
+        require_columns(raw.frame, names, "target column", raw.origin)
+        return names
+    for guess in AUTO_TARGETS:
+        if guess in raw.frame.columns:
+            return [guess]
+    raise DataError(f"data.target is not set and {raw.origin} has no column named "
+                    f"{' / '.join(AUTO_TARGETS)}; set data.target to one of {list(map(str, raw.frame.columns))}")
+
+
+def _take(t: Table, idx: np.ndarray) -> Table:
+    return Table(t.num[idx], list(t.num_names), t.cat[idx], list(t.cat_names))
+
+
+def _missing_report(t: Table, splits: dict[str, np.ndarray], specs: list[StepSpec],
+                    origin: str) -> dict[str, Any]:
+    """Per column: missing counts per split and what is done with them; raise if nothing would be."""
+    import pandas as pd
+
+    impute = next((s for s in specs if s.name == "impute"), None)
+    onehot = any(s.name == "onehot" for s in specs)
+    report: dict[str, Any] = {}
+    blocks = [(t.num_names, np.isnan(t.num), "numeric"),
+              (t.cat_names, np.asarray(pd.isna(t.cat), dtype=bool).reshape(t.cat.shape), "categorical")]
+    for names, miss, kind in blocks:
+        for j, name in enumerate(names):
+            total = int(miss[:, j].sum())
+            if not total:
+                continue
+            per = {k: int(miss[idx, j].sum()) for k, idx in splits.items()}
+            n_train = len(splits["train"])
+            if n_train and per["train"] == n_train:
+                raise DataError(f"feature column {name!r} of {origin} is missing in every training "
+                                f"row ({n_train}); nothing can be learned from it to fill it; set "
+                                f"data.columns.{name} = \"ignore\"")
+            if impute is not None:
+                stat = impute.params["strategy"] if kind == "numeric" else "most_frequent"
+                action = f"imputed with the training {stat.replace('_', ' ')}"
+                if impute.params["indicator"] and per["train"]:
+                    action += f", indicator column 'missing_{name}'"
+            elif kind == "categorical" and onehot:
+                action = f"kept as its own category '{name}=<missing>' by onehot"
+            else:
+                raise DataError(
+                    f"feature column {name!r} of {origin} has {total} missing values "
+                    f"(train {per['train']}, val {per['val']}, test {per['test']}); add \"impute\" "
+                    "to data.preprocess (or set data.columns." + name + " = \"ignore\")"
+                )
+            report[name] = {"total": total, **per, "action": action}
+    return report
+
+
+def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int) -> PreparedData:
+    import torch
+
+    from trainwell.data.tables import encode, infer_types, require_columns
+
+    frame, origin = raw.frame, raw.origin
+    frame.columns = [str(c) for c in frame.columns]
+    targets = _target_names(cfg, raw)
+    extra = [c for c in (cfg.split.column, cfg.id_column) if c]
+    require_columns(frame, extra, "column", origin)
+    skip = set(targets) | set(extra) | {"_id"}
+    features = raw.feature_names or [c for c in frame.columns if c not in skip]
+    types = infer_types(frame, features, dict(cfg.columns), origin)
+    if not types:
+        raise DataError(f"{origin} has no feature columns left (target {targets}, ignored "
+                        f"{sorted(k for k, v in cfg.columns.items() if v == 'ignore')})")
+    kept, target, dropped = _target(cfg, frame[targets].to_numpy(), targets, origin, raw.task_hint)
+    sub = frame.iloc[kept].reset_index(drop=True)
+    for name in types:
+        if sub[name].isna().all():
+            raise DataError(f"feature column {name!r} of {origin} is entirely missing ({len(sub)} "
+                            f"rows); drop it with data.columns.{name} = \"ignore\"")
+    table = encode(sub, types, origin)
+    col_values = sub[cfg.split.column].to_numpy() if cfg.split.column else None
+    y_strat = target.y if target.classes is not None else None
+    splits, how = make_splits(cfg.split, len(kept), y_strat, seed, col_values, len(frame), kept,
+                              origin)
+    specs = _specs(cfg, "table", origin)
+    if table.cat_names and not any(s.name == "onehot" for s in specs):
+        at = next((i for i, s in enumerate(specs) if s.family == "matrix"), len(specs))
+        specs.insert(at, StepSpec("onehot", {}))
+    missing = _missing_report(table, splits, specs, origin)
+
+    pipe = Pipeline("table", {"columns": [[c, t] for c, t in types.items()], "target": targets,
+                              "id_column": cfg.id_column}, specs)
+    pipe.fit_table(_take(table, splits["train"]))
+    arrays = {k: pipe.table_to_array(_take(table, idx)) for k, idx in splits.items()}
+    feature_names = pipe.transform_table(_take(table, splits["train"][:1])).num_names
+    pipe.input["feature_names"] = feature_names
+    out = {k: Split(torch.from_numpy(arrays[k]), _torch_y(target, idx), kept[idx])
+           for k, idx in splits.items()}
+    before_names = table.num_names
+    info = {
+        "origin": origin,
+        "n_rows": int(len(frame)),
+        "target": targets,
+        "feature_types": types,
+        "dropped_rows": dropped,
+        "missing": missing,
+        "split_method": how,
+        "steps": [s.label() for s in specs],
+        "features_before": {"names": before_names,
+                            **{k: _stats(table.num[idx]) for k, idx in splits.items()}},
+        "categorical": {c: int(len(set(v for v in table.cat[:, j] if v is not None)))
+                        for j, c in enumerate(table.cat_names)},
+        "features_after": {"names": feature_names, **{k: _stats(a) for k, a in arrays.items()}},
+    }
+    if target.classes is None:
+        info["target_stats"] = {k: _stats(target.y[idx]) for k, idx in splits.items()}
+    return PreparedData(cfg.source, target.task, target.classes, feature_names,
+                        (len(feature_names),), target.n_outputs, out["train"], out["val"],
+                        out["test"], pipe, info)
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int) -> PreparedData:
+    import torch
+
+    from trainwell.data import images as im
+
+    origin = raw.origin
+    if cfg.split.column is not None:
+        raise DataError(f"data.split.column needs a table source; {origin} gives images "
+                        "(use data.split.indices or fractions)")
+    if isinstance(raw, RawImages):
+        if raw.y is None:
+            raise DataError(f"{origin} has no labels 'y'")
+        labels = raw.y
+    else:
+        labels = np.asarray(raw.labels, dtype=object)
+        if cfg.task == "regression":
+            raise DataError(f"data.task is regression, but {origin} gives class folders; use "
+                            "\"auto\", \"binary\" or \"multiclass\"")
+    kept, target, dropped = _target(cfg, labels, ["label"], origin, getattr(raw, "task_hint", None))
+    y_strat = target.y if target.classes is not None else None
+    splits, how = make_splits(cfg.split, len(kept), y_strat, seed, None, len(labels), kept, origin)
+    specs = _specs(cfg, "image", origin)
+
+    lazy = False
+    if isinstance(raw, RawImages):
+        X = raw.X[kept]
+        shape = list(X.shape[1:])
+        spec_in: dict[str, Any] = {"source": "array", "shape": shape}
+    else:
+        paths = [raw.paths[i] for i in kept]
+        size = cfg.images.size or list(im.first_size(paths))
+        mode = cfg.images.mode
+        shape = [im.CHANNELS[mode], size[0], size[1]]
+        spec_in = {"source": "folder", "mode": mode, "size": size, "shape": shape}
+        need_mb = len(paths) * int(np.prod(shape)) * 4 / 2**20
+        lazy = need_mb > cfg.images.memory_mb
+        if lazy:
+            log.info("images need %.0f MB > data.images.memory_mb=%s: reading lazily", need_mb,
+                     cfg.images.memory_mb)
+            train_set = set(splits["train"].tolist())
+            for i, p in enumerate(paths):  # train images are decoded while fitting below
+                if i not in train_set:
+                    im.verify_image(p)
+        else:
+            X = im.read_many(paths, mode, size)
+    pipe = Pipeline("image", spec_in, specs)
+    tr = splits["train"]
+    if lazy:
+        train_paths = [paths[i] for i in tr]
+        pipe.fit_images(lambda steps: im.iter_batches(train_paths, mode, size, steps))
+        out = {k: Split(im.ImageFolderDataset([paths[i] for i in idx], _torch_y(target, idx), mode,
+                                              size, pipe.steps), _torch_y(target, idx), kept[idx])
+               for k, idx in splits.items()}
+        sample_idx = tr[:512]
+        before = im.read_many([paths[i] for i in sample_idx], mode, size)
+        after_arrays = {k: out[k].head(512).numpy() for k in splits}
+    else:
+        pipe.fit_images(lambda steps: iter([_apply(steps, X[tr])]))
+        after_arrays = {k: pipe.transform_images(X[idx]) for k, idx in splits.items()}
+        out = {k: Split(torch.from_numpy(after_arrays[k]), _torch_y(target, idx), kept[idx])
+               for k, idx in splits.items()}
+        before = X[tr]
+    chan = (0, 2, 3)
+    info = {
+        "origin": origin,
+        "n_rows": int(len(labels)),
+        "target": ["label"],
+        "dropped_rows": dropped,
+        "missing": {},
+        "split_method": how,
+        "steps": [s.label() for s in specs],
+        "lazy": lazy,
+        "image": spec_in,
+        "features_before": {"names": [f"channel {c}" for c in range(shape[0])],
+                            "train": _stats(before, chan)},
+        "features_after": {"names": [f"channel {c}" for c in range(shape[0])],
+                           **{k: _stats(a, chan) for k, a in after_arrays.items()}},
+    }
+    if lazy:
+        info["stats_sample"] = int(min(512, len(tr)))
+    return PreparedData(cfg.source, target.task, target.classes, [], tuple(shape), target.n_outputs,
+                        out["train"], out["val"], out["test"], pipe, info)
+
+
+def _apply(steps: list[Any], x: np.ndarray) -> np.ndarray:
+    for step in steps:
+        x = step.transform(x)
+    return x
+
+
+__all__ = ["prepare"]

@@ -1,0 +1,125 @@
+"""``describe``: what the model will be fed, in words, and a PNG grid of an image batch.
+
+Lecture 004's debugging recipe: "look at the output of your data loader" before training.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from trainwell.data.prepared import PreparedData
+
+
+def _fmt(v: float) -> str:
+    return f"{v:9.4g}"
+
+
+def _feature_table(data: PreparedData, max_features: int) -> list[str]:
+    info = data.info
+    before, after = info["features_before"], info["features_after"]
+    lines = []
+    b_names, a_names = before["names"], after["names"]
+    lines.append(f"features before preprocessing (train, {len(b_names)} numeric columns):")
+    lines.append(f"  {'name':<24} {'mean':>9} {'std':>9}")
+    for i, name in enumerate(b_names[:max_features]):
+        lines.append(f"  {name:<24} {_fmt(before['train']['mean'][i])} {_fmt(before['train']['std'][i])}")
+    if len(b_names) > max_features:
+        lines.append(f"  ... {len(b_names) - max_features} more")
+    for col, n in info.get("categorical", {}).items():
+        lines.append(f"  {col:<24} categorical, {n} categories")
+    lines.append(f"features after preprocessing ({len(a_names)} model inputs):")
+    lines.append(f"  {'name':<24} {'train mean':>10} {'train std':>10} {'val mean':>10} "
+                 f"{'val std':>10} {'test mean':>10} {'test std':>10}")
+    for i, name in enumerate(a_names[:max_features]):
+        cells = []
+        for split in ("train", "val", "test"):
+            st = after[split]
+            cells += [f"{st['mean'][i]:10.4g}", f"{st['std'][i]:10.4g}"] if st["mean"] else ["-".rjust(10)] * 2
+        lines.append(f"  {name:<24} " + " ".join(cells))
+    if len(a_names) > max_features:
+        lines.append(f"  ... {len(a_names) - max_features} more")
+    return lines
+
+
+def describe(data: PreparedData, max_features: int = 20) -> str:
+    """A plain-text account of ``data``: source, task, splits, class balance, missing values,
+    preprocessing, and per-feature (or per-channel) mean / std before and after."""
+    info = data.info
+    out = [f"source: {data.source} ({info['n_rows']} rows, target {info['target']})"]
+    if data.classes is not None:
+        shown = ", ".join(f"{i}={c!r}" for i, c in enumerate(data.classes[:20]))
+        more = f", ... {len(data.classes) - 20} more" if len(data.classes) > 20 else ""
+        out.append(f"task: {data.task}, {len(data.classes)} classes: {shown}{more}")
+    else:
+        out.append(f"task: {data.task}, {data.n_outputs} target(s)")
+    lazy = " (read lazily from disk)" if info.get("lazy") else ""
+    out.append(f"model input: shape {tuple(data.input_shape)} per sample{lazy}, "
+               f"n_outputs {data.n_outputs}")
+    sizes = ", ".join(f"{k} {len(s)}" for k, s in data.splits.items())
+    out.append(f"splits: {sizes} ({info['split_method']})")
+    counts = data.class_counts()
+    if counts is not None:
+        out.append("class balance:")
+        names = [str(c) for c in data.classes or []][:20]
+        width = max(8, *(len(n) for n in names))
+        out.append("  " + " " * 6 + "".join(f"{n:>{width}}" for n in names))
+        for split, row in counts.items():
+            out.append(f"  {split:<6}" + "".join(f"{v:>{width}}" for v in row[:20]))
+    elif "target_stats" in info:
+        for split, st in info["target_stats"].items():
+            if st["mean"]:
+                out.append(f"target {split}: mean {st['mean']}, std {st['std']}")
+    dropped = info.get("dropped_rows") or {}
+    if dropped:
+        out.append(f"dropped rows: {dropped['missing_target']} with a missing target "
+                   f"(rows {dropped['rows']}{' ...' if dropped['missing_target'] > 20 else ''})")
+    if info.get("missing"):
+        out.append("missing values:")
+        for col, m in info["missing"].items():
+            out.append(f"  {col}: {m['total']} (train {m['train']}, val {m['val']}, test "
+                       f"{m['test']}) -> {m['action']}")
+    else:
+        out.append("missing values: none")
+    out.append("preprocessing (fitted on train only): " + (" -> ".join(info["steps"]) or "none"))
+    if info.get("stats_sample"):
+        out.append(f"(image statistics below from the first {info['stats_sample']} training images)")
+    out += _feature_table(data, max_features)
+    return "\n".join(out)
+
+
+def image_grid_png(data: PreparedData, n: int = 32, cols: int = 8) -> bytes:
+    """PNG bytes of the first ``n`` training images as the model sees them, with their labels.
+
+    Each image is min-max scaled for display only (preprocessing makes values signed).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    x = data.train.head(n).numpy()
+    y = data.train.y[: len(x)].numpy()
+    rows = max(1, int(np.ceil(len(x) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, img in enumerate(x):
+        lo, hi = float(img.min()), float(img.max())
+        show = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+        show = show[0] if show.shape[0] == 1 else show[:3].transpose(1, 2, 0)
+        ax = axes.ravel()[i]
+        ax.imshow(show, cmap="gray" if show.ndim == 2 else None, interpolation="nearest")
+        label: Any = data.classes[int(y[i])] if data.classes is not None else float(y[i][0])
+        ax.set_title(str(label), fontsize=8)
+    fig.suptitle(f"first {len(x)} training inputs after preprocessing", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+__all__ = ["describe", "image_grid_png"]

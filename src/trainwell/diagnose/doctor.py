@@ -1,0 +1,198 @@
+"""``doctor(module, data)``: lecture 002/004's sanity-check recipe on any ``nn.Module``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwell.diagnose.config import DoctorConfig
+from trainwell.diagnose.problem import (
+    TASKS,
+    OptimizerFactory,
+    Problem,
+    as_split,
+    infer_task,
+    make_loss,
+    optimizer_factory,
+)
+from trainwell.diagnose.report import DoctorReport, Finding
+from trainwell.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+CHECK_GROUPS = ("data", "init", "initial_loss", "overfit", "lr", "gradcheck")
+
+
+def make_problem(module: nn.Module, data: Any, *, task: str | None = None, loss: Any = None,
+                 optimizer: str | dict[str, Any] | OptimizerFactory | None = None,
+                 lr: float | None = None, val: Any = None, test: Any = None, seed: int = 0) -> Problem:
+    """Validate the inputs and bundle them (see :func:`doctor` for the arguments)."""
+    if not isinstance(module, nn.Module):
+        raise ConfigError(f"doctor: module must be a torch.nn.Module; got {type(module).__name__}")
+    if hasattr(data, "train") and not isinstance(data, (tuple, list)):
+        val = val if val is not None else getattr(data, "val", None)
+        test = test if test is not None else getattr(data, "test", None)
+        task = task or getattr(data, "task", None)
+        data = data.train
+    train = as_split(data, "data")
+    if train is None:
+        raise DataError("doctor: the training data is empty")
+    X, y = train
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"doctor: task must be one of {', '.join(TASKS)}; got {task!r}")
+    try:
+        inferred, n_out = infer_task(module, X, y)
+    except Exception as exc:  # a shape mismatch between data and model is the user's to fix
+        raise DataError(f"doctor: the model cannot run on the data (X shape {tuple(X.shape)}): {exc}") from None
+    task = task or inferred
+    if task != "regression" and y.is_floating_point():
+        if not torch.equal(y, y.round()):
+            raise DataError(f"doctor: task {task!r} needs integer class labels; got non-integer targets")
+        y = y.long()
+    n_classes = None
+    if task != "regression":
+        y = y.reshape(-1).long()
+        if (y < 0).any():
+            raise DataError("doctor: class labels must be 0 .. C-1; got negative labels")
+        n_classes = max(int(y.max()) + 1, 2)
+    loss_fn, loss_name = make_loss(loss, task)
+    if lr is not None and not lr > 0:
+        raise ConfigError(f"doctor: lr must be a positive float; got {lr!r}")
+    return Problem(model=module, X=X, y=y, task=task, loss_fn=loss_fn, loss_name=loss_name,
+                   n_outputs=n_out, n_classes=n_classes, optimizer=optimizer_factory(optimizer), lr=lr,
+                   val=as_split(val, "val"), test=as_split(test, "test"), seed=seed)
+
+
+def doctor(module: nn.Module, data: Any, *, task: str | None = None, loss: Any = None,
+           optimizer: str | dict[str, Any] | OptimizerFactory | None = None, lr: float | None = None,
+           val: Any = None, test: Any = None, config: DoctorConfig | dict[str, Any] | None = None,
+           checks: list[str] | None = None, gradcheck: bool | None = None, seed: int = 0,
+           out_dir: str | Path | None = None) -> DoctorReport:
+    """Run the sanity-check recipe on a module and its training data.
+
+    The checks run in the lectures' order: data, initialization (activation and gradient
+    statistics on a real batch), the loss at step 0, overfitting one example / one minibatch / a
+    small sample, and the learning rate (range test, coarse probe, the configured LR). Every
+    training loop works on a copy: ``module`` is left untouched.
+
+    Args:
+        module: any ``nn.Module`` mapping a batch of X to outputs (logits for classification).
+        data: ``(X, y)`` tensors, a ``Split``, or a ``PreparedData`` (its val/test are used).
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"``; inferred from y and the outputs.
+        loss: a name (``"cross_entropy"``, ``"bce"``, ``"mse"`` ...) or a callable ``(out, y)``.
+        optimizer: a name, ``{"name": ..., **kwargs}`` or ``f(params, lr)``; default Adam.
+        lr: the LR the user plans to train with; checked against the range test.
+        val: held-out ``(X, y)`` (for the leakage check).
+        test: held-out ``(X, y)`` (for the leakage check).
+        config: budgets and tolerances (:class:`DoctorConfig`).
+        checks: check groups to run; default ``config.checks``.
+        gradcheck: also compare autograd with finite differences.
+        seed: seeds every loop.
+        out_dir: where pictures (the image batch) go; ``doctor.json`` is written by ``save``.
+
+    Returns:
+        The report; ``report.exit_code`` is 1 when a check failed.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> X, y = torch.randn(128, 4), torch.randint(0, 3, (128,))
+        >>> report = doctor(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3)), (X, y),
+        ...                 checks=["initial_loss"])
+        >>> report.get("loss.initial")[0].status
+        'pass'
+    """
+    cfg = _config(config)
+    p = make_problem(module, data, task=task, loss=loss, optimizer=optimizer, lr=lr, val=val, test=test,
+                     seed=seed)
+    groups = list(checks if checks is not None else cfg.checks)
+    if gradcheck if gradcheck is not None else cfg.gradcheck:
+        groups.append("gradcheck")
+    for g in groups:
+        if g not in CHECK_GROUPS:
+            from trainwell.registry import unknown_name_message
+
+            raise ConfigError("doctor.checks: " + unknown_name_message("check", g, list(CHECK_GROUPS)))
+    report = DoctorReport(info={"task": p.task, "loss": p.loss_name, "n_train": len(p.X)})
+    timings: dict[str, float] = {}
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    needs_loss = {"init", "initial_loss", "overfit", "lr", "gradcheck"}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for group in CHECK_GROUPS:
+            if group not in groups:
+                continue
+            if group in needs_loss and "loss_fits" not in timings:
+                # the loss must fit the task before any check that computes it (lecture 004)
+                from trainwell.diagnose.loss_checks import check_loss_fits
+
+                fits = check_loss_fits(p)
+                report.findings.append(fits)
+                timings["loss_fits"] = 0.0
+                if fits.status == "fail":
+                    groups = [g for g in groups if g not in needs_loss]
+                    continue
+            t0 = time.perf_counter()
+            try:
+                report.findings.extend(_run_group(group, p, cfg, report, out_dir))
+            except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+                log.debug("doctor: %s raised", group, exc_info=True)
+                report.findings.append(Finding(
+                    group, "fail", f"the {group} check could not run",
+                    f"{type(exc).__name__}: {exc}", {"error": str(exc)},
+                    ["run the model and the loss on one batch by hand to see the error"]))
+            timings[group] = round(time.perf_counter() - t0, 3)
+            log.debug("doctor: %s took %.2fs", group, timings[group])
+    module.load_state_dict(state)
+    report.info["seconds"] = timings
+    return report
+
+
+def _config(config: DoctorConfig | dict[str, Any] | None) -> DoctorConfig:
+    if config is None:
+        return DoctorConfig()
+    if isinstance(config, DoctorConfig):
+        return config
+    from pydantic import ValidationError
+
+    try:
+        return DoctorConfig.model_validate(config)
+    except ValidationError as exc:
+        from trainwell.config import format_validation_error
+
+        raise ConfigError(f"invalid doctor config:\n{format_validation_error(exc, DoctorConfig)}") from None
+
+
+def _run_group(group: str, p: Problem, cfg: DoctorConfig, report: DoctorReport,
+               out_dir: str | Path | None) -> list[Finding]:
+    if group == "data":
+        from trainwell.diagnose.data_checks import run_data_checks
+
+        return run_data_checks(p, out_dir)
+    if group == "init":
+        from trainwell.diagnose.init_checks import check_init
+
+        found, stats = check_init(p, cfg)
+        report.activation_stats["init"] = {"layers": stats["layers"], "grad_norm": stats["grad_norm"]}
+        return found
+    if group == "initial_loss":
+        from trainwell.diagnose.loss_checks import check_initial_loss
+
+        return [check_initial_loss(p, cfg.loss_tolerance)]
+    if group == "overfit":
+        from trainwell.diagnose.overfit import check_overfit
+
+        return check_overfit(p, cfg)
+    if group == "lr":
+        from trainwell.diagnose.lr_checks import check_lr
+
+        found, suggested = check_lr(p, cfg)
+        report.info["suggested_lr"] = suggested
+        return found
+    from trainwell.diagnose.gradcheck import check_gradients
+
+    return [check_gradients(p)]

@@ -1,0 +1,105 @@
+"""Learning-rate tools: the LR range test and lecture 002's coarse probe (1e-1 ... 1e-4, ~100 its)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from trainwell.diagnose.problem import Problem, batches
+
+
+@dataclass
+class LRRangeResult:
+    """The curve of an LR range test and what it suggests."""
+
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # smoothed
+    suggested_lr: float | None = None
+    min_loss_lr: float | None = None
+    diverge_lr: float | None = None
+
+    def to_dict(self, points: int = 50) -> dict[str, Any]:
+        step = max(1, len(self.lrs) // points)
+        return {"suggested_lr": self.suggested_lr, "min_loss_lr": self.min_loss_lr,
+                "diverge_lr": self.diverge_lr, "lrs": self.lrs[::step], "losses": self.losses[::step]}
+
+
+def lr_range_test(p: Problem, iters: int = 100, lr_min: float = 1e-6, lr_max: float = 10.0,
+                  batch_size: int = 64, beta: float = 0.9, diverge_factor: float = 4.0) -> LRRangeResult:
+    """Raise the LR exponentially from ``lr_min`` to ``lr_max`` over ``iters`` minibatches.
+
+    The loss is smoothed with a bias-corrected exponential moving average (as Adam corrects its
+    moments, lecture 002). The test stops once the smoothed loss exceeds ``diverge_factor`` times
+    its minimum or is not finite; that LR is reported as where the loss diverges. The suggestion
+    is the LR of the lowest smoothed loss divided by 10.
+    """
+    torch.manual_seed(p.seed)
+    model = p.fresh().train()
+    opt = p.optimizer(model.parameters(), lr_min)
+    gamma = (lr_max / lr_min) ** (1 / max(iters - 1, 1))
+    res = LRRangeResult()
+    avg, best = 0.0, math.inf
+    it = batches(len(p.X), batch_size, torch.Generator().manual_seed(p.seed))
+    for i in range(iters):
+        lr = lr_min * gamma**i
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = next(it)
+        loss = p.loss(model(p.X[idx]), p.target(p.y[idx]))
+        value = loss.item()
+        if not math.isfinite(value):
+            res.diverge_lr = lr
+            break
+        avg = beta * avg + (1 - beta) * value
+        smooth = avg / (1 - beta ** (i + 1))
+        res.lrs.append(lr)
+        res.losses.append(smooth)
+        if smooth < best:
+            best = smooth
+        if i > 5 and smooth > diverge_factor * best:
+            res.diverge_lr = lr
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if res.losses:
+        k = min(range(len(res.losses)), key=res.losses.__getitem__)
+        res.min_loss_lr = res.lrs[k]
+        res.suggested_lr = res.lrs[k] / 10
+    return res
+
+
+def train_at(p: Problem, lr: float, iters: int = 100, batch_size: int = 64) -> dict[str, Any]:
+    """Train a fresh copy for ``iters`` minibatches at a constant LR; start and end loss."""
+    torch.manual_seed(p.seed)
+    model = p.fresh().train()
+    opt = p.optimizer(model.parameters(), lr)
+    it = batches(len(p.X), batch_size, torch.Generator().manual_seed(p.seed))
+    losses: list[float] = []
+    diverged_at = None
+    for i in range(iters):
+        idx = next(it)
+        loss = p.loss(model(p.X[idx]), p.target(p.y[idx]))
+        value = loss.item()
+        if not math.isfinite(value):
+            diverged_at = i
+            break
+        losses.append(value)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    k = max(1, min(10, len(losses) // 5))
+    start = sum(losses[:k]) / k if losses else float("nan")
+    end = sum(losses[-k:]) / k if losses else float("nan")
+    if diverged_at is None and losses and end > 3 * start:
+        diverged_at = len(losses)
+    return {"lr": lr, "start_loss": start, "end_loss": end, "diverged_at": diverged_at,
+            "diverged": diverged_at is not None}
+
+
+def coarse_probe(p: Problem, lrs: list[float], iters: int = 100, batch_size: int = 64) -> list[dict[str, Any]]:
+    """Lecture 002, step 3: which of 1e-1, 1e-2, 1e-3, 1e-4 makes the loss drop within ~100 its."""
+    return [train_at(p, lr, iters, batch_size) for lr in lrs]

@@ -1,0 +1,160 @@
+"""``build_model``: a ``[model]`` spec, the data's shapes and the task -> an initialized module."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwell.errors import ModelSpecError
+from trainwell.nn.builders import MODELS, check_arch
+from trainwell.nn.config import ModelConfig
+from trainwell.nn.initialize import init_model_
+
+log = logging.getLogger(__name__)
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+def head_size(task: str, n_outputs: int) -> int:
+    """C logits for multiclass, one logit for binary, n outputs for regression."""
+    if task not in TASKS:
+        raise ModelSpecError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    if task == "binary":
+        if n_outputs not in (1, 2):
+            raise ModelSpecError(f"a binary task has one output logit; got n_outputs={n_outputs}")
+        return 1
+    if task == "multiclass" and n_outputs < 2:
+        raise ModelSpecError(f"a multiclass task needs n_outputs >= 2 classes; got {n_outputs}")
+    if n_outputs < 1:
+        raise ModelSpecError(f"n_outputs must be >= 1; got {n_outputs}")
+    return n_outputs
+
+
+def _python_model(
+    arch: str, params: dict[str, Any], input_shape: tuple[int, ...], n_out: int, task: str
+) -> nn.Module:
+    _, module_name, factory_name = arch.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelSpecError(
+            f"model.arch = {arch!r}: cannot import module {module_name!r} ({exc})"
+        ) from None
+    factory: Any = module
+    for part in factory_name.split("."):
+        factory = getattr(factory, part, None)
+    if not callable(factory):
+        raise ModelSpecError(
+            f"model.arch = {arch!r}: module {module_name!r} has no callable {factory_name!r}"
+        )
+    offered = {"input_shape": tuple(input_shape), "n_outputs": n_out, "task": task}
+    sig = inspect.signature(factory)
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    kwargs = {k: v for k, v in offered.items() if takes_all or k in sig.parameters}
+    kwargs.update(params)
+    try:
+        model = factory(**kwargs)
+    except TypeError as exc:
+        raise ModelSpecError(
+            f"model.arch = {arch!r}: the factory refused its arguments {sorted(kwargs)}: {exc}"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise ModelSpecError(
+            f"model.arch = {arch!r}: the factory returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
+
+
+def dry_run(
+    model: nn.Module, input_shape: tuple[int, ...], n_out: int, batch: torch.Tensor | None = None
+) -> None:
+    """Run two samples through ``model`` (eval mode); a size mismatch is reported with the layer
+    at fault and its input shape, and the output must be (N, n_out)."""
+    x = batch[:2] if batch is not None else torch.zeros(2, *input_shape)
+    names = {m: n for n, m in model.named_modules()}
+    current: list[tuple[str, tuple[int, ...]]] = []
+
+    def pre_hook(m: nn.Module, inputs: tuple[Any, ...]) -> None:
+        shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else ()
+        current.append((names.get(m, type(m).__name__) or "model", shape))
+
+    hooks = [
+        m.register_forward_pre_hook(pre_hook) for m in model.modules() if not list(m.children())
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        where = (
+            f"layer {current[-1][0]!r} with input shape {current[-1][1]}"
+            if current
+            else "the model"
+        )
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelSpecError(
+            f"the model fails on input shape {tuple(x.shape)} at {where}: {first}"
+        ) from None
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0], n_out):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelSpecError(f"the model must output (batch, {n_out}) for this task; got {got}")
+
+
+def build_model(
+    cfg: ModelConfig | dict[str, Any],
+    input_shape: tuple[int, ...],
+    n_outputs: int,
+    task: str,
+    example_batch: torch.Tensor | None = None,
+) -> nn.Module:
+    """Build, check and initialize the model a ``[model]`` spec describes.
+
+    Args:
+        cfg: the ``[model]`` section (or a dict of it).
+        input_shape: per sample: ``(n_features,)``, ``(C, H, W)`` or ``(T, F)``.
+        n_outputs: classes for multiclass, 1 for binary, targets for regression.
+        task: "binary", "multiclass" or "regression".
+        example_batch: a batch of inputs, needed by ``init = "lsuv"``.
+
+    Returns:
+        A plain ``nn.Module`` in training mode, ``init_scheme`` recorded on its layers.
+
+    Raises:
+        ModelSpecError: the spec cannot work with these shapes (the layer and sizes are named).
+
+    Example:
+        >>> net = build_model(ModelConfig(hidden=[16]), (4,), 3, "multiclass")
+        >>> net(torch.zeros(5, 4)).shape
+        torch.Size([5, 3])
+    """
+    if isinstance(cfg, dict):
+        cfg = ModelConfig.model_validate(cfg)
+    input_shape = tuple(int(s) for s in input_shape)
+    n_out = head_size(task, int(n_outputs))
+    arch = check_arch(cfg.arch)
+    if arch.startswith("python:"):
+        model = _python_model(arch, cfg.params, input_shape, n_out, task)
+    else:
+        model = MODELS.get(arch)(cfg, input_shape, n_out)
+    dry_run(model, input_shape, n_out, example_batch)
+    if arch.startswith("python:") and cfg.init == "auto":
+        for m in model.modules():  # a user's module keeps the init its factory gave it
+            if any(True for _ in m.parameters(recurse=False)):
+                m.init_scheme = "factory"
+    else:
+        init_model_(model, cfg.init, example_batch, cfg.zero_init_residual)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info(
+        "built %s for input %s -> %d outputs: %d parameters", arch, input_shape, n_out, n_params
+    )
+    return model

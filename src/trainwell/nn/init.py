@@ -1,0 +1,321 @@
+"""Initialization schemes by name, the ``auto`` policy and LSUV (lectures 000-003).
+
+A scheme fills one weight tensor and returns a short description of what it did; that
+description is recorded on each module as ``module.init_scheme`` (shown by the summary).
+For convolutions ``fan_in = kernel height x kernel width x input channels`` (lecture 001).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwell.errors import ModelSpecError
+from trainwell.nn.specs import (
+    call_with_params,
+    describe_spec,
+    parse_spec,
+    require_float,
+    require_int,
+)
+from trainwell.registry import Registry
+
+log = logging.getLogger(__name__)
+
+INITS: Registry[Any] = Registry("init", ModelSpecError)
+
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
+RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
+
+
+def fans(weight: torch.Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) of a linear (out, in) or conv (out, in, kh, kw) weight."""
+    if weight.dim() < 2:
+        raise ModelSpecError(
+            f"fan_in needs a weight with at least 2 dimensions; got shape {tuple(weight.shape)}"
+        )
+    receptive = math.prod(weight.shape[2:])  # kh * kw for conv2d, 1 for linear
+    return weight.shape[1] * receptive, weight.shape[0] * receptive
+
+
+def _mode(mode: str) -> str:
+    if mode not in ("fan_in", "fan_avg", "fan_out"):
+        raise ModelSpecError(f"init mode must be 'fan_in', 'fan_avg' or 'fan_out'; got {mode!r}")
+    return mode
+
+
+def _fan(weight: torch.Tensor, mode: str) -> float:
+    fan_in, fan_out = fans(weight)
+    return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+
+
+class InitScheme:
+    """Base: ``weight_(w, followed_by)`` fills ``w`` in place and returns a description."""
+
+    name = "scheme"
+
+    def weight_(
+        self, w: torch.Tensor, followed_by: tuple[str, dict[str, Any]] | None = None
+    ) -> str:
+        raise NotImplementedError
+
+
+def _warn_symmetry(what: str) -> None:
+    warnings.warn(
+        f"{what} init gives every unit of a layer the same weights, so they compute the same "
+        "output and receive the same gradient: the symmetry is never broken and the layer "
+        "behaves like a single unit (lecture 000). Use a random init such as 'auto'.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+@INITS.register("zeros", "zero")
+class ZerosInit(InitScheme):
+    name = "zeros"
+
+    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+        _warn_symmetry("a zeros")
+        nn.init.zeros_(w)
+        return "zeros"
+
+
+@INITS.register("constant")
+class ConstantInit(InitScheme):
+    name = "constant"
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = require_float("init constant value", value)
+
+    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+        _warn_symmetry("a constant")
+        nn.init.constant_(w, self.value)
+        return f"constant({self.value})"
+
+
+@INITS.register("normal", "gaussian")
+class NormalInit(InitScheme):
+    """N(mean, std^2); lecture 001's small random numbers use std = 0.01."""
+
+    name = "normal"
+
+    def __init__(self, std: float = 0.01, mean: float = 0.0) -> None:
+        self.std = require_float("init normal std", std, low=0.0, low_open=True)
+        self.mean = require_float("init normal mean", mean)
+
+    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+        nn.init.normal_(w, self.mean, self.std)
+        return f"normal(std={self.std:g})"
+
+
+@INITS.register("uniform")
+class UniformInit(InitScheme):
+    """U(a, b)."""
+
+    name = "uniform"
+
+    def __init__(self, a: float = -0.05, b: float = 0.05) -> None:
+        self.a = require_float("init uniform a", a)
+        self.b = require_float("init uniform b", b)
+        if self.a >= self.b:
+            raise ModelSpecError(f"init uniform needs a < b; got a={self.a}, b={self.b}")
+
+    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+        nn.init.uniform_(w, self.a, self.b)
+        return f"uniform({self.a:g}, {self.b:g})"
+
+
+class _StdScheme(InitScheme):
+    """A scheme defined by a target std; ``uniform`` variants use bound = sqrt(3) * std."""
+
+    uniform = False
+
+    def std(self, w: torch.Tensor) -> float:
+        raise NotImplementedError
+
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+        std = self.std(w)
+        with torch.no_grad():
+            if self.uniform:
+                bound = math.sqrt(3.0) * std  # Var(U(-b, b)) = b^2 / 3
+                w.uniform_(-bound, bound)
+            else:
+                w.normal_(0.0, std)
+        return f"{self.label()} std={std:.4g}"
+
+
+@INITS.register("xavier_normal", "glorot_normal", "xavier", "glorot")
+class XavierNormalInit(_StdScheme):
+    """Xavier/Glorot: lecture 001's std = 1/sqrt(fan_in) (mode="fan_in", the default), or the
+    paper's std = sqrt(2 / (fan_in + fan_out)) (mode="fan_avg"), times ``gain``."""
+
+    name = "xavier_normal"
+
+    def __init__(self, mode: str = "fan_in", gain: float = 1.0) -> None:
+        self.mode = _mode(mode)
+        self.gain = require_float("init xavier gain", gain, low=0.0, low_open=True)
+
+    def std(self, w: torch.Tensor) -> float:
+        return self.gain / math.sqrt(_fan(w, self.mode))
+
+    def label(self) -> str:
+        return f"{self.name}({self.mode})"
+
+
+@INITS.register("xavier_uniform", "glorot_uniform")
+class XavierUniformInit(XavierNormalInit):
+    name = "xavier_uniform"
+    uniform = True
+
+
+@INITS.register("kaiming_normal", "he_normal", "kaiming", "he", "msra")
+class KaimingNormalInit(_StdScheme):
+    """Kaiming/He: std = gain / sqrt(fan_in), gain = sqrt(2 / (1 + a^2)) for a ReLU (a = 0) or a
+    leaky ReLU of slope a (lecture 001: std = sqrt(2 / Din))."""
+
+    name = "kaiming_normal"
+
+    def __init__(
+        self, nonlinearity: str = "relu", negative_slope: float = 0.0, mode: str = "fan_in"
+    ) -> None:
+        if nonlinearity not in ("relu", "leaky_relu"):
+            raise ModelSpecError(
+                f"init kaiming nonlinearity must be 'relu' or 'leaky_relu'; got {nonlinearity!r}"
+            )
+        self.nonlinearity = nonlinearity
+        slope = require_float("init kaiming negative_slope", negative_slope, low=0.0)
+        if nonlinearity == "leaky_relu" and slope == 0.0:
+            slope = 0.01  # torch's and lecture 001's default leaky slope
+        self.negative_slope = slope if nonlinearity == "leaky_relu" else 0.0
+        self.mode = _mode(mode)
+
+    def gain(self) -> float:
+        return math.sqrt(2.0 / (1.0 + self.negative_slope**2))
+
+    def std(self, w: torch.Tensor) -> float:
+        return self.gain() / math.sqrt(_fan(w, self.mode))
+
+    def label(self) -> str:
+        slope = f", a={self.negative_slope:g}" if self.nonlinearity == "leaky_relu" else ""
+        return f"{self.name}({self.mode}, {self.nonlinearity}{slope})"
+
+
+@INITS.register("kaiming_uniform", "he_uniform")
+class KaimingUniformInit(KaimingNormalInit):
+    name = "kaiming_uniform"
+    uniform = True
+
+
+@INITS.register("lecun_normal", "lecun")
+class LecunNormalInit(_StdScheme):
+    """LeCun: std = 1 / sqrt(fan_in), the init SELU's self-normalization assumes (Klambauer et al.)."""
+
+    name = "lecun_normal"
+
+    def std(self, w: torch.Tensor) -> float:
+        return 1.0 / math.sqrt(fans(w)[0])
+
+    def label(self) -> str:
+        return "lecun_normal"
+
+
+@INITS.register("orthogonal")
+class OrthogonalInit(InitScheme):
+    """A (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2013); conv kernels are flattened."""
+
+    name = "orthogonal"
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = require_float("init orthogonal gain", gain, low=0.0, low_open=True)
+
+    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+        nn.init.orthogonal_(w, gain=self.gain)
+        return f"orthogonal(gain={self.gain:g})"
+
+
+@INITS.register("lsuv")
+class LSUVInit(OrthogonalInit):
+    """LSUV (Mishkin and Matas 2015): orthonormal, then each layer rescaled on a data batch to
+    unit output variance. ``weight_`` does the orthonormal part; :func:`lsuv_` the rest."""
+
+    name = "lsuv"
+
+    def __init__(self, tol: float = 0.1, max_iter: int = 10) -> None:
+        super().__init__(1.0)
+        self.tol = require_float("init lsuv tol", tol, low=0.0, low_open=True)
+        self.max_iter = require_int("init lsuv max_iter", max_iter, low=1)
+
+
+# ---------------------------------------------------------------------------- auto policy
+
+# The activation that follows a layer -> the scheme ``init = "auto"`` uses (docs/models.md).
+AUTO_TABLE: dict[str, tuple[str, dict[str, Any]]] = {
+    "relu": ("kaiming_normal", {"nonlinearity": "relu"}),
+    "leaky_relu": ("kaiming_normal", {"nonlinearity": "leaky_relu"}),  # a = the layer's slope
+    "prelu": ("kaiming_normal", {"nonlinearity": "leaky_relu"}),  # a = the initial slope
+    "elu": ("kaiming_normal", {"nonlinearity": "relu"}),
+    "gelu": ("kaiming_normal", {"nonlinearity": "relu"}),
+    "swish": ("kaiming_normal", {"nonlinearity": "relu"}),
+    "softplus": ("kaiming_normal", {"nonlinearity": "relu"}),
+    "selu": ("lecun_normal", {}),
+    "tanh": ("xavier_normal", {"mode": "fan_in"}),
+    "sigmoid": ("xavier_normal", {"mode": "fan_in"}),
+    "maxout": ("xavier_normal", {"mode": "fan_in"}),  # max of k pieces keeps E[h^2] (not halved)
+    "srelu": ("xavier_normal", {"mode": "fan_in"}),  # identity between its thresholds
+    "step": ("xavier_normal", {"mode": "fan_in"}),
+    "identity": ("xavier_normal", {"mode": "fan_in"}),  # also: no activation (output layers)
+}
+
+
+@INITS.register("auto")
+class AutoInit(InitScheme):
+    """Picks the scheme from the activation that follows each layer (:data:`AUTO_TABLE`)."""
+
+    name = "auto"
+
+    def resolve(self, followed_by: tuple[str, dict[str, Any]] | None) -> InitScheme:
+        act, params = followed_by if followed_by is not None else ("identity", {})
+        scheme_name, scheme_params = AUTO_TABLE.get(act, AUTO_TABLE["identity"])
+        scheme_params = dict(scheme_params)
+        if scheme_params.get("nonlinearity") == "leaky_relu":
+            slope = (
+                params.get("negative_slope", 0.01)
+                if act == "leaky_relu"
+                else params.get("init", 0.25)
+            )
+            scheme_params["negative_slope"] = float(slope)
+        return INITS.get(scheme_name)(**scheme_params)
+
+    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+        return self.resolve(followed_by).weight_(w, followed_by)
+
+
+def list_inits() -> list[str]:
+    """The registered init names (aliases not included)."""
+    return INITS.names()
+
+
+def make_init(spec: str | dict[str, Any]) -> tuple[InitScheme, float]:
+    """Parse an init spec into its scheme and the constant for hidden-layer biases.
+
+    Every scheme takes ``bias`` (default 0): the value of every bias except the output layer's,
+    e.g. lecture 003's small positive 0.01 for ReLU units.
+
+    Example:
+        >>> scheme, bias = make_init({"name": "kaiming_normal", "bias": 0.01})
+        >>> scheme.label(), bias
+        ('kaiming_normal(fan_in, relu)', 0.01)
+    """
+    name, params = parse_spec(spec, "init")
+    bias = require_float("init bias", params.pop("bias", 0.0))
+    canonical = INITS.canonical(name)
+    return call_with_params(INITS.get(canonical), "init", canonical, params), bias

@@ -1,0 +1,72 @@
+"""The ``rnn`` builder: a vanilla tanh RNN (lecture 002), an LSTM or a GRU over a sequence,
+with a linear head on the last hidden state (sequence classification and regression)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from trainwell.nn.builders import MODELS, need_dims
+
+if TYPE_CHECKING:
+    from trainwell.nn.config import ModelConfig
+
+
+class RecurrentNet(nn.Module):
+    """``h_t = tanh(W_hh h_{t-1} + W_xh x_t)`` (lecture 002) or its LSTM/GRU cousins; the head
+    reads the last layer's final hidden state (both directions when bidirectional).
+
+    Input: (N, T, F) batches, batch first.
+
+    Example:
+        >>> RecurrentNet("gru", 3, 8, n_out=2)(torch.zeros(4, 5, 3)).shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        n_out: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        kwargs = dict(
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,  # torch applies it between layers only
+        )
+        if cell == "rnn":
+            self.rnn: nn.Module = nn.RNN(input_size, hidden_size, nonlinearity="tanh", **kwargs)
+        else:
+            self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(input_size, hidden_size, **kwargs)
+        self.directions = 2 if bidirectional else 1
+        self.head = nn.Linear(hidden_size * self.directions, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.rnn(x)
+        if isinstance(h, tuple):  # LSTM: (h_n, c_n)
+            h = h[0]
+        last = h[-self.directions :]  # (directions, N, H) of the last layer
+        return self.head(last.transpose(0, 1).reshape(x.shape[0], -1))
+
+
+@MODELS.register("rnn")
+def build_rnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_out: int) -> nn.Module:
+    """A :class:`RecurrentNet` for sequences of shape (T, F)."""
+    need_dims("rnn", input_shape, 2, "a sequence (T, F)")
+    return RecurrentNet(
+        cfg.cell,
+        int(input_shape[1]),
+        cfg.hidden_size,
+        n_out,
+        cfg.num_layers,
+        cfg.bidirectional,
+        cfg.dropout,
+    )

@@ -1,0 +1,142 @@
+"""A comparison of several runs: overlaid curves, config differences, results side by side."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainwell.errors import RunError
+from trainwell.report import html as h
+from trainwell.report.figures import new_figure, render, use_log_scale
+from trainwell.report.rundata import RunData, flatten, load_run
+from trainwell.report.run_figures import split_metric
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
+
+
+def run_labels(runs: Sequence[RunData]) -> list[str]:
+    """Each run's name, or its path where two runs share a name."""
+    names = [r.name for r in runs]
+    return [r.name if names.count(r.name) == 1 else str(r.path) for r in runs]
+
+
+def overlay_figure(runs: Sequence[RunData], labels: Sequence[str], key: str) -> Figure:
+    """One column of metrics.jsonl for every run on one figure (lecture 002)."""
+    fig, ax = new_figure(height=3.6)
+    seen: list[float] = []
+    for i, (run, label) in enumerate(zip(runs, labels)):
+        xs, ys = run.series(key)
+        if xs:
+            ax.plot(xs, ys, marker="o", ms=2.5, lw=1.5, color=f"C{i % 10}", label=label,
+                    drawstyle="steps-post" if key == "lr" else "default")
+            seen += ys
+    if use_log_scale(seen, 10.0 if key == "lr" else 30.0):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(key)
+    if len(runs) <= 12:
+        ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def overlay_keys(runs: Sequence[RunData]) -> list[str]:
+    """Loss first, then val and train metrics, then the LR: the columns any run logged."""
+    present: list[str] = []
+    for run in runs:
+        present += [k for k in run.metric_names() if k not in present]
+    losses = [k for k in ("train_loss", "val_loss") if k in present]
+    others = sorted((k for k in present if k not in losses and split_metric(k)[0]),
+                    key=lambda k: (split_metric(k)[1], split_metric(k)[0]))
+    lr = ["lr"] if any(run.series("lr")[0] for run in runs) else []
+    return losses + others + lr
+
+
+def config_diff(runs: Sequence[RunData]) -> list[tuple[str, list[Any]]]:
+    """Config keys (dotted) whose values differ between the runs, sorted by key."""
+    flat = [flatten(r.config) for r in runs]
+    keys = sorted({k for f in flat for k in f} - {"name"})
+    missing = object()
+    out = []
+    for key in keys:
+        values = [f.get(key, missing) for f in flat]
+        if any(v != values[0] for v in values[1:]):
+            out.append((key, [None if v is missing else v for v in values]))
+    return out
+
+
+def results_rows(runs: Sequence[RunData], labels: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    sections = ("best", "final", "test")
+    keys: list[tuple[str, str]] = []
+    for run in runs:
+        for sec in sections:
+            block = run.results.get(sec)
+            if isinstance(block, dict):
+                keys += [(sec, k) for k in block if (sec, k) not in keys]
+    header = ["run", "status", "best epoch", *(f"{k} ({sec})" for sec, k in keys),
+              "wall time", "parameters"]
+    rows = []
+    for run, label in zip(runs, labels):
+        vals = []
+        for sec, k in keys:
+            block = run.results.get(sec)
+            vals.append(block.get(k) if isinstance(block, dict) else None)
+        rows.append([label, run.meta.get("status"), run.results.get("best_epoch"), *vals,
+                     h.fmt_duration(run.results.get("wall_time")), run.results.get("n_params")])
+    return header, rows
+
+
+def render_comparison(runs: Sequence[RunData]) -> str:
+    labels = run_labels(runs)
+    header, rows = results_rows(runs, labels)
+    results = h.table(header, rows)
+    diff = config_diff(runs)
+    if diff:
+        config = h.table(["config key", *labels], [(k, *vals) for k, vals in diff])
+    else:
+        config = h.note("the runs' configs are identical (apart from their names)")
+    keys = overlay_keys(runs)
+    figs = [h.figure(f"fig-overlay-{key}", render(overlay_figure, runs, labels, key),
+                     f"{key} per epoch of every run") for key in keys]
+    curves = h.figures(figs) if figs else h.note("no run recorded metrics.jsonl")
+    missing = [f"{label}: {run.problems['metrics.jsonl']}" for run, label in zip(runs, labels)
+               if "metrics.jsonl" in run.problems]
+    curves += "".join(h.note(m) for m in missing)
+    sections = [
+        ("results", "Results", results),
+        ("curves", "Learning curves", curves),
+        ("config", "Config differences", config),
+    ]
+    return h.page(f"Comparison of {len(runs)} runs", " · ".join(labels), sections)
+
+
+def write_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
+    """Write one self-contained page comparing several runs.
+
+    Args:
+        run_dirs: two or more run directories.
+        out: the HTML file to write.
+
+    Returns:
+        The path of the written page.
+
+    Raises:
+        RunError: if fewer than two runs are given or one is not a run directory.
+
+    Example:
+        >>> write_comparison(["runs/a", "runs/b"], "compare.html")  # doctest: +SKIP
+        PosixPath('compare.html')
+    """
+    from trainwell.runs import write_text_atomic
+
+    if len(run_dirs) < 2:
+        raise RunError(f"a comparison needs at least 2 run directories; got {len(run_dirs)}")
+    runs = [load_run(p) for p in run_dirs]
+    path = Path(out)
+    write_text_atomic(path, render_comparison(runs))
+    logger.info("wrote %s", path)
+    return path

@@ -1,0 +1,216 @@
+"""The figures of one run: learning curves, LR schedule, layer statistics, predictions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from trainwell.report.figures import (
+    empty_axes,
+    new_figure,
+    scatter_with_trend,
+    use_log_scale,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from trainwell.report.rundata import RunData
+
+TRAIN, VAL = "tab:blue", "tab:orange"
+
+# The per-layer statistics of stats.jsonl / doctor.json, with the words a reader sees.
+LAYER_STATS = {
+    "act_mean": "activation mean",
+    "act_std": "activation std",
+    "dead_frac": "dead fraction (zero activations)",
+    "sat_frac": "saturated fraction",
+    "grad_norm": "gradient norm",
+    "update_ratio": "update / weight ratio",
+}
+
+
+def split_metric(name: str) -> tuple[str, str]:
+    """``"val_accuracy"`` -> ``("val", "accuracy")``; names without a split get ``""``."""
+    for prefix in ("train", "val", "test"):
+        if name.startswith(prefix + "_"):
+            return prefix, name[len(prefix) + 1:]
+    return "", name
+
+
+def metric_groups(run: RunData) -> dict[str, list[str]]:
+    """Metric columns other than the loss, grouped by base name: accuracy -> [train_, val_]."""
+    groups: dict[str, list[str]] = {}
+    for name in run.metric_names():
+        split, base = split_metric(name)
+        if base == "loss" or not split:
+            continue
+        groups.setdefault(base, []).append(name)
+    return groups
+
+
+def loss_figure(run: RunData) -> Figure:
+    fig, ax = new_figure()
+    values: list[float] = []
+    for key, color, label in (("train_loss", TRAIN, "train loss"), ("val_loss", VAL, "val loss")):
+        xs, ys = run.series(key)
+        if xs:
+            scatter_with_trend(ax, xs, ys, label, color)
+            values += ys
+    if not values:
+        empty_axes(ax, "no loss recorded")
+        return fig
+    best = run.results.get("best_epoch")
+    if isinstance(best, (int, float)) and not isinstance(best, bool):
+        ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best epoch ({best})")
+    if use_log_scale(values):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(loc="best")
+    return fig
+
+
+def metric_figure(run: RunData, base: str, names: Sequence[str]) -> Figure:
+    """One metric (e.g. accuracy) per epoch, train and val overlaid."""
+    fig, ax = new_figure()
+    for name in names:
+        split, _ = split_metric(name)
+        xs, ys = run.series(name)
+        scatter_with_trend(ax, xs, ys, f"{split} {base}", TRAIN if split == "train" else VAL)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(base)
+    ax.legend(loc="best")
+    return fig
+
+
+def lr_figure(run: RunData) -> Figure:
+    fig, ax = new_figure(6.4, 3.0)
+    xs, ys = run.series("lr")
+    ax.plot(xs, ys, marker="o", ms=3, drawstyle="steps-post", color="tab:green")
+    if use_log_scale(ys, 10.0):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    return fig
+
+
+def layer_table(snapshot: Any) -> dict[str, dict[str, float]]:
+    """``{layer: {stat: value}}`` from a stats record or doctor snapshot, numbers only."""
+    if isinstance(snapshot, dict) and isinstance(snapshot.get("layers"), dict):
+        snapshot = snapshot["layers"]
+    if not isinstance(snapshot, dict):
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for layer, stats in snapshot.items():
+        if isinstance(stats, dict):
+            nums = {k: float(v) for k, v in stats.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if nums:
+                out[str(layer)] = nums
+    return out
+
+
+def layer_bars_figure(snapshots: Sequence[tuple[str, dict[str, dict[str, float]]]],
+                      stat: str) -> Figure:
+    """One statistic per layer, one bar per snapshot (e.g. init and end)."""
+    layers: list[str] = []
+    for _, table in snapshots:
+        layers += [name for name in table if name not in layers]
+    fig, ax = new_figure(height=max(2.6, 0.3 * len(layers) * len(snapshots) + 1.3))
+    bar_h = 0.8 / max(1, len(snapshots))
+    colors = ["tab:gray", "tab:purple", "tab:cyan"]
+    seen: list[float] = []
+    for j, (label, table) in enumerate(snapshots):
+        ys = [i + (j - (len(snapshots) - 1) / 2) * bar_h for i in range(len(layers))]
+        vals = [table.get(layer, {}).get(stat, math.nan) for layer in layers]
+        seen += vals
+        ax.barh(ys, vals, height=bar_h, color=colors[j % len(colors)], label=label)
+    ax.set_yticks(range(len(layers)), [_short(n, 18) for n in layers])
+    ax.invert_yaxis()
+    ax.set_xlabel(LAYER_STATS.get(stat, stat))
+    if stat in ("grad_norm", "update_ratio") and use_log_scale(seen, 100.0):
+        ax.set_xscale("log")
+    ax.legend(loc="best")
+    return fig
+
+
+def layer_epochs_figure(records: Sequence[dict[str, Any]], stat: str) -> Figure:
+    """Each layer's statistic per epoch."""
+    fig, ax = new_figure()
+    tables = [(float(r.get("epoch", i)), layer_table(r)) for i, r in enumerate(records)]
+    layers: list[str] = []
+    for _, table in tables:
+        layers += [name for name in table if name not in layers]
+    seen: list[float] = []
+    for k, layer in enumerate(layers):
+        pts = [(e, t[layer][stat]) for e, t in tables if stat in t.get(layer, {})]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=2.5, lw=1.3,
+                    color=f"C{k % 10}", label=_short(layer, 18))
+            seen += [p[1] for p in pts]
+    if stat in ("grad_norm", "update_ratio") and use_log_scale(seen, 100.0):
+        ax.set_yscale("log")
+    ax.set_ylabel(LAYER_STATS.get(stat, stat))
+    ax.set_xlabel("epoch")
+    if len(layers) <= 12:
+        ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def confusion_figure(matrix: Any, labels: Sequence[str]) -> Figure:
+    """Counts, colored by the row-normalized rate (recall of each true class)."""
+    import numpy as np
+
+    n = len(labels)
+    size = min(9.0, max(4.2, 0.4 * n + 2.0))
+    fig, ax = new_figure(size + 0.6, size)
+    counts = np.asarray(matrix, dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.grid(False)
+    short = [_short(str(lab), 12) for lab in labels]
+    ax.set_xticks(range(n), short, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
+    ax.set_yticks(range(n), short)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 25:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, label="fraction of the true class", shrink=0.8)
+    return fig
+
+
+def truth_figure(y_true: Any, y_pred: Any, names: Sequence[str]) -> Figure:
+    """Predicted against true, with the diagonal of perfect predictions."""
+    fig, ax = new_figure(height=4.2)
+    for k, name in enumerate(names):
+        ax.scatter(y_true[:, k], y_pred[:, k], s=12, alpha=0.55, color=f"C{k % 10}", label=name)
+    lo = float(min(y_true.min(), y_pred.min()))
+    hi = float(max(y_true.max(), y_pred.max()))
+    ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1, label="perfect")
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.legend(loc="best")
+    return fig
+
+
+def residual_figure(y_true: Any, y_pred: Any, names: Sequence[str]) -> Figure:
+    """Residual (true - predicted) against predicted: structure here is unexplained signal."""
+    fig, ax = new_figure(height=4.2)
+    for k, name in enumerate(names):
+        p = y_pred[:, k]
+        ax.scatter(p, y_true[:, k] - p, s=12, alpha=0.55, color=f"C{k % 10}", label=name)
+    ax.axhline(0.0, color="0.4", ls="--", lw=1)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("residual (true - predicted)")
+    if len(names) > 1:
+        ax.legend(loc="best")
+    return fig
+
+
+def _short(text: str, n: int = 28) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"

@@ -1,0 +1,87 @@
+"""Training events and callbacks (the extension point of the :class:`Trainer`).
+
+A callback is any object with methods named after the events it wants; each takes the trainer.
+The events, in the order one epoch meets them::
+
+    before_fit
+      before_epoch
+        before_batch  after_loss  after_backward  after_step  after_batch   (every batch)
+      after_epoch
+    after_fit
+
+An exception raised by a callback propagates unchanged (the tuner prunes a trial this way),
+with a note naming the callback and the event; the trainer is consistent when it does: the
+step that was running either completed or did not start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainwell.train.trainer import Trainer
+
+EVENTS = (
+    "before_fit",
+    "before_epoch",
+    "before_batch",
+    "after_loss",
+    "after_backward",
+    "after_step",
+    "after_batch",
+    "after_epoch",
+    "after_fit",
+)
+
+
+class Callback:
+    """Base class with a no-op method per event; subclass and override the ones you need.
+
+    Example:
+        >>> class PrintLoss(Callback):
+        ...     def after_epoch(self, trainer):
+        ...         print(trainer.history[-1]["train_loss"])
+    """
+
+    def before_fit(self, trainer: Trainer) -> None: ...
+    def before_epoch(self, trainer: Trainer) -> None: ...
+    def before_batch(self, trainer: Trainer) -> None: ...
+    def after_loss(self, trainer: Trainer) -> None: ...
+    def after_backward(self, trainer: Trainer) -> None: ...
+    def after_step(self, trainer: Trainer) -> None: ...
+    def after_batch(self, trainer: Trainer) -> None: ...
+    def after_epoch(self, trainer: Trainer) -> None: ...
+    def after_fit(self, trainer: Trainer) -> None: ...
+
+
+def _overrides(cb: Any, event: str) -> bool:
+    method = getattr(cb, event, None)
+    if method is None or not callable(method):
+        return False
+    base = getattr(Callback, event)
+    return getattr(type(cb), event, None) is not base
+
+
+class Events:
+    """The callbacks' methods grouped by event; an event nobody listens to costs nothing."""
+
+    def __init__(self, callbacks: Iterable[Any] = ()) -> None:
+        self.callbacks = list(callbacks)
+        self._hooks: dict[str, list[tuple[Any, Callable[[Any], Any]]]] = {
+            e: [(cb, getattr(cb, e)) for cb in self.callbacks if _overrides(cb, e)] for e in EVENTS
+        }
+
+    def has(self, event: str) -> bool:
+        return bool(self._hooks[event])
+
+    def __call__(self, event: str, trainer: Trainer) -> None:
+        for cb, hook in self._hooks[event]:
+            try:
+                hook(trainer)
+            except BaseException as exc:
+                exc.add_note(f"raised by callback {type(cb).__name__} in event {event!r}")
+                raise
+
+
+__all__ = ["EVENTS", "Callback", "Events"]

@@ -1,0 +1,374 @@
+"""The training loop: one ``fit`` a reader follows top to bottom.
+
+Data that fits in memory is held as tensors on the device and batched by slicing a shuffled
+copy (no per-sample Python, no DataLoader); a ``Dataset`` or ``DataLoader`` streams. Losses
+stay on the device: the loop syncs once per evaluation and every few steps for the divergence
+check, never per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainwell.errors import ConfigError, DivergenceError
+from trainwell.train.callbacks import Events
+from trainwell.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from trainwell.train.config import EarlyStoppingConfig, LossConfig, OptimizerConfig, PenaltyConfig, ScheduleConfig, TrainConfig
+from trainwell.train.data import TensorBatches, as_batches, infer_task
+from trainwell.train.device import autocast_context, resolve_device
+from trainwell.train.early_stopping import EarlyStopping
+from trainwell.train.losses import make_loss
+from trainwell.train.metrics import task_metrics
+from trainwell.train.optim import make_optimizer
+from trainwell.train.penalties import make_penalty
+from trainwell.train.schedules import LRSchedule
+
+logger = logging.getLogger(__name__)
+
+_CHECK_EVERY = 16  # steps between divergence checks (one device sync each)
+
+
+class Trainer:
+    """Trains any ``nn.Module`` on tensors, a ``Dataset`` or a ``DataLoader``.
+
+    Args:
+        model: the network; its outputs are scores / logits.
+        loss: a loss name (``auto`` picks one for the task), a ``LossConfig``, or a callable
+            ``(output, target) -> scalar``.
+        task: ``binary``, ``multiclass`` or ``regression``; default: inferred from the targets.
+        optimizer: a name, an ``OptimizerConfig`` / dict, or a torch optimizer.
+        schedule: a name or ``ScheduleConfig`` (stepped every iteration).
+        penalty: a ``PenaltyConfig``: lambda * R(W) added to the data loss.
+        epochs, batch_size, eval_batch_size, shuffle: the loop.
+        early_stopping: an ``EarlyStoppingConfig``; the best snapshot is kept and restored always.
+        grad_clip: clip the global gradient norm to this.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on a GPU).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        callbacks: objects with event methods (see :mod:`trainwell.train.callbacks`).
+        seed: seeds the batch order (default: drawn from torch's global RNG).
+        checkpoint_dir, checkpoint_every: where and every how many epochs to checkpoint
+            (0: at the end only; no directory: never).
+        metrics_log: an object with ``append(record)`` (a ``MetricsLog``), or None.
+
+    Attributes:
+        history: one dict of metrics per finished epoch.
+        epoch, step, lr: the current epoch (1-based), update count and learning rate.
+        best_epoch, stopped_early, diverged: how the fit ended.
+
+    Example:
+        >>> X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+        >>> t = Trainer(nn.Linear(4, 3), epochs=2, seed=0).fit((X, y))
+        >>> [r["epoch"] for r in t.history]
+        [1, 2]
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        loss: str | LossConfig | Callable[[Tensor, Tensor], Tensor] = "auto",
+        task: str | None = None,
+        optimizer: str | OptimizerConfig | dict[str, Any] | torch.optim.Optimizer = "adam",
+        schedule: str | ScheduleConfig | None = None,
+        penalty: PenaltyConfig | None = None,
+        epochs: int = 10,
+        batch_size: int = 64,
+        eval_batch_size: int = 4096,
+        shuffle: bool = True,
+        early_stopping: EarlyStoppingConfig | None = None,
+        grad_clip: float | None = None,
+        precision: str = "fp32",
+        device: str | torch.device = "auto",
+        callbacks: Iterable[Any] = (),
+        top_k: int = 5,
+        seed: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int = 0,
+        metrics_log: Any = None,
+        num_workers: int = 0,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.loss_spec, self.task, self.optimizer_spec = loss, task, optimizer
+        self.schedule_spec, self.penalty_spec = schedule, penalty
+        self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
+        self.shuffle, self.grad_clip, self.top_k, self.num_workers = shuffle, grad_clip, top_k, num_workers
+        self.precision = precision
+        es = early_stopping or EarlyStoppingConfig(patience=None)
+        self.early_stopping = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta)
+        self.callbacks = list(callbacks)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.generator = torch.Generator().manual_seed(seed)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.metrics_log = metrics_log
+        # state a callback may read
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+        self.step = 0
+        self.lr = float("nan")
+        self.best_epoch = 0
+        self.stopped_early = False
+        self.diverged = False
+        self.stop_training = False  # a callback may set this to end the fit after the epoch
+        self.batch: tuple[Tensor, Tensor] | None = None
+        self.batch_index = 0
+        self.steps_per_epoch = 0
+        self.output: Tensor | None = None
+        self.loss: Tensor | None = None
+        self.elapsed = 0.0
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.schedule: LRSchedule | None = None
+        self._best_state: dict[str, Tensor] | None = None
+
+    @classmethod
+    def from_config(cls, model: nn.Module, cfg: TrainConfig, *, task: str, seed: int,
+                    **kwargs: Any) -> Trainer:
+        """A trainer for the ``[train]`` section ``cfg``."""
+        kwargs.setdefault("device", cfg.device)
+        return cls(
+            model, loss=cfg.loss, task=task, optimizer=cfg.optimizer, schedule=cfg.schedule,
+            penalty=cfg.penalty, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            eval_batch_size=cfg.eval_batch_size, shuffle=cfg.shuffle,
+            early_stopping=cfg.early_stopping, grad_clip=cfg.grad_clip, precision=cfg.precision,
+            top_k=cfg.top_k, seed=seed, num_workers=cfg.num_workers, **kwargs,
+        )
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self, train: Any, val: Any = None, *, resume: str | Path | None = None) -> Trainer:
+        """Train on ``train`` (tensors ``(X, y)``, a Split, a Dataset or a DataLoader).
+
+        Args:
+            train: the training data.
+            val: validation data of the same kinds, or None.
+            resume: a checkpoint directory to continue from.
+
+        Raises:
+            DivergenceError: the loss became NaN or inf (the best snapshot is restored first).
+        """
+        batches = as_batches(train, self.batch_size, self.shuffle, self.generator, self.device,
+                             self.num_workers)
+        val_data = as_batches(val, self.eval_batch_size, False, None, self.device, self.num_workers)
+        self._setup(batches)
+        if resume is not None:
+            self.load_checkpoint(resume)
+        events = Events(self.callbacks)
+        autocast, scaler = autocast_context(self.device, self.precision)
+        model, opt, sched = self.model, self.optimizer, self.schedule
+        assert opt is not None and sched is not None
+        start = time.perf_counter() - self.elapsed
+        events("before_fit", self)
+        while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
+            self.epoch += 1
+            model.train()
+            events("before_epoch", self)
+            t0 = time.perf_counter()
+            losses: list[Tensor] = []  # per-batch data losses, kept on the device
+            sizes: list[int] = []
+            for self.batch_index, (xb, yb) in enumerate(batches):
+                self.batch = (xb, yb)
+                events("before_batch", self)
+                self.lr = opt.param_groups[0]["lr"]
+                with autocast:
+                    self.output = model(xb)
+                    data_loss = self.loss_fn(self.output, yb)
+                    # full loss = data loss averaged over the batch + lambda R(W) (lecture 003)
+                    self.loss = data_loss if self.penalty is None else data_loss + self.penalty()
+                events("after_loss", self)
+                scaler.scale(self.loss).backward()  # gradients of the full loss
+                events("after_backward", self)
+                if self.grad_clip is not None:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)  # clip
+                scaler.step(opt)  # update the weights
+                scaler.update()
+                opt.zero_grad(set_to_none=True)  # drop the gradients
+                sched.step()  # LR of the next update
+                self.step += 1
+                events("after_step", self)
+                losses.append(data_loss.detach())
+                sizes.append(len(yb))
+                if len(losses) % _CHECK_EVERY == 0:
+                    self._check_finite(losses[-_CHECK_EVERY:], self.step - _CHECK_EVERY)
+                events("after_batch", self)
+            self._check_finite(losses[-(len(losses) % _CHECK_EVERY or _CHECK_EVERY):],
+                               self.step - (len(losses) % _CHECK_EVERY or _CHECK_EVERY))
+            # the epoch's record: mean train loss, val loss and metrics, LR, times
+            record: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "lr": self.lr}
+            weights = torch.tensor(sizes, dtype=torch.float64, device=losses[0].device)
+            record["train_loss"] = float((torch.stack(losses).double() * weights).sum() / weights.sum())
+            if val_data is not None:
+                record.update(self.evaluate(val_data, prefix="val"))
+            self.elapsed = time.perf_counter() - start
+            record["epoch_time"] = time.perf_counter() - t0
+            record["time"] = self.elapsed
+            self.history.append(record)
+            if self.metrics_log is not None:
+                self.metrics_log.append(record)
+            # early stopping: keep the best snapshot; stop after `patience` bad epochs
+            if self.early_stopping.update(self._monitored(record), self.epoch):
+                self._snapshot()
+            self.stopped_early = self.early_stopping.should_stop
+            sched.epoch_end(record)
+            events("after_epoch", self)
+            if self.checkpoint_every and self.epoch % self.checkpoint_every == 0 and self.epoch < self.epochs:
+                self.save_checkpoint()
+        self.save_checkpoint()
+        self.restore_best()
+        events("after_fit", self)
+        return self
+
+    # ------------------------------------------------------------------ pieces of the loop
+
+    def _setup(self, batches: Any) -> None:
+        self.steps_per_epoch = steps_per_epoch = len(batches)
+        if steps_per_epoch == 0:
+            raise ConfigError("the training data is empty")
+        if self.task is None:
+            self.task = infer_task(batches.peek_targets(), self.loss_spec, self._n_outputs())
+        if callable(self.loss_spec) and not isinstance(self.loss_spec, (str, LossConfig)):
+            self.loss_fn = self.loss_spec
+        else:
+            n_out = self._n_outputs()
+            self.loss_fn = make_loss(self.loss_spec, self.task, n_out)  # type: ignore[arg-type]
+        self.penalty = make_penalty(self.penalty_spec, self.model)
+        if isinstance(self.optimizer_spec, torch.optim.Optimizer):
+            self.optimizer = self.optimizer_spec
+        else:
+            self.optimizer = make_optimizer(self.optimizer_spec, self.model)
+        self.schedule = LRSchedule(self.optimizer, self.schedule_spec, steps_per_epoch, self.epochs)
+        self.lr = self.schedule.lr
+
+    def _n_outputs(self) -> int | None:
+        last = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+        return last[-1].out_features if last else None
+
+    def _monitored(self, record: dict[str, Any]) -> float:
+        metric = self.early_stopping.metric
+        if metric in record:
+            return float(record[metric])
+        if metric.startswith("val_") and not any(k.startswith("val_") for k in record):
+            fallback = "train_" + metric[4:]
+            if fallback in record:
+                return float(record[fallback])
+            return float(record["train_loss"])
+        raise ConfigError(
+            f"train.early_stopping.metric {metric!r} is not logged; logged: {', '.join(sorted(record))}"
+        )
+
+    def _check_finite(self, losses: list[Tensor], first_step: int) -> None:
+        """Stop at once on a NaN / inf loss, naming the step and LR (one sync)."""
+        if not losses:
+            return
+        stacked = torch.stack(losses)
+        if bool(torch.isfinite(stacked).all()):
+            return
+        bad = int((~torch.isfinite(stacked)).nonzero()[0, 0])
+        step = first_step + bad + 1
+        lr = self.schedule.lr_at(step - 1) if self.schedule is not None else self.lr
+        self.diverged = True
+        self.restore_best()
+        raise DivergenceError(
+            f"the loss became {float(stacked[bad])} at step {step} (epoch {self.epoch}, lr {lr:.3g}); "
+            "likely causes: the learning rate is too high (lower train.optimizer.lr or add "
+            "train.schedule.warmup), a bad initialization (model.init), or unscaled inputs "
+            "(add 'standardize' to data.preprocess). "
+            + ("The best snapshot (epoch %d) was restored." % self.best_epoch if self.best_epoch
+               else "No epoch finished, so there is no snapshot to keep.")
+        )
+
+    def _snapshot(self) -> None:
+        state = self.model.state_dict()
+        if self._best_state is None:
+            self._best_state = {k: v.detach().clone() for k, v in state.items()}
+        else:
+            with torch.no_grad():
+                for k, v in state.items():
+                    self._best_state[k].copy_(v)
+        self.best_epoch = self.epoch
+
+    def restore_best(self) -> None:
+        """Load the best snapshot into the model (no-op before the first epoch)."""
+        if self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+
+    @property
+    def best_state(self) -> dict[str, Tensor] | None:
+        return self._best_state
+
+    # ------------------------------------------------------------------ evaluation
+
+    def predict_outputs(self, data: Any) -> tuple[Tensor, Tensor | None]:
+        """Raw model outputs (and targets, if any) over ``data``, in eval mode, batched."""
+        batches = data if isinstance(data, TensorBatches) or hasattr(data, "peek_targets") else as_batches(
+            data, self.eval_batch_size, False, None, self.device, self.num_workers)
+        self.model.eval()
+        outs, ys = [], []
+        with torch.inference_mode():
+            for xb, yb in batches:
+                outs.append(self.model(xb).float())
+                if yb is not None:
+                    ys.append(yb)
+        return torch.cat(outs), (torch.cat(ys) if ys else None)
+
+    def evaluate(self, data: Any, prefix: str = "val") -> dict[str, float]:
+        """``<prefix>_loss`` and the task's metrics on ``data``."""
+        if data is None or len(data) == 0:
+            return {}
+        out, y = self.predict_outputs(data)
+        with torch.inference_mode():
+            loss = self.loss_fn(out, y)
+            metrics = task_metrics(out, y, self.task or "multiclass", self.top_k)
+        res = {f"{prefix}_loss": float(loss)}
+        res.update({f"{prefix}_{k}": v for k, v in metrics.items()})
+        return res
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything exact resume needs."""
+        assert self.optimizer is not None and self.schedule is not None
+        return {
+            "epoch": self.epoch, "step": self.step, "elapsed": self.elapsed,
+            "best_epoch": self.best_epoch, "stopped_early": self.stopped_early,
+            "model": self.model.state_dict(), "best": self._best_state,
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "early_stopping": self.early_stopping.state_dict(), "history": self.history,
+            "rng": rng_state(self.generator),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        assert self.optimizer is not None and self.schedule is not None
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.early_stopping.load_state_dict(state["early_stopping"])
+        if state["best"] is not None:
+            self._best_state = {k: v.to(self.device) for k, v in state["best"].items()}
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.elapsed, self.best_epoch = float(state["elapsed"]), int(state["best_epoch"])
+        self.stopped_early = bool(state["stopped_early"])
+        self.history = list(state["history"])
+        self.lr = self.schedule.lr
+        set_rng_state(state["rng"], self.generator)
+
+    def save_checkpoint(self, directory: str | Path | None = None) -> Path | None:
+        directory = Path(directory) if directory is not None else self.checkpoint_dir
+        if directory is None:
+            return None
+        return save_checkpoint(directory, self.state_dict())
+
+    def load_checkpoint(self, directory: str | Path) -> None:
+        self.load_state_dict(load_checkpoint(directory))
+
+
+__all__ = ["Trainer"]

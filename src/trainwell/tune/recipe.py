@@ -1,0 +1,82 @@
+"""Lecture 002's coarse-to-fine recipe (steps 4-5 of "Choosing Hyperparameters").
+
+1. coarse: random search over the whole space, short trials (``recipe.coarse_epochs``, 1-5
+   epochs as the lecture says), many configs; hopeless trials pruned from their epoch reports;
+2. refine: each range narrowed around the ``top_k`` best coarse trials, searched with Bayesian
+   optimization on the full budget (``recipe.refine_epochs``, default ``train.epochs``);
+3. final: the best refined config trained in full (``final/``) and written as ``best_config.toml``.
+
+Both stages live in the same storage as two Optuna studies, ``<name>/coarse`` and
+``<name>/refine``; their trials' run directories are ``trials/coarse-<n>/`` and ``trials/refine-<n>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainwell.tune.space import narrow, parse_space, to_spec
+from trainwell.tune.worker import StageSpec
+
+if TYPE_CHECKING:
+    from trainwell.config import Config
+    from trainwell.tune.study import Study
+
+log = logging.getLogger(__name__)
+
+
+def _top(study: Any, k: int, direction: str) -> list[dict[str, Any]]:
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    done.sort(key=lambda t: t.value, reverse=direction == "maximize")
+    return [t.params for t in done[:k]]
+
+
+def run_recipe(cfg: Config, study_dir: Path, url: str, study_name: str, metric: str, direction: str,
+               seed: int, obj_str: str | None, fn: Callable[..., float] | None, info: dict[str, Any]) -> Study:
+    """Run coarse, refine and final; see the module docstring."""
+    from trainwell.tune.study import finish, run_stage
+
+    r = cfg.tune.recipe
+    common = dict(study_dir=str(study_dir), storage=url, config=cfg.to_dict(), metric=metric,
+                  direction=direction, objective=obj_str, seed=seed)
+    coarse = StageSpec(study_name=f"{study_name}/coarse", space=cfg.tune.space, method="random",
+                       trials=r.coarse_trials, stage="coarse", epochs=r.coarse_epochs,
+                       trial_prefix="coarse-", **common)
+    coarse_study = run_stage(coarse, cfg, cfg.tune.workers, fn)
+    best = _top(coarse_study, r.top_k, direction)
+    if not best:
+        from trainwell.errors import RunError
+
+        raise RunError(f"recipe: no coarse trial of {study_dir} finished; see trials.csv and the trials' logs")
+    params = parse_space(cfg.tune.space)
+    refined = narrow(params, best, r.margin)
+    refined_space = {p.path: to_spec(p) for p in refined}
+    refine_epochs = r.refine_epochs or cfg.train.epochs
+    method = cfg.tune.method if cfg.tune.method not in ("grid", "random") else "bayes"
+    refine = StageSpec(study_name=f"{study_name}/refine", space=refined_space, method=method,
+                       trials=r.refine_trials, stage="refine", epochs=refine_epochs,
+                       trial_prefix="refine-", **common)
+    refine_study = run_stage(refine, cfg, cfg.tune.workers, fn)
+    info.update({
+        "stages": [
+            {"name": "coarse", "method": "random", "trials": r.coarse_trials, "epochs": r.coarse_epochs,
+             "space": cfg.tune.space},
+            {"name": "refine", "method": method, "trials": r.refine_trials, "epochs": refine_epochs,
+             "space": refined_space, "narrowed_around": best},
+        ],
+        "best_epochs": refine_epochs,
+    })
+    result = finish(study_dir, cfg, [coarse_study, refine_study], metric, direction, info, refine_study)
+    if r.final and result.best_config is not None and fn is None and obj_str is None:
+        from trainwell.api import fit
+
+        final_cfg = result.best_config.model_copy(deep=True)
+        final_cfg.runs_dir = str(study_dir)
+        fit(final_cfg, name="final", quiet=True)
+        result.final_run = study_dir / "final"
+    return result
+
+
+__all__ = ["run_recipe"]

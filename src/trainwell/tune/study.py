@@ -1,0 +1,275 @@
+"""``tune(config)``: run a search (or the coarse-to-fine recipe) in a study directory.
+
+A study directory (``runs/<name>/``) holds ``config.toml`` (the study's config, for
+``--resume``), ``study.db`` (Optuna, SQLite, unless ``tune.storage`` names another database),
+``study.json``, ``trials.csv``, ``curves.json``, ``best_config.toml`` and ``trials/<n>/``, one run
+directory per trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainwell.errors import ConfigError, RunError
+from trainwell.runs import read_json, unique_name, validate_run_name, write_text_atomic
+from trainwell.tune.space import apply_params, decode, grid, parse_space, validate_space
+from trainwell.tune.worker import StageSpec, run_workers
+
+if TYPE_CHECKING:
+    import optuna
+
+    from trainwell.config import Config
+
+log = logging.getLogger(__name__)
+
+_MAXIMIZE_HINTS = ("acc", "f1", "auc", "r2", "precision", "recall", "score")
+
+
+def resolve_direction(metric: str, direction: str = "auto") -> str:
+    """``minimize`` for losses and errors, ``maximize`` for accuracies and scores.
+
+    Example:
+        >>> resolve_direction("val_accuracy"), resolve_direction("val_loss")
+        ('maximize', 'minimize')
+    """
+    if direction != "auto":
+        return direction
+    return "maximize" if any(h in metric.lower() for h in _MAXIMIZE_HINTS) else "minimize"
+
+
+@dataclass
+class Study:
+    """The outcome of :func:`tune`: where it lives, the best trial, and every stage's Optuna study."""
+
+    dir: Path
+    metric: str
+    direction: str
+    studies: list[optuna.Study]
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_config: Config | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    final_run: Path | None = None
+
+    @property
+    def optuna_study(self) -> optuna.Study:
+        """The Optuna study of the last stage."""
+        return self.studies[-1]
+
+    def leaderboard(self, top: int = 10) -> str:
+        from trainwell.tune.results import format_leaderboard
+
+        return format_leaderboard(self.rows, self.metric, self.direction, top)
+
+
+def _tune_fields(overrides: dict[str, Any]) -> list[str]:
+    from trainwell.tune.config import TuneConfig
+
+    sets = []
+    for key, value in overrides.items():
+        if key not in TuneConfig.model_fields:
+            from trainwell.registry import closest
+
+            hint = closest(key, list(TuneConfig.model_fields))
+            did = f" did you mean {hint!r}?" if hint else ""
+            raise ConfigError(f"tune(): unknown keyword {key!r};{did} valid: {', '.join(sorted(TuneConfig.model_fields))}")
+        sets.append((key, value))
+    return [f"tune.{k}={_toml_value(v)}" for k, v in sets]
+
+
+def _toml_value(value: Any) -> str:
+    import tomli_w
+
+    return tomli_w.dumps({"v": value}).strip()[4:]
+
+
+def _study_dir(cfg: Config, name: str | None) -> Path:
+    root = Path(cfg.runs_dir)
+    base = name or f"tune-{cfg.name}" if (name or cfg.name) else "tune"
+    validate_run_name(base)
+    if name:
+        path = root / name
+        if path.exists():
+            raise RunError(f"study directory {path} already exists; pick another --name or continue it with --resume {path}")
+    else:
+        path = root / unique_name(root, base)
+    (path / "trials").mkdir(parents=True)
+    return path
+
+
+def _create_study(storage_url: str, study_name: str, direction: str, cfg: Config) -> optuna.Study:
+    import optuna
+
+    from trainwell.tune.storage import open_storage
+
+    storage = open_storage(storage_url, cfg.tune.heartbeat, cfg.tune.max_retry)
+    return optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True)
+
+
+def _enqueue_grid(study: optuna.Study, params: list, cfg: Config) -> int:
+    points = grid(params, cfg.tune.grid_points, cfg.tune.grid_points_important, cfg.tune.important, cfg.to_dict())
+    if not any(t.user_attrs.get("trainwell:grid") for t in study.get_trials(deepcopy=False)):
+        for i, point in enumerate(points):
+            study.enqueue_trial(point, user_attrs={"trainwell:grid": i}, skip_if_exists=True)
+    return len(points)
+
+
+def run_stage(spec: StageSpec, cfg: Config, workers: int, fn: Any) -> optuna.Study:
+    """Create (or reopen) one stage's Optuna study and run its workers to the end."""
+    study = _create_study(spec.storage, spec.study_name, spec.direction, cfg)
+    if spec.method == "grid":
+        params = parse_space(spec.space) if not spec.candidates else []
+        n = _enqueue_grid(study, params, cfg)
+        log.info("grid of %d points (tune.trials is not used by the grid)", n)
+    run_workers(spec, workers, fn)
+    return _create_study(spec.storage, spec.study_name, spec.direction, cfg)
+
+
+def best_of(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def finish(study_dir: Path, cfg: Config, studies: list[optuna.Study], metric: str, direction: str,
+           info: dict[str, Any], best_study: optuna.Study | None = None) -> Study:
+    """Write the study's files and build the :class:`Study` result."""
+    from trainwell.config import config_from_dict
+    from trainwell.tune.results import importances, write_study_files
+
+    best_study = best_study or studies[-1]
+    best = best_of(best_study)
+    best_cfg = None
+    toml = None
+    params: dict[str, Any] = {}
+    if best is not None:
+        params = {k: decode(v) for k, v in best.params.items()}
+        stage_epochs = info.get("best_epochs")
+        if "candidate" not in params or params.get("candidate") == "network":
+            raw = apply_params({k: v for k, v in cfg.to_dict().items() if k != "tune"},
+                               {k: v for k, v in best.params.items() if k != "candidate" and not k.startswith(_SK_PREFIX)})
+            if stage_epochs:
+                raw.setdefault("train", {})["epochs"] = int(stage_epochs)
+            best_cfg = config_from_dict(raw, "best config")
+            toml = best_cfg.to_toml()
+        else:
+            import tomli_w
+
+            prefix = f"{_SK_PREFIX}{params['candidate']}."
+            toml = tomli_w.dumps({"candidate": params["candidate"],
+                                  "params": {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}})
+    info.update({
+        "metric": metric,
+        "direction": direction,
+        "best_trial": None if best is None else {
+            "number": best.number, "value": best.value, "params": params,
+            "run_dir": best.user_attrs.get("run_dir"), "stage": best.user_attrs.get("trainwell:stage"),
+        },
+        "importances": importances(best_study),
+        "n_trials": {s.study_name.rpartition("/")[2]: len(s.trials) for s in studies},
+    })
+    rows = write_study_files(study_dir, info, studies, toml)
+    return Study(dir=study_dir, metric=metric, direction=direction, studies=studies,
+                 best_value=None if best is None else best.value, best_params=params,
+                 best_config=best_cfg, rows=rows)
+
+
+_SK_PREFIX = "sk."
+
+
+def tune(
+    config: str | os.PathLike[str] | dict[str, Any] | Config,
+    *,
+    recipe: bool = False,
+    workers: int | None = None,
+    storage: str | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    objective: str | Callable[..., float] | None = None,
+    sets: list[str] | None = None,
+    **overrides: Any,
+) -> Study:
+    """Search hyperparameters as ``[tune]`` says; return the :class:`Study`.
+
+    Args:
+        config: a TOML path, a dict or a Config.
+        recipe: run lecture 002's coarse-to-fine recipe instead of one search.
+        workers: worker processes on this machine (default ``tune.workers``).
+        storage: SQLAlchemy URL of a shared study (default ``tune.storage``, else ``study.db``).
+        resume: an existing study directory to continue.
+        name: the study directory's name under ``runs_dir``.
+        objective: instead of training, a function ``f(cfg, trial) -> float`` (or its
+            ``"module:function"`` path, needed with ``workers > 1``).
+        sets: ``--set`` overrides, ``"section.key=value"``.
+        **overrides: ``[tune]`` fields, e.g. ``trials=30``, ``method="random"``.
+
+    Example:
+        >>> import trainwell as tw
+        >>> study = tw.tune("experiment.toml", trials=20)  # doctest: +SKIP
+    """
+    import optuna
+
+    from trainwell.config import load_config
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    all_sets = list(sets or []) + _tune_fields(overrides)
+    if resume is not None:
+        study_dir = Path(resume)
+        if not (study_dir / "config.toml").is_file():
+            raise RunError(f"--resume {study_dir}: not a study directory (no config.toml)")
+        cfg = load_config(study_dir / "config.toml", all_sets)
+        meta = read_json(study_dir / "study.json") if (study_dir / "study.json").exists() else {}
+        storage = storage or meta.get("storage")
+        recipe = recipe or meta.get("recipe", False)
+    else:
+        cfg = load_config(config, all_sets)
+    if storage is not None:
+        cfg.tune.storage = storage
+    if workers is not None:
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1; got {workers}")
+        cfg.tune.workers = workers
+    if cfg.tune.candidates:
+        from trainwell.tune.select import validate_candidates
+
+        validate_candidates(cfg)
+    else:
+        validate_space(cfg)
+        if not cfg.tune.space and objective is None:
+            raise ConfigError("tune.space is empty: name at least one field to search, e.g. "
+                              "\"train.optimizer.lr\" = \"loguniform(1e-4, 1e-1)\"")
+    if resume is None:
+        study_dir = _study_dir(cfg, name)
+        write_text_atomic(study_dir / "config.toml", cfg.to_toml())
+    from trainwell.tune.storage import default_url
+
+    url = cfg.tune.storage or default_url(study_dir)
+    metric = cfg.tune.metric
+    direction = resolve_direction(metric, cfg.tune.direction)
+    study_name = cfg.tune.study_name or study_dir.name
+    seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
+    obj_str = objective if isinstance(objective, str) else None
+    fn = objective if callable(objective) else None
+    info: dict[str, Any] = {"method": cfg.tune.method, "storage": cfg.tune.storage, "study_name": study_name,
+                            "recipe": recipe, "space": cfg.tune.space}
+    if recipe:
+        from trainwell.tune.recipe import run_recipe
+
+        return run_recipe(cfg, study_dir, url, study_name, metric, direction, seed, obj_str, fn, info)
+    spec = StageSpec(
+        study_dir=str(study_dir), storage=url, study_name=study_name, config=cfg.to_dict(),
+        space=cfg.tune.space, method=cfg.tune.method, trials=cfg.tune.trials, metric=metric,
+        direction=direction, stage="search", objective=obj_str, seed=seed,
+        candidates=[c.model_dump(mode="json") for c in cfg.tune.candidates],
+    )
+    study = run_stage(spec, cfg, cfg.tune.workers, fn)
+    return finish(study_dir, cfg, [study], metric, direction, info)
+
+
+__all__ = ["Study", "finish", "resolve_direction", "run_stage", "tune"]

@@ -1,0 +1,109 @@
+"""Synthetic test functions for Bayesian optimization: Branin and Hartmann-6, with their optima."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+_H6_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
+
+
+def branin(x1: float, x2: float) -> float:
+    """Branin-Hoo on x1 in [-5, 10], x2 in [0, 15]; three global minima of 0.397887.
+
+    Example:
+        >>> round(branin(math.pi, 2.275), 6)
+        0.397887
+    """
+    b = 5.1 / (4 * math.pi**2)
+    c = 5 / math.pi
+    t = 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+
+
+def hartmann6(x: np.ndarray) -> float:
+    """Hartmann-6 on [0, 1]^6; global minimum -3.32237 at (0.20169, 0.150011, 0.476874,
+    0.275332, 0.311652, 0.6573)."""
+    x = np.asarray(x, dtype=float)
+    inner = (_H6_A * (x[None, :] - _H6_P) ** 2).sum(axis=1)
+    return float(-(_H6_ALPHA * np.exp(-inner)).sum())
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A box-bounded minimization problem with a known optimum."""
+
+    name: str
+    bounds: tuple[tuple[float, float], ...]
+    func: Callable[[np.ndarray], float]
+    optimum: float
+
+    @property
+    def dim(self) -> int:
+        return len(self.bounds)
+
+    def objective(self, trial) -> float:  # noqa: ANN001 - an optuna.Trial
+        x = np.array([trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(self.bounds)])
+        return self.func(x)
+
+
+PROBLEMS = {
+    "branin": Problem("branin", ((-5.0, 10.0), (0.0, 15.0)), lambda x: branin(x[0], x[1]), 0.39788735772973816),
+    "hartmann6": Problem("hartmann6", ((0.0, 1.0),) * 6, hartmann6, -3.322368011415515),
+}
+
+__all__ = ["PROBLEMS", "Problem", "branin", "hartmann6", "quadratic", "slow_quadratic"]
+
+
+# ---------------------------------------------------------------------------- config objectives
+# Objectives of the form f(cfg, trial) -> float for ``tune(..., objective="module:function")``:
+# they exercise the whole study machinery (spaces, workers, storage) without training.
+
+
+def quadratic(cfg, trial) -> float:  # noqa: ANN001
+    """``(log10(lr) + 2)^2 + (dropout - 0.2)^2`` (+ 0.1 unless the activation is tanh), with
+    three per-epoch reports so pruners have something to read; minimum 0 at lr = 1e-2,
+    dropout = 0.2, tanh."""
+    from trainwell.tune.space import get_path
+
+    raw = cfg.to_dict()
+    lr = float(get_path(raw, "train.optimizer.lr") or 1e-3)
+    act = get_path(raw, "model.activation.name")
+    value = (math.log10(lr) + 2) ** 2 + (cfg.model.dropout - 0.2) ** 2 + (0.0 if act == "tanh" else 0.1)
+    momentum = get_path(raw, "train.optimizer.momentum") if get_path(raw, "train.optimizer.name") == "sgd" else None
+    if momentum is not None:
+        value += (float(momentum) - 0.9) ** 2
+    for epoch in (1, 2, 3):
+        trial.report(value * (1 + 1 / epoch), epoch)
+        if trial.should_prune():
+            import optuna
+
+            raise optuna.TrialPruned()
+    return value
+
+
+def slow_quadratic(cfg, trial) -> float:  # noqa: ANN001
+    """:func:`quadratic` taking about a second (to kill a worker in the middle of a trial)."""
+    import time
+
+    time.sleep(1.0)
+    return quadratic(cfg, trial)

@@ -1,0 +1,240 @@
+"""One worker of a study: claim a trial, train it, record the result; repeat until the budget is spent.
+
+Workers share nothing but the storage, so the same loop runs as ``--workers K`` processes on one
+machine or as one process on each of many machines pointed at one PostgreSQL URL.
+
+* Grid points are enqueued once as WAITING trials and *claimed* with a compare-and-set on the
+  trial's state (Optuna's storage does it in one transaction), so two workers never evaluate the
+  same point.
+* A trial whose worker died is failed by the next worker that looks (heartbeats) and re-queued;
+  re-queued copies do not count against the budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainwell.errors import ConfigError, TrainwellError
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+STAGE_ATTR = "trainwell:stage"
+
+
+@dataclass
+class StageSpec:
+    """Everything a worker process needs to run trials of one study stage (picklable)."""
+
+    study_dir: str
+    storage: str
+    study_name: str
+    config: dict[str, Any]
+    space: dict[str, Any]
+    method: str
+    trials: int
+    metric: str
+    direction: str
+    stage: str = "search"
+    epochs: int | None = None
+    objective: str | None = None
+    seed: int = 0
+    trial_prefix: str = ""
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_pruner(cfg: Any) -> optuna.pruners.BasePruner:
+    """The pruner of ``[tune].pruner``: median, successive halving, or none."""
+    import optuna
+
+    p = cfg.tune.pruner
+    if p.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+    if p.name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, p.warmup_epochs))
+    return optuna.pruners.NopPruner()
+
+
+def load_study(spec: StageSpec, worker_index: int = 0) -> tuple[optuna.Study, Any]:
+    import optuna
+
+    from trainwell.config import config_from_dict
+    from trainwell.tune.samplers import make_sampler
+    from trainwell.tune.storage import open_storage
+
+    cfg = config_from_dict(dict(spec.config), "study config")
+    storage = open_storage(spec.storage, cfg.tune.heartbeat, cfg.tune.max_retry)
+    sampler = make_sampler(cfg.tune, spec.seed + 7919 * worker_index, spec.method)
+    study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler,
+                              pruner=make_pruner(cfg))
+    return study, cfg
+
+
+def build_objective(spec: StageSpec, cfg: Any, fn: Any = None):  # noqa: ANN201
+    """The trial function of a stage: sample the space into the config, then train or call ``fn``."""
+    from trainwell.config import config_from_dict
+    from trainwell.tune.objective import load_objective, train_trial
+    from trainwell.tune.space import apply_params, parse_space, suggest
+
+    base = dict(spec.config)
+    base.pop("tune", None)
+    custom = load_objective(fn or spec.objective) if (fn or spec.objective) else None
+    trials_dir = Path(spec.study_dir) / "trials"
+
+    if spec.candidates:
+        from trainwell.tune.select import SelectionObjective
+
+        return SelectionObjective(spec, cfg, custom, trials_dir)
+    params = parse_space(spec.space)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(STAGE_ATTR, spec.stage)
+        values = suggest(trial, params, base)
+        raw = apply_params(base, values)
+        if spec.epochs is not None:
+            raw.setdefault("train", {})["epochs"] = int(spec.epochs)
+        trial_cfg = config_from_dict(raw, f"trial {trial.number}")
+        if custom is not None:
+            return float(custom(trial_cfg, trial))
+        return train_trial(trial_cfg, trial, spec.metric, trials_dir, spec.trial_prefix)
+
+    return objective
+
+
+def _counted(study: optuna.Study) -> tuple[int, int]:
+    """(trials that use the budget, trials waiting in the queue)."""
+    from optuna.trial import TrialState
+
+    used = waiting = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            waiting += 1
+        elif "failed_trial" not in t.system_attrs:  # a re-queued copy does not use budget
+            used += 1
+    return used, waiting
+
+
+def _claim_waiting(study: optuna.Study) -> int | None:
+    """Atomically move one WAITING trial to RUNNING; its id, or None when the queue is empty."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            if study._storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                return t._trial_id
+        except RuntimeError:  # finished meanwhile
+            continue
+    return None
+
+
+def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Any) -> None:
+    """Run one trial under a heartbeat and record COMPLETE, PRUNED or FAIL."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from trainwell.tune.storage import Heartbeat
+
+    with Heartbeat(study._storage, trial._trial_id):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        except ConfigError:
+            study.tell(trial, state=TrialState.FAIL)
+            raise  # the user's mistake, the same for every trial: stop now
+        except (TrainwellError, ArithmeticError, RuntimeError, ValueError) as exc:
+            log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+            study.tell(trial, state=TrialState.FAIL)
+        except BaseException as exc:
+            # a bug or an interrupt: record the trial as failed, then let it propagate
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
+
+
+def run_worker(spec: StageSpec, worker_index: int = 0, fn: Any = None) -> int:
+    """Run trials of ``spec`` until its budget is spent (or its grid is exhausted); return how many."""
+    import optuna
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+    from trainwell.tune.storage import quiet_optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study, cfg = load_study(spec, worker_index)
+    objective = build_objective(spec, cfg, fn)
+    done = 0
+    while True:
+        with quiet_optuna():
+            optuna.storages.fail_stale_trials(study)
+            if spec.method == "grid":
+                trial_id = _claim_waiting(study)
+                if trial_id is None:
+                    break
+                trial = optuna.Trial(study, trial_id)
+            else:
+                used, waiting = _counted(study)
+                if used >= spec.trials and waiting == 0:
+                    break
+                trial = study.ask()
+        run_trial(study, trial, objective)
+        done += 1
+    return done
+
+
+def _process_main(spec_dict: dict[str, Any], worker_index: int) -> None:
+    import logging as _logging
+
+    _logging.basicConfig(level=_logging.WARNING)
+    run_worker(StageSpec(**spec_dict), worker_index)
+
+
+def run_workers(spec: StageSpec, workers: int, fn: Any = None) -> None:
+    """Run ``workers`` worker processes on this machine (spawned, one thread each) and wait."""
+    if workers <= 1:
+        run_worker(spec, 0, fn)
+        return
+    if fn is not None and not isinstance(fn, str):
+        raise ConfigError(
+            "tune: with workers > 1 the objective must be importable: pass 'module:function'"
+        )
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    env_before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # children read it before torch starts
+    try:
+        procs = [ctx.Process(target=_process_main, args=(spec.to_dict(), i), daemon=False) for i in range(workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    finally:
+        if env_before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env_before
+    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if bad:
+        log.warning("%d of %d workers exited with errors (codes %s); finished trials are kept",
+                    len(bad), workers, bad)
+
+
+__all__ = ["STAGE_ATTR", "StageSpec", "build_objective", "make_pruner", "run_trial", "run_worker", "run_workers"]

@@ -1,0 +1,135 @@
+"""Every transformer against scikit-learn (the oracle), and step parsing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+
+from trainwell.data.image_steps import IMAGE_STEPS
+from trainwell.data.steps import parse_step, parse_steps
+from trainwell.data.table_steps import TABLE_STEPS, Table
+from trainwell.errors import ConfigError, DataError
+
+RNG = np.random.default_rng(0)
+TRAIN = RNG.normal(3.0, 2.0, (50, 4)) @ RNG.normal(size=(4, 4))
+OTHER = RNG.normal(0.0, 5.0, (20, 4))
+
+
+def _fit(name, **params):
+    return TABLE_STEPS[name](**params).fit(Table(TRAIN.copy(), list("abcd")))
+
+
+def _apply(step, X):
+    return step.transform(Table(X.copy(), list("abcd"))).num
+
+
+@pytest.mark.parametrize("name,oracle", [
+    ("center", StandardScaler(with_std=False)),
+    ("standardize", StandardScaler()),
+    ("minmax", MinMaxScaler(feature_range=(-1, 2))),
+])
+def test_scalers_match_sklearn(name, oracle):
+    step = _fit(name, **({"range": [-1.0, 2.0]} if name == "minmax" else {}))
+    oracle.fit(TRAIN)
+    np.testing.assert_allclose(_apply(step, OTHER), oracle.transform(OTHER), rtol=1e-12, atol=1e-12)
+
+
+def test_standardize_is_the_lecture_z_score():
+    z = _apply(_fit("standardize"), TRAIN)  # lecture 000: z = (x - mu) / sigma, np.std (ddof 0)
+    np.testing.assert_allclose(z, (TRAIN - TRAIN.mean(0)) / TRAIN.std(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("components", [2, 0.9, None])
+def test_pca_matches_sklearn(components):
+    step = _fit("pca", components=components)
+    oracle = PCA(n_components=components, svd_solver="full").fit(TRAIN)
+    np.testing.assert_allclose(np.abs(_apply(step, OTHER)), np.abs(oracle.transform(OTHER)),
+                               rtol=1e-9, atol=1e-9)
+    if components == 0.9:
+        assert step.explained_variance_ratio_.sum() >= 0.9
+
+
+def test_whiten_matches_sklearn_and_gives_identity_covariance():
+    step = _fit("whiten", eps=0.0)
+    oracle = PCA(whiten=True, svd_solver="full").fit(TRAIN)
+    np.testing.assert_allclose(_apply(step, OTHER), oracle.transform(OTHER), rtol=1e-8, atol=1e-8)
+    w = _apply(step, TRAIN)
+    np.testing.assert_allclose(np.cov(w, rowvar=False), np.eye(4), atol=1e-10)
+
+
+def test_pca_refuses_more_components_than_features():
+    with pytest.raises(DataError, match="components=9.*min\\(50, 4\\)"):
+        _fit("pca", components=9)
+
+
+def test_impute_with_indicators_matches_sklearn():
+    X = TRAIN.copy()
+    X[[1, 5, 7], 0] = np.nan
+    X[2, 3] = np.nan
+    test = OTHER.copy()
+    test[[0, 4], [0, 1]] = np.nan  # column b: missing at test time only -> no indicator
+    for strategy in ("mean", "median", "most_frequent"):
+        step = TABLE_STEPS["impute"](strategy=strategy, indicator=True).fit(Table(X, list("abcd")))
+        out = step.transform(Table(test, list("abcd")))
+        oracle = SimpleImputer(strategy=strategy, add_indicator=True).fit(X)
+        np.testing.assert_allclose(out.num, oracle.transform(test), rtol=1e-12)
+        assert out.num_names == list("abcd") + ["missing_a", "missing_d"]
+
+
+def test_onehot_and_categorical_impute_match_sklearn():
+    cat = np.array([["r"], ["g"], [None], ["b"], ["g"]], dtype=object)
+    new = np.array([["g"], ["zzz"], [None]], dtype=object)
+    num = np.zeros((5, 0))
+    imp = TABLE_STEPS["impute"]().fit(Table(num, [], cat, ["c"]))
+    filled = imp.transform(Table(np.zeros((3, 0)), [], new, ["c"]))
+    assert filled.cat[:, 0].tolist() == ["g", "zzz", "g"]  # most frequent training category
+    assert filled.num_names == ["missing_c"] and filled.num[:, 0].tolist() == [0, 0, 1]
+    oh = TABLE_STEPS["onehot"]().fit(Table(num, [], cat, ["c"]))
+    out = oh.transform(Table(np.zeros((3, 0)), [], new, ["c"]))
+    oracle = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(
+        np.where(cat == None, np.nan, cat))  # noqa: E711
+    np.testing.assert_array_equal(out.num, oracle.transform(np.where(new == None, np.nan, new)))  # noqa: E711
+    assert out.num_names == ["c=b", "c=g", "c=r", "c=<missing>"]
+
+
+IMAGES = RNG.random((30, 3, 4, 5))
+
+
+def test_image_steps_match_numpy():
+    expect = {
+        "mean_image": IMAGES - IMAGES.mean(0),
+        "channel_mean": IMAGES - IMAGES.mean((0, 2, 3), keepdims=True)[0],
+        "channel_mean_std": (IMAGES - IMAGES.mean((0, 2, 3), keepdims=True)[0])
+        / IMAGES.std((0, 2, 3), keepdims=True)[0],
+    }
+    for name, want in expect.items():
+        step = IMAGE_STEPS[name]().fit([IMAGES[:10], IMAGES[10:]])  # streamed in two batches
+        np.testing.assert_allclose(step.transform(IMAGES.astype(np.float32)), want, rtol=1e-5, atol=1e-5)
+        assert step.shift_.shape == ((3, 4, 5) if name == "mean_image" else (3, 1, 1))
+
+
+def test_image_step_refuses_other_shape():
+    step = IMAGE_STEPS["channel_mean"]().fit([IMAGES])
+    with pytest.raises(DataError, match="fitted on images of shape \\(3, 4, 5\\)"):
+        step.transform(np.zeros((2, 3, 4, 4), dtype=np.float32))
+
+
+def test_step_parsing_names_aliases_and_errors():
+    assert parse_step("zscore", 0).name == "standardize"
+    assert parse_step({"name": "pca", "components": 0.95}, 0).params == {"components": 0.95}
+    with pytest.raises(ConfigError, match="did you mean 'standardize'"):
+        parse_step("standardze", 1)
+    with pytest.raises(ConfigError, match="no parameter 'component'; did you mean 'components'"):
+        parse_step({"name": "pca", "component": 3}, 0)
+    with pytest.raises(ConfigError, match="fraction in \\(0, 1\\); got 1.5"):
+        parse_step({"name": "pca", "components": 1.5}, 0)
+    parse_step({"name": "pca", "components": 1}, 0)  # boundary accepted
+    with pytest.raises(ConfigError, match="int >= 1"):
+        parse_step({"name": "pca", "components": 0}, 0)
+    with pytest.raises(ConfigError, match="strategy"):
+        parse_step({"name": "impute", "strategy": "mode"}, 0)
+    with pytest.raises(ConfigError, match="must come before 'standardize'"):
+        parse_steps(["standardize", "impute"])

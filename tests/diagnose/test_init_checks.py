@@ -1,0 +1,73 @@
+"""Initialization checks against lecture 001's failure modes, and the statistics against torch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tests.diagnose.conftest import make_mlp
+from trainwell.diagnose import doctor
+from trainwell.diagnose.stats import capture
+
+
+def _status(rep, check):
+    found = rep.get(check)
+    return found[0].status if found else None
+
+
+def test_healthy_kaiming_relu_passes(digits):
+    rep = doctor(make_mlp(), digits, checks=["init"])
+    assert rep.status == "pass", rep.summary()
+    layers = rep.activation_stats["init"]["layers"]
+    assert set(layers) == {"1", "3"} and "hist" in layers["1"]
+
+
+def test_healthy_xavier_tanh_passes(digits):
+    rep = doctor(make_mlp(hidden=(64,) * 4, act=nn.Tanh, init="xavier"), digits, checks=["init"])
+    assert rep.status == "pass", rep.summary()
+
+
+def test_zero_init_breaks_no_symmetry(digits):
+    rep = doctor(make_mlp(init="zeros"), digits, checks=["init"])
+    f = rep.get("init.symmetry")[0]
+    assert f.status == "fail" and f.evidence["constant_weight_layers"] == ["0", "2", "4"]
+
+
+def test_deep_sigmoid_std1_saturates(digits):
+    rep = doctor(make_mlp(hidden=(128,) * 6, act=nn.Sigmoid, init="normal", std=1.0), digits, checks=["init"])
+    assert _status(rep, "init.saturation") == "fail"
+    assert max(rep.get("init.saturation")[0].evidence["sat_frac"].values()) > 0.5
+
+
+def test_large_negative_bias_kills_relus(digits):
+    model = make_mlp()
+    nn.init.constant_(model[0].bias, -10.0)
+    rep = doctor(model, digits, checks=["init"])
+    f = rep.get("init.dead_relu")[0]
+    assert f.status == "fail" and f.evidence["dead_frac"]["1"] >= 0.9
+
+
+def test_lecture_001_small_tanh_init_vanishes(digits):
+    rep = doctor(make_mlp(hidden=(256,) * 6, act=nn.Tanh, init="normal", std=0.01), digits, checks=["init"])
+    assert _status(rep, "init.vanishing") == "fail"
+
+
+def test_large_relu_init_explodes(digits):
+    rep = doctor(make_mlp(hidden=(128,) * 5, init="normal", std=0.3), digits, checks=["init"])
+    assert _status(rep, "init.exploding") == "fail"
+
+
+def test_captured_statistics_match_torch():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 16), nn.Tanh())
+    x = torch.randn(50, 8)
+    with capture(model) as stats:
+        model(x)
+    h = torch.relu(model[0](x))
+    t = torch.tanh(model[2](h))
+    assert stats["1"]["act_mean"] == pytest.approx(h.mean().item(), abs=1e-6)
+    assert stats["1"]["act_std"] == pytest.approx(h.std(unbiased=False).item(), abs=1e-6)
+    assert stats["1"]["dead_frac"] == pytest.approx((h <= 0).all(0).float().mean().item())
+    assert stats["3"]["sat_frac"] == pytest.approx((t.abs() > 0.99).float().mean().item())
+    assert not model[1]._forward_hooks  # hooks are gone after the block

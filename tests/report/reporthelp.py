@@ -1,0 +1,93 @@
+"""Helpers of the report tests: real runs, and what a report page holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+IRIS = {"data": {"source": "builtin:iris"}, "train": {"epochs": 3, "batch_size": 16}}
+
+
+def fit_run(root: Path, name: str, overrides: list[str] | None = None, data: str = "builtin:iris",
+            monitor: bool = True, tensorboard: bool = False) -> Path:
+    """A real run by ``trainwell.api.fit``, with the doctor's in-training monitor attached."""
+    from trainwell.api import fit
+    from trainwell.diagnose import TrainingMonitor
+
+    run_dir = root / name
+    callbacks = [TrainingMonitor(run_dir, every=2)] if monitor else []
+    if tensorboard:
+        from trainwell.report.tensorboard import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger(run_dir))
+    cfg = {**IRIS, "data": {"source": data}, "runs_dir": str(root)}
+    fit(cfg, name=name, quiet=True, callbacks=callbacks, overrides=overrides)
+    return run_dir
+
+
+
+class Page:
+    """What a report page holds: section and figure ids, image sources, links, scripts, tables."""
+
+    def __init__(self, path: Path) -> None:
+        from html.parser import HTMLParser
+
+        self.text = path.read_text(encoding="utf-8")
+        self.sections: list[str] = []
+        self.figures: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.scripts = 0
+        self.tables: list[list[list[str]]] = []
+        page = self
+
+        class Parser(HTMLParser):
+            cell: list[str] | None = None
+
+            def handle_starttag(self, tag, attrs):  # noqa: ANN001
+                a = dict(attrs)
+                if tag == "section":
+                    page.sections.append(a["id"])
+                elif tag == "figure":
+                    page.figures.append(a["id"])
+                elif tag == "img":
+                    page.images.append(a["src"])
+                elif tag in ("a", "link"):
+                    page.links.append(a.get("href", ""))
+                elif tag == "script":
+                    page.scripts += 1
+                elif tag == "table":
+                    page.tables.append([])
+                elif tag == "tr":
+                    page.tables[-1].append([])
+                elif tag in ("td", "th"):
+                    self.cell = []
+
+            def handle_data(self, data):  # noqa: ANN001
+                if self.cell is not None:
+                    self.cell.append(data)
+
+            def handle_endtag(self, tag):  # noqa: ANN001
+                if tag in ("td", "th") and self.cell is not None:
+                    page.tables[-1][-1].append("".join(self.cell))
+                    self.cell = None
+
+        Parser().feed(self.text)
+
+    def table_with(self, header: str) -> list[list[str]]:
+        """The first table whose first row holds ``header``."""
+        for t in self.tables:
+            if t and header in t[0]:
+                return t
+        raise AssertionError(f"no table with column {header!r}")
+
+
+def assert_self_contained(page: Page) -> None:
+    import base64
+
+    assert page.scripts == 0
+    assert "http://" not in page.text and "https://" not in page.text
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for href in page.links:
+        assert href.startswith(("#", "data:")) or not href.startswith(("http", "//")), href
