@@ -125,7 +125,7 @@ def test_train_and_predict_commands_on_a_csv(runs_dir, tmp_path, capsys):
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["id", "prediction", "proba_setosa", "proba_versicolor", "proba_virginica"]
     assert list(out["prediction"]) == ["setosa", "versicolor", "virginica"]
-    np.testing.assert_allclose(out.filter(like="proba_").sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(out.filter(like="proba_").sum(axis=1), 1.0, rtol=1e-5)
     assert main(["predict", "runs/csv", str(tmp_path / "new.csv"), "--out", "out.txt"]) == 2
     assert "--out must end in .csv, .parquet or .npz" in capsys.readouterr().err
     assert main(["train"]) == 2 and "needs a CONFIG" in capsys.readouterr().err

@@ -143,6 +143,8 @@ def test_fractional_and_global_pooling_shapes():
     fmp = make_layer("fractional_max_pool2d", 2, output_ratio=1 / math.sqrt(2))
     assert fmp(x).shape == (2, 3, 11, 11)
     torch.testing.assert_close(make_layer("global_avg_pool2d")(x), x.mean(dim=(2, 3)))
+    xd = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(make_layer("global_avg_pool2d"), (xd,))
 
 
 def test_layer_arguments_are_checked():

@@ -92,11 +92,15 @@ def train_at(p: Problem, lr: float, iters: int = 100, batch_size: int = 64) -> d
         loss.backward()
         opt.step()
     k = max(1, min(10, len(losses) // 5))
-    start = sum(losses[:k]) / k if losses else float("nan")
+    start = losses[0] if losses else float("nan")
     end = sum(losses[-k:]) / k if losses else float("nan")
+    # exploded: a loss 10x the first one (it may come back down later, onto dead units)
+    if diverged_at is None:
+        diverged_at = next((i for i, v in enumerate(losses) if v > 10 * start), None)
     if diverged_at is None and losses and end > 3 * start:
         diverged_at = len(losses)
-    return {"lr": lr, "start_loss": start, "end_loss": end, "diverged_at": diverged_at,
+    return {"lr": lr, "start_loss": start, "end_loss": end, "peak_loss": max(losses, default=float("nan")),
+            "diverged_at": diverged_at,
             "diverged": diverged_at is not None}
 
 

@@ -64,8 +64,10 @@ def _check_setting(p: Problem, cfg: Any, diverge_lr: float | None, suggested: fl
                        [tip, "loss exploding to inf/NaN: LR too high or a bad init (lecture 002)",
                         "add a warmup (lecture 002) or gradient clipping"])
     if diverge_lr is not None and lr >= diverge_lr:
-        return Finding("lr.setting", "warn", f"the configured lr {lr:g} is at or above where the loss "
-                       f"diverges ({diverge_lr:.3g})", "", ev, [tip])
+        status = "fail" if run["end_loss"] > 0.5 * run["start_loss"] else "warn"
+        return Finding("lr.setting", status, f"the configured lr {lr:g} is at or above where the loss "
+                       f"diverges ({diverge_lr:.3g})", f"training at lr {lr:g}: loss {run['start_loss']:.3g} -> "
+                       f"{run['end_loss']:.3g} in {cfg.probe_iters} iterations.", ev, [tip])
     if best is not None and run["end_loss"] > 0.9 * run["start_loss"] and best["end_loss"] < 0.5 * run["end_loss"]:
         return Finding("lr.setting", "warn", f"the configured lr {lr:g} barely lowers the loss",
                        f"{run['start_loss']:.3g} -> {run['end_loss']:.3g} in {cfg.probe_iters} iterations; "

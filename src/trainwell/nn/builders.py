@@ -37,7 +37,7 @@ def check_arch(value: str) -> str:
                 f"a python model is named python:module:factory, e.g. python:mypkg.nets:make_net; got {value!r}"
             )
         return value
-    import trainwell.nn.convnets  # noqa: F401  (registers cnn, resnet)
+    import trainwell.nn.convnets
     import trainwell.nn.recurrent  # noqa: F401  (registers rnn)
 
     return MODELS.canonical(value)

@@ -19,7 +19,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     model.set_defaults(func=lambda args: (model.print_help(), 2)[1])
 
 
-def _example_batch(X, n: int = 256):  # noqa: ANN001, ANN202 - tensor or Dataset
+def _example_batch(X, n: int = 256):
     import torch
 
     if isinstance(X, torch.Tensor):

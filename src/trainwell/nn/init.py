@@ -18,7 +18,6 @@ from torch import nn
 from trainwell.errors import ModelSpecError
 from trainwell.nn.specs import (
     call_with_params,
-    describe_spec,
     parse_spec,
     require_float,
     require_int,

@@ -62,7 +62,7 @@ def infer_followed_by(model: nn.Module) -> dict[nn.Module, Following]:
     found: dict[nn.Module, Following] = {}
     pending: list[nn.Module] = []
     for module in model.modules():
-        if isinstance(module, WEIGHTED) or isinstance(module, RECURRENT):
+        if isinstance(module, (WEIGHTED, RECURRENT)):
             for layer in pending:
                 found[layer] = None
             pending = [module] if isinstance(module, WEIGHTED) else []

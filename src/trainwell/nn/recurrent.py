@@ -36,12 +36,12 @@ class RecurrentNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        kwargs = dict(
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,  # torch applies it between layers only
-        )
+        kwargs = {
+            "num_layers": num_layers,
+            "batch_first": True,
+            "bidirectional": bidirectional,
+            "dropout": dropout if num_layers > 1 else 0.0,  # torch applies it between layers only
+        }
         if cell == "rnn":
             self.rnn: nn.Module = nn.RNN(input_size, hidden_size, nonlinearity="tanh", **kwargs)
         else:

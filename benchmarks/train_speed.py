@@ -1,0 +1,289 @@
+"""Training speed: trainwell against plain PyTorch loops, scikit-learn and Lightning.
+
+The workload (issue 4): the digits set, a stratified 80/20 split, standardized on train; an MLP
+64-W-W-10 with ReLU, Adam lr 1e-3, batch B, 40 epochs. "small" is W=256, B=64; "large" is
+W=1024, B=256. Each contestant runs in its own process, several times; the table shows the
+median and the range of the training seconds, the ratio to the plain tensor loop, the test
+accuracy and the whole process's seconds (imports included). For "large", the efficiency is the
+training FLOP rate over the machine's fp32 matmul throughput, measured in the same run.
+
+    python benchmarks/train_speed.py --reps 3 --threads 1
+
+Contestants: ``trainwell`` (the Trainer, per-epoch validation included), ``tensor`` (a plain
+loop indexing tensors by a permutation), ``loader`` (a plain loop over a DataLoader),
+``sklearn`` (MLPClassifier), ``lightning`` (when installed; skipped with a note otherwise), and
+``cli``: the whole ``trainwell train`` process on the same workload (its own split of the data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+T0 = time.perf_counter()
+SIZES = {"small": (256, 64), "large": (1024, 256)}
+EPOCHS = 40
+
+
+def _data():
+    import numpy as np
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
+    mean, std = Xtr.mean(0), Xtr.std(0) + 1e-8
+    Xtr, Xte = (Xtr - mean) / std, (Xte - mean) / std
+    t = lambda a, dt: torch.tensor(np.asarray(a), dtype=dt)  # noqa: E731
+    return t(Xtr, torch.float32), t(ytr, torch.int64), t(Xte, torch.float32), t(yte, torch.int64)
+
+
+def _mlp(width):
+    from torch import nn
+
+    return nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+
+
+def _accuracy(model, X, y):
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        return float((model(X).argmax(1) == y).double().mean())
+
+
+def run_tensor(width, bs):
+    import torch
+    import torch.nn.functional as F
+
+    Xtr, ytr, Xte, yte = _data()
+    model = _mlp(width)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    t = time.perf_counter()
+    for _ in range(EPOCHS):
+        model.train()
+        perm = torch.randperm(len(Xtr))
+        for i in range(0, len(Xtr), bs):
+            idx = perm[i:i + bs]
+            loss = F.cross_entropy(model(Xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return time.perf_counter() - t, _accuracy(model, Xte, yte)
+
+
+def run_loader(width, bs):
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    Xtr, ytr, Xte, yte = _data()
+    model = _mlp(width)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(Xtr, ytr), batch_size=bs, shuffle=True)
+    t = time.perf_counter()
+    for _ in range(EPOCHS):
+        model.train()
+        for xb, yb in loader:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return time.perf_counter() - t, _accuracy(model, Xte, yte)
+
+
+def run_trainwell(width, bs):
+    from trainwell.train import Trainer
+
+    Xtr, ytr, Xte, yte = _data()
+    trainer = Trainer(_mlp(width), loss="cross_entropy", optimizer={"name": "adam", "lr": 1e-3},
+                      epochs=EPOCHS, batch_size=bs, seed=0)
+    t = time.perf_counter()
+    trainer.fit((Xtr, ytr), (Xte, yte))  # validates on the held-out 20% every epoch
+    return time.perf_counter() - t, trainer.history[-1]["val_accuracy"]  # the last epoch's model
+
+
+def run_sklearn(width, bs):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    Xtr, ytr, Xte, yte = (a.numpy() for a in _data())
+    clf = MLPClassifier(hidden_layer_sizes=(width, width), activation="relu", solver="adam",
+                        learning_rate_init=1e-3, batch_size=bs, max_iter=EPOCHS, tol=0.0,
+                        n_iter_no_change=EPOCHS + 1, alpha=0.0, random_state=0)
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(Xtr, ytr)
+    return time.perf_counter() - t, float((clf.predict(Xte) == yte).mean())
+
+
+def run_lightning(width, bs):
+    import logging
+
+    import lightning.pytorch as L
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    Xtr, ytr, Xte, yte = _data()
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = _mlp(width)
+
+        def training_step(self, batch, _):
+            xb, yb = batch
+            return F.cross_entropy(self.net(xb), yb)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    module = Module()
+    trainer = L.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    loader = DataLoader(TensorDataset(Xtr, ytr), batch_size=bs, shuffle=True)
+    t = time.perf_counter()
+    trainer.fit(module, loader)
+    return time.perf_counter() - t, _accuracy(module.net, Xte, yte)
+
+
+def run_peak(width, bs):
+    """The fp32 matmul throughput (FLOP/s) of this machine at the large layer's size."""
+    import torch
+
+    a, b = torch.randn(2048, 1024), torch.randn(1024, 1024)
+    for _ in range(3):
+        a @ b
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < 2.0:
+        a @ b
+        n += 1
+    return 2 * 2048 * 1024 * 1024 * n / (time.perf_counter() - t), 0.0
+
+
+CLI_TOML = """
+seed = 0
+[data]
+source = "builtin:digits"
+split = {{ val = 0.2, test = 0.0, stratify = true }}
+preprocess = ["standardize"]
+[model]
+arch = "mlp"
+hidden = [{w}, {w}]
+activation = "relu"
+[train]
+loss = "cross_entropy"
+optimizer = {{ name = "adam", lr = 1e-3 }}
+epochs = {epochs}
+batch_size = {bs}
+early_stopping = {{ patience = 1000 }}
+"""
+
+
+def cli_process(width, bs, threads):
+    """Seconds of a whole ``trainwell train`` process; its final val accuracy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "bench.toml"
+        cfg.write_text(CLI_TOML.format(w=width, bs=bs, epochs=EPOCHS))
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "trainwell", "train", str(cfg), "--quiet", "--name", "b"],
+                       cwd=tmp, env=_env(threads), check=True, capture_output=True)
+        wall = time.perf_counter() - t
+        lines = (Path(tmp) / "runs" / "b" / "metrics.jsonl").read_text().splitlines()
+        last = json.loads(lines[-1])
+        return {"train_s": last["time"], "acc": last["val_accuracy"], "process_s": wall}
+
+
+RUNNERS = {"trainwell": run_trainwell, "tensor": run_tensor, "loader": run_loader,
+           "sklearn": run_sklearn, "lightning": run_lightning, "peak": run_peak}
+
+
+def _env(threads):
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def worker(name, size, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    train_s, acc = RUNNERS[name](*SIZES[size])
+    print(json.dumps({"train_s": train_s, "acc": acc, "import_and_setup_s": time.perf_counter() - T0}))
+
+
+def run_one(name, size, threads):
+    if name == "cli":
+        return cli_process(*SIZES[size], threads)
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "--worker", name, "--size", size, "--threads", str(threads)],
+                         env=_env(threads), check=True, capture_output=True, text=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["process_s"] = time.perf_counter() - t
+    return res
+
+
+def _flops_per_run(width, bs, n_train=1437, n_val=360):
+    weights = 64 * width + width * width + width * 10
+    train = 6 * weights * n_train * EPOCHS  # forward 2, backward 4 FLOP per weight and sample
+    val = 2 * weights * n_val * EPOCHS  # trainwell's per-epoch validation (others: none)
+    return train, val
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sizes", default="small,large")
+    ap.add_argument("--contestants", default="tensor,trainwell,loader,sklearn,lightning,cli")
+    ap.add_argument("--worker")
+    ap.add_argument("--size", default="small")
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker, args.size, args.threads)
+    names = args.contestants.split(",")
+    try:
+        import lightning  # noqa: F401
+    except ImportError:
+        if "lightning" in names:
+            print("note: lightning is not installed; skipping it")
+            names.remove("lightning")
+    peak = statistics.median(run_one("peak", "large", args.threads)["train_s"] for _ in range(2))
+    print(f"threads {args.threads}, {args.reps} reps, {EPOCHS} epochs; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+    for size in args.sizes.split(","):
+        width, bs = SIZES[size]
+        rows = {n: [run_one(n, size, args.threads) for _ in range(args.reps)] for n in names}
+        base = statistics.median(r["train_s"] for r in rows["tensor"]) if "tensor" in rows else None
+        base_proc = statistics.median(r["process_s"] for r in rows["tensor"]) if "tensor" in rows else None
+        steps = EPOCHS * -(-1437 // bs)
+        print(f"\n{size}: MLP 64-{width}-{width}-10, batch {bs}, {steps} steps")
+        print(f"| contestant | train s (median) | range | x tensor loop | ms/step | test acc | process s | x tensor process | % of matmul peak |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for n, rs in rows.items():
+            ts = [r["train_s"] for r in rs]
+            med = statistics.median(ts)
+            proc = statistics.median(r["process_s"] for r in rs)
+            acc = statistics.median(r["acc"] for r in rs)
+            train_f, val_f = _flops_per_run(width, bs)
+            flops = train_f + (val_f if n in ("trainwell", "cli") else 0)
+            ratio = f"{med / base:.2f}" if base else "-"
+            pratio = f"{proc / base_proc:.2f}" if base_proc else "-"
+            print(f"| {n} | {med:.2f} | {min(ts):.2f}-{max(ts):.2f} | {ratio} | {1000 * med / steps:.2f} | "
+                  f"{acc:.4f} | {proc:.2f} | {pratio} | {100 * flops / med / peak:.0f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
