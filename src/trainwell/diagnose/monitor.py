@@ -12,7 +12,7 @@ from torch import nn
 
 from trainwell.diagnose.report import Finding
 from trainwell.diagnose.stats import ACTIVATIONS, WEIGHTED, kind_of, layer_stats
-from trainwell.diagnose.verdict import verdict
+from trainwell.diagnose.curves import verdict
 
 if TYPE_CHECKING:
     from trainwell.train.trainer import Trainer

@@ -1,64 +1,50 @@
-"""Models: activations, layers and inits of the lectures, model builders and ``build_model``."""
+"""Models: activations, layers and inits of the lectures, model builders and ``build_model``.
+
+Public names are imported lazily, so that the command line and config loading do not load torch.
+"""
 
 from __future__ import annotations
 
-from trainwell.nn.activations import (
-    SELU_ALPHA,
-    SELU_LAMBDA,
-    Maxout,
-    SReLU,
-    Step,
-    Swish,
-    list_activations,
-    make_activation,
-)
-from trainwell.nn.build import build_model
-from trainwell.nn.builders import list_models
-from trainwell.nn.config import ModelConfig
-from trainwell.nn.convnets import ResNet
-from trainwell.nn.init import AUTO_TABLE, fans, list_inits, make_init
-from trainwell.nn.initialize import init_model_, lsuv_
-from trainwell.nn.layers import (
-    DropConnectLinear,
-    GlobalAvgPool2d,
-    ResidualBlock,
-    StochasticDepth,
-    list_layers,
-    list_norms,
-    make_layer,
-    make_norm,
-)
-from trainwell.nn.recurrent import RecurrentNet
-from trainwell.nn.summary import format_summary, model_summary
+from typing import Any
 
-__all__ = [
-    "AUTO_TABLE",
-    "SELU_ALPHA",
-    "SELU_LAMBDA",
-    "DropConnectLinear",
-    "GlobalAvgPool2d",
-    "Maxout",
-    "ModelConfig",
-    "RecurrentNet",
-    "ResNet",
-    "ResidualBlock",
-    "SReLU",
-    "Step",
-    "StochasticDepth",
-    "Swish",
-    "build_model",
-    "fans",
-    "format_summary",
-    "init_model_",
-    "list_activations",
-    "list_inits",
-    "list_layers",
-    "list_models",
-    "list_norms",
-    "lsuv_",
-    "make_activation",
-    "make_init",
-    "make_layer",
-    "make_norm",
-    "model_summary",
-]
+_LAZY = {
+    "AUTO_TABLE": "trainwell.nn.init",
+    "DropConnectLinear": "trainwell.nn.layers",
+    "GlobalAvgPool2d": "trainwell.nn.layers",
+    "Maxout": "trainwell.nn.activations",
+    "ModelConfig": "trainwell.nn.config",
+    "RecurrentNet": "trainwell.nn.recurrent",
+    "ResNet": "trainwell.nn.convnets",
+    "ResidualBlock": "trainwell.nn.layers",
+    "SELU_ALPHA": "trainwell.nn.activations",
+    "SELU_LAMBDA": "trainwell.nn.activations",
+    "SReLU": "trainwell.nn.activations",
+    "Step": "trainwell.nn.activations",
+    "StochasticDepth": "trainwell.nn.layers",
+    "Swish": "trainwell.nn.activations",
+    "build_model": "trainwell.nn.build",
+    "fans": "trainwell.nn.init",
+    "format_summary": "trainwell.nn.summary",
+    "init_model_": "trainwell.nn.initialize",
+    "list_activations": "trainwell.nn.activations",
+    "list_inits": "trainwell.nn.init",
+    "list_layers": "trainwell.nn.layers",
+    "list_models": "trainwell.nn.builders",
+    "list_norms": "trainwell.nn.layers",
+    "lsuv_": "trainwell.nn.initialize",
+    "make_activation": "trainwell.nn.activations",
+    "make_init": "trainwell.nn.init",
+    "make_layer": "trainwell.nn.layers",
+    "make_norm": "trainwell.nn.layers",
+    "model_summary": "trainwell.nn.summary",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainwell.nn' has no attribute {name!r}")

@@ -1,0 +1,106 @@
+"""TrainingMonitor on the real Trainer: stats.jsonl, hooks only on sampled steps, divergence."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from tests.diagnose.conftest import make_mlp
+from trainwell.diagnose.monitor import FIELDS, TrainingMonitor, layer_map
+from trainwell.errors import DivergenceError
+from trainwell.train.trainer import Trainer
+
+
+class _HookSpy:
+    """Records, after each loss, how many forward hooks the first activation carries."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module, self.counts = module, []
+
+    def after_loss(self, trainer) -> None:  # noqa: ANN001
+        self.counts.append(len(self.module._forward_hooks))
+
+
+def test_stats_jsonl_follows_the_contract(tmp_path, digits):
+    X, y = digits
+    model = make_mlp()
+    mon = TrainingMonitor(tmp_path, every=4)
+    t = Trainer(model, epochs=2, batch_size=100, seed=0, callbacks=[mon]).fit((X[:800], y[:800]), (X[800:], y[800:]))
+    lines = [json.loads(s) for s in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2] and lines[-1]["step"] == 16
+    assert set(lines[0]["layers"]) == {"0", "2", "4"}  # weighted layers, with their activation's stats
+    for entry in lines[0]["layers"].values():
+        assert set(entry) == set(FIELDS)
+        assert entry["grad_norm"] > 0 and 0 < entry["update_ratio"] < 1
+    assert lines[0]["layers"]["4"]["dead_frac"] == 0.0  # the output layer has no ReLU
+    doc = json.loads((tmp_path / "doctor.json").read_text())
+    assert doc["findings"][-1]["check"] == "curves.verdict"
+    assert set(doc["activation_stats"]) == {"init", "end"}
+    assert mon.verdict(t.history).status in {"pass", "warn"}
+
+
+def test_hooks_are_attached_only_on_sampled_steps(digits):
+    X, y = digits
+    model = make_mlp()
+    spy = _HookSpy(model[1])
+    mon = TrainingMonitor(every=5)
+    Trainer(model, epochs=1, batch_size=50, seed=0, callbacks=[mon, spy]).fit((X, y))  # 20 steps
+    # the monitor removes its hooks in its own after_loss, which runs before the spy's
+    assert spy.counts == [0] * 20
+    assert len(mon.records) == 1 and mon.first_sample["step"] == 1 and mon.last_sample["step"] == 16
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_update_ratio_matches_sgd_closed_form(digits):
+    # plain SGD: W_new - W_old = -lr * grad, so the ratio is lr * ||grad|| / ||W_old||
+    X, y = digits
+    model = make_mlp(hidden=(16,))
+    w0 = model[0].weight.detach().clone()
+    mon = TrainingMonitor(every=1)
+    Trainer(model, epochs=1, batch_size=1000, seed=0, optimizer={"name": "sgd", "lr": 0.1},
+            callbacks=[mon]).fit((X, y))
+    layer = mon.first_sample["layers"]["0"]
+    assert layer["update_ratio"] == pytest.approx(0.1 * layer["grad_norm"] / w0.norm().item(), rel=1e-4)
+
+
+def test_divergence_names_step_and_first_layer(digits):
+    X, y = digits
+    model = make_mlp()
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    mon = TrainingMonitor(every=100)
+    with pytest.raises(DivergenceError):
+        Trainer(model, epochs=1, batch_size=100, seed=0, callbacks=[mon]).fit((X, y))
+    assert mon.divergence["step"] == 1 and mon.divergence["first_layer"] == "2"
+    assert "2.weight" in mon.divergence["nonfinite_params"]
+    v = mon.verdict([])
+    assert v.status == "fail" and v.evidence["verdict"] == "diverged" and "step 1" in v.detail
+
+
+def test_layer_map_pairs_weighted_layers_with_their_activation():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
+    assert {k: v[1] for k, v in layer_map(model).items()} == {"2": "0", "4": "4"}
+
+
+def test_bad_every_is_refused():
+    with pytest.raises(ValueError, match="every must be an int >= 1; got 0"):
+        TrainingMonitor(every=0)
+
+
+def test_monitor_is_cheap(digits):
+    import time
+
+    X, y = digits
+    times = {}
+    for every in (None, 50):
+        model = make_mlp(hidden=(128, 128))
+        cbs = [TrainingMonitor(every=every)] if every else []
+        t0 = time.perf_counter()
+        Trainer(model, epochs=3, batch_size=32, seed=0, callbacks=cbs).fit((X, y))
+        times[every] = time.perf_counter() - t0
+    assert times[50] < 1.5 * times[None] + 0.2, times
+    assert math.isfinite(times[50])
