@@ -42,7 +42,7 @@ def _data():
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
     mean, std = Xtr.mean(0), Xtr.std(0) + 1e-8
     Xtr, Xte = (Xtr - mean) / std, (Xte - mean) / std
-    t = lambda a, dt: torch.tensor(np.asarray(a), dtype=dt)  # noqa: E731
+    t = lambda a, dt: torch.tensor(np.asarray(a), dtype=dt)
     return t(Xtr, torch.float32), t(ytr, torch.int64), t(Xte, torch.float32), t(yte, torch.int64)
 
 
@@ -237,7 +237,8 @@ def run_one(name, size, threads):
 
 def _flops_per_run(width, bs, n_train=1437, n_val=360):
     weights = 64 * width + width * width + width * 10
-    train = 6 * weights * n_train * EPOCHS  # forward 2, backward 4 FLOP per weight and sample
+    # forward 2, backward 4 FLOP per weight and sample; the first layer needs no input gradient
+    train = (6 * weights - 2 * 64 * width) * n_train * EPOCHS
     val = 2 * weights * n_val * EPOCHS  # trainwell's per-epoch validation (others: none)
     return train, val
 
@@ -264,12 +265,15 @@ def main():
     print(f"threads {args.threads}, {args.reps} reps, {EPOCHS} epochs; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
     for size in args.sizes.split(","):
         width, bs = SIZES[size]
-        rows = {n: [run_one(n, size, args.threads) for _ in range(args.reps)] for n in names}
+        rows: dict[str, list[dict]] = {n: [] for n in names}
+        for _ in range(args.reps):  # interleaved, so that a change of machine load hits all alike
+            for n in names:
+                rows[n].append(run_one(n, size, args.threads))
         base = statistics.median(r["train_s"] for r in rows["tensor"]) if "tensor" in rows else None
         base_proc = statistics.median(r["process_s"] for r in rows["tensor"]) if "tensor" in rows else None
         steps = EPOCHS * -(-1437 // bs)
         print(f"\n{size}: MLP 64-{width}-{width}-10, batch {bs}, {steps} steps")
-        print(f"| contestant | train s (median) | range | x tensor loop | ms/step | test acc | process s | x tensor process | % of matmul peak |")
+        print("| contestant | train s (median) | range | x tensor loop | ms/step | test acc | process s | x tensor process | % of matmul peak |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for n, rs in rows.items():
             ts = [r["train_s"] for r in rs]

@@ -44,7 +44,7 @@ def test_fit_writes_a_complete_run_and_load_predicts(runs_dir):
     assert pred["proba"].shape == (len(pred["y_true"]), 3)
     assert (pred["y_pred"] == pred["y_true"]).mean() == pytest.approx(run.metrics["test_accuracy"])
     # the predictor applies the saved preprocessing: same outputs as the model on the test split
-    X, y = load_iris(return_X_y=True, as_frame=True)
+    X, _ = load_iris(return_X_y=True, as_frame=True)
     frame = X.iloc[run.prepared.test.index]
     p = trainwell.load(run.run_dir)
     proba = p.predict_proba(frame)
@@ -79,13 +79,13 @@ def test_sigkill_then_resume_matches_uninterrupted_run(runs_dir, tmp_path):
     cfg = tmp_path / "iris.toml"
     cfg.write_text(tomli_w.dumps(IRIS))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(cfg)], cwd=tmp_path, env=env, capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(cfg)], cwd=tmp_path, env=env, capture_output=True, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     killed = runs_dir / "killed"
     assert json.loads((killed / "meta.json").read_text())["status"] == "running"
     assert len(metrics_without_times(killed)) == 5
     proc = subprocess.run([sys.executable, "-m", "trainwell", "train", "--resume", str(killed), "--quiet"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "epoch 5:" in proc.stdout and "epoch 4:" not in proc.stdout
     full = trainwell.fit(IRIS, name="full", quiet=True)

@@ -27,12 +27,13 @@ class Case:
 
 
 def _split(X: np.ndarray, y: np.ndarray, scale: bool = True, seed: int = 0):
-    Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.25, random_state=seed,
-                                      stratify=y if y.dtype.kind in "iu" else None)
+    Xa, Xb, ya, yb = train_test_split(
+        X, y, test_size=0.25, random_state=seed, stratify=y if y.dtype.kind in "iu" else None
+    )
     if scale:
         sc = StandardScaler().fit(Xa)
         Xa, Xb = sc.transform(Xa), sc.transform(Xb)
-    t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    t = lambda a: torch.tensor(a, dtype=torch.float32)
     lab = (lambda a: torch.tensor(a, dtype=torch.long)) if y.dtype.kind in "iu" else t
     return (t(Xa), lab(ya)), (t(Xb), lab(yb))
 
@@ -53,8 +54,15 @@ def diabetes():
     return _split(X, y, True)
 
 
-def mlp(d_in: int, d_out: int, hidden=(256, 256), act: type[nn.Module] = nn.ReLU, norm: bool = False,
-        dropout: float = 0.0, seed: int = 0) -> nn.Sequential:
+def mlp(
+    d_in: int,
+    d_out: int,
+    hidden=(256, 256),
+    act: type[nn.Module] = nn.ReLU,
+    norm: bool = False,
+    dropout: float = 0.0,
+    seed: int = 0,
+) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
     prev = d_in
@@ -133,8 +141,13 @@ def relu_negative_bias():
 
 def wrong_loss():
     tr, te = digits()
-    return init_(mlp(64, 10), "kaiming"), {"data": tr, "test": te, "lr": 1e-3, "loss": "mse",
-                                           "task": "multiclass"}
+    return init_(mlp(64, 10), "kaiming"), {
+        "data": tr,
+        "test": te,
+        "lr": 1e-3,
+        "loss": "mse",
+        "task": "multiclass",
+    }
 
 
 def dropout_099():
@@ -144,9 +157,12 @@ def dropout_099():
 
 def target_leak():
     (Xa, ya), (Xb, yb) = cancer()
-    leak = lambda X, y: torch.cat([X, (y.float()[:, None] - 0.5) * 2], 1)  # noqa: E731
-    return init_(mlp(31, 1, hidden=(64, 64)), "kaiming"), {"data": (leak(Xa, ya), ya),
-                                                          "test": (leak(Xb, yb), yb), "lr": 1e-3}
+    leak = lambda X, y: torch.cat([X, (y.float()[:, None] - 0.5) * 2], 1)
+    return init_(mlp(31, 1, hidden=(64, 64)), "kaiming"), {
+        "data": (leak(Xa, ya), ya),
+        "test": (leak(Xb, yb), yb),
+        "lr": 1e-3,
+    }
 
 
 def tanh_small_init():
@@ -157,7 +173,11 @@ def tanh_small_init():
 
 def softmax_then_ce():
     tr, te = digits()
-    return nn.Sequential(init_(mlp(64, 10), "kaiming"), nn.Softmax(dim=1)), {"data": tr, "test": te, "lr": 1e-3}
+    return nn.Sequential(init_(mlp(64, 10), "kaiming"), nn.Softmax(dim=1)), {
+        "data": tr,
+        "test": te,
+        "lr": 1e-3,
+    }
 
 
 def nan_inputs():
@@ -178,7 +198,11 @@ def healthy_digits_relu():
 def healthy_digits_tanh_sgd():
     tr, te = digits()
     return init_(mlp(64, 10, hidden=(128, 128), act=nn.Tanh), "xavier"), {
-        "data": tr, "test": te, "optimizer": {"name": "sgd", "momentum": 0.9}, "lr": 0.05}
+        "data": tr,
+        "test": te,
+        "optimizer": {"name": "sgd", "momentum": 0.9},
+        "lr": 0.05,
+    }
 
 
 def healthy_cancer_bn_dropout():
@@ -193,10 +217,17 @@ def healthy_diabetes_regression():
 
 def healthy_digits_cnn():
     (Xa, ya), (Xb, yb) = digits()
-    img = lambda X: X.reshape(-1, 1, 8, 8)  # noqa: E731
+    img = lambda X: X.reshape(-1, 1, 8, 8)
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(128, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128, 10),
+    )
     return model, {"data": (img(Xa), ya), "test": (img(Xb), yb), "lr": 1e-3}
 
 
@@ -204,15 +235,39 @@ CASES = [
     Case("labels_shuffled", "training labels randomly permuted", ("data.signal",), labels_shuffled),
     Case("lr_10", "SGD with a learning rate of 10", ("lr.setting",), lr_10),
     Case("zero_init", "every weight and bias initialized to 0", ("init.symmetry",), zero_init),
-    Case("deep_sigmoid_std1", "6 sigmoid layers, weights N(0, 1)", ("init.saturation",), deep_sigmoid_std1),
-    Case("unscaled_features", "features left unscaled, scales 1e-3 .. 1e3", ("data.scale",), unscaled_features),
-    Case("train_test_dups", "250 training rows copied into the test split", ("data.leakage",),
-         train_test_duplicates),
-    Case("relu_neg_bias", "first-layer bias -10 kills every ReLU", ("init.dead_relu",), relu_negative_bias),
+    Case(
+        "deep_sigmoid_std1",
+        "6 sigmoid layers, weights N(0, 1)",
+        ("init.saturation",),
+        deep_sigmoid_std1,
+    ),
+    Case(
+        "unscaled_features",
+        "features left unscaled, scales 1e-3 .. 1e3",
+        ("data.scale",),
+        unscaled_features,
+    ),
+    Case(
+        "train_test_dups",
+        "250 training rows copied into the test split",
+        ("data.leakage",),
+        train_test_duplicates,
+    ),
+    Case(
+        "relu_neg_bias",
+        "first-layer bias -10 kills every ReLU",
+        ("init.dead_relu",),
+        relu_negative_bias,
+    ),
     Case("wrong_loss", "MSE loss on a 10-class task", ("loss.task",), wrong_loss),
     Case("dropout_099", "dropout p = 0.99 after each hidden layer", ("overfit",), dropout_099),
     Case("target_leak", "the label copied into a feature", ("data.target_leak",), target_leak),
-    Case("tanh_std001", "6 tanh layers, weights N(0, 0.01^2) (lecture 001)", ("init.vanishing",), tanh_small_init),
+    Case(
+        "tanh_std001",
+        "6 tanh layers, weights N(0, 0.01^2) (lecture 001)",
+        ("init.vanishing",),
+        tanh_small_init,
+    ),
     Case("softmax_then_ce", "softmax output fed to cross-entropy", ("loss.task",), softmax_then_ce),
     Case("nan_inputs", "NaN in an input feature", ("data.finite",), nan_inputs),
     Case("healthy_relu", "-", None, healthy_digits_relu),
@@ -220,4 +275,5 @@ CASES = [
     Case("healthy_bn_dropout", "-", None, healthy_cancer_bn_dropout),
     Case("healthy_regression", "-", None, healthy_diabetes_regression),
     Case("healthy_cnn", "-", None, healthy_digits_cnn),
+    Case("healthy_demo_toml", "-", None, lambda: (None, {"config": "demo.toml"})),
 ]

@@ -1,6 +1,6 @@
 """Run the doctor on every planted-bug and healthy setup and print the table.
 
-    OMP_NUM_THREADS=1 python benchmarks/doctor/run.py [--only NAME ...]
+OMP_NUM_THREADS=1 python benchmarks/doctor/run.py [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import CASES  # noqa: E402
+from cases import CASES
 
-from trainwell.diagnose import doctor  # noqa: E402
+from trainwell.diagnose import doctor
 
 
 def _matches(check: str, expect: tuple[str, ...]) -> bool:
@@ -33,9 +33,20 @@ def main() -> int:
         if args.only and case.name not in args.only:
             continue
         model, kw = case.build()
-        data = kw.pop("data")
         t0 = time.perf_counter()
-        report = doctor(model, data, **kw)
+        if (
+            "config" in kw
+        ):  # the bundled example config, through the CONFIG path of `trainwell doctor`
+            from importlib.resources import files
+
+            from trainwell.config import load_config
+            from trainwell.diagnose.from_config import doctor_from_config
+
+            report = doctor_from_config(
+                load_config(str(files("trainwell") / "examples" / kw["config"]))
+            )
+        else:
+            report = doctor(model, kw.pop("data"), **kw)
         secs = time.perf_counter() - t0
         named = [f.check for f in report.diagnosis()]
         fails = [f.check for f in report.by_status("fail")]
@@ -45,16 +56,24 @@ def main() -> int:
             ok = any(_matches(c, case.expect) for c in named)
         rows.append((case, named, report.status, ok, secs))
     w = max(len(c.name) for c, *_ in rows)
-    print(f"{'setup':<{w}}  {'planted problem':<46} {'status':<6} {'named by the doctor':<44} right  secs")
+    print(
+        f"{'setup':<{w}}  {'planted problem':<50} {'status':<6} {'named by the doctor (worst status)':<50} right  secs"
+    )
     for case, named, status, ok, secs in rows:
-        shown = ", ".join(named) or "(nothing)"
-        print(f"{case.name:<{w}}  {case.planted:<46} {status:<6} {shown:<44} {'yes' if ok else 'NO':<5} {secs:5.1f}")
+        shown = (
+            ", ".join(named[:3]) + (f" +{len(named) - 3}" if len(named) > 3 else "") or "(nothing)"
+        )
+        print(
+            f"{case.name:<{w}}  {case.planted:<50} {status:<6} {shown:<50} {'yes' if ok else 'NO':<5} {secs:5.1f}"
+        )
     planted = [r for r in rows if r[0].expect is not None]
     healthy = [r for r in rows if r[0].expect is None]
     right = sum(r[3] for r in planted)
     clean = sum(r[3] for r in healthy)
-    print(f"\nplanted bugs diagnosed: {right}/{len(planted)}"
-          f" ({right / max(len(planted), 1):.0%}); healthy setups without a failing check: {clean}/{len(healthy)}")
+    print(
+        f"\nplanted bugs diagnosed: {right}/{len(planted)}"
+        f" ({right / max(len(planted), 1):.0%}); healthy setups without a failing check: {clean}/{len(healthy)}"
+    )
     return 0 if right >= 0.9 * len(planted) and clean == len(healthy) else 1
 
 

@@ -13,7 +13,7 @@ import platform
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +62,7 @@ class Run:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _seed_everything(seed: int) -> None:
@@ -285,7 +285,6 @@ def _finish_run(run_dir: Path, cfg: Config, run: Run) -> None:
 
     The place where the report and the doctor's end-of-run work hook in.
     """
-    return None
 
 
 # ---------------------------------------------------------------------------- prediction
@@ -374,9 +373,10 @@ def load(run_dir: str | Path) -> Predictor:
     cfg = load_config(run_dir / "config.toml")
     info = read_json(run_dir / "data.json")
     shape = tuple(info["input_shape"])
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, shape, info["n_outputs"], info["task"],
-                        example_batch=torch.zeros((2, *shape)))
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights; keep the caller's RNG
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model, shape, info["n_outputs"], info["task"],
+                            example_batch=torch.zeros((2, *shape)))
     model.load_state_dict(read_safetensors(run_dir / "model.safetensors"))
     return Predictor(run_dir, model, load_prepared_transform(run_dir), info)
 

@@ -16,7 +16,9 @@ def digits():
     return X, torch.tensor(y[:1000])
 
 
-def make_mlp(d_in=64, d_out=10, hidden=(64, 64), act=nn.ReLU, dropout=0.0, seed=0, init="kaiming", std=1.0):
+def _make_mlp(
+    d_in=64, d_out=10, hidden=(64, 64), act=nn.ReLU, dropout=0.0, seed=0, init="kaiming", std=1.0
+):
     torch.manual_seed(seed)
     layers, prev = [], d_in
     for h in hidden:
@@ -31,10 +33,16 @@ def make_mlp(d_in=64, d_out=10, hidden=(64, 64), act=nn.ReLU, dropout=0.0, seed=
             if init == "kaiming":
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             elif init == "xavier":
-                nn.init.normal_(m.weight, std=m.in_features ** -0.5)
+                nn.init.normal_(m.weight, std=m.in_features**-0.5)
             elif init == "normal":
                 nn.init.normal_(m.weight, std=std)
             elif init == "zeros":
                 nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
     return model
+
+
+@pytest.fixture
+def make_mlp():
+    """The MLP builder: make_mlp(d_in=64, d_out=10, hidden=(64, 64), act=nn.ReLU, dropout=0, init=...)."""
+    return _make_mlp

@@ -15,8 +15,17 @@ def _data(rep, check):
 
 def test_healthy_data_passes(digits):
     X, y = digits
-    rep = doctor(torch.nn.Linear(64, 10), (X[:700], y[:700]), test=(X[700:], y[700:]), checks=["data"])
-    for check in ("data.finite", "data.scale", "data.balance", "data.leakage", "data.target_leak", "data.signal"):
+    rep = doctor(
+        torch.nn.Linear(64, 10), (X[:700], y[:700]), test=(X[700:], y[700:]), checks=["data"]
+    )
+    for check in (
+        "data.finite",
+        "data.scale",
+        "data.balance",
+        "data.leakage",
+        "data.target_leak",
+        "data.signal",
+    ):
         assert _data(rep, check).status == "pass", check
     # digits has pixels that are always 0: a warning, never a failure
     assert _data(rep, "data.constant").status == "warn"
@@ -44,8 +53,15 @@ def test_unscaled_features_fail_and_mean_std_are_reported(digits):
 def test_train_test_duplicates_are_leakage(digits):
     X, y = digits
     test = (torch.cat([X[700:800], X[:100]]), torch.cat([y[700:800], y[:100]]))
-    f = _data(doctor(torch.nn.Linear(64, 10), (X[:700], y[:700]), test=test, checks=["data"]), "data.leakage")
-    assert f.status == "fail" and f.evidence["test_duplicates"] == 100 and f.evidence["test_rows"] == 200
+    f = _data(
+        doctor(torch.nn.Linear(64, 10), (X[:700], y[:700]), test=test, checks=["data"]),
+        "data.leakage",
+    )
+    assert (
+        f.status == "fail"
+        and f.evidence["test_duplicates"] == 100
+        and f.evidence["test_rows"] == 200
+    )
 
 
 def test_target_copied_into_a_feature_is_found(digits):

@@ -12,12 +12,12 @@ class _BadSquare(torch.autograd.Function):
     """x^2 with a wrong backward (x instead of 2x): the bug a gradient check must catch."""
 
     @staticmethod
-    def forward(ctx, x):  # noqa: ANN001, ANN205
+    def forward(ctx, x):
         ctx.save_for_backward(x)
         return x * x
 
     @staticmethod
-    def backward(ctx, g):  # noqa: ANN001, ANN205
+    def backward(ctx, g):
         (x,) = ctx.saved_tensors
         return g * x
 
@@ -27,7 +27,7 @@ class _Custom(nn.Module):
         super().__init__()
         self.fc1, self.fc2, self.bad = nn.Linear(6, 8), nn.Linear(8, 3), bad
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x):
         h = self.fc1(x)
         h = _BadSquare.apply(h) if self.bad else h * h
         return self.fc2(torch.tanh(h))

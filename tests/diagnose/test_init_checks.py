@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from tests.diagnose.conftest import make_mlp
 from trainwell.diagnose import doctor
 from trainwell.diagnose.stats import capture
 
@@ -16,31 +15,35 @@ def _status(rep, check):
     return found[0].status if found else None
 
 
-def test_healthy_kaiming_relu_passes(digits):
+def test_healthy_kaiming_relu_passes(digits, make_mlp):
     rep = doctor(make_mlp(), digits, checks=["init"])
     assert rep.status == "pass", rep.summary()
     layers = rep.activation_stats["init"]["layers"]
-    assert set(layers) == {"1", "3"} and "hist" in layers["1"]
+    # named like the monitor's stats.jsonl: weighted layers, with their activation's statistics
+    assert set(layers) == {"0", "2", "4"} and "hist" in layers["0"]
+    assert layers["0"]["grad_norm"] > 0 and layers["4"]["dead_frac"] == 0.0
 
 
-def test_healthy_xavier_tanh_passes(digits):
+def test_healthy_xavier_tanh_passes(digits, make_mlp):
     rep = doctor(make_mlp(hidden=(64,) * 4, act=nn.Tanh, init="xavier"), digits, checks=["init"])
     assert rep.status == "pass", rep.summary()
 
 
-def test_zero_init_breaks_no_symmetry(digits):
+def test_zero_init_breaks_no_symmetry(digits, make_mlp):
     rep = doctor(make_mlp(init="zeros"), digits, checks=["init"])
     f = rep.get("init.symmetry")[0]
     assert f.status == "fail" and f.evidence["constant_weight_layers"] == ["0", "2", "4"]
 
 
-def test_deep_sigmoid_std1_saturates(digits):
-    rep = doctor(make_mlp(hidden=(128,) * 6, act=nn.Sigmoid, init="normal", std=1.0), digits, checks=["init"])
+def test_deep_sigmoid_std1_saturates(digits, make_mlp):
+    rep = doctor(
+        make_mlp(hidden=(128,) * 6, act=nn.Sigmoid, init="normal", std=1.0), digits, checks=["init"]
+    )
     assert _status(rep, "init.saturation") == "fail"
     assert max(rep.get("init.saturation")[0].evidence["sat_frac"].values()) > 0.5
 
 
-def test_large_negative_bias_kills_relus(digits):
+def test_large_negative_bias_kills_relus(digits, make_mlp):
     model = make_mlp()
     nn.init.constant_(model[0].bias, -10.0)
     rep = doctor(model, digits, checks=["init"])
@@ -48,12 +51,14 @@ def test_large_negative_bias_kills_relus(digits):
     assert f.status == "fail" and f.evidence["dead_frac"]["1"] >= 0.9
 
 
-def test_lecture_001_small_tanh_init_vanishes(digits):
-    rep = doctor(make_mlp(hidden=(256,) * 6, act=nn.Tanh, init="normal", std=0.01), digits, checks=["init"])
+def test_lecture_001_small_tanh_init_vanishes(digits, make_mlp):
+    rep = doctor(
+        make_mlp(hidden=(256,) * 6, act=nn.Tanh, init="normal", std=0.01), digits, checks=["init"]
+    )
     assert _status(rep, "init.vanishing") == "fail"
 
 
-def test_large_relu_init_explodes(digits):
+def test_large_relu_init_explodes(digits, make_mlp):
     rep = doctor(make_mlp(hidden=(128,) * 5, init="normal", std=0.3), digits, checks=["init"])
     assert _status(rep, "init.exploding") == "fail"
 

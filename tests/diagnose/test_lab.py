@@ -25,7 +25,23 @@ def test_xavier_relu_collapses_and_kaiming_holds():
 
 def test_cli_writes_the_figure(tmp_path, capsys):
     out = tmp_path / "fig.png"
-    assert main(["lab", "init-stats", "--width", "64", "--depth", "3", "--batch", "8", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "lab",
+                "init-stats",
+                "--width",
+                "64",
+                "--depth",
+                "3",
+                "--batch",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "tanh, std 0.01" in text and "layer 3" in text and out.stat().st_size > 5000
     assert main(["lab", "init-stats", "--width", "0"]) == 2

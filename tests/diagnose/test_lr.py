@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tests.diagnose.conftest import make_mlp
 from trainwell.diagnose import DoctorConfig, doctor
-from trainwell.diagnose.doctor import make_problem
 from trainwell.diagnose.lr import coarse_probe, lr_range_test
+from trainwell.diagnose.recipe import make_problem
 
 
 def _linear_regression():
@@ -43,7 +42,7 @@ def test_coarse_probe_flags_divergence_above_the_critical_lr():
     assert rows[1]["end_loss"] < rows[1]["start_loss"]
 
 
-def test_lr_of_10_fails_and_a_good_lr_passes(digits):
+def test_lr_of_10_fails_and_a_good_lr_passes(digits, make_mlp):
     cfg = DoctorConfig(lr_iters=60, probe_iters=40, probe_lrs=[1e-1, 1e-2])
     bad = doctor(make_mlp(), digits, optimizer="sgd", lr=10.0, checks=["lr"], config=cfg)
     f = bad.get("lr.setting")[0]
@@ -52,3 +51,13 @@ def test_lr_of_10_fails_and_a_good_lr_passes(digits):
     assert good.status == "pass", good.summary()
     assert 1e-5 < good.suggested_lr < 1.0
     assert good.get("lr.probe")[0].evidence["best_lr"] in (1e-1, 1e-2)
+
+
+def test_find_lr_on_a_plain_module_leaves_it_untouched():
+    from trainwell.diagnose import find_lr
+
+    model, X, y = _linear_regression()
+    w = model.weight.detach().clone()
+    res = find_lr(model, (X, y), optimizer="sgd", iters=150, lr_min=1e-5, batch_size=256)
+    assert torch.equal(model.weight, w)
+    assert res.diverge_lr is not None and res.suggested_lr < res.diverge_lr

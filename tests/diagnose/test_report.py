@@ -12,9 +12,17 @@ from trainwell.diagnose import DoctorReport, Finding
 def _report():
     return DoctorReport(
         findings=[
-            Finding("data.scale", "pass", "inputs are on comparable scales", evidence={"std_ratio": 1.5}),
-            Finding("init.dead_relu", "fail", "dead ReLUs", "90% dead", {"dead_frac": {"1": 0.9}},
-                    ["use Kaiming init"]),
+            Finding(
+                "data.scale", "pass", "inputs are on comparable scales", evidence={"std_ratio": 1.5}
+            ),
+            Finding(
+                "init.dead_relu",
+                "fail",
+                "dead ReLUs",
+                "90% dead",
+                {"dead_frac": {"1": 0.9}},
+                ["use Kaiming init"],
+            ),
             Finding("data.constant", "warn", "1 constant feature", evidence={"x": float("nan")}),
         ],
         activation_stats={"init": {"layers": {"1": {"act_std": 0.5}}}},

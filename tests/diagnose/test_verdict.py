@@ -6,7 +6,10 @@ from trainwell.diagnose import verdict
 
 
 def _hist(train, val=None):
-    return [{"epoch": i + 1, "train_loss": t, **({"val_loss": val[i]} if val else {})} for i, t in enumerate(train)]
+    return [
+        {"epoch": i + 1, "train_loss": t, **({"val_loss": val[i]} if val else {})}
+        for i, t in enumerate(train)
+    ]
 
 
 def test_good_fit():

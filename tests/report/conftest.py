@@ -35,7 +35,7 @@ def iris_report(iris_run) -> Path:
 @pytest.fixture(scope="session")
 def iris_run_fast(runs_root) -> Path:
     """The same recipe with a 10x learning rate, for comparisons."""
-    return fit_run(runs_root, "iris-fast", ["train.optimizer.lr=0.01"], monitor=False)
+    return fit_run(runs_root, "iris-fast", ["train.optimizer.lr=0.01"])
 
 
 @pytest.fixture(scope="session")

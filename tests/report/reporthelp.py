@@ -7,22 +7,48 @@ from pathlib import Path
 IRIS = {"data": {"source": "builtin:iris"}, "train": {"epochs": 3, "batch_size": 16}}
 
 
-def fit_run(root: Path, name: str, overrides: list[str] | None = None, data: str = "builtin:iris",
-            monitor: bool = True, tensorboard: bool = False) -> Path:
-    """A real run by ``trainwell.api.fit``, with the doctor's in-training monitor attached."""
-    from trainwell.api import fit
+def _fallback_monitor(run_dir: Path):  # noqa: ANN202 - a TrainingMonitor
+    """The doctor's in-training monitor, unless ``fit`` already attached one (then it idles)."""
     from trainwell.diagnose import TrainingMonitor
 
+    events = ("before_fit", "before_epoch", "before_batch", "after_loss", "after_backward",
+              "after_step", "after_epoch", "after_fit")
+
+    class FallbackMonitor(TrainingMonitor):
+        active = True
+
+    def make(event: str):  # noqa: ANN202
+        def method(self, trainer):  # noqa: ANN001, ANN202
+            if event == "before_fit":
+                self.active = not any(isinstance(cb, TrainingMonitor) and cb is not self
+                                      for cb in trainer.callbacks)
+            if self.active:
+                return getattr(TrainingMonitor, event)(self, trainer)
+            return None
+
+        return method
+
+    for event in events:
+        if hasattr(TrainingMonitor, event):
+            setattr(FallbackMonitor, event, make(event))
+    return FallbackMonitor(run_dir, every=2)
+
+
+def fit_run(root: Path, name: str, overrides: list[str] | None = None, data: str = "builtin:iris",
+            monitor: bool = True, tensorboard: bool = False) -> Path:
+    """A real run by ``trainwell.api.fit`` with the doctor's in-training statistics."""
+    from trainwell.api import fit
+
     run_dir = root / name
-    callbacks = [TrainingMonitor(run_dir, every=2)] if monitor else []
+    callbacks = [_fallback_monitor(run_dir)] if monitor else []
     if tensorboard:
         from trainwell.report.tensorboard import TensorBoardLogger
 
         callbacks.append(TensorBoardLogger(run_dir))
-    cfg = {**IRIS, "data": {"source": data}, "runs_dir": str(root)}
+    cfg = {**IRIS, "data": {"source": data}, "runs_dir": str(root),
+           "doctor": {"monitor": monitor, "monitor_every": 2}}
     fit(cfg, name=name, quiet=True, callbacks=callbacks, overrides=overrides)
     return run_dir
-
 
 
 class Page:

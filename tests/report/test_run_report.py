@@ -27,6 +27,9 @@ def test_run_report_has_every_section_and_figure(iris_report):
     assert len(page.images) == len(page.figures)
     assert_self_contained(page)
     assert "is absent" not in page.text
+    # a ReLU network never saturates (stats.py): a sentence instead of an empty plot
+    assert "fig-layers-sat_frac" not in page.figures
+    assert "saturated fraction: 0 in every layer" in page.text
 
 
 def test_results_table_shows_results_json(iris_run, iris_report):
@@ -44,7 +47,8 @@ def test_per_class_recall_matches_sklearn(iris_run, iris_report):
                           zero_division=0)
     page = Page(iris_report)
     rows = page.table_with("recall")[1:]
-    assert [r[0] for r in rows] == [str(c) for c in json.loads((iris_run / "data.json").read_text())["classes"]]
+    classes = json.loads((iris_run / "data.json").read_text())["classes"]
+    assert [r[0] for r in rows] == [str(c) for c in classes]
     assert [int(r[1]) for r in rows] == np.bincount(npz["y_true"], minlength=3).tolist()
     np.testing.assert_allclose([float(r[2]) for r in rows], recall, atol=5e-4)
 
@@ -93,3 +97,17 @@ def test_not_a_run_directory_is_refused(tmp_path):
         write_run_report(tmp_path)
     with pytest.raises(RunError, match="does not exist"):
         write_run_report(tmp_path / "nope")
+
+
+def test_diverged_run_gets_a_report_that_says_what_is_missing(runs_root):
+    from trainwell.errors import DivergenceError
+
+    with pytest.raises(DivergenceError):
+        fit_run(runs_root, "diverged", ["train.optimizer.name=sgd", "train.optimizer.lr=1e6"])
+    run = runs_root / "diverged"
+    page = Page(write_run_report(run))
+    assert page.sections == RUN_SECTIONS
+    assert "multiclass · diverged" in page.text
+    rows = dict(r for r in page.tables[0] if len(r) == 2)
+    assert rows["status"] == "diverged" and rows["diverged"] == "yes"
+    assert "no epoch finished" in page.text

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 from trainwell.errors import RunError
-from trainwell.report import write_study_report
+from trainwell.report import write_run_report, write_study_report
 from trainwell.report.studydata import load_study_dir
 
 from reporthelp import Page, assert_self_contained
@@ -60,6 +61,37 @@ def test_trials_csv_is_the_fallback_without_the_database(study_dir, tmp_path):
     assert Page(write_study_report(copy)).figures == STUDY_FIGURES
 
 
-def test_not_a_study_directory_is_refused(tmp_path):
+def test_not_a_study_directory_is_refused(tmp_path, study_dir):
     with pytest.raises(RunError, match="is not a study directory"):
         write_study_report(tmp_path)
+    with pytest.raises(RunError, match="is a study directory, not a run"):
+        write_run_report(study_dir)
+
+
+def _objective(cfg, trial):  # noqa: ANN001, ANN202 - a cheap closed-form objective
+    import math
+
+    return (math.log10(cfg.train.optimizer.lr) + 2) ** 2 + cfg.model.dropout
+
+
+def test_coarse_to_fine_study_shows_both_stages(runs_root):
+    from trainwell.tune import tune
+
+    cfg = {"data": {"source": "builtin:iris"}, "runs_dir": str(runs_root),
+           "tune": {"method": "random", "trials": 4,
+                    "recipe": {"coarse_trials": 5, "refine_trials": 3, "top_k": 2},
+                    "space": {"train.optimizer.lr": "loguniform(1e-3, 1e-1)",
+                              "model.dropout": "uniform(0, 0.5)"}}}
+    study_dir = Path(tune(cfg, name="recipe", recipe=True, objective=_objective).dir)
+    info = json.loads((study_dir / "study.json").read_text())
+    study = load_study_dir(study_dir)
+    stages = [s["name"] for s in info["stages"]]
+    assert list(dict.fromkeys(t.stage for t in study.trials)) == stages and study.staged
+    best = study.best()
+    assert (best.stage, best.number) == (info["best_trial"]["stage"], info["best_trial"]["number"])
+    page = Page(write_study_report(study_dir))
+    assert page.figures == STUDY_FIGURES[:-1]  # no trial trained, so no curves to draw
+    assert "no trial run directories" in page.text
+    labels = [r[1] for r in page.table_with("rank")[1:]]
+    assert f"{best.stage} {best.number}" in labels
+    assert all(label.split(" ")[0] in stages for label in labels)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from trainwell.errors import ConfigError
-from trainwell.report.tensorboard import TensorBoardLogger, scalar_tag
+from trainwell.report.tensorboard import TensorBoardLogger, require_tensorboard, scalar_tag
 
 from reporthelp import fit_run
 
@@ -41,3 +41,5 @@ def test_missing_package_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"log\.tensorboard.*pip install tensorboard"):
         TensorBoardLogger(tmp_path)
+    with pytest.raises(ConfigError, match="pip install tensorboard"):
+        require_tensorboard()

@@ -9,10 +9,23 @@ import torch
 import torch.nn.functional as F
 
 from trainwell.errors import ConfigError
-from trainwell.train.config import TrainConfig, check_loss_for_task
-from trainwell.train.losses import bce_loss, cross_entropy_loss, hinge_loss, huber_loss, l1_loss, l2_loss, make_loss
-from trainwell.train.penalties import elastic_penalty, l1_penalty, l2_penalty, make_penalty, penalized_parameters
-from trainwell.train.config import PenaltyConfig
+from trainwell.train.config import PenaltyConfig, TrainConfig, check_loss_for_task
+from trainwell.train.losses import (
+    bce_loss,
+    cross_entropy_loss,
+    hinge_loss,
+    huber_loss,
+    l1_loss,
+    l2_loss,
+    make_loss,
+)
+from trainwell.train.penalties import (
+    elastic_penalty,
+    l1_penalty,
+    l2_penalty,
+    make_penalty,
+    penalized_parameters,
+)
 
 # lecture 003: scores of three images (columns) for the classes cat, chair, car (rows);
 # image 1 is a cat, image 2 a chair, image 3 a car

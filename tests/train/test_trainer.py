@@ -173,8 +173,8 @@ def test_penalty_shrinks_weights_and_clip_bounds_steps():
 
 def test_checkpoint_resume_in_process_is_exact(tmp_path):
     train, val = iris()
-    kw = dict(epochs=6, batch_size=16, seed=0, optimizer={"name": "adam", "lr": 0.01}, schedule="cosine",
-              early_stopping=EarlyStoppingConfig(patience=20))
+    kw = {"epochs": 6, "batch_size": 16, "seed": 0, "optimizer": {"name": "adam", "lr": 0.01},
+          "schedule": "cosine", "early_stopping": EarlyStoppingConfig(patience=20)}
     full = Trainer(mlp(dropout=0.3), **kw).fit(train, val)
 
     class Kill(Callback):
@@ -199,3 +199,47 @@ def test_regression_and_binary_tasks_are_inferred():
     yr = torch.tensor(y[:300], dtype=torch.float32).reshape(-1, 1)
     r = Trainer(mlp(64, 1), epochs=5, seed=0, optimizer={"name": "adam", "lr": 0.01}).fit((X, yr), (X, yr))
     assert r.task == "regression" and {"val_rmse", "val_mae", "val_r2"} <= set(r.history[-1])
+
+
+def test_checkpoint_survives_a_kill_between_its_two_files(tmp_path):
+    from trainwell.train.checkpoint import load_checkpoint, save_checkpoint
+
+    save_checkpoint(tmp_path, {"epoch": 1, "w": torch.ones(2)})
+    save_checkpoint(tmp_path, {"epoch": 2, "w": torch.full((2,), 2.0)})
+    good = (tmp_path / "last.json").read_text()
+    save_checkpoint(tmp_path, {"epoch": 3, "w": torch.full((2,), 3.0)})
+    (tmp_path / "last.json").write_text(good)  # as if killed before last.json was replaced
+    state = load_checkpoint(tmp_path)
+    assert state["epoch"] == 2 and torch.equal(state["w"], torch.full((2,), 2.0))
+    (tmp_path / "prev.safetensors").unlink()
+    with pytest.raises(Exception, match="no tensor file matches last.json"):
+        load_checkpoint(tmp_path)
+
+
+def test_unlogged_metric_is_refused_before_training_and_no_val_falls_back():
+    from trainwell.errors import ConfigError
+
+    train, val = iris()
+    t = Trainer(mlp(), epochs=3, seed=0, early_stopping=EarlyStoppingConfig(metric="val_r2"))
+    with pytest.raises(ConfigError, match=r"train.early_stopping.metric 'val_r2' is not logged for this task; "
+                                          r"logged: train_loss, lr, val_loss, val_accuracy, val_f1_macro"):
+        t.fit(train, val)
+    assert t.epoch == 0
+    t = Trainer(mlp(), epochs=3, seed=0, schedule="plateau",
+                early_stopping=EarlyStoppingConfig(metric="val_accuracy", patience=1)).fit(train)
+    assert t.early_stopping.metric == "train_loss" and t.early_stopping.mode == "min" and t.best_epoch == 3
+
+
+def test_progress_bar_and_epoch_lines():
+    import io
+
+    from trainwell.train.progress import EpochLines, ProgressBar
+
+    train, val = iris()
+    bar_out, lines_out = io.StringIO(), io.StringIO()
+    Trainer(mlp(), epochs=2, batch_size=10, seed=0,
+            callbacks=[ProgressBar(bar_out), EpochLines(lines_out)]).fit(train, val)
+    lines = lines_out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2: train loss ")
+    assert ", val loss " in lines[1] and ", val acc " in lines[1]
+    assert "epoch 1/2" in bar_out.getvalue() and "epoch 2: train loss" in bar_out.getvalue()

@@ -84,7 +84,7 @@ def test_default_portfolio_alternates_ei_and_floored_ucb():
     assert [k for k, _ in kinds] == ["ei", "ucb"] * 3
     assert kinds[1][1] == pytest.approx(2.0 * 0.8**2)
     assert s.step_acquisition(40) == ("ucb", 0.5)  # the floor
-    assert s.startup_trials(2) == 4 and s.startup_trials(6) == 7 and s.startup_trials(30) == 10
+    assert s.startup_trials(2) == 4 and s.startup_trials(6) == 4 and s.startup_trials(12) == 6 and s.startup_trials(30) == 10
 
 
 @pytest.mark.parametrize("acquisition", ["auto", "ei"])

@@ -9,24 +9,35 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from trainwell.cli import add_config_args
 
     p = sub.add_parser(
-        "doctor", help="run the sanity-check recipe (data, init, loss, overfit, LR) on a config",
+        "doctor",
+        help="run the sanity-check recipe (data, init, loss, overfit, LR) on a config",
         description="Run the lectures' sanity-check recipe on the data and model of CONFIG. "
         "Writes doctor.json into --out (default: <runs_dir>/<name>-doctor/). Exit code 1 when a "
         "check fails, 0 otherwise, 2 on a bad config.",
     )
     add_config_args(p)
-    p.add_argument("--apply", metavar="OUT.toml", help="write the config with the suggested lr here")
-    p.add_argument("--gradcheck", action="store_true",
-                   help="also compare autograd with finite differences (for custom layers)")
-    p.add_argument("--out", metavar="DIR", help="folder for doctor.json (default <runs_dir>/<name>-doctor)")
-    p.add_argument("--verbose-findings", action="store_true", help="show detail for passing checks too")
+    p.add_argument(
+        "--apply", metavar="OUT.toml", help="write the config with the suggested lr here"
+    )
+    p.add_argument(
+        "--gradcheck",
+        action="store_true",
+        help="also compare autograd with finite differences (for custom layers)",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="folder for doctor.json (default <runs_dir>/<name>-doctor)"
+    )
+    p.add_argument(
+        "--verbose-findings", action="store_true", help="show detail for passing checks too"
+    )
     p.set_defaults(func=_doctor)
 
     lab = sub.add_parser("lab", help="classroom experiments from the lectures")
     labsub = lab.add_subparsers(dest="lab_command", metavar="EXPERIMENT")
     lab.set_defaults(func=lambda args: (lab.print_help(), 2)[1])
     q = labsub.add_parser(
-        "init-stats", help="lecture 001: activation statistics of a deep net under five inits",
+        "init-stats",
+        help="lecture 001: activation statistics of a deep net under five inits",
         description="Lecture 001's experiment: a batch of unit-Gaussian inputs through DEPTH layers "
         "of width WIDTH under tanh/0.01, tanh/0.05, tanh/Xavier, ReLU/Xavier and ReLU/Kaiming; prints "
         "per-layer mean and std and writes the histograms.",
@@ -35,7 +46,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--depth", type=int, default=6)
     q.add_argument("--batch", type=int, default=16)
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", metavar="PNG", default="init_stats.png", help="histogram figure (default init_stats.png)")
+    q.add_argument(
+        "--out",
+        metavar="PNG",
+        default="init_stats.png",
+        help="histogram figure (default init_stats.png)",
+    )
     q.set_defaults(func=_init_stats)
 
 
@@ -66,7 +82,9 @@ def _init_stats(args: argparse.Namespace) -> int:
 
     for name in ("width", "depth", "batch"):
         if getattr(args, name) < 1:
-            raise ConfigError(f"lab init-stats: --{name} must be an integer >= 1; got {getattr(args, name)}")
+            raise ConfigError(
+                f"lab init-stats: --{name} must be an integer >= 1; got {getattr(args, name)}"
+            )
     results = init_stats(args.width, args.depth, args.batch, args.seed, keep=True)
     for setup, layers in results.items():
         print(setup)

@@ -7,21 +7,38 @@ from typing import Any
 
 from trainwell.diagnose.report import Finding
 
-UNDERFIT = ["more capacity (wider or deeper layers)", "train longer", "less regularization (lower "
-            "dropout / weight decay)", "a higher learning rate if the loss falls slowly"]
-OVERFIT = ["more regularization (dropout, weight decay; lecture 001's regularization zoo)",
-           "more data or data augmentation", "early stopping on the validation loss"]
-DIVERGE = ["a smaller learning rate (or a warmup, lecture 002)", "gradient clipping",
-           "standardize the inputs", "check the init: Kaiming for ReLU, Xavier for tanh"]
+UNDERFIT = [
+    "more capacity (wider or deeper layers)",
+    "train longer",
+    "less regularization (lower dropout / weight decay)",
+    "a higher learning rate if the loss falls slowly",
+]
+OVERFIT = [
+    "more regularization (dropout, weight decay; lecture 001's regularization zoo)",
+    "more data or data augmentation",
+    "early stopping on the validation loss",
+]
+DIVERGE = [
+    "a smaller learning rate (or a warmup, lecture 002)",
+    "gradient clipping",
+    "standardize the inputs",
+    "check the init: Kaiming for ReLU, Xavier for tanh",
+]
 
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def verdict(history: list[dict[str, Any]], *, initial_loss: float | None = None,
-            divergence: dict[str, Any] | None = None, underfit_ratio: float = 0.5,
-            turn_up: float = 0.1, gap: float = 0.5) -> Finding:
+def verdict(
+    history: list[dict[str, Any]],
+    *,
+    initial_loss: float | None = None,
+    divergence: dict[str, Any] | None = None,
+    underfit_ratio: float = 0.5,
+    turn_up: float = 0.1,
+    gap: float = 0.5,
+) -> Finding:
     """Classify the curves of one run: diverged, underfitting, overfitting or a good fit.
 
     Args:
@@ -45,19 +62,38 @@ def verdict(history: list[dict[str, Any]], *, initial_loss: float | None = None,
     if divergence or any(not _finite(v) for v in train + val):
         step = (divergence or {}).get("step")
         first = (divergence or {}).get("first_layer")
-        bad_epoch = next((r.get("epoch", i + 1) for i, r in enumerate(history)
-                          if not _finite(r.get("train_loss")) or ("val_loss" in r and not _finite(r["val_loss"]))),
-                         None)
-        where = f"at step {step}" if step is not None else (f"in epoch {bad_epoch}" if bad_epoch else "")
+        bad_epoch = next(
+            (
+                r.get("epoch", i + 1)
+                for i, r in enumerate(history)
+                if not _finite(r.get("train_loss"))
+                or ("val_loss" in r and not _finite(r["val_loss"]))
+            ),
+            None,
+        )
+        where = (
+            f"at step {step}"
+            if step is not None
+            else (f"in epoch {bad_epoch}" if bad_epoch else "")
+        )
         if first == "the loss":
-            layer = "; every layer's output was finite: the loss itself overflowed (scores too large)"
+            layer = (
+                "; every layer's output was finite: the loss itself overflowed (scores too large)"
+            )
         else:
             layer = f"; the first layer with non-finite output was {first}" if first else ""
-        return Finding("curves.verdict", "fail", "training diverged: the loss became NaN/inf",
-                       f"the loss became non-finite {where}{layer}.",
-                       {"verdict": "diverged", "epoch": bad_epoch, **(divergence or {})}, DIVERGE)
+        return Finding(
+            "curves.verdict",
+            "fail",
+            "training diverged: the loss became NaN/inf",
+            f"the loss became non-finite {where}{layer}.",
+            {"verdict": "diverged", "epoch": bad_epoch, **(divergence or {})},
+            DIVERGE,
+        )
     if not train:
-        return Finding("curves.verdict", "warn", "no finished epoch to judge", "", {"verdict": "none"})
+        return Finding(
+            "curves.verdict", "warn", "no finished epoch to judge", "", {"verdict": "none"}
+        )
     start = initial_loss if _finite(initial_loss) else train[0]
     end = train[-1]
     ev: dict[str, Any] = {"initial_loss": start, "final_train_loss": end, "epochs": len(train)}
@@ -70,18 +106,42 @@ def verdict(history: list[dict[str, Any]], *, initial_loss: float | None = None,
         train_fell = end < train[best - 1]
         if v_end > (1 + turn_up) * v_min and best < len(val) and train_fell:
             ev["verdict"] = "overfitting"
-            return Finding("curves.verdict", "warn", "overfitting: validation loss turned up while training "
-                           "loss fell", f"val loss bottomed at {v_min:.4g} in epoch {best} and ended at "
-                           f"{v_end:.4g}; train loss ended at {end:.4g}.", ev, OVERFIT)
+            return Finding(
+                "curves.verdict",
+                "warn",
+                "overfitting: validation loss turned up while training loss fell",
+                f"val loss bottomed at {v_min:.4g} in epoch {best} and ended at "
+                f"{v_end:.4g}; train loss ended at {end:.4g}.",
+                ev,
+                OVERFIT,
+            )
         if rel_gap > gap and end < underfit_ratio * start:
             ev["verdict"] = "overfitting"
-            return Finding("curves.verdict", "warn", "overfitting: a large train/validation gap",
-                           f"train loss {end:.4g} vs val loss {v_end:.4g} ({rel_gap:.0%} of val).", ev, OVERFIT)
+            return Finding(
+                "curves.verdict",
+                "warn",
+                "overfitting: a large train/validation gap",
+                f"train loss {end:.4g} vs val loss {v_end:.4g} ({rel_gap:.0%} of val).",
+                ev,
+                OVERFIT,
+            )
     if end > underfit_ratio * start:
         ev["verdict"] = "underfitting"
-        return Finding("curves.verdict", "warn", "underfitting: the training loss stays high",
-                       f"train loss went from {start:.4g} to only {end:.4g} in {len(train)} epochs.", ev, UNDERFIT)
+        return Finding(
+            "curves.verdict",
+            "warn",
+            "underfitting: the training loss stays high",
+            f"train loss went from {start:.4g} to only {end:.4g} in {len(train)} epochs.",
+            ev,
+            UNDERFIT,
+        )
     ev["verdict"] = "good_fit"
-    return Finding("curves.verdict", "pass", "a good fit: training loss fell and validation follows it",
-                   f"train loss {start:.4g} -> {end:.4g}" + (f", val loss {ev['final_val_loss']:.4g}" if val else "")
-                   + ".", ev)
+    return Finding(
+        "curves.verdict",
+        "pass",
+        "a good fit: training loss fell and validation follows it",
+        f"train loss {start:.4g} -> {end:.4g}"
+        + (f", val loss {ev['final_val_loss']:.4g}" if val else "")
+        + ".",
+        ev,
+    )

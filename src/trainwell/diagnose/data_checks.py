@@ -12,6 +12,10 @@ import torch
 from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding
 
+SIGNAL_ADVICE = (
+    "check the labels: are they shuffled, misaligned with the rows, or from another file? "
+    "(lecture 004: visualize what the loader emits)"
+)
 STANDARDIZE = "standardize the inputs (z-score fitted on the training split; lecture 000/002)"
 
 
@@ -26,10 +30,16 @@ def check_finite(p: Problem) -> Finding:
     bad_x = int((~torch.isfinite(p.X)).sum())
     bad_y = int((~torch.isfinite(p.y.float())).sum())
     if bad_x or bad_y:
-        return Finding("data.finite", "fail", "NaN or inf values in the training data",
-                       f"{bad_x} non-finite input values and {bad_y} non-finite targets.",
-                       {"nonfinite_X": bad_x, "nonfinite_y": bad_y},
-                       ["impute missing values (e.g. preprocess = ['impute', 'standardize']) or drop the rows"])
+        return Finding(
+            "data.finite",
+            "fail",
+            "NaN or inf values in the training data",
+            f"{bad_x} non-finite input values and {bad_y} non-finite targets.",
+            {"nonfinite_X": bad_x, "nonfinite_y": bad_y},
+            [
+                "impute missing values (e.g. preprocess = ['impute', 'standardize']) or drop the rows"
+            ],
+        )
     return Finding("data.finite", "pass", "no NaN or inf in inputs and targets")
 
 
@@ -43,20 +53,40 @@ def check_scale(p: Problem) -> Finding:
         "std": [round(v, 4) for v in std.tolist()[:64]],
     }
     if not live.any():
-        return Finding("data.scale", "fail", "every input feature is constant", "", ev,
-                       ["check the loader: the inputs carry no information"])
+        return Finding(
+            "data.scale",
+            "fail",
+            "every input feature is constant",
+            "",
+            ev,
+            ["check the loader: the inputs carry no information"],
+        )
     s = std[live]
     ratio = (s.max() / s.min()).item()
     max_std, max_mean = s.max().item(), mean.abs().max().item()
     ev.update(std_ratio=ratio, max_std=max_std, max_abs_mean=max_mean)
-    detail = (f"feature std ranges {s.min().item():.3g} .. {max_std:.3g} (ratio {ratio:.3g}); "
-              f"largest |mean| {max_mean:.3g}.")
+    detail = (
+        f"feature std ranges {s.min().item():.3g} .. {max_std:.3g} (ratio {ratio:.3g}); "
+        f"largest |mean| {max_mean:.3g}."
+    )
     if ratio > 1e3 or max_std > 1e2 or max_mean > 1e2:
-        return Finding("data.scale", "fail", "inputs are not standardized: features on very different scales",
-                       detail, ev, [STANDARDIZE])
+        return Finding(
+            "data.scale",
+            "fail",
+            "inputs are not standardized: features on very different scales",
+            detail,
+            ev,
+            [STANDARDIZE],
+        )
     if ratio > 30 or max_std > 10 or max_mean > 10:
-        return Finding("data.scale", "warn", "inputs are far from zero mean, unit variance", detail, ev,
-                       [STANDARDIZE])
+        return Finding(
+            "data.scale",
+            "warn",
+            "inputs are far from zero mean, unit variance",
+            detail,
+            ev,
+            [STANDARDIZE],
+        )
     return Finding("data.scale", "pass", "inputs are on comparable scales", detail, ev)
 
 
@@ -64,11 +94,18 @@ def check_constant(p: Problem) -> Finding:
     F = _features(p.X)
     const = (F.std(0, unbiased=False) <= 1e-12).nonzero().flatten().tolist()
     if const:
-        return Finding("data.constant", "warn", f"{len(const)} constant input feature(s)",
-                       f"features {const[:10]}{' ...' if len(const) > 10 else ''} take one value on the "
-                       "training split.", {"constant": const, "n_features": F.shape[1]},
-                       ["drop constant features; they carry no information"])
-    return Finding("data.constant", "pass", "no constant features", evidence={"n_features": F.shape[1]})
+        return Finding(
+            "data.constant",
+            "warn",
+            f"{len(const)} constant input feature(s)",
+            f"features {const[:10]}{' ...' if len(const) > 10 else ''} take one value on the "
+            "training split.",
+            {"constant": const, "n_features": F.shape[1]},
+            ["drop constant features; they carry no information"],
+        )
+    return Finding(
+        "data.constant", "pass", "no constant features", evidence={"n_features": F.shape[1]}
+    )
 
 
 def check_balance(p: Problem) -> Finding | None:
@@ -79,17 +116,30 @@ def check_balance(p: Problem) -> Finding | None:
     ratio = max(present) / min(present)
     ev = {"class_counts": counts, "imbalance_ratio": ratio}
     if len(present) < len(counts):
-        return Finding("data.balance", "warn", "some classes have no training example",
-                       f"class counts {counts}.", ev, ["check the labels and the split (stratify = true)"])
+        return Finding(
+            "data.balance",
+            "warn",
+            "some classes have no training example",
+            f"class counts {counts}.",
+            ev,
+            ["check the labels and the split (stratify = true)"],
+        )
     if ratio > 10:
-        return Finding("data.balance", "warn", f"classes are imbalanced ({ratio:.0f}:1)",
-                       f"class counts {counts}.", ev,
-                       ["use a stratified split, class weights in the loss, or resampling"])
-    return Finding("data.balance", "pass", "classes are reasonably balanced", f"class counts {counts}.", ev)
+        return Finding(
+            "data.balance",
+            "warn",
+            f"classes are imbalanced ({ratio:.0f}:1)",
+            f"class counts {counts}.",
+            ev,
+            ["use a stratified split, class weights in the loss, or resampling"],
+        )
+    return Finding(
+        "data.balance", "pass", "classes are reasonably balanced", f"class counts {counts}.", ev
+    )
 
 
 def _row_keys(X: torch.Tensor) -> list[bytes]:
-    arr = np.round(X.reshape(len(X), -1).double().numpy(), 6)
+    arr = np.round(X.reshape(len(X), -1).double().cpu().numpy(), 6)
     arr = np.ascontiguousarray(arr + 0.0)  # -0.0 -> 0.0
     return [row.tobytes() for row in arr]
 
@@ -107,15 +157,32 @@ def check_leakage(p: Problem) -> Finding | None:
         ev[f"{name}_duplicates"] = dup
         ev[f"{name}_rows"] = len(X)
         worst = max(worst, dup / len(X))
-    detail = ", ".join(f"{ev[f'{n}_duplicates']} of {ev[f'{n}_rows']} {n} rows" for n in held) + \
-        " also appear in the training split."
+    detail = (
+        ", ".join(f"{ev[f'{n}_duplicates']} of {ev[f'{n}_rows']} {n} rows" for n in held)
+        + " also appear in the training split."
+    )
     ev["worst_fraction"] = worst
-    advice = ["drop duplicate rows before splitting, or split by group, so held-out scores are honest"]
+    advice = [
+        "drop duplicate rows before splitting, or split by group, so held-out scores are honest"
+    ]
     if worst > 0.05:
-        return Finding("data.leakage", "fail", f"train/test leakage: {worst:.0%} of held-out rows are in train",
-                       detail, ev, advice)
+        return Finding(
+            "data.leakage",
+            "fail",
+            f"train/test leakage: {worst:.0%} of held-out rows are in train",
+            detail,
+            ev,
+            advice,
+        )
     if worst > 0:
-        return Finding("data.leakage", "warn", "a few held-out rows duplicate training rows", detail, ev, advice)
+        return Finding(
+            "data.leakage",
+            "warn",
+            "a few held-out rows duplicate training rows",
+            detail,
+            ev,
+            advice,
+        )
     return Finding("data.leakage", "pass", "no held-out row duplicates a training row", evidence=ev)
 
 
@@ -132,8 +199,8 @@ def check_target_leak(p: Problem) -> Finding | None:
     """A single feature that alone (almost) determines the target: the target leaked into X."""
     if p.X.ndim > 2:
         return None
-    F = p.X.reshape(len(p.X), -1).double().numpy()
-    y = p.y.double().numpy().reshape(len(F), -1)[:, 0]
+    F = p.X.reshape(len(p.X), -1).double().cpu().numpy()
+    y = p.y.double().cpu().numpy().reshape(len(F), -1)[:, 0]
     n = min(len(F), 4000)
     F, y = F[:n], y[:n]
     scores = []
@@ -146,13 +213,24 @@ def check_target_leak(p: Problem) -> Finding | None:
         else:
             scores.append(_correlation_ratio(col, y))
     j = int(np.argmax(scores))
-    ev = {"feature": j, "score": scores[j], "measure": "|corr|" if p.task == "regression" else "eta^2"}
+    ev = {
+        "feature": j,
+        "score": scores[j],
+        "measure": "|corr|" if p.task == "regression" else "eta^2",
+    }
     if scores[j] > 0.99:
-        return Finding("data.target_leak", "fail", f"feature {j} alone determines the target",
-                       f"{ev['measure']} between feature {j} and the target is {scores[j]:.4f}; no real "
-                       "feature predicts a label that well.", ev,
-                       [f"remove feature {j} (a copy or function of the label) from the inputs"])
-    return Finding("data.target_leak", "pass", "no single feature reproduces the target", evidence=ev)
+        return Finding(
+            "data.target_leak",
+            "fail",
+            f"feature {j} alone determines the target",
+            f"{ev['measure']} between feature {j} and the target is {scores[j]:.4f}; no real "
+            "feature predicts a label that well.",
+            ev,
+            [f"remove feature {j} (a copy or function of the label) from the inputs"],
+        )
+    return Finding(
+        "data.target_leak", "pass", "no single feature reproduces the target", evidence=ev
+    )
 
 
 def check_signal(p: Problem, seed: int = 0) -> Finding:
@@ -164,9 +242,9 @@ def check_signal(p: Problem, seed: int = 0) -> Finding:
     from sklearn.preprocessing import StandardScaler
 
     n = min(len(p.X), 3000)
-    X = p.X[:n].reshape(n, -1).double().numpy()
+    X = p.X[:n].reshape(n, -1).double().cpu().numpy()
     X = np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0)
-    y = p.y[:n].numpy()
+    y = p.y[:n].cpu().numpy()
     if p.task == "regression":
         y = y.reshape(n, -1)[:, 0]
         Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.3, random_state=seed)
@@ -176,7 +254,9 @@ def check_signal(p: Problem, seed: int = 0) -> Finding:
             scores.append(float(est.score(Xb, yb)))
         best = max(scores)
         ev = {"heldout_r2": best, "n": n}
-        detail = f"best held-out R^2 of k-NN and ridge on the training rows: {best:.3f} (0 = no signal)."
+        detail = (
+            f"best held-out R^2 of k-NN and ridge on the training rows: {best:.3f} (0 = no signal)."
+        )
         status = "fail" if best < 0.02 else "pass"
     else:
         y = y.reshape(-1).astype(np.int64)
@@ -190,13 +270,20 @@ def check_signal(p: Problem, seed: int = 0) -> Finding:
         chance = float(np.bincount(yb).max() / len(yb))
         margin = max(0.03, 3 * math.sqrt(chance * (1 - chance) / len(yb)))
         ev = {"heldout_accuracy": best, "chance": chance, "margin": margin, "n": n}
-        detail = (f"best held-out accuracy of k-NN and logistic regression on the training rows: {best:.3f}, "
-                  f"chance (majority class) {chance:.3f}.")
+        detail = (
+            f"best held-out accuracy of k-NN and logistic regression on the training rows: {best:.3f}, "
+            f"chance (majority class) {chance:.3f}."
+        )
         status = "fail" if best <= chance + margin else "pass"
     if status == "fail":
-        return Finding("data.signal", "fail", "the labels look unrelated to the inputs",
-                       detail, ev, ["check the labels: are they shuffled, misaligned with the rows, or "
-                                    "from another file? (lecture 004: visualize what the loader emits)"])
+        return Finding(
+            "data.signal",
+            "fail",
+            "the labels look unrelated to the inputs",
+            detail,
+            ev,
+            [SIGNAL_ADVICE],
+        )
     return Finding("data.signal", "pass", "simple models find signal in the data", detail, ev)
 
 
@@ -209,7 +296,7 @@ def batch_picture(p: Problem, out_dir: str | Path, n: int = 32) -> Finding | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    imgs = p.X[:n].float()
+    imgs = p.X[:n].float().cpu()
     k = len(imgs)
     cols = min(8, k)
     rows = math.ceil(k / cols)
@@ -218,27 +305,39 @@ def batch_picture(p: Problem, out_dir: str | Path, n: int = 32) -> Finding | Non
         ax.axis("off")
     for i, ax in enumerate(axes.flat[:k]):
         img = imgs[i]
-        img = (img - img.min()) / (img.max() - img.min() + 1e-12)  # min-max per image, for display only
+        img = (img - img.min()) / (
+            img.max() - img.min() + 1e-12
+        )  # min-max per image, for display only
         shown = img[0] if img.shape[0] == 1 else img[:3].permute(1, 2, 0)
         ax.imshow(shown.numpy(), cmap="gray")
-        ax.set_title(str(p.y[i].tolist()), fontsize=7)
+        ax.set_title(str(p.y[i].cpu().tolist()), fontsize=7)
     fig.tight_layout()
     path = Path(out_dir) / "doctor_batch.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
-    return Finding("data.batch", "pass", "picture of a training batch saved",
-                   f"look at {path.name}: the images and labels as the model receives them "
-                   f"(value range {imgs.min().item():.3g} .. {imgs.max().item():.3g}).",
-                   {"path": path.name, "shape": list(imgs.shape)})
+    return Finding(
+        "data.batch",
+        "pass",
+        "picture of a training batch saved",
+        f"look at {path.name}: the images and labels as the model receives them "
+        f"(value range {imgs.min().item():.3g} .. {imgs.max().item():.3g}).",
+        {"path": path.name, "shape": list(imgs.shape)},
+    )
 
 
 def run_data_checks(p: Problem, out_dir: str | Path | None = None) -> list[Finding]:
     found = [check_finite(p)]
     if found[0].status == "fail":
         return found
-    for f in (check_scale(p), check_constant(p), check_balance(p), check_leakage(p),
-              check_target_leak(p), check_signal(p, p.seed)):
+    for f in (
+        check_scale(p),
+        check_constant(p),
+        check_balance(p),
+        check_leakage(p),
+        check_target_leak(p),
+        check_signal(p, p.seed),
+    ):
         if f is not None:
             found.append(f)
     if out_dir is not None:

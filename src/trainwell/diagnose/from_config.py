@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainwell.diagnose.doctor import doctor
+from trainwell.diagnose.recipe import doctor
 from trainwell.diagnose.report import DoctorReport
 from trainwell.errors import ConfigError
 
@@ -16,8 +16,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # train.loss canonical names -> the doctor's names
-_LOSS = {"auto": None, "l1": "l1", "l2": "mse", "huber": "huber", "bce": "bce",
-         "cross_entropy": "cross_entropy", "hinge": "hinge"}
+_LOSS = {
+    "auto": None,
+    "l1": "l1",
+    "l2": "mse",
+    "huber": "huber",
+    "bce": "bce",
+    "cross_entropy": "cross_entropy",
+    "hinge": "hinge",
+}
 
 
 def default_out_dir(cfg: Config) -> Path:
@@ -31,8 +38,14 @@ def default_out_dir(cfg: Config) -> Path:
     return Path(cfg.runs_dir) / f"{safe}-doctor"
 
 
-def doctor_from_config(cfg: Config, *, gradcheck: bool = False, out_dir: str | Path | None = None,
-                       prepared: Any = None, model: Any = None) -> DoctorReport:
+def doctor_from_config(
+    cfg: Config,
+    *,
+    gradcheck: bool = False,
+    out_dir: str | Path | None = None,
+    prepared: Any = None,
+    model: Any = None,
+) -> DoctorReport:
     """Prepare the data and build the model as ``trainwell train`` would, then run the doctor.
 
     Args:
@@ -53,8 +66,13 @@ def doctor_from_config(cfg: Config, *, gradcheck: bool = False, out_dir: str | P
         prepared = prepare(cfg.data, cfg.seed)
     if model is None:
         example = prepared.train.head(min(256, len(prepared.train)))
-        model = build_model(cfg.model, prepared.input_shape, prepared.n_outputs, prepared.task,
-                            example_batch=example)
+        model = build_model(
+            cfg.model,
+            prepared.input_shape,
+            prepared.n_outputs,
+            prepared.task,
+            example_batch=example,
+        )
     opt_cfg = cfg.train.optimizer
     opt_dict = opt_cfg.model_dump(exclude_none=True)
 
@@ -64,10 +82,21 @@ def doctor_from_config(cfg: Config, *, gradcheck: bool = False, out_dir: str | P
     lr = float(opt_cfg.kwargs()["lr"])
     loss_name = getattr(cfg.train.loss, "name", cfg.train.loss)
     if loss_name not in _LOSS:
-        raise ConfigError(f"doctor: train.loss {loss_name!r} is not one the doctor knows: {', '.join(_LOSS)}")
-    return doctor(model, prepared, task=prepared.task, loss=_LOSS[loss_name], optimizer=factory, lr=lr,
-                  config=cfg.doctor, gradcheck=gradcheck or cfg.doctor.gradcheck, seed=cfg.seed,
-                  out_dir=out_dir)
+        raise ConfigError(
+            f"doctor: train.loss {loss_name!r} is not one the doctor knows: {', '.join(_LOSS)}"
+        )
+    return doctor(
+        model,
+        prepared,
+        task=prepared.task,
+        loss=_LOSS[loss_name],
+        optimizer=factory,
+        lr=lr,
+        config=cfg.doctor,
+        gradcheck=gradcheck or cfg.doctor.gradcheck,
+        seed=cfg.seed,
+        out_dir=out_dir,
+    )
 
 
 def apply_suggestion(cfg: Config, report: DoctorReport, path: str | Path) -> Path:
@@ -78,8 +107,12 @@ def apply_suggestion(cfg: Config, report: DoctorReport, path: str | Path) -> Pat
     from trainwell.runs import write_text_atomic
 
     if report.suggested_lr is None:
-        raise ConfigError("doctor --apply: the LR checks found no learning rate to suggest (see lr.range)")
+        raise ConfigError(
+            "doctor --apply: the LR checks found no learning rate to suggest (see lr.range)"
+        )
     raw = cfg.to_dict()
-    raw.setdefault("train", {}).setdefault("optimizer", {})["lr"] = float(f"{report.suggested_lr:.3g}")
+    raw.setdefault("train", {}).setdefault("optimizer", {})["lr"] = float(
+        f"{report.suggested_lr:.3g}"
+    )
     load_config(raw)  # still a valid config
     return write_text_atomic(path, tomli_w.dumps(raw))

@@ -58,9 +58,21 @@ def check_gradients(p: Problem) -> Finding:
     worst = max(res["per_param"], key=res["per_param"].get) if res["per_param"] else "-"
     detail = f"largest relative error {err:.2e} (in {worst}) on {res['n']} examples in float64."
     if err > 1e-2:
-        return Finding("gradcheck", "fail", "autograd disagrees with finite differences", detail, res,
-                       [f"check the backward of the custom layer owning {worst}"])
+        return Finding(
+            "gradcheck",
+            "fail",
+            "autograd disagrees with finite differences",
+            detail,
+            res,
+            [f"check the backward of the custom layer owning {worst}"],
+        )
     if err > 1e-4:
-        return Finding("gradcheck", "warn", "autograd is close to finite differences, but not tight", detail,
-                       res, ["kinks (ReLU at 0, max) can cause this; re-run on other examples"])
+        return Finding(
+            "gradcheck",
+            "warn",
+            "autograd is close to finite differences, but not tight",
+            detail,
+            res,
+            ["kinks (ReLU at 0, max) can cause this; re-run on other examples"],
+        )
     return Finding("gradcheck", "pass", "autograd matches finite differences", detail, res)

@@ -10,11 +10,13 @@ from torch import nn
 
 from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding
-from trainwell.diagnose.stats import capture, grad_norms, watched_modules
+from trainwell.diagnose.stats import capture, grad_norms, layer_map, watched_modules
 
 KAIMING = "use Kaiming init, std = sqrt(2 / fan_in), for ReLU layers (lecture 001)"
 XAVIER = "use Xavier init, std = 1 / sqrt(fan_in), for tanh/sigmoid layers (lecture 001)"
-BATCHNORM = "add BatchNorm before the activation to keep each layer's input at unit scale (lecture 000/001)"
+BATCHNORM = (
+    "add BatchNorm before the activation to keep each layer's input at unit scale (lecture 000/001)"
+)
 
 
 def _train_mode_no_dropout(model: nn.Module) -> None:
@@ -24,14 +26,18 @@ def _train_mode_no_dropout(model: nn.Module) -> None:
             m.eval()
 
 
-def init_statistics(p: Problem, model: nn.Module, n: int) -> tuple[dict[str, Any], dict[str, float], float]:
+def init_statistics(
+    p: Problem, model: nn.Module, n: int
+) -> tuple[dict[str, Any], dict[str, float], float]:
     """Per-layer activation stats, per-layer gradient norms and the loss on one real batch."""
     gen = torch.Generator().manual_seed(p.seed)
     idx = torch.randperm(len(p.X), generator=gen)[:n]
     xb, yb = p.X[idx], p.target(p.y[idx])
     _train_mode_no_dropout(model)
     model.zero_grad(set_to_none=True)
-    with capture(model, hist=True) as acts:
+    mods = dict(watched_modules(model))
+    mods.update({name: mod for name, (mod, _label) in layer_map(model).items()})
+    with capture(model, list(mods.items()), hist=True) as acts:
         out = model(xb)
     loss = p.loss(out, yb)
     if torch.isfinite(loss):
@@ -52,9 +58,9 @@ def _constant_params(model: nn.Module) -> list[str]:
 
 def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
     model = p.fresh()
-    acts, grads, _ = init_statistics(p, model, cfg.stats_batch)
-    evidence_layers = {k: {kk: (round(vv, 5) if isinstance(vv, float) else vv)
-                           for kk, vv in v.items() if kk != "hist"} for k, v in acts.items()}
+    all_acts, grads, _ = init_statistics(p, model, cfg.stats_batch)
+    watched = {name for name, _ in watched_modules(model)}
+    acts = {k: v for k, v in all_acts.items() if k in watched}
     found: list[Finding] = []
     names = list(acts)
     hidden = names[:-1] if len(names) > 1 and not watched_modules_are_activations(model) else names
@@ -63,12 +69,20 @@ def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
     sym = [k for k in hidden if acts[k].get("sym") and acts[k]["dead_frac"] < 1.0]
     const = _constant_params(model)
     if sym or const:
-        found.append(Finding(
-            "init.symmetry", "fail", "units start identical: the init does not break symmetry",
-            f"in {', '.join(sym or const)} every unit outputs the same value for every example; "
-            f"layers with constant weights: {const or 'none'}. Identical units get identical gradients "
-            "and never differ.", {"symmetric_layers": sym, "constant_weight_layers": const},
-            ["initialize weights randomly (Kaiming for ReLU, Xavier for tanh), never all zeros (lecture 000)"]))
+        found.append(
+            Finding(
+                "init.symmetry",
+                "fail",
+                "units start identical: the init does not break symmetry",
+                f"in {', '.join(sym or const)} every unit outputs the same value for every example; "
+                f"layers with constant weights: {const or 'none'}. Identical units get identical gradients "
+                "and never differ.",
+                {"symmetric_layers": sym, "constant_weight_layers": const},
+                [
+                    "initialize weights randomly (Kaiming for ReLU, Xavier for tanh), never all zeros (lecture 000)"
+                ],
+            )
+        )
     else:
         found.append(Finding("init.symmetry", "pass", "units start different (random init)"))
 
@@ -80,12 +94,17 @@ def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
         frac = dead[worst]
         detail = f"{frac:.0%} of the units of {worst} output 0 on all {cfg.stats_batch} examples of the batch."
         ev = {"dead_frac": dead}
-        adv = [KAIMING, "check the biases: a large negative bias keeps a ReLU off; init biases at 0 "
-               "(or a small positive value)", "try Leaky ReLU / ELU, or a smaller learning rate"]
+        adv = [
+            KAIMING,
+            "check the biases: a large negative bias keeps a ReLU off; init them at 0",
+            "try Leaky ReLU / ELU, or a smaller learning rate",
+        ]
         if frac >= cfg.dead_frac:
             found.append(Finding("init.dead_relu", "fail", "dead ReLUs at init", detail, ev, adv))
         elif frac >= cfg.dead_frac / 4:
-            found.append(Finding("init.dead_relu", "warn", "some ReLUs are dead at init", detail, ev, adv))
+            found.append(
+                Finding("init.dead_relu", "warn", "some ReLUs are dead at init", detail, ev, adv)
+            )
         else:
             found.append(Finding("init.dead_relu", "pass", "ReLU units are alive", detail, ev))
 
@@ -95,22 +114,56 @@ def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
         worst = max(sat, key=sat.get)
         frac = sat[worst]
         detail = f"{frac:.0%} of the activations of {worst} are saturated (local gradient ~ 0)."
-        adv = [XAVIER, BATCHNORM, "or use ReLU, which does not saturate for positive inputs (lecture 000)"]
+        adv = [
+            XAVIER,
+            BATCHNORM,
+            "or use ReLU, which does not saturate for positive inputs (lecture 000)",
+        ]
         if frac >= cfg.sat_frac:
-            found.append(Finding("init.saturation", "fail", "saturated tanh/sigmoid units at init", detail,
-                                 {"sat_frac": sat}, adv))
+            found.append(
+                Finding(
+                    "init.saturation",
+                    "fail",
+                    "saturated tanh/sigmoid units at init",
+                    detail,
+                    {"sat_frac": sat},
+                    adv,
+                )
+            )
         elif frac >= cfg.sat_frac / 3:
-            found.append(Finding("init.saturation", "warn", "some tanh/sigmoid units saturate", detail,
-                                 {"sat_frac": sat}, adv))
+            found.append(
+                Finding(
+                    "init.saturation",
+                    "warn",
+                    "some tanh/sigmoid units saturate",
+                    detail,
+                    {"sat_frac": sat},
+                    adv,
+                )
+            )
         else:
-            found.append(Finding("init.saturation", "pass", "tanh/sigmoid units are not saturated", detail,
-                                 {"sat_frac": sat}))
+            found.append(
+                Finding(
+                    "init.saturation",
+                    "pass",
+                    "tanh/sigmoid units are not saturated",
+                    detail,
+                    {"sat_frac": sat},
+                )
+            )
 
     dead_layers = {k for k, v in dead.items() if v >= cfg.dead_frac}
     found.append(_scale_trend(acts, [k for k in live if k not in dead_layers]))
     found.append(_grad_trend(grads))
-    stats = {"layers": acts, "grad_norm": grads}
-    return found, {"evidence_layers": evidence_layers, **stats}
+    # doctor.json's activation_stats use the monitor's layer names (weighted layers, each with the
+    # statistics of the activation that follows it), so "init" and "end" line up
+    layers: dict[str, Any] = {}
+    for name, (_mod, label) in layer_map(model).items():
+        if name in all_acts:
+            s = all_acts[name]
+            layers[label] = {k: s.get(k) for k in ("act_mean", "act_std", "dead_frac", "sat_frac", "hist")}
+            layers[label]["grad_norm"] = grads.get(label)
+    return found, {"layers": layers, "grad_norm": grads}
 
 
 def watched_modules_are_activations(model: nn.Module) -> bool:
@@ -125,23 +178,42 @@ def _scale_trend(acts: dict[str, Any], live: list[str]) -> Finding:
     ev = {"act_std": {k: s for k, s in stds}}
     nonfinite = [k for k in acts if not acts[k]["finite"]]
     if nonfinite:
-        return Finding("init.scale", "fail", "activations overflow at init",
-                       f"{nonfinite[0]} produces NaN/inf on a real batch.", ev,
-                       ["standardize the inputs", KAIMING, XAVIER])
+        return Finding(
+            "init.scale",
+            "fail",
+            "activations overflow at init",
+            f"{nonfinite[0]} produces NaN/inf on a real batch.",
+            ev,
+            ["standardize the inputs", KAIMING, XAVIER],
+        )
     if len(stds) < 2:
         return Finding("init.scale", "pass", "activation scale is stable", evidence=ev)
     first, last = stds[0][1], stds[-1][1]
     steps = len(stds) - 1
     per_layer = (last / first) ** (1 / steps) if first > 0 and last > 0 else 0.0
     ev.update(first_std=first, last_std=last, per_layer_ratio=per_layer)
-    detail = (f"activation std goes from {first:.3g} ({stds[0][0]}) to {last:.3g} ({stds[-1][0]}), "
-              f"x{per_layer:.2f} per layer.")
+    detail = (
+        f"activation std goes from {first:.3g} ({stds[0][0]}) to {last:.3g} ({stds[-1][0]}), "
+        f"x{per_layer:.2f} per layer."
+    )
     if last < 1e-3 or (per_layer < 0.7 and last / max(first, 1e-12) < 0.3):
-        return Finding("init.vanishing", "fail", "activations vanish layer over layer", detail, ev,
-                       ["the init std is too small: " + KAIMING, XAVIER, BATCHNORM])
+        return Finding(
+            "init.vanishing",
+            "fail",
+            "activations vanish layer over layer",
+            detail,
+            ev,
+            ["the init std is too small: " + KAIMING, XAVIER, BATCHNORM],
+        )
     if last > 1e3 or (per_layer > 1.5 and last / first > 5):
-        return Finding("init.exploding", "fail", "activations grow layer over layer", detail, ev,
-                       ["the init std is too large: " + KAIMING, XAVIER, BATCHNORM, "standardize the inputs"])
+        return Finding(
+            "init.exploding",
+            "fail",
+            "activations grow layer over layer",
+            detail,
+            ev,
+            ["the init std is too large: " + KAIMING, XAVIER, BATCHNORM, "standardize the inputs"],
+        )
     return Finding("init.scale", "pass", "activation scale is stable across layers", detail, ev)
 
 
@@ -151,19 +223,45 @@ def _grad_trend(grads: dict[str, float]) -> Finding:
     if not vals:
         return Finding("init.gradients", "pass", "no weight gradients to compare", evidence=ev)
     if any(not math.isfinite(g) for g in vals):
-        return Finding("init.gradients", "fail", "gradients are NaN/inf at init", "", ev,
-                       ["standardize the inputs", "check the loss for log(0) or division by zero"])
+        return Finding(
+            "init.gradients",
+            "fail",
+            "gradients are NaN/inf at init",
+            "",
+            ev,
+            ["standardize the inputs", "check the loss for log(0) or division by zero"],
+        )
     first, top = vals[0], max(vals)
     ratio = first / top if top > 0 else 0.0
     ev["first_over_max"] = ratio
     detail = f"gradient norm of the first layer is {first:.3g}, the largest is {top:.3g} (ratio {ratio:.2g})."
     if top == 0 or ratio < 1e-4:
-        return Finding("init.gradients", "fail", "gradients vanish before they reach the first layers",
-                       detail, ev, [KAIMING, XAVIER, BATCHNORM])
+        return Finding(
+            "init.gradients",
+            "fail",
+            "gradients vanish before they reach the first layers",
+            detail,
+            ev,
+            [KAIMING, XAVIER, BATCHNORM],
+        )
     if ratio < 1e-2:
-        return Finding("init.gradients", "warn", "gradients shrink strongly towards the first layers",
-                       detail, ev, [KAIMING, XAVIER, BATCHNORM])
+        return Finding(
+            "init.gradients",
+            "warn",
+            "gradients shrink strongly towards the first layers",
+            detail,
+            ev,
+            [KAIMING, XAVIER, BATCHNORM],
+        )
     if top > 1e3:
-        return Finding("init.gradients", "warn", "very large gradients at init", detail, ev,
-                       ["standardize the inputs", "lower the learning rate or clip gradients"])
-    return Finding("init.gradients", "pass", "gradient norms are balanced across layers", detail, ev)
+        return Finding(
+            "init.gradients",
+            "warn",
+            "very large gradients at init",
+            detail,
+            ev,
+            ["standardize the inputs", "lower the learning rate or clip gradients"],
+        )
+    return Finding(
+        "init.gradients", "pass", "gradient norms are balanced across layers", detail, ev
+    )

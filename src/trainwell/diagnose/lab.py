@@ -18,8 +18,14 @@ SETUPS: list[tuple[str, str, Any]] = [
 ]
 
 
-def init_stats(width: int = 4096, depth: int = 6, batch: int = 16, seed: int = 0,
-               keep: bool = False, setups: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+def init_stats(
+    width: int = 4096,
+    depth: int = 6,
+    batch: int = 16,
+    seed: int = 0,
+    keep: bool = False,
+    setups: list[str] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Per-layer mean and std of ``x = f(x @ W)`` for each of the five setups.
 
     Args:
@@ -42,7 +48,7 @@ def init_stats(width: int = 4096, depth: int = 6, batch: int = 16, seed: int = 0
     if setups is not None and len(chosen) != len(setups):
         from trainwell.registry import unknown_name_message
 
-        bad = [s for s in setups if s not in {c[0] for c in SETUPS}][0]
+        bad = next(s for s in setups if s not in {c[0] for c in SETUPS})
         raise ValueError(unknown_name_message("init-stats setup", bad, [c[0] for c in SETUPS]))
     for label, act, std in chosen:
         g = torch.Generator().manual_seed(seed + 1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from trainwell.diagnose.problem import Problem, batches
+from trainwell.diagnose.problem import OptimizerFactory, Problem, batches
 
 
 @dataclass
@@ -23,12 +23,24 @@ class LRRangeResult:
 
     def to_dict(self, points: int = 50) -> dict[str, Any]:
         step = max(1, len(self.lrs) // points)
-        return {"suggested_lr": self.suggested_lr, "min_loss_lr": self.min_loss_lr,
-                "diverge_lr": self.diverge_lr, "lrs": self.lrs[::step], "losses": self.losses[::step]}
+        return {
+            "suggested_lr": self.suggested_lr,
+            "min_loss_lr": self.min_loss_lr,
+            "diverge_lr": self.diverge_lr,
+            "lrs": self.lrs[::step],
+            "losses": self.losses[::step],
+        }
 
 
-def lr_range_test(p: Problem, iters: int = 100, lr_min: float = 1e-6, lr_max: float = 10.0,
-                  batch_size: int = 64, beta: float = 0.9, diverge_factor: float = 4.0) -> LRRangeResult:
+def lr_range_test(
+    p: Problem,
+    iters: int = 100,
+    lr_min: float = 1e-6,
+    lr_max: float = 10.0,
+    batch_size: int = 64,
+    beta: float = 0.9,
+    diverge_factor: float = 4.0,
+) -> LRRangeResult:
     """Raise the LR exponentially from ``lr_min`` to ``lr_max`` over ``iters`` minibatches.
 
     The loss is smoothed with a bias-corrected exponential moving average (as Adam corrects its
@@ -57,8 +69,7 @@ def lr_range_test(p: Problem, iters: int = 100, lr_min: float = 1e-6, lr_max: fl
         smooth = avg / (1 - beta ** (i + 1))
         res.lrs.append(lr)
         res.losses.append(smooth)
-        if smooth < best:
-            best = smooth
+        best = min(best, smooth)
         if i > 5 and smooth > diverge_factor * best:
             res.diverge_lr = lr
             break
@@ -99,11 +110,46 @@ def train_at(p: Problem, lr: float, iters: int = 100, batch_size: int = 64) -> d
         diverged_at = next((i for i, v in enumerate(losses) if v > 10 * start), None)
     if diverged_at is None and losses and end > 3 * start:
         diverged_at = len(losses)
-    return {"lr": lr, "start_loss": start, "end_loss": end, "peak_loss": max(losses, default=float("nan")),
-            "diverged_at": diverged_at,
-            "diverged": diverged_at is not None}
+    return {
+        "lr": lr,
+        "start_loss": start,
+        "end_loss": end,
+        "peak_loss": max(losses, default=float("nan")),
+        "diverged_at": diverged_at,
+        "diverged": diverged_at is not None,
+    }
 
 
-def coarse_probe(p: Problem, lrs: list[float], iters: int = 100, batch_size: int = 64) -> list[dict[str, Any]]:
+def coarse_probe(
+    p: Problem, lrs: list[float], iters: int = 100, batch_size: int = 64
+) -> list[dict[str, Any]]:
     """Lecture 002, step 3: which of 1e-1, 1e-2, 1e-3, 1e-4 makes the loss drop within ~100 its."""
     return [train_at(p, lr, iters, batch_size) for lr in lrs]
+
+
+def find_lr(
+    module: Any,
+    data: Any,
+    *,
+    loss: Any = None,
+    task: str | None = None,
+    optimizer: str | dict[str, Any] | OptimizerFactory | None = None,
+    iters: int = 100,
+    lr_min: float = 1e-6,
+    lr_max: float = 10.0,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> LRRangeResult:
+    """The LR range test on any ``nn.Module`` and ``(X, y)``; the module itself is not trained.
+
+    Example:
+        >>> import torch
+        >>> X, y = torch.randn(256, 4), torch.randint(0, 2, (256,))
+        >>> res = find_lr(torch.nn.Linear(4, 2), (X, y), iters=30)
+        >>> res.suggested_lr is not None
+        True
+    """
+    from trainwell.diagnose.recipe import make_problem
+
+    p = make_problem(module, data, task=task, loss=loss, optimizer=optimizer, seed=seed)
+    return lr_range_test(p, iters, lr_min, lr_max, min(batch_size, len(p.X)))

@@ -8,6 +8,11 @@ from trainwell.diagnose.lr import coarse_probe, lr_range_test, train_at
 from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding
 
+NO_LR_ADVICE = (
+    "check the init and the inputs: loss not going down means LR too low or a bad init; loss "
+    "exploding means LR too high or a bad init (lecture 002)"
+)
+
 
 def check_lr(p: Problem, cfg: Any) -> tuple[list[Finding], float | None]:
     """Returns the findings and the suggested LR."""
@@ -17,13 +22,26 @@ def check_lr(p: Problem, cfg: Any) -> tuple[list[Finding], float | None]:
     ev = rng.to_dict()
     where = f"; the loss diverges from lr {rng.diverge_lr:.3g}" if rng.diverge_lr else ""
     if rng.suggested_lr is None:
-        found.append(Finding("lr.range", "warn", "the LR range test found no LR that lowers the loss",
-                             f"range {cfg.lr_min:g} .. {cfg.lr_max:g}{where}.", ev,
-                             ["check the init and the inputs: loss not going down means LR too low or a bad "
-                              "init; loss exploding means LR too high or a bad init (lecture 002)"]))
+        found.append(
+            Finding(
+                "lr.range",
+                "warn",
+                "the LR range test found no LR that lowers the loss",
+                f"range {cfg.lr_min:g} .. {cfg.lr_max:g}{where}.",
+                ev,
+                [NO_LR_ADVICE],
+            )
+        )
     else:
-        found.append(Finding("lr.range", "pass", f"LR range test suggests lr {rng.suggested_lr:.3g}",
-                             f"lowest smoothed loss at lr {rng.min_loss_lr:.3g}{where}.", ev))
+        found.append(
+            Finding(
+                "lr.range",
+                "pass",
+                f"LR range test suggests lr {rng.suggested_lr:.3g}",
+                f"lowest smoothed loss at lr {rng.min_loss_lr:.3g}{where}.",
+                ev,
+            )
+        )
 
     probe = coarse_probe(p, list(cfg.probe_lrs), cfg.probe_iters, bs)
     ok = [r for r in probe if not r["diverged"] and r["end_loss"] < 0.8 * r["start_loss"]]
@@ -32,15 +50,37 @@ def check_lr(p: Problem, cfg: Any) -> tuple[list[Finding], float | None]:
     best = min(ok, key=lambda r: r["end_loss"]) if ok else None
     if best is not None:
         pev["best_lr"] = best["lr"]
-        found.append(Finding("lr.probe", "pass", f"lr {best['lr']:g} lowers the loss most in {cfg.probe_iters} "
-                             "iterations", rows, pev))
+        found.append(
+            Finding(
+                "lr.probe",
+                "pass",
+                f"lr {best['lr']:g} lowers the loss most in {cfg.probe_iters} iterations",
+                rows,
+                pev,
+            )
+        )
     elif all(r["diverged"] for r in probe):
-        found.append(Finding("lr.probe", "fail", "the loss diverges at every probed LR", rows, pev,
-                             ["standardize the inputs", "check the init (Kaiming for ReLU, Xavier for tanh)"]))
+        found.append(
+            Finding(
+                "lr.probe",
+                "fail",
+                "the loss diverges at every probed LR",
+                rows,
+                pev,
+                ["standardize the inputs", "check the init (Kaiming for ReLU, Xavier for tanh)"],
+            )
+        )
     else:
-        found.append(Finding("lr.probe", "warn", "no probed LR makes the loss drop within "
-                             f"{cfg.probe_iters} iterations", rows, pev,
-                             ["loss not going down: LR too low or a bad init (lecture 002)"]))
+        found.append(
+            Finding(
+                "lr.probe",
+                "warn",
+                f"no probed LR makes the loss drop within {cfg.probe_iters} iterations",
+                rows,
+                pev,
+                ["loss not going down: LR too low or a bad init (lecture 002)"],
+            )
+        )
 
     suggested = rng.suggested_lr
     if suggested is None and best is not None:
@@ -50,30 +90,68 @@ def check_lr(p: Problem, cfg: Any) -> tuple[list[Finding], float | None]:
     return found, suggested
 
 
-def _check_setting(p: Problem, cfg: Any, diverge_lr: float | None, suggested: float | None,
-                   best: dict[str, Any] | None) -> Finding:
+def _check_setting(
+    p: Problem,
+    cfg: Any,
+    diverge_lr: float | None,
+    suggested: float | None,
+    best: dict[str, Any] | None,
+) -> Finding:
     lr = float(p.lr)  # type: ignore[arg-type]
     run = train_at(p, lr, cfg.probe_iters, min(cfg.batch_size, len(p.X)))
     ev = {"lr": lr, "run": run, "diverge_lr": diverge_lr, "suggested_lr": suggested}
-    tip = f"use lr {suggested:.3g} (the range test's suggestion)" if suggested else "lower the learning rate"
+    tip = (
+        f"use lr {suggested:.3g} (the range test's suggestion)"
+        if suggested
+        else "lower the learning rate"
+    )
     if run["diverged"]:
         at = f"after {run['diverged_at']} iterations" if run["diverged_at"] else "at once"
-        return Finding("lr.setting", "fail", f"the configured lr {lr:g} makes the loss explode",
-                       f"training at lr {lr:g} diverges {at} (loss {run['start_loss']:.3g} -> "
-                       f"{run['end_loss']:.3g}).", ev,
-                       [tip, "loss exploding to inf/NaN: LR too high or a bad init (lecture 002)",
-                        "add a warmup (lecture 002) or gradient clipping"])
+        return Finding(
+            "lr.setting",
+            "fail",
+            f"the configured lr {lr:g} makes the loss explode",
+            f"training at lr {lr:g} diverges {at} (loss {run['start_loss']:.3g} -> "
+            f"{run['end_loss']:.3g}).",
+            ev,
+            [
+                tip,
+                "loss exploding to inf/NaN: LR too high or a bad init (lecture 002)",
+                "add a warmup (lecture 002) or gradient clipping",
+            ],
+        )
     if diverge_lr is not None and lr >= diverge_lr:
         status = "fail" if run["end_loss"] > 0.5 * run["start_loss"] else "warn"
-        return Finding("lr.setting", status, f"the configured lr {lr:g} is at or above where the loss "
-                       f"diverges ({diverge_lr:.3g})", f"training at lr {lr:g}: loss {run['start_loss']:.3g} -> "
-                       f"{run['end_loss']:.3g} in {cfg.probe_iters} iterations.", ev, [tip])
-    if best is not None and run["end_loss"] > 0.9 * run["start_loss"] and best["end_loss"] < 0.5 * run["end_loss"]:
-        return Finding("lr.setting", "warn", f"the configured lr {lr:g} barely lowers the loss",
-                       f"{run['start_loss']:.3g} -> {run['end_loss']:.3g} in {cfg.probe_iters} iterations; "
-                       f"lr {best['lr']:g} reaches {best['end_loss']:.3g}.", ev, [tip])
-    return Finding("lr.setting", "pass", f"the configured lr {lr:g} lowers the loss",
-                   f"{run['start_loss']:.3g} -> {run['end_loss']:.3g} in {cfg.probe_iters} iterations.", ev)
+        return Finding(
+            "lr.setting",
+            status,
+            f"the configured lr {lr:g} is at or above where the loss diverges ({diverge_lr:.3g})",
+            f"training at lr {lr:g}: loss {run['start_loss']:.3g} -> "
+            f"{run['end_loss']:.3g} in {cfg.probe_iters} iterations.",
+            ev,
+            [tip],
+        )
+    if (
+        best is not None
+        and run["end_loss"] > 0.9 * run["start_loss"]
+        and best["end_loss"] < 0.5 * run["end_loss"]
+    ):
+        return Finding(
+            "lr.setting",
+            "warn",
+            f"the configured lr {lr:g} barely lowers the loss",
+            f"{run['start_loss']:.3g} -> {run['end_loss']:.3g} in {cfg.probe_iters} iterations; "
+            f"lr {best['lr']:g} reaches {best['end_loss']:.3g}.",
+            ev,
+            [tip],
+        )
+    return Finding(
+        "lr.setting",
+        "pass",
+        f"the configured lr {lr:g} lowers the loss",
+        f"{run['start_loss']:.3g} -> {run['end_loss']:.3g} in {cfg.probe_iters} iterations.",
+        ev,
+    )
 
 
 def _probe_row(r: dict[str, Any]) -> str:

@@ -10,40 +10,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from trainwell.diagnose.report import Finding
-from trainwell.diagnose.stats import ACTIVATIONS, WEIGHTED, kind_of, layer_stats
 from trainwell.diagnose.curves import verdict
+from trainwell.diagnose.report import Finding
+from trainwell.diagnose.stats import WEIGHTED, kind_of, layer_map, layer_stats
 
 if TYPE_CHECKING:
     from trainwell.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 FIELDS = ("act_mean", "act_std", "dead_frac", "sat_frac", "grad_norm", "update_ratio")
-
-
-def layer_map(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
-    """{hooked module name: (module, reported layer name)}.
-
-    A weighted layer is reported under its own name, with the statistics of the activation that
-    follows it (in registration order) or of its own output when none does.
-    """
-    out: dict[str, tuple[nn.Module, str]] = {}
-    owner: str | None = None
-    pending: dict[str, nn.Module] = {}
-    for name, m in model.named_modules():
-        if isinstance(m, WEIGHTED) and name:
-            for n, mod in pending.items():  # previous weighted layer had no activation after it
-                out[n] = (mod, n)
-            pending = {name: m}
-            owner = name
-        elif isinstance(m, ACTIVATIONS):
-            label = owner if owner is not None else (name or "activation")
-            out[name] = (m, label)
-            pending = {}
-            owner = None
-    for n, mod in pending.items():
-        out[n] = (mod, n)
-    return out
 
 
 class TrainingMonitor:
@@ -67,7 +42,9 @@ class TrainingMonitor:
         10
     """
 
-    def __init__(self, run_dir: str | Path | None = None, every: int = 50, write_doctor: bool = True) -> None:
+    def __init__(
+        self, run_dir: str | Path | None = None, every: int = 50, write_doctor: bool = True
+    ) -> None:
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"TrainingMonitor.every must be an int >= 1; got {every!r}")
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -103,10 +80,10 @@ class TrainingMonitor:
         if not self._sampled:
             return
         self._acts = {}
-        for name, (mod, label) in self._map.items():
+        for mod, label in self._map.values():
             self._handles.append(mod.register_forward_hook(self._hook(label, kind_of(mod))))
 
-    def _hook(self, label: str, kind: str):  # noqa: ANN202
+    def _hook(self, label: str, kind: str):
         def hook(_m: nn.Module, _i: Any, output: Any) -> None:
             if isinstance(output, torch.Tensor) and label not in self._acts:
                 self._acts[label] = layer_stats(output, kind)
@@ -119,13 +96,16 @@ class TrainingMonitor:
                 h.remove()
             self._handles = []
         loss = trainer.loss
-        if self.initial_loss is None and trainer.step == 0:
-            self.initial_loss = float(loss.detach())
-        if (self._sampled or loss.device.type == "cpu") and not bool(torch.isfinite(loss.detach())):
-            if self.divergence is None:
+        if self._sampled or loss.device.type == "cpu":  # free on the CPU; one sync on a GPU
+            value = loss.item()
+            if self.initial_loss is None and trainer.step == 0:
+                self.initial_loss = value
+            if not math.isfinite(value) and self.divergence is None:
                 self.divergence = self._diagnose(trainer)
         if self._sampled:
-            self._current = {label: {k: s.get(k) for k in FIELDS[:4]} for label, s in self._acts.items()}
+            self._current = {
+                label: {k: s.get(k) for k in FIELDS[:4]} for label, s in self._acts.items()
+            }
 
     def after_backward(self, trainer: Trainer) -> None:
         if not self._sampled:
@@ -214,16 +194,24 @@ class TrainingMonitor:
     def _diagnose(self, trainer: Trainer) -> dict[str, Any]:
         """Which step, which layer first produced NaN/inf, and which parameters are non-finite."""
         model = trainer.model
-        info: dict[str, Any] = {"step": trainer.step + 1, "epoch": trainer.epoch,
-                                "lr": getattr(trainer, "lr", None)}
+        info: dict[str, Any] = {
+            "step": trainer.step + 1,
+            "epoch": trainer.epoch,
+            "lr": getattr(trainer, "lr", None),
+        }
         bad_params = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
         info["nonfinite_params"] = bad_params[:10]
         first: list[str] = []
         handles = []
         for name, mod in model.named_modules():
             if name and not list(mod.children()):
+
                 def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
-                    if not first and isinstance(out, torch.Tensor) and not bool(torch.isfinite(out).all()):
+                    if (
+                        not first
+                        and isinstance(out, torch.Tensor)
+                        and not bool(torch.isfinite(out).all())
+                    ):
                         first.append(name)
 
                 handles.append(mod.register_forward_hook(hook))
@@ -232,14 +220,19 @@ class TrainingMonitor:
             if batch is not None:
                 with torch.no_grad():
                     model(batch[0])
-        except Exception:  # the diagnosis must never break the trainer  # noqa: BLE001
+        except Exception:  # the diagnosis must never break the trainer
             log.debug("divergence diagnosis forward failed", exc_info=True)
         finally:
             for h in handles:
                 h.remove()
-        info["first_layer"] = first[0] if first else ("the loss" if not bad_params else bad_params[0])
-        log.warning("loss became non-finite at step %s; first non-finite layer: %s",
-                    info["step"], info["first_layer"])
+        info["first_layer"] = (
+            first[0] if first else ("the loss" if not bad_params else bad_params[0])
+        )
+        log.warning(
+            "loss became non-finite at step %s; first non-finite layer: %s",
+            info["step"],
+            info["first_layer"],
+        )
         return info
 
 

@@ -12,8 +12,15 @@ from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding
 
 
-def fit_subset(p: Problem, idx: torch.Tensor, iters: int, lr: float, batch_size: int | None = None,
-               loss_tol: float = 0.05, rel_tol: float = 0.01) -> dict[str, Any]:
+def fit_subset(
+    p: Problem,
+    idx: torch.Tensor,
+    iters: int,
+    lr: float,
+    batch_size: int | None = None,
+    loss_tol: float = 0.05,
+    rel_tol: float = 0.01,
+) -> dict[str, Any]:
     """Train a fresh copy on ``X[idx]`` with Adam (train mode, dropout on); stop once it is fitted.
 
     Fitted means 100% training accuracy with a loss under ``loss_tol`` for classification, and a
@@ -54,8 +61,14 @@ def fit_subset(p: Problem, idx: torch.Tensor, iters: int, lr: float, batch_size:
                 break
     final = _evaluate(p, model, X, y)
     tail = [v for v in losses[-10:] if math.isfinite(v)]
-    return {"iters": it, "fitted": fitted, "start_loss": start if start is not None else float("nan"),
-            "train_mode_loss": sum(tail) / len(tail) if tail else float("nan"), **final, "model": model}
+    return {
+        "iters": it,
+        "fitted": fitted,
+        "start_loss": start if start is not None else float("nan"),
+        "train_mode_loss": sum(tail) / len(tail) if tail else float("nan"),
+        **final,
+        "model": model,
+    }
 
 
 def _evaluate(p: Problem, model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
@@ -71,8 +84,15 @@ def _labels(p: Problem, y: torch.Tensor) -> torch.Tensor:
     return y.reshape(-1).long() if p.task == "binary" else y
 
 
-def _fitted(p: Problem, model: nn.Module, X: torch.Tensor, y: torch.Tensor, start: float,
-            loss_tol: float, rel_tol: float) -> bool:
+def _fitted(
+    p: Problem,
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    start: float,
+    loss_tol: float,
+    rel_tol: float,
+) -> bool:
     ev = _evaluate(p, model, X, y)
     if not math.isfinite(ev["loss"]):
         return False
@@ -86,8 +106,10 @@ def _suspects(model: nn.Module) -> list[str]:
     out = []
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.p >= 0.5:
-            out.append(f"dropout p={m.p} in {name} drops {m.p:.0%} of the units at every step: lower it "
-                       "(typical p is 0.1-0.5; lecture 000)")
+            out.append(
+                f"dropout p={m.p} in {name} drops {m.p:.0%} of the units at every step: lower it "
+                "(typical p is 0.1-0.5; lecture 000)"
+            )
     return out
 
 
@@ -100,15 +122,26 @@ def check_overfit(p: Problem, cfg: Any) -> list[Finding]:
     stages = [
         ("overfit.one", "one example", perm[:1], None, 0.05, 0.01),
         ("overfit.batch", "one minibatch", perm[:bs], None, 0.5, 0.05),
-        ("overfit.sample", f"{cfg.overfit_batches} minibatches", perm[: bs * cfg.overfit_batches], bs,
-         math.inf, 0.1),
+        (
+            "overfit.sample",
+            f"{cfg.overfit_batches} minibatches",
+            perm[: bs * cfg.overfit_batches],
+            bs,
+            math.inf,
+            0.1,
+        ),
     ]
     found: list[Finding] = []
     suspects = _suspects(p.model)
     for check, what, idx, batch, loss_tol, rel_tol in stages:
         best: dict[str, Any] = {}
-        for lr in (cfg.overfit_lr, cfg.overfit_lr * 10):  # lecture 002: fiddle with the learning rate
-            res = fit_subset(p, idx, cfg.overfit_iters * (2 if batch else 1), lr, batch, loss_tol, rel_tol)
+        for lr in (
+            cfg.overfit_lr,
+            cfg.overfit_lr * 10,
+        ):  # lecture 002: fiddle with the learning rate
+            res = fit_subset(
+                p, idx, cfg.overfit_iters * (2 if batch else 1), lr, batch, loss_tol, rel_tol
+            )
             res["lr"] = lr
             if not best or res["fitted"] or res["loss"] < best["loss"]:
                 best = res
@@ -118,14 +151,18 @@ def check_overfit(p: Problem, cfg: Any) -> list[Finding]:
         ev = {k: v for k, v in best.items()}
         ev["n"] = len(idx)
         acc = f", training accuracy {best['accuracy']:.1%}" if best["accuracy"] is not None else ""
-        detail = (f"{what} ({len(idx)} rows): loss {best['start_loss']:.4g} -> {best['loss']:.4g} in "
-                  f"{best['iters']} Adam iterations (lr {best['lr']:g}){acc}.")
+        detail = (
+            f"{what} ({len(idx)} rows): loss {best['start_loss']:.4g} -> {best['loss']:.4g} in "
+            f"{best['iters']} Adam iterations (lr {best['lr']:g}){acc}."
+        )
         if best["fitted"]:
             found.append(Finding(check, "pass", f"the model can overfit {what}", detail, ev))
             continue
         advice = suspects + [
-            "the loss does not go down: check the model definition and the loss (lecture 004: a single "
-            "example must reach ~0 loss)",
+            (
+                "the loss does not go down: check the model definition and the loss (lecture 004: a "
+                "single example must reach ~0 loss)"
+            ),
             "try another learning rate or init; remove regularization while debugging",
         ]
         if check == "overfit.sample":

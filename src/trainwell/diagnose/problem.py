@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,7 +18,9 @@ TASKS = ("binary", "multiclass", "regression")
 
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
-    "momentum": lambda p, lr, **kw: torch.optim.SGD(p, lr=lr, momentum=kw.pop("momentum", 0.9), **kw),
+    "momentum": lambda p, lr, **kw: torch.optim.SGD(
+        p, lr=lr, momentum=kw.pop("momentum", 0.9), **kw
+    ),
     "nesterov": lambda p, lr, **kw: torch.optim.SGD(
         p, lr=lr, momentum=kw.pop("momentum", 0.9), nesterov=True, **kw
     ),
@@ -102,7 +104,6 @@ class Problem:
     val: tuple[torch.Tensor, torch.Tensor] | None = None
     test: tuple[torch.Tensor, torch.Tensor] | None = None
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def fresh(self) -> nn.Module:
         """A copy of the module at its initial weights (the doctor never trains the original)."""
@@ -120,20 +121,22 @@ class Problem:
         return y
 
     def accuracy(self, out: torch.Tensor, y: torch.Tensor) -> float | None:
-        if self.task == "multiclass" and out.ndim == 2 and out.shape[1] > 1:
-            return (out.argmax(1) == y).float().mean().item()
-        if self.task == "binary":
-            pred = (out.reshape(len(y), -1)[:, -1] > 0).long() if out.ndim <= 2 and (
-                out.ndim == 1 or out.shape[1] == 1) else out.argmax(1)
-            return (pred == y.reshape(-1).long()).float().mean().item()
-        return None
+        """Training accuracy of the outputs (None for regression)."""
+        if self.task == "regression":
+            return None
+        scores = out.reshape(len(out), -1)
+        if scores.shape[1] == 1:  # one logit: class 1 where it is positive
+            pred = (scores[:, 0] > 0).long()
+        else:
+            pred = scores.argmax(1)
+        return (pred == y.reshape(-1).long()).float().mean().item()
 
     @property
     def expected_initial_loss(self) -> float | None:
         """The loss of an uninformed model at step 0 (lecture 002, step 1)."""
         if self.loss_name == "cross_entropy" and self.n_classes:
             return math.log(self.n_classes)
-        if self.loss_name in {"bce", "bce_with_logits"}:
+        if self.loss_name in {"bce", "bce_probs"}:
             return math.log(2.0)
         if self.loss_name == "mse":
             # outputs near 0 at init: MSE ~ E[y^2] = var(y) + mean(y)^2
@@ -184,16 +187,24 @@ def make_loss(spec: Any, task: str) -> tuple[Callable, str]:
             raise ConfigError(unknown_name_message("loss", spec, list(table)))
         return table[name]
     kinds = [
-        (nn.CrossEntropyLoss, "cross_entropy"), (nn.BCEWithLogitsLoss, "bce"), (nn.BCELoss, "bce_probs"),
-        (nn.MSELoss, "mse"), (nn.L1Loss, "l1"), (nn.HuberLoss, "huber"), (nn.SmoothL1Loss, "huber"),
-        (nn.MultiMarginLoss, "hinge"), (nn.NLLLoss, "nll"),
+        (nn.CrossEntropyLoss, "cross_entropy"),
+        (nn.BCEWithLogitsLoss, "bce"),
+        (nn.BCELoss, "bce_probs"),
+        (nn.MSELoss, "mse"),
+        (nn.L1Loss, "l1"),
+        (nn.HuberLoss, "huber"),
+        (nn.SmoothL1Loss, "huber"),
+        (nn.MultiMarginLoss, "hinge"),
+        (nn.NLLLoss, "nll"),
     ]
     for cls, name in kinds:
         if isinstance(spec, cls):
             return spec, name
     if callable(spec):
         return spec, "custom"
-    raise ConfigError(f"loss must be a name or a callable (out, y) -> loss; got {type(spec).__name__}")
+    raise ConfigError(
+        f"loss must be a name or a callable (out, y) -> loss; got {type(spec).__name__}"
+    )
 
 
 def batches(n: int, batch_size: int, gen: torch.Generator):

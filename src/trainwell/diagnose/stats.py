@@ -9,8 +9,21 @@ from typing import Any
 import torch
 from torch import nn
 
-RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU,
-             nn.SiLU, nn.Mish, nn.Softplus, nn.Hardswish)
+RELU_LIKE = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Softplus,
+    nn.Hardswish,
+)
 # units saturate where the local gradient is ~0 (lecture 001: "saturated neurons kill the gradients")
 TANH_LIKE = (nn.Tanh, nn.Hardtanh, nn.Softsign)
 SIGMOID_LIKE = (nn.Sigmoid, nn.Hardsigmoid, nn.LogSigmoid)
@@ -56,8 +69,9 @@ def layer_stats(a: torch.Tensor, kind: str, hist: bool = False) -> dict[str, Any
     finite = torch.isfinite(flat)
     out: dict[str, Any] = {"kind": kind, "finite": bool(finite.all())}
     if not finite.any():
-        out.update(act_mean=float("nan"), act_std=float("nan"), dead_frac=0.0, sat_frac=0.0,
-                   sym=False)
+        out.update(
+            act_mean=float("nan"), act_std=float("nan"), dead_frac=0.0, sat_frac=0.0, sym=False
+        )
         return out
     f = flat[finite]
     out["act_mean"] = f.mean().item()
@@ -78,7 +92,9 @@ def layer_stats(a: torch.Tensor, kind: str, hist: bool = False) -> dict[str, Any
         out["sat_frac"] = 0.0
     # symmetry: every unit computes the same value for every example (e.g. an all-zero init)
     n_units = units.shape[1]
-    out["sym"] = bool(n_units > 1 and (units.std(1, unbiased=False) <= 1e-7 * (1 + units.abs().max())).all())
+    out["sym"] = bool(
+        n_units > 1 and (units.std(1, unbiased=False) <= 1e-7 * (1 + units.abs().max())).all()
+    )
     if hist:
         lo, hi = f.min().item(), f.max().item()
         if hi <= lo:
@@ -89,8 +105,9 @@ def layer_stats(a: torch.Tensor, kind: str, hist: bool = False) -> dict[str, Any
 
 
 @contextmanager
-def capture(model: nn.Module, modules: list[tuple[str, nn.Module]] | None = None,
-            hist: bool = False) -> Iterator[dict[str, dict[str, Any]]]:
+def capture(
+    model: nn.Module, modules: list[tuple[str, nn.Module]] | None = None, hist: bool = False
+) -> Iterator[dict[str, dict[str, Any]]]:
     """Attach forward hooks for one forward pass; yields ``{name: stats}`` filled by the pass.
 
     The hooks are removed when the block exits, so un-sampled steps pay nothing.
@@ -101,7 +118,9 @@ def capture(model: nn.Module, modules: list[tuple[str, nn.Module]] | None = None
     for i, (name, mod) in enumerate(mods):
         label = name or f"{type(mod).__name__.lower()}{i}"
 
-        def hook(_m: nn.Module, _inp: Any, output: Any, label: str = label, kind: str = kind_of(mod)) -> None:
+        def hook(
+            _m: nn.Module, _inp: Any, output: Any, label: str = label, kind: str = kind_of(mod)
+        ) -> None:
             if isinstance(output, torch.Tensor):
                 key = label if label not in found else f"{label}#{len(found)}"
                 found[key] = layer_stats(output, kind, hist)
@@ -116,8 +135,11 @@ def capture(model: nn.Module, modules: list[tuple[str, nn.Module]] | None = None
 
 def param_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Modules that own a weight (for gradient norms and update ratios)."""
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(getattr(m, "weight", None), nn.Parameter) and n]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(getattr(m, "weight", None), nn.Parameter) and n
+    ]
 
 
 def grad_norms(model: nn.Module) -> dict[str, float]:
@@ -127,4 +149,29 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
         g = mod.weight.grad
         if g is not None:
             out[name] = g.detach().float().norm().item()
+    return out
+
+
+def layer_map(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+    """{hooked module name: (module, reported layer name)}.
+
+    A weighted layer is reported under its own name, with the statistics of the activation that
+    follows it (in registration order) or of its own output when none does.
+    """
+    out: dict[str, tuple[nn.Module, str]] = {}
+    owner: str | None = None
+    pending: dict[str, nn.Module] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, WEIGHTED) and name:
+            for n, mod in pending.items():  # previous weighted layer had no activation after it
+                out[n] = (mod, n)
+            pending = {name: m}
+            owner = name
+        elif isinstance(m, ACTIVATIONS):
+            label = owner if owner is not None else (name or "activation")
+            out[name] = (m, label)
+            pending = {}
+            owner = None
+    for n, mod in pending.items():
+        out[n] = (mod, n)
     return out

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainwell.errors import RunError
 from trainwell.report import html as h
-from trainwell.report.figures import new_figure, render, use_log_scale
+from trainwell.report.figures import epoch_axis, new_figure, render, use_log_scale
 from trainwell.report.rundata import RunData, flatten, load_run
 from trainwell.report.run_figures import split_metric
 
@@ -37,10 +37,10 @@ def overlay_figure(runs: Sequence[RunData], labels: Sequence[str], key: str) -> 
             seen += ys
     if use_log_scale(seen, 10.0 if key == "lr" else 30.0):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel(key)
     if len(runs) <= 12:
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="best")
     return fig
 
 
@@ -69,14 +69,16 @@ def config_diff(runs: Sequence[RunData]) -> list[tuple[str, list[Any]]]:
     return out
 
 
-def results_rows(runs: Sequence[RunData], labels: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+def results_rows(runs: Sequence[RunData],
+                 labels: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
     sections = ("best", "final", "test")
     keys: list[tuple[str, str]] = []
     for run in runs:
         for sec in sections:
             block = run.results.get(sec)
             if isinstance(block, dict):
-                keys += [(sec, k) for k in block if (sec, k) not in keys]
+                keys += [(sec, k) for k in block
+                         if (sec, k) not in keys and k not in ("epoch", "step")]
     header = ["run", "status", "best epoch", *(f"{k} ({sec})" for sec, k in keys),
               "wall time", "parameters"]
     rows = []

@@ -25,8 +25,8 @@ STYLE = {
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "font.size": 10.5,
-    "legend.fontsize": 9,
+    "font.size": 12,
+    "legend.fontsize": 10,
     "legend.frameon": False,
     "svg.hashsalt": "trainwell",
     "path.simplify": True,
@@ -102,3 +102,11 @@ def empty_axes(ax: Axes, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_axis_off()
 
+
+
+def epoch_axis(ax: Axes, label: str = "epoch") -> None:
+    """An x axis of whole epochs."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(label)

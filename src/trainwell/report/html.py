@@ -33,21 +33,25 @@ section { margin-top: 1.75rem; }
 h2 { font-size:1.3rem; border-bottom:2px solid var(--line); padding-bottom:.2rem; }
 h3 { font-size:1.05rem; margin:1rem 0 .4rem; }
 .note { color:var(--muted); font-style:italic; }
-.cards { display:grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap:.75rem; }
-.card { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; }
+.cards { display:grid; grid-template-columns: repeat(auto-fill, minmax(17rem, 1fr)); gap:.75rem; }
+.card { background:var(--panel); border:1px solid var(--line); border-radius:6px;
+  padding:.6rem .8rem; }
 .card h3 { margin:0 0 .3rem; font-size:1rem; }
 .figs { display:grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 26rem), 1fr));
   gap:1rem; align-items:start; }
-figure { margin:0; background:#fff; border:1px solid var(--line); border-radius:6px; padding:.5rem; }
+figure { margin:0; background:#fff; border:1px solid var(--line); border-radius:6px;
+  padding:.5rem; }
 figure img { display:block; max-width:100%; height:auto; margin:0 auto; }
 .figs > figure.wide { grid-column: 1 / -1; }
 figcaption { color:var(--muted); font-size:.9rem; margin-top:.3rem; }
 .scroll { overflow-x:auto; -webkit-overflow-scrolling:touch; }
 table { border-collapse:collapse; font-size:.92rem; margin:.25rem 0; }
 th, td { border:1px solid var(--line); padding:.25rem .5rem; text-align:left; vertical-align:top; }
+.card table { width:100%; }
+.card td { overflow-wrap:break-word; }
 th { background:var(--panel); }
 td.num { text-align:right; font-variant-numeric: tabular-nums; }
-table.kv th { width:auto; white-space:nowrap; }
+table.kv th { width:40%; }
 pre { background:var(--panel); border:1px solid var(--line); padding:.6rem; overflow-x:auto;
   font-size:.85rem; }
 details summary { cursor:pointer; color:var(--accent); }
@@ -113,7 +117,8 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
     attr = f' class="{cls}"' if cls else ""
-    return f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def kv_table(pairs: Iterable[tuple[str, Any]]) -> str:

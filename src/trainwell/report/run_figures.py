@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from trainwell.report.figures import (
+    epoch_axis,
     empty_axes,
     new_figure,
     scatter_with_trend,
@@ -66,7 +67,7 @@ def loss_figure(run: RunData) -> Figure:
         ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best epoch ({best})")
     if use_log_scale(values):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel("loss")
     ax.legend(loc="best")
     return fig
@@ -79,7 +80,7 @@ def metric_figure(run: RunData, base: str, names: Sequence[str]) -> Figure:
         split, _ = split_metric(name)
         xs, ys = run.series(name)
         scatter_with_trend(ax, xs, ys, f"{split} {base}", TRAIN if split == "train" else VAL)
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel(base)
     ax.legend(loc="best")
     return fig
@@ -91,7 +92,7 @@ def lr_figure(run: RunData) -> Figure:
     ax.plot(xs, ys, marker="o", ms=3, drawstyle="steps-post", color="tab:green")
     if use_log_scale(ys, 10.0):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel("learning rate")
     return fig
 
@@ -153,9 +154,9 @@ def layer_epochs_figure(records: Sequence[dict[str, Any]], stat: str) -> Figure:
     if stat in ("grad_norm", "update_ratio") and use_log_scale(seen, 100.0):
         ax.set_yscale("log")
     ax.set_ylabel(LAYER_STATS.get(stat, stat))
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     if len(layers) <= 12:
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="best")
     return fig
 
 

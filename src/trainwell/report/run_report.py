@@ -17,7 +17,7 @@ SECTIONS = ("summary", "curves", "lr", "layers", "doctor", "predictions", "confi
 
 
 def _absent(run: RunData, name: str, what: str) -> str:
-    why = run.problems.get(name, f"{name} is absent")
+    why = run.problems.get(name, f"{name} holds nothing for this section")
     return h.note(f"{why}: {what}")
 
 
@@ -30,7 +30,8 @@ def summary_section(run: RunData) -> str:
     features = data.get("feature_names")
     cards = [
         ("Run", [
-            ("name", run.name), ("status", meta.get("status")), ("seed", meta.get("seed", cfg.get("seed"))),
+            ("name", run.name), ("status", meta.get("status")),
+            ("seed", meta.get("seed", cfg.get("seed"))),
             ("started", meta.get("started")), ("finished", meta.get("finished")),
             ("wall time", h.fmt_duration(res.get("wall_time"))),
             ("stopped early", res.get("stopped_early")), ("diverged", res.get("diverged")),
@@ -45,10 +46,10 @@ def summary_section(run: RunData) -> str:
         ]),
         ("Model", [
             ("parameters", _params_text(res.get("n_params"))),
-            *((k, v) for k, v in model.items() if not isinstance(v, dict)),
-            ("loss", train.get("loss")),
-            ("optimizer", _inline(train.get("optimizer"))),
-            ("schedule", _inline(train.get("schedule"))),
+            *((k, _inline(model[k])) for k in _model_keys(model)),
+            ("loss", _named(train.get("loss"))),
+            ("optimizer", _named(train.get("optimizer"), ("lr", "weight_decay", "momentum"))),
+            ("schedule", _named(train.get("schedule"), ("warmup",))),
             ("epochs", train.get("epochs")), ("batch size", train.get("batch_size")),
         ]),
         ("Machine", [
@@ -58,7 +59,8 @@ def summary_section(run: RunData) -> str:
         ]),
     ]
     body = '<div class="cards">' + "".join(
-        f'<div class="card"><h3>{h.esc(title)}</h3>{h.kv_table(pairs)}</div>' for title, pairs in cards
+        f'<div class="card"><h3>{h.esc(title)}</h3>{h.kv_table(pairs)}</div>'
+        for title, pairs in cards
     ) + "</div>"
     body += "<h3>Results</h3>" + results_tables(run)
     for name in ("meta.json", "data.json", "results.json"):
@@ -73,12 +75,18 @@ def results_tables(run: RunData) -> str:
     final = res.get("final") if isinstance(res.get("final"), dict) else {}
     test = res.get("test") if isinstance(res.get("test"), dict) else {}
     if not (best or final or test):
-        return _absent(run, "results.json", "no best or final metrics to show")
-    keys = list(best) + [k for k in final if k not in best]
-    best_head = f"best (epoch {res.get('best_epoch')})" if res.get("best_epoch") is not None else "best"
+        if "results.json" in run.problems:
+            return _absent(run, "results.json", "no best or final metrics to show")
+        return h.note("results.json holds no metrics: no epoch finished")
+    keys = [k for k in list(best) + [k for k in final if k not in best]
+            if k not in ("epoch", "step")]
+    keys = list(dict.fromkeys(keys))
+    best_epoch = res.get("best_epoch")
+    best_head = f"best (epoch {best_epoch})" if best_epoch is not None else "best"
     out = h.table(["metric", best_head, "final"], [(k, best.get(k), final.get(k)) for k in keys])
     if test:
-        out += "<h3>Test split (best snapshot)</h3>" + h.table(["metric", "value"], list(test.items()))
+        out += ("<h3>Test split (best snapshot)</h3>"
+                + h.table(["metric", "value"], list(test.items())))
     return out
 
 
@@ -128,7 +136,12 @@ def layers_section(run: RunData) -> str:
     if snaps:
         stats = _present_stats([t for _, t in snaps])
         labels = " and ".join(label for label, _ in snaps)
-        for stat in stats:
+        zero = [s for s in stats
+                if all(t[layer].get(s, 0.0) == 0.0 for _, t in snaps for layer in t)]
+        if zero:
+            details += h.note(", ".join(rf.LAYER_STATS[s] for s in zero)
+                              + ": 0 in every layer, at " + labels)
+        for stat in (s for s in stats if s not in zero):
             figs.append(h.figure(f"fig-layers-{stat}", render(rf.layer_bars_figure, snaps, stat),
                                  f"{rf.LAYER_STATS[stat].capitalize()} per layer at {labels} "
                                  f"({source})"))
@@ -137,13 +150,18 @@ def layers_section(run: RunData) -> str:
             for stat in stats:
                 rows.append((layer, rf.LAYER_STATS[stat],
                              *(t.get(layer, {}).get(stat) for _, t in snaps)))
-        details = ("<details><summary>The numbers</summary>"
-                   + h.table(["layer", "statistic", *(label for label, _ in snaps)], rows)
-                   + "</details>")
+        details += ("<details><summary>The numbers</summary>"
+                    + h.table(["layer", "statistic", *(label for label, _ in snaps)], rows)
+                    + "</details>")
     if len(run.stats) > 1:
-        present = _present_stats([rf.layer_table(r) for r in run.stats])
-        for stat in (s for s in ("grad_norm", "update_ratio", "act_std", "dead_frac") if s in present):
-            figs.append(h.figure(f"fig-epochs-{stat}", render(rf.layer_epochs_figure, run.stats, stat),
+        tables = [rf.layer_table(r) for r in run.stats]
+        present = _present_stats(tables)
+        for stat in ("grad_norm", "update_ratio", "act_std", "dead_frac"):
+            if stat not in present or all(
+                    v.get(stat, 0.0) == 0.0 for t in tables for v in t.values()):
+                continue
+            uri = render(rf.layer_epochs_figure, run.stats, stat)
+            figs.append(h.figure(f"fig-epochs-{stat}", uri,
                                  f"{rf.LAYER_STATS[stat].capitalize()} of each layer during "
                                  "training (stats.jsonl)"))
     if not figs:
@@ -223,7 +241,8 @@ def _classification(run: RunData, y_true: Any, y_pred: Any) -> str:
     matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(labels))))
     acc = float((y_true == y_pred).mean())
     fig = h.figure("fig-confusion", render(rf.confusion_figure, matrix, labels),
-                   f"Confusion matrix on the test split ({len(y_true)} samples, accuracy {acc:.4f})")
+                   f"Confusion matrix on the test split ({len(y_true)} samples, "
+                   f"accuracy {acc:.4f})")
     support = matrix.sum(axis=1)
     rows = [(lab, int(support[i]), float(matrix[i, i] / support[i]) if support[i] else None)
             for i, lab in enumerate(labels)]
@@ -300,6 +319,30 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
 def _get(cfg: dict[str, Any], section: str, key: str) -> Any:
     sec = cfg.get(section)
     return sec.get(key) if isinstance(sec, dict) else None
+
+
+# The model settings the summary shows, when the config has them; the Config section has all.
+MODEL_KEYS = ("arch", "hidden", "activation", "init", "norm", "dropout", "channels",
+              "kernel_size", "widths", "blocks", "cell", "hidden_size", "num_layers",
+              "bidirectional")
+ARCH_KEYS = {"cnn": {"channels", "kernel_size"}, "resnet": {"widths", "blocks"},
+             "rnn": {"cell", "hidden_size", "num_layers", "bidirectional"}}
+
+
+def _model_keys(model: dict[str, Any]) -> list[str]:
+    arch = str(model.get("arch", ""))
+    other = set().union(*(v for k, v in ARCH_KEYS.items() if k != arch))
+    return [k for k in MODEL_KEYS if k in model and k not in other
+            and model[k] not in (None, "", [], {})]
+
+
+def _named(value: Any, keys: tuple[str, ...] = ()) -> Any:
+    """``{"name": "adam", "lr": 0.01, ...}`` -> ``"adam (lr=0.01)"``; strings pass through."""
+    if not isinstance(value, dict):
+        return value
+    extra = [f"{k}={h.fmt(value[k])}" for k in keys if value.get(k) not in (None, 0, 0.0)]
+    name = str(value.get("name", ""))
+    return f"{name} ({', '.join(extra)})" if extra else name
 
 
 def _inline(value: Any) -> str:

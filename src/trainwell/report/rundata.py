@@ -20,7 +20,11 @@ STUDY_MARKERS = ("study.json", "study.db", "trials.csv")
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / m).is_file() for m in RUN_MARKERS)
+    """Whether ``path`` holds a run's files (a study directory also has a config.toml)."""
+    if not path.is_dir() or not any((path / m).is_file() for m in RUN_MARKERS):
+        return False
+    own = ("meta.json", "metrics.jsonl")
+    return not is_study_dir(path) or any((path / m).is_file() for m in own)
 
 
 def is_study_dir(path: Path) -> bool:
@@ -148,6 +152,9 @@ def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"run directory {path} does not exist")
+    if not is_run_dir(path) and is_study_dir(path):
+        raise RunError(f"{path} is a study directory, not a run: report it with "
+                       "write_study_report (trainwell report does this by itself)")
     if not is_run_dir(path):
         raise RunError(
             f"{path} is not a run directory: it holds none of {', '.join(RUN_MARKERS)}"

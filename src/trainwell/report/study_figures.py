@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from trainwell.report.figures import empty_axes, new_figure, use_log_scale
+from trainwell.report.figures import epoch_axis, empty_axes, new_figure, use_log_scale
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,7 +45,7 @@ def history_figure(study: StudyData) -> Figure:
                    label="pruned / failed (no value)", zorder=3)
     if use_log_scale([float(t.value) for t in done], 100.0):  # type: ignore[arg-type]
         ax.set_yscale("log")
-    ax.set_xlabel("trial (in the order they ran)" if study.staged else "trial")
+    epoch_axis(ax, "trial (in the order they ran)" if study.staged else "trial")
     ax.set_ylabel(study.metric)
     ax.legend(loc="best")
     return fig
@@ -67,13 +67,14 @@ def best_so_far_figure(study: StudyData) -> Figure:
     ax.plot(xs, ys, drawstyle="steps-post", color="tab:green", lw=2, label=f"best {study.metric}")
     ax.scatter([t.index for t in done], [t.value for t in done], s=12, color="0.6",
                label="trial", zorder=3)
-    ax.set_xlabel("trial (in the order they ran)" if study.staged else "trial")
+    epoch_axis(ax, "trial (in the order they ran)" if study.staged else "trial")
     ax.set_ylabel(f"best {study.metric} so far ({study.direction})")
     ax.legend(loc="best")
     return fig
 
 
-def _axis_values(study: StudyData, name: str, trials: list[TrialData]) -> tuple[list[float], list[str]]:
+def _axis_values(study: StudyData, name: str,
+                 trials: list[TrialData]) -> tuple[list[float], list[str]]:
     """Values of one parameter scaled to [0, 1], and labels for the axis's bottom and top."""
     raw = [t.params.get(name) for t in trials]
     nums = [v for v in raw if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -141,6 +142,7 @@ def curves_figure(study: StudyData, key: str) -> Figure:
     norm, cmap = _norm(study), _cmap(study)
     best = study.best()
     drawn = 0
+    seen: list[float] = []
     for t in study.trials:
         if t.run is None:
             continue
@@ -148,10 +150,15 @@ def curves_figure(study: StudyData, key: str) -> Figure:
         if not xs:
             continue
         drawn += 1
+        seen += ys
         if t is best:
             continue
-        color = cmap(norm(t.value)) if t.value is not None else "0.7"
-        ax.plot(xs, ys, color=color, lw=1.1, alpha=0.8)
+        if t.state.upper() == "COMPLETE" and t.value is not None:
+            ax.plot(xs, ys, color=cmap(norm(t.value)), lw=1.1, alpha=0.8)
+        else:  # pruned or failed: grey and dashed
+            ax.plot(xs, ys, color="0.6", lw=0.9, ls="--", marker="x", ms=4, alpha=0.7)
+    if use_log_scale(seen):
+        ax.set_yscale("log")
     if best is not None and best.run is not None:
         xs, ys = best.run.series(key)
         ax.plot(xs, ys, color="tab:red", lw=2.4, label=f"best (trial {best.label(study.staged)})")
@@ -162,6 +169,6 @@ def curves_figure(study: StudyData, key: str) -> Figure:
     from matplotlib.cm import ScalarMappable
 
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=study.metric)
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel(key)
     return fig

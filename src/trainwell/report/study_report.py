@@ -23,7 +23,8 @@ def summary_section(study: StudyData) -> str:
         ("method", info.get("method")), ("metric", study.metric), ("direction", study.direction),
         ("trials", len(study.trials)),
         *((f"{s} trials", n) for s, n in sorted(states.items())),
-        ("stages", ", ".join(dict.fromkeys(t.stage for t in study.trials)) if study.staged else None),
+        *((("stages", ", ".join(dict.fromkeys(t.stage for t in study.trials))),)
+          if study.staged else ()),
         ("best trial", best.label(study.staged) if best else None),
         (f"best {study.metric}", best.value if best else None),
         ("trials read from", study.source or None),
@@ -34,6 +35,10 @@ def summary_section(study: StudyData) -> str:
                  + h.kv_table(sorted(best.params.items())) + _trial_link(study, best)
                  + "</div>")
     body += "</div>"
+    final = study.path / "final" / "report.html"
+    if final.is_file():
+        body += ('<p><a href="final/report.html">report of the final run</a> '
+                 "(the best config trained in full)</p>")
     if (study.path / "best_config.toml").is_file():
         text = (study.path / "best_config.toml").read_text(encoding="utf-8", errors="replace")
         body += ("<details><summary>best_config.toml</summary>"

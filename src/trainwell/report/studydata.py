@@ -69,6 +69,13 @@ class StudyData:
         return sorted(self.completed(), key=lambda t: (sign * float(t.value or 0.0), t.index))
 
     def best(self) -> TrialData | None:
+        """The best trial as ``study.json`` names it, else the top of :meth:`ranked`."""
+        named = self.info.get("best_trial")
+        if isinstance(named, dict) and "number" in named:
+            for t in self.trials:
+                if t.number == named["number"] and (not named.get("stage") or not self.staged
+                                                     or t.stage == named["stage"]):
+                    return t
         ranked = self.ranked()
         return ranked[0] if ranked else None
 
@@ -114,7 +121,8 @@ def _from_db(study: StudyData, db: Path) -> bool:
                 if ft.state.name == "WAITING":
                     continue
                 value = ft.values[0] if ft.values else None
-                stage = str(ft.user_attrs.get(STAGE_ATTR, name.rpartition("/")[2] if "/" in name else ""))
+                default_stage = name.rpartition("/")[2] if "/" in name else ""
+                stage = str(ft.user_attrs.get(STAGE_ATTR, default_stage))
                 study.trials.append(TrialData(ft.number, ft.state.name, _num(value),
                                               dict(ft.params), stage,
                                               str(ft.user_attrs.get("run_dir", ""))))

@@ -21,13 +21,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = ("log.tensorboard = true needs the tensorboard package, which is not installed; "
-                "install it with `pip install tensorboard` (or `pip install 'trainwell[tensorboard]'`), "
+                "install it with `pip install tensorboard` "
+                "(or `pip install 'trainwell[tensorboard]'`), "
                 "or set log.tensorboard = false")
 SKIP = {"epoch", "step"}
 
 
 def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
+
+
+def require_tensorboard() -> None:
+    """Refuse ``log.tensorboard = true`` up front when the package is missing.
+
+    Raises:
+        ConfigError: the message says how to install it.
+    """
+    if not tensorboard_available():
+        raise ConfigError(INSTALL_HINT)
 
 
 def scalar_tag(key: str) -> str:
@@ -57,8 +68,7 @@ class TensorBoardLogger:
     """
 
     def __init__(self, run_dir: str | Path, histograms: bool = True) -> None:
-        if not tensorboard_available():
-            raise ConfigError(INSTALL_HINT)
+        require_tensorboard()
         self.log_dir = Path(run_dir) / "tensorboard"
         self.histograms = histograms
         self.writer: Any = None

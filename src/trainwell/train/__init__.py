@@ -17,7 +17,18 @@ _LAZY = {
     "TrainConfig": "trainwell.train.config",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "EVENTS",
+    "Callback",
+    "EarlyStopping",
+    "LRSchedule",
+    "TrainConfig",
+    "Trainer",
+    "make_loss",
+    "make_optimizer",
+    "make_penalty",
+    "task_metrics",
+]
 
 
 def __getattr__(name: str) -> Any:

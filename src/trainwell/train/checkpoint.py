@@ -1,6 +1,6 @@
 """Checkpoints for exact resume: tensors in safetensors, everything else in JSON; no pickle.
 
-``checkpoints/last.safetensors`` holds the model, the best snapshot, the optimizer's tensors and
+``checkpoints/last.safetensors`` (with ``prev.safetensors``, the one before) holds the model, the best snapshot, the optimizer's tensors and
 the torch RNG states; ``checkpoints/last.json`` holds the rest (epoch, step, schedule,
 early-stopping state, history, Python and NumPy RNG states) and points at the tensors by key.
 Both are written atomically, the tensors first; a token in both tells a matching pair.
@@ -8,6 +8,7 @@ Both are written atomically, the tensors first; a token in both tells a matching
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 from pathlib import Path
@@ -97,9 +98,22 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
     tensors: dict[str, torch.Tensor] = {}
     meta = flatten(state, "s", tensors)
     token = secrets.token_hex(8)
+    # the previous tensors stay as prev.safetensors until the new last.json names the new ones,
+    # so a kill at any point leaves last.json with its matching tensors
+    if (directory / "last.safetensors").exists():
+        os.replace(directory / "last.safetensors", directory / "prev.safetensors")
     write_safetensors_atomic(directory / "last.safetensors", tensors, metadata={"token": token})
     write_json_atomic(directory / "last.json", {"token": token, "state": meta})
     return directory / "last.json"
+
+
+def _token(path: Path) -> str | None:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as fh:
+        return (fh.metadata() or {}).get("token")
 
 
 def load_checkpoint(directory: str | Path) -> dict[str, Any]:
@@ -108,13 +122,10 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any]:
     if not (directory / "last.json").is_file():
         raise RunError(f"no checkpoint in {directory} (expected last.json and last.safetensors)")
     meta = read_json(directory / "last.json")
-    from safetensors import safe_open
-
-    with safe_open(str(directory / "last.safetensors"), framework="pt") as fh:
-        token = (fh.metadata() or {}).get("token")
-    if token != meta.get("token"):
-        raise RunError(f"checkpoint in {directory} is torn (tensors and state do not match)")
-    return unflatten(meta["state"], read_safetensors(directory / "last.safetensors"))
+    for name in ("last.safetensors", "prev.safetensors"):
+        if _token(directory / name) == meta.get("token"):
+            return unflatten(meta["state"], read_safetensors(directory / name))
+    raise RunError(f"checkpoint in {directory} is damaged: no tensor file matches last.json")
 
 
 __all__ = ["flatten", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state", "unflatten"]

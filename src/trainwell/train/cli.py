@@ -30,7 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
-def _summary(run) -> str:  # noqa: ANN001 - a trainwell.api.Run
+def _summary(run) -> str:
     test = run.results.get("test", {})
     parts = [f"{k.removeprefix('test_')} {v:.4g}" for k, v in test.items()]
     best = f"best epoch {run.results.get('best_epoch')}"

@@ -283,10 +283,10 @@ class TrainConfig(Section):
 
 __all__ = [
     "AUTO_LOSS",
-    "EarlyStoppingConfig",
     "LOSS_TASKS",
-    "LossConfig",
     "OPTIMIZER_TABLE",
+    "EarlyStoppingConfig",
+    "LossConfig",
     "OptimizerConfig",
     "PenaltyConfig",
     "ScheduleConfig",

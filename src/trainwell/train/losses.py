@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -66,6 +65,7 @@ def make_loss(cfg: LossConfig | str, task: str, n_outputs: int | None = None) ->
     """The loss function named by ``cfg`` for ``task``; refuses one that does not fit.
 
     Example:
+        >>> import torch
         >>> fn = make_loss("cross_entropy", "multiclass")
         >>> round(fn(torch.tensor([[3.2, 5.1, -1.7]]), torch.tensor([0])).item(), 2)
         2.04

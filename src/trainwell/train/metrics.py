@@ -65,9 +65,20 @@ def task_metrics(out: Tensor, y: Tensor, task: str, top_k: int = 5) -> dict[str,
     return dict(zip(res, values))
 
 
+def metric_names(task: str, n_outputs: int | None, top_k: int = 5, prefix: str = "val") -> list[str]:
+    """The names :func:`task_metrics` gives for ``task``, with ``prefix`` (and its loss)."""
+    if task == "regression":
+        names = ["rmse", "mae", "r2"]
+    else:
+        names = ["accuracy", "f1_macro"]
+        if task == "multiclass" and n_outputs is not None and n_outputs > top_k:
+            names.append(f"top{top_k}_accuracy")
+    return [f"{prefix}_loss"] + [f"{prefix}_{n}" for n in names]
+
+
 def higher_is_better(metric: str) -> bool:
     """Whether a larger value of ``metric`` is better (accuracy, F1, R^2, top-k)."""
     return any(w in metric for w in ("acc", "f1", "r2", "top"))
 
 
-__all__ = ["higher_is_better", "macro_f1", "predict_labels", "task_metrics"]
+__all__ = ["higher_is_better", "macro_f1", "metric_names", "predict_labels", "task_metrics"]

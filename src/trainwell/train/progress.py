@@ -45,7 +45,7 @@ class ProgressBar(Callback):
         self._done = 0
 
     def before_epoch(self, trainer: Trainer) -> None:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         self.bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {trainer.epoch}/{trainer.epochs}",
                         leave=False, file=self.stream or sys.stderr, dynamic_ncols=True)
@@ -57,7 +57,7 @@ class ProgressBar(Callback):
             self._last = now
             self.bar.update(trainer.batch_index + 1 - self._done)
             self._done = trainer.batch_index + 1
-            self.bar.set_postfix(loss=f"{float(trainer.loss):.4g}", refresh=False)
+            self.bar.set_postfix(loss=f"{float(trainer.loss.detach()):.4g}", refresh=False)
 
     def after_epoch(self, trainer: Trainer) -> None:
         if self.bar is not None:

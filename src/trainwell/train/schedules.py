@@ -83,7 +83,7 @@ class LRSchedule:
         self.cfg = cfg
         self.unit_steps = steps_per_epoch if cfg.unit == "epoch" else 1
         self.total_steps = steps_per_epoch * epochs
-        self.warmup_steps = int(round(cfg.warmup * self.unit_steps))
+        self.warmup_steps = round(cfg.warmup * self.unit_steps)
         self.total = cfg.total or max(self.total_steps - self.warmup_steps, 1) / self.unit_steps
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -182,7 +182,7 @@ class LRSchedule:
             self._plateau.load_state_dict({**self._plateau.state_dict(), **state["plateau"]})
         if self._onecycle is not None:
             self._onecycle.last_epoch = int(state["onecycle_last_epoch"])
-            self._onecycle._step_count = self._onecycle.last_epoch + 1  # noqa: SLF001
+            self._onecycle._step_count = self._onecycle.last_epoch + 1
             return
         self._apply()
 

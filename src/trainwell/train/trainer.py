@@ -20,12 +20,19 @@ from torch import Tensor, nn
 from trainwell.errors import ConfigError, DivergenceError
 from trainwell.train.callbacks import Events
 from trainwell.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from trainwell.train.config import EarlyStoppingConfig, LossConfig, OptimizerConfig, PenaltyConfig, ScheduleConfig, TrainConfig
+from trainwell.train.config import (
+    EarlyStoppingConfig,
+    LossConfig,
+    OptimizerConfig,
+    PenaltyConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
 from trainwell.train.data import TensorBatches, as_batches, infer_task
 from trainwell.train.device import autocast_context, resolve_device
 from trainwell.train.early_stopping import EarlyStopping
 from trainwell.train.losses import make_loss
-from trainwell.train.metrics import task_metrics
+from trainwell.train.metrics import metric_names, task_metrics
 from trainwell.train.optim import make_optimizer
 from trainwell.train.penalties import make_penalty
 from trainwell.train.schedules import LRSchedule
@@ -96,8 +103,10 @@ class Trainer:
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device)
-        self.loss_spec, self.task, self.optimizer_spec = loss, task, optimizer
-        self.schedule_spec, self.penalty_spec = schedule, penalty
+        self.loss_spec, self.task = loss, task
+        self.schedule_spec = (
+            schedule if isinstance(schedule, ScheduleConfig) else ScheduleConfig(name=schedule or "constant")
+        )
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.shuffle, self.grad_clip, self.top_k, self.num_workers = shuffle, grad_clip, top_k, num_workers
         self.precision = precision
@@ -125,7 +134,11 @@ class Trainer:
         self.output: Tensor | None = None
         self.loss: Tensor | None = None
         self.elapsed = 0.0
-        self.optimizer: torch.optim.Optimizer | None = None
+        # built here, before fit: the first optimizer of a process imports torch._dynamo (~1 s)
+        self.penalty = make_penalty(penalty, self.model)
+        self.optimizer: torch.optim.Optimizer = (
+            optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(optimizer, self.model)
+        )
         self.schedule: LRSchedule | None = None
         self._best_state: dict[str, Tensor] | None = None
 
@@ -158,13 +171,13 @@ class Trainer:
         batches = as_batches(train, self.batch_size, self.shuffle, self.generator, self.device,
                              self.num_workers)
         val_data = as_batches(val, self.eval_batch_size, False, None, self.device, self.num_workers)
-        self._setup(batches)
+        self._setup(batches, val_data is not None and len(val_data) > 0)
         if resume is not None:
             self.load_checkpoint(resume)
         events = Events(self.callbacks)
         autocast, scaler = autocast_context(self.device, self.precision)
         model, opt, sched = self.model, self.optimizer, self.schedule
-        assert opt is not None and sched is not None
+        assert sched is not None
         start = time.perf_counter() - self.elapsed
         events("before_fit", self)
         while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
@@ -215,7 +228,7 @@ class Trainer:
             if self.metrics_log is not None:
                 self.metrics_log.append(record)
             # early stopping: keep the best snapshot; stop after `patience` bad epochs
-            if self.early_stopping.update(self._monitored(record), self.epoch):
+            if self.early_stopping.update(float(record[self.early_stopping.metric]), self.epoch):
                 self._snapshot()
             self.stopped_early = self.early_stopping.should_stop
             sched.epoch_end(record)
@@ -229,7 +242,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces of the loop
 
-    def _setup(self, batches: Any) -> None:
+    def _setup(self, batches: Any, has_val: bool) -> None:
         self.steps_per_epoch = steps_per_epoch = len(batches)
         if steps_per_epoch == 0:
             raise ConfigError("the training data is empty")
@@ -240,30 +253,33 @@ class Trainer:
         else:
             n_out = self._n_outputs()
             self.loss_fn = make_loss(self.loss_spec, self.task, n_out)  # type: ignore[arg-type]
-        self.penalty = make_penalty(self.penalty_spec, self.model)
-        if isinstance(self.optimizer_spec, torch.optim.Optimizer):
-            self.optimizer = self.optimizer_spec
-        else:
-            self.optimizer = make_optimizer(self.optimizer_spec, self.model)
+        self._check_metric_names(has_val)
         self.schedule = LRSchedule(self.optimizer, self.schedule_spec, steps_per_epoch, self.epochs)
         self.lr = self.schedule.lr
+
+    def _check_metric_names(self, has_val: bool) -> None:
+        """Refuse, before training, an early-stopping or plateau metric that will never be logged."""
+        logged = ["train_loss", "lr"] + (metric_names(self.task or "multiclass", self._n_outputs(), self.top_k)
+                                         if has_val else [])
+        wanted = [("train.early_stopping.metric", self.early_stopping.metric)]
+        if self.schedule_spec.name == "plateau":
+            wanted.append(("train.schedule.metric", self.schedule_spec.metric))
+        for field, name in wanted:
+            if not has_val and name.startswith("val_"):
+                logger.warning("%s is %r but there is no validation data; using train_loss", field, name)
+                if field.startswith("train.early_stopping"):
+                    es = self.early_stopping
+                    self.early_stopping = EarlyStopping("train_loss", "min", es.patience, es.min_delta)
+                else:
+                    self.schedule_spec = self.schedule_spec.model_copy(update={"metric": "train_loss"})
+                continue
+            if name in logged:
+                continue
+            raise ConfigError(f"{field} {name!r} is not logged for this task; logged: {', '.join(logged)}")
 
     def _n_outputs(self) -> int | None:
         last = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
         return last[-1].out_features if last else None
-
-    def _monitored(self, record: dict[str, Any]) -> float:
-        metric = self.early_stopping.metric
-        if metric in record:
-            return float(record[metric])
-        if metric.startswith("val_") and not any(k.startswith("val_") for k in record):
-            fallback = "train_" + metric[4:]
-            if fallback in record:
-                return float(record[fallback])
-            return float(record["train_loss"])
-        raise ConfigError(
-            f"train.early_stopping.metric {metric!r} is not logged; logged: {', '.join(sorted(record))}"
-        )
 
     def _check_finite(self, losses: list[Tensor], first_step: int) -> None:
         """Stop at once on a NaN / inf loss, naming the step and LR (one sync)."""
@@ -282,7 +298,7 @@ class Trainer:
             "likely causes: the learning rate is too high (lower train.optimizer.lr or add "
             "train.schedule.warmup), a bad initialization (model.init), or unscaled inputs "
             "(add 'standardize' to data.preprocess). "
-            + ("The best snapshot (epoch %d) was restored." % self.best_epoch if self.best_epoch
+            + (f"The best snapshot (epoch {self.best_epoch}) was restored." if self.best_epoch
                else "No epoch finished, so there is no snapshot to keep.")
         )
 

@@ -120,10 +120,15 @@ class BayesSampler(BaseSampler):
         beta_min: floor on beta (0 for ``"ucb"`` as in the lecture; used by ``"auto"``).
         delta: EI's margin ``delta`` (0 by default).
         n_startup_trials: random trials before the surrogate is used; default
-            ``max(4, dim + 1)`` capped at 10 (decided when the first Bayesian step comes).
-        deterministic: fit the GP without observation noise (exact, repeatable objectives).
+            ``max(4, (dim + 1) // 2)`` capped at 10: 4 up to 8 parameters.
+        deterministic: fit the GP with only a 1e-6 jitter as noise (trainwell's runs are
+            seeded, so a config gives the same value twice); False fits a noise level.
         n_candidates: Sobol candidates scored before the local L-BFGS-B refinement.
         n_local_search: starting points of the local refinement.
+        warp: fit the GP to Yeo-Johnson-transformed values (for heavy-tailed objectives).
+        tol: tolerance of the acquisition's L-BFGS-B refinement (its gradient tolerance is the
+            square root); the default polishes late trials finer than Optuna's 1e-4.
+        minimum_noise: noise variance floor of the GP (Optuna's default 1e-6).
         seed: random seed.
 
     Example:
@@ -144,11 +149,11 @@ class BayesSampler(BaseSampler):
         beta_min: float | None = None,
         delta: float = 0.0,
         n_startup_trials: int | None = None,
-        deterministic: bool = False,
+        deterministic: bool = True,
         n_candidates: int = 1024,
         n_local_search: int = 6,
         warp: bool = False,
-        tol: float = 1e-4,
+        tol: float = 1e-8,
         minimum_noise: float | None = None,
         seed: int | None = None,
     ) -> None:
@@ -194,7 +199,7 @@ class BayesSampler(BaseSampler):
     def startup_trials(self, dim: int) -> int:
         if self.n_startup_trials is not None:
             return self.n_startup_trials
-        return min(10, max(4, dim + 1))
+        return min(10, max(4, (dim + 1) // 2))
 
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:

@@ -22,7 +22,7 @@ class BayesConfig(Section):
     beta_min: float | None = Field(default=None, ge=0.0, description="floor on beta (ucb: 0, auto: 0.5)")
     delta: float = Field(default=0.0, ge=0.0, description="EI margin delta")
     n_startup_trials: int | None = Field(default=None, ge=1, description="random trials first")
-    deterministic: bool = Field(default=False, description="fit the GP without observation noise")
+    deterministic: bool = Field(default=True, description="fit the GP with a jitter only (seeded, repeatable objectives); false: fit a noise level")
 
 
 class PrunerConfig(Section):

@@ -73,7 +73,11 @@ def load_study(spec: StageSpec, worker_index: int = 0) -> tuple[optuna.Study, An
 
     cfg = config_from_dict(dict(spec.config), "study config")
     storage = open_storage(spec.storage, cfg.tune.heartbeat, cfg.tune.max_retry)
-    sampler = make_sampler(cfg.tune, spec.seed + 7919 * worker_index, spec.method)
+    probe = optuna.load_study(study_name=spec.study_name, storage=storage)
+    # each worker, and each resumption, draws from its own random stream (a resumed random
+    # search must not replay the configs it already tried)
+    seed = spec.seed + 7919 * worker_index + 104729 * len(probe.get_trials(deepcopy=False))
+    sampler = make_sampler(cfg.tune, seed % (2**31), spec.method)
     study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler,
                               pruner=make_pruner(cfg))
     return study, cfg
@@ -207,7 +211,7 @@ def _process_main(spec_dict: dict[str, Any], worker_index: int) -> None:
 
 
 def run_workers(spec: StageSpec, workers: int, fn: Any = None) -> None:
-    """Run ``workers`` worker processes on this machine (spawned, one thread each) and wait."""
+    """Run ``workers`` worker processes on this machine (one thread each) and wait."""
     if workers <= 1:
         run_worker(spec, 0, fn)
         return
@@ -217,7 +221,10 @@ def run_workers(spec: StageSpec, workers: int, fn: Any = None) -> None:
         )
     import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")
+    # fork where there is one (Linux): a worker starts in milliseconds instead of re-importing
+    # torch; it opens its own storage connection and leaves with os._exit, so the parent's
+    # pooled connections are never touched. Elsewhere, spawn.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # children read it before torch starts
     try:

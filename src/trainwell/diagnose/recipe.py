@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainwell.diagnose.config import DoctorConfig
+from trainwell.diagnose.config import CHECKS, DoctorConfig
 from trainwell.diagnose.problem import (
     TASKS,
     OptimizerFactory,
@@ -24,12 +24,21 @@ from trainwell.diagnose.report import DoctorReport, Finding
 from trainwell.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-CHECK_GROUPS = ("data", "init", "initial_loss", "overfit", "lr", "gradcheck")
+CHECK_GROUPS = CHECKS
 
 
-def make_problem(module: nn.Module, data: Any, *, task: str | None = None, loss: Any = None,
-                 optimizer: str | dict[str, Any] | OptimizerFactory | None = None,
-                 lr: float | None = None, val: Any = None, test: Any = None, seed: int = 0) -> Problem:
+def make_problem(
+    module: nn.Module,
+    data: Any,
+    *,
+    task: str | None = None,
+    loss: Any = None,
+    optimizer: str | dict[str, Any] | OptimizerFactory | None = None,
+    lr: float | None = None,
+    val: Any = None,
+    test: Any = None,
+    seed: int = 0,
+) -> Problem:
     """Validate the inputs and bundle them (see :func:`doctor` for the arguments)."""
     if not isinstance(module, nn.Module):
         raise ConfigError(f"doctor: module must be a torch.nn.Module; got {type(module).__name__}")
@@ -42,16 +51,22 @@ def make_problem(module: nn.Module, data: Any, *, task: str | None = None, loss:
     if train is None:
         raise DataError("doctor: the training data is empty")
     X, y = train
+    device = next((t.device for t in module.parameters()), torch.device("cpu"))
+    X, y = X.to(device), y.to(device)  # the doctor runs where the module lives
     if task is not None and task not in TASKS:
         raise ConfigError(f"doctor: task must be one of {', '.join(TASKS)}; got {task!r}")
     try:
         inferred, n_out = infer_task(module, X, y)
-    except Exception as exc:  # a shape mismatch between data and model is the user's to fix
-        raise DataError(f"doctor: the model cannot run on the data (X shape {tuple(X.shape)}): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure here is a data/model mismatch to report
+        raise DataError(
+            f"doctor: the model cannot run on the data (X shape {tuple(X.shape)}): {exc}"
+        ) from None
     task = task or inferred
     if task != "regression" and y.is_floating_point():
         if not torch.equal(y, y.round()):
-            raise DataError(f"doctor: task {task!r} needs integer class labels; got non-integer targets")
+            raise DataError(
+                f"doctor: task {task!r} needs integer class labels; got non-integer targets"
+            )
         y = y.long()
     n_classes = None
     if task != "regression":
@@ -62,16 +77,40 @@ def make_problem(module: nn.Module, data: Any, *, task: str | None = None, loss:
     loss_fn, loss_name = make_loss(loss, task)
     if lr is not None and not lr > 0:
         raise ConfigError(f"doctor: lr must be a positive float; got {lr!r}")
-    return Problem(model=module, X=X, y=y, task=task, loss_fn=loss_fn, loss_name=loss_name,
-                   n_outputs=n_out, n_classes=n_classes, optimizer=optimizer_factory(optimizer), lr=lr,
-                   val=as_split(val, "val"), test=as_split(test, "test"), seed=seed)
+    val_split, test_split = as_split(val, "val"), as_split(test, "test")
+    return Problem(
+        model=module,
+        X=X,
+        y=y,
+        task=task,
+        loss_fn=loss_fn,
+        loss_name=loss_name,
+        n_outputs=n_out,
+        n_classes=n_classes,
+        optimizer=optimizer_factory(optimizer),
+        lr=lr,
+        val=val_split,
+        test=test_split,
+        seed=seed,
+    )
 
 
-def doctor(module: nn.Module, data: Any, *, task: str | None = None, loss: Any = None,
-           optimizer: str | dict[str, Any] | OptimizerFactory | None = None, lr: float | None = None,
-           val: Any = None, test: Any = None, config: DoctorConfig | dict[str, Any] | None = None,
-           checks: list[str] | None = None, gradcheck: bool | None = None, seed: int = 0,
-           out_dir: str | Path | None = None) -> DoctorReport:
+def doctor(
+    module: nn.Module,
+    data: Any,
+    *,
+    task: str | None = None,
+    loss: Any = None,
+    optimizer: str | dict[str, Any] | OptimizerFactory | None = None,
+    lr: float | None = None,
+    val: Any = None,
+    test: Any = None,
+    config: DoctorConfig | dict[str, Any] | None = None,
+    checks: list[str] | None = None,
+    gradcheck: bool | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+) -> DoctorReport:
     """Run the sanity-check recipe on a module and its training data.
 
     The checks run in the lectures' order: data, initialization (activation and gradient
@@ -107,8 +146,17 @@ def doctor(module: nn.Module, data: Any, *, task: str | None = None, loss: Any =
         'pass'
     """
     cfg = _config(config)
-    p = make_problem(module, data, task=task, loss=loss, optimizer=optimizer, lr=lr, val=val, test=test,
-                     seed=seed)
+    p = make_problem(
+        module,
+        data,
+        task=task,
+        loss=loss,
+        optimizer=optimizer,
+        lr=lr,
+        val=val,
+        test=test,
+        seed=seed,
+    )
     groups = list(checks if checks is not None else cfg.checks)
     if gradcheck if gradcheck is not None else cfg.gradcheck:
         groups.append("gradcheck")
@@ -116,7 +164,9 @@ def doctor(module: nn.Module, data: Any, *, task: str | None = None, loss: Any =
         if g not in CHECK_GROUPS:
             from trainwell.registry import unknown_name_message
 
-            raise ConfigError("doctor.checks: " + unknown_name_message("check", g, list(CHECK_GROUPS)))
+            raise ConfigError(
+                "doctor.checks: " + unknown_name_message("check", g, list(CHECK_GROUPS))
+            )
     report = DoctorReport(info={"task": p.task, "loss": p.loss_name, "n_train": len(p.X)})
     timings: dict[str, float] = {}
     state = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -136,15 +186,28 @@ def doctor(module: nn.Module, data: Any, *, task: str | None = None, loss: Any =
                 if fits.status == "fail":
                     groups = [g for g in groups if g not in needs_loss]
                     continue
+            if group in needs_loss and any(
+                f.check == "data.finite" and f.status == "fail" for f in report.findings
+            ):
+                report.info.setdefault("skipped", []).append(
+                    group
+                )  # NaN inputs: nothing to learn from
+                continue
             t0 = time.perf_counter()
             try:
                 report.findings.extend(_run_group(group, p, cfg, report, out_dir))
             except (RuntimeError, ValueError, IndexError, TypeError) as exc:
                 log.debug("doctor: %s raised", group, exc_info=True)
-                report.findings.append(Finding(
-                    group, "fail", f"the {group} check could not run",
-                    f"{type(exc).__name__}: {exc}", {"error": str(exc)},
-                    ["run the model and the loss on one batch by hand to see the error"]))
+                report.findings.append(
+                    Finding(
+                        group,
+                        "fail",
+                        f"the {group} check could not run",
+                        f"{type(exc).__name__}: {exc}",
+                        {"error": str(exc)},
+                        ["run the model and the loss on one batch by hand to see the error"],
+                    )
+                )
             timings[group] = round(time.perf_counter() - t0, 3)
             log.debug("doctor: %s took %.2fs", group, timings[group])
     module.load_state_dict(state)
@@ -164,11 +227,14 @@ def _config(config: DoctorConfig | dict[str, Any] | None) -> DoctorConfig:
     except ValidationError as exc:
         from trainwell.config import format_validation_error
 
-        raise ConfigError(f"invalid doctor config:\n{format_validation_error(exc, DoctorConfig)}") from None
+        raise ConfigError(
+            f"invalid doctor config:\n{format_validation_error(exc, DoctorConfig)}"
+        ) from None
 
 
-def _run_group(group: str, p: Problem, cfg: DoctorConfig, report: DoctorReport,
-               out_dir: str | Path | None) -> list[Finding]:
+def _run_group(
+    group: str, p: Problem, cfg: DoctorConfig, report: DoctorReport, out_dir: str | Path | None
+) -> list[Finding]:
     if group == "data":
         from trainwell.diagnose.data_checks import run_data_checks
 
@@ -177,7 +243,10 @@ def _run_group(group: str, p: Problem, cfg: DoctorConfig, report: DoctorReport,
         from trainwell.diagnose.init_checks import check_init
 
         found, stats = check_init(p, cfg)
-        report.activation_stats["init"] = {"layers": stats["layers"], "grad_norm": stats["grad_norm"]}
+        report.activation_stats["init"] = {
+            "layers": stats["layers"],
+            "grad_norm": stats["grad_norm"],
+        }
         return found
     if group == "initial_loss":
         from trainwell.diagnose.loss_checks import check_initial_loss

@@ -1,0 +1,234 @@
+"""Benchmark of the samplers: simple regret on Branin and Hartmann-6, best validation log-loss
+of an MLP on digits; median and quartiles over seeds, seed-paired win rate against Optuna's
+GPSampler, and each sampler's own time per trial.
+
+    OMP_NUM_THREADS=1 python benchmarks/tuning.py --seeds 20 --real-seeds 10 --jobs 2
+    OMP_NUM_THREADS=1 python benchmarks/tuning.py --problems branin,hartmann6   # synthetic only
+
+The samplers do not know the budget, so the result at 20 trials is read from the first 20
+trials of each 50-trial run. "time/trial" is the time spent inside the sampler (search-space
+inference and sampling), measured by a wrapper, averaged over the run; "t@41-50" is the same
+over trials 41-50, where the GP is largest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+SAMPLERS = ("trainwell", "trainwell-ucb", "trainwell-ei", "gp", "tpe", "random")
+LABELS = {
+    "trainwell": "trainwell bayes (default)",
+    "trainwell-ucb": "trainwell ucb (lecture: 0.8^t)",
+    "trainwell-ei": "trainwell ei",
+    "gp": "optuna GPSampler",
+    "tpe": "optuna TPE",
+    "random": "random",
+}
+
+
+def make_sampler(name: str, seed: int) -> Any:
+    import optuna
+
+    from trainwell.tune.bayes import BayesSampler
+
+    if name == "trainwell":
+        return BayesSampler(seed=seed)
+    if name == "trainwell-ucb":
+        return BayesSampler(acquisition="ucb", seed=seed)
+    if name == "trainwell-ei":
+        return BayesSampler(acquisition="ei", seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise SystemExit(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+
+
+def timed(sampler: Any) -> Any:
+    """The sampler with its own time per trial recorded (``sampler.times[trial.number]``)."""
+    import optuna
+
+    class Timed(optuna.samplers.BaseSampler):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.times: dict[int, float] = {}
+
+        def _add(self, number: int, t0: float) -> None:
+            self.times[number] = self.times.get(number, 0.0) + time.perf_counter() - t0
+
+        def infer_relative_search_space(self, study, trial):  # noqa: ANN001, ANN201
+            t0 = time.perf_counter()
+            out = self.inner.infer_relative_search_space(study, trial)
+            self._add(trial.number, t0)
+            return out
+
+        def sample_relative(self, study, trial, space):  # noqa: ANN001, ANN201
+            t0 = time.perf_counter()
+            out = self.inner.sample_relative(study, trial, space)
+            self._add(trial.number, t0)
+            return out
+
+        def sample_independent(self, study, trial, name, dist):  # noqa: ANN001, ANN201
+            t0 = time.perf_counter()
+            out = self.inner.sample_independent(study, trial, name, dist)
+            self._add(trial.number, t0)
+            return out
+
+        def before_trial(self, study, trial):  # noqa: ANN001, ANN201
+            self.inner.before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values):  # noqa: ANN001, ANN201
+            self.inner.after_trial(study, trial, state, values)
+
+    return Timed(sampler)
+
+
+# ---------------------------------------------------------------------------- the real objective
+
+_DIGITS: Any = None
+
+
+def _digits() -> Any:
+    global _DIGITS
+    if _DIGITS is None:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+        from sklearn.preprocessing import StandardScaler
+
+        X, y = load_digits(return_X_y=True)
+        Xtr, Xva, ytr, yva = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+        sc = StandardScaler().fit(Xtr)
+        _DIGITS = (sc.transform(Xtr), sc.transform(Xva), ytr, yva)
+    return _DIGITS
+
+
+def digits_objective(trial: Any, epochs: int) -> float:
+    """Validation log-loss of trainwell's MLP (NetClassifier) on digits; seeded, so repeatable."""
+    import logging
+
+    from sklearn.metrics import log_loss
+
+    from trainwell.tune.estimator import NetClassifier
+
+    logging.getLogger("trainwell").setLevel(logging.ERROR)
+    Xtr, Xva, ytr, yva = _digits()
+    model = NetClassifier(
+        hidden=(trial.suggest_int("width", 16, 256, log=True),),
+        lr=trial.suggest_float("lr", 1e-4, 1e-1, log=True),
+        weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        dropout=trial.suggest_float("dropout", 0.0, 0.5),
+        epochs=epochs, batch_size=128, seed=0,
+    ).fit(Xtr, ytr)
+    return float(log_loss(yva, model.predict_proba(Xva), labels=list(range(10))))
+
+
+# ---------------------------------------------------------------------------- one run
+
+
+def run_one(job: tuple[str, str, int, int, int]) -> tuple[str, str, int, np.ndarray, np.ndarray]:
+    """(problem, sampler, seed) -> best-so-far values and per-trial sampler times."""
+    problem, name, seed, n_trials, epochs = job
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = timed(make_sampler(name, seed))
+    study = optuna.create_study(sampler=sampler)
+    if problem == "digits":
+        study.optimize(lambda t: digits_objective(t, epochs), n_trials=n_trials)
+        offset = 0.0
+    else:
+        from trainwell.tune.synthetic import PROBLEMS
+
+        p = PROBLEMS[problem]
+        study.optimize(p.objective, n_trials=n_trials)
+        offset = p.optimum
+    values = np.array([t.value for t in study.trials]) - offset
+    times = np.array([sampler.times.get(i, 0.0) for i in range(n_trials)])
+    return problem, name, seed, np.minimum.accumulate(values), times
+
+
+# ---------------------------------------------------------------------------- table
+
+
+def summarize(results: list[tuple[str, str, int, np.ndarray, np.ndarray]], budgets: dict[str, list[int]]) -> str:
+    by: dict[tuple[str, str], dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    for problem, name, seed, best, times in results:
+        by.setdefault((problem, name), {})[seed] = (best, times)
+    lines = [
+        f"{'problem':<10} {'trials':>6}  {'sampler':<31} {'median':>10} {'q25':>10} {'q75':>10} "
+        f"{'win vs gp':>9} {'time/trial':>10} {'t@41-50':>8}",
+    ]
+    for problem, ns in budgets.items():
+        names = [n for n in SAMPLERS if (problem, n) in by]
+        for n in ns:
+            for name in names:
+                runs = by[(problem, name)]
+                vals = np.array([runs[s][0][n - 1] for s in sorted(runs)])
+                q25, med, q75 = np.percentile(vals, [25, 50, 75])
+                win = ""
+                if name != "gp" and (problem, "gp") in by:
+                    gp = by[(problem, "gp")]
+                    common = sorted(set(runs) & set(gp))
+                    a = np.array([runs[s][0][n - 1] for s in common])
+                    b = np.array([gp[s][0][n - 1] for s in common])
+                    win = f"{(np.sum(a < b) + 0.5 * np.sum(a == b)) / len(common):.2f}"
+                t_all = np.mean([runs[s][1][:n].mean() for s in runs])
+                t_late = np.mean([runs[s][1][40:50].mean() for s in runs]) if n >= 50 else float("nan")
+                late = f"{t_late * 1e3:6.1f}ms" if n >= 50 else ""
+                lines.append(
+                    f"{problem:<10} {n:>6}  {LABELS[name]:<31} {med:>10.3g} {q25:>10.3g} {q75:>10.3g} "
+                    f"{win:>9} {t_all * 1e3:>8.1f}ms {late:>8}"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=20, help="seeds per synthetic cell")
+    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--samplers", default=",".join(SAMPLERS))
+    ap.add_argument("--problems", default="branin,hartmann6,digits")
+    ap.add_argument("--real-seeds", type=int, default=10, help="seeds of the digits objective")
+    ap.add_argument("--real-trials", type=int, default=50)
+    ap.add_argument("--real-samplers", default="trainwell,gp,tpe,random")
+    ap.add_argument("--epochs", type=int, default=15, help="epochs of each digits trial")
+    ap.add_argument("--jobs", type=int, default=1, help="processes (one thread each)")
+    args = ap.parse_args(argv)
+    problems = args.problems.split(",")
+    jobs = []
+    budgets: dict[str, list[int]] = {}
+    for problem in problems:
+        if problem == "digits":
+            names, seeds, n = args.real_samplers.split(","), args.real_seeds, args.real_trials
+        else:
+            names, seeds, n = args.samplers.split(","), args.seeds, args.trials
+        budgets[problem] = sorted({min(20, n), n})
+        jobs += [(problem, name, seed, n, args.epochs) for name in names for seed in range(seeds)]
+    t0 = time.time()
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(run_one, jobs, chunksize=1))
+    else:
+        results = [run_one(j) for j in jobs]
+    print(f"# {len(jobs)} runs in {time.time() - t0:.0f} s; simple regret (synthetic), best validation "
+          f"log-loss (digits, {args.epochs} epochs a trial)")
+    print(summarize(results, budgets))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Studies: every method end to end on a synthetic objective, files, resume, workers, dead workers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import multiprocessing
+import time
+import tomllib
+from pathlib import Path
+
+import optuna
+import pytest
+
+import trainwell as tw
+from trainwell.config import load_config
+from trainwell.errors import ConfigError, RunError
+from trainwell.tune.study import resolve_direction, tune
+
+QUAD = "trainwell.tune.synthetic:quadratic"
+SPACE = {
+    "train.optimizer.lr": "loguniform(1e-4, 1e-1)",
+    "model.dropout": "uniform(0, 0.5)",
+    "model.activation": ["relu", "tanh"],
+}
+
+
+def _cfg(method="random", trials=8, **tune_fields):
+    return {"name": "q", "tune": {"method": method, "trials": trials, "space": SPACE,
+                                  "pruner": {"name": "none"}, **tune_fields}}
+
+
+def _load(study_dir: Path) -> optuna.Study:
+    return optuna.load_study(study_name=study_dir.name, storage=f"sqlite:///{study_dir / 'study.db'}")
+
+
+@pytest.mark.parametrize("method", ["random", "bayes", "ucb", "ei", "tpe", "gp", "cmaes"])
+def test_each_method_runs_and_writes_the_study_files(runs_dir, method):
+    study = tune(_cfg(method, trials=6), objective=QUAD)
+    d = study.dir
+    assert d.parent == Path("runs") and (d / "trials").is_dir()
+    for name in ("study.db", "study.json", "trials.csv", "best_config.toml", "config.toml", "curves.json"):
+        assert (d / name).is_file(), name
+    info = json.loads((d / "study.json").read_text())
+    assert info["method"] == method and info["direction"] == "minimize"
+    rows = list(csv.DictReader((d / "trials.csv").open()))
+    assert len(rows) == 6 and all(r["state"] == "COMPLETE" for r in rows)
+    best = min(float(r["value"]) for r in rows)
+    assert study.best_value == pytest.approx(best) == pytest.approx(info["best_trial"]["value"])
+    # the best config is a runnable, valid config carrying the best parameters
+    best_cfg = load_config(d / "best_config.toml")
+    assert best_cfg.train.optimizer.lr == pytest.approx(study.best_params["train.optimizer.lr"])
+    assert best_cfg.model.dropout == pytest.approx(study.best_params["model.dropout"])
+    assert set(info["importances"]) == set(SPACE)
+    assert "rank" in study.leaderboard() and "val_loss" in study.leaderboard()
+
+
+def test_top_level_tune_is_the_same_function(runs_dir):
+    study = tw.tune(_cfg("random", trials=3), objective=QUAD)
+    assert len(study.rows) == 3
+
+
+def test_grid_evaluates_every_point_once(runs_dir):
+    cfg = _cfg("grid", grid_points=2, important=["train.optimizer.lr"], grid_points_important=3)
+    study = tune(cfg, objective=QUAD)
+    rows = study.rows
+    assert len(rows) == 3 * 2 * 2
+    keys = {(r["params.train.optimizer.lr"], r["params.model.dropout"], r["params.model.activation"]) for r in rows}
+    assert len(keys) == len(rows)
+    assert study.best_params["model.activation"] == "tanh"
+    assert study.best_params["train.optimizer.lr"] == pytest.approx(10**-2.5)  # nearest grid point to 1e-2
+
+
+def test_overrides_and_bad_keywords(runs_dir):
+    study = tune(_cfg("random", trials=2), objective=QUAD, trials=4, name="custom")
+    assert study.dir.name == "custom" and len(study.rows) == 4
+    with pytest.raises(ConfigError, match="unknown keyword 'trails'; did you mean 'trials'"):
+        tune(_cfg(), objective=QUAD, trails=3)
+    with pytest.raises(RunError, match="already exists"):
+        tune(_cfg(), objective=QUAD, name="custom")
+    with pytest.raises(ConfigError, match="tune.space is empty"):
+        tune({"tune": {"trials": 2}})
+
+
+def test_resume_continues_and_keeps_finished_trials(runs_dir):
+    first = tune(_cfg("bayes", trials=5), objective=QUAD)
+    before = {t.number: t.value for t in _load(first.dir).trials}
+    again = tune(None, resume=first.dir, sets=["tune.trials=8"], objective=QUAD)
+    after = _load(first.dir).trials
+    assert again.dir == first.dir and len(after) == 8
+    assert {t.number: t.value for t in after if t.number in before} == before
+    assert len(list(csv.DictReader((first.dir / "trials.csv").open()))) == 8
+
+
+def test_direction_follows_the_metric():
+    assert resolve_direction("val_accuracy") == "maximize"
+    assert resolve_direction("val_loss") == "minimize"
+    assert resolve_direction("val_loss", "maximize") == "maximize"
+
+
+def test_two_workers_share_one_sqlite_study(runs_dir):
+    study = tune(_cfg("random", trials=12), objective="trainwell.tune.synthetic:quadratic", workers=2)
+    trials = _load(study.dir).trials
+    assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
+    # two processes, two random streams: no parameter set is drawn twice
+    assert len({t.params["train.optimizer.lr"] for t in trials}) == 12
+    assert len({t.datetime_start.isoformat() for t in trials}) == 12
+
+
+def test_two_workers_never_evaluate_a_grid_point_twice(runs_dir):
+    study = tune(_cfg("grid", grid_points=3), objective=QUAD, workers=2)
+    trials = _load(study.dir).trials
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(points) == 3 * 3 * 2 == len(set(points))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+
+
+def test_a_callable_objective_needs_an_import_path_with_workers(runs_dir):
+    with pytest.raises(ConfigError, match="module:function"):
+        tune(_cfg(), objective=lambda cfg, trial: 0.0, workers=2)
+
+
+def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
+    """A worker killed mid-trial: its trial is failed and re-queued, every finished trial kept."""
+    cfg = _cfg("random", trials=4, heartbeat=1)
+    study = tune(cfg, objective=QUAD, trials=2)  # two finished trials to protect
+    before = {t.number: (t.value, t.params) for t in _load(study.dir).trials}
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=tune, args=(None,), kwargs={
+        "resume": study.dir, "sets": ["tune.trials=4"], "objective": "trainwell.tune.synthetic:slow_quadratic"})
+    proc.start()
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            running = [t for t in _load(study.dir).trials if t.state.name == "RUNNING"]
+            if running:
+                break
+            time.sleep(0.05)
+        assert running, "the worker never started a trial"
+        os.kill(proc.pid, signal.SIGKILL)  # dies in the middle of a one-second trial
+        proc.join(timeout=30)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+    killed = running[0].number
+    time.sleep(3.5)  # past the grace period (2 * heartbeat + 1 s)
+    tune(None, resume=study.dir, sets=["tune.trials=4"], objective=QUAD)
+    trials = {t.number: t for t in _load(study.dir).trials}
+    assert trials[killed].state.name == "FAIL"
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert retries[0].params == trials[killed].params
+    for number, (value, params) in before.items():
+        assert trials[number].state.name == "COMPLETE" and trials[number].value == value
+    assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 4
+    assert not any(t.state.name in ("RUNNING", "WAITING") for t in trials.values())
+
+
+def test_pruning_from_per_epoch_reports(runs_dir):
+    cfg = _cfg("random", trials=12, pruner={"name": "median", "startup_trials": 2, "warmup_epochs": 0})
+    study = tune(cfg, objective=QUAD)
+    states = [r["state"] for r in study.rows]
+    assert "PRUNED" in states and "COMPLETE" in states
+    curves = json.loads((study.dir / "curves.json").read_text())
+    assert all(len(c["values"]) <= 3 for c in curves.values())
+
+
+def test_bad_storage_url_is_refused(runs_dir):
+    with pytest.raises(ConfigError, match="tune.storage"):
+        tune(_cfg(), objective=QUAD, storage="nosuchdb://x")
+
+
+def test_a_resumed_random_search_does_not_replay_its_configs(runs_dir):
+    first = tune(_cfg("random", trials=4), objective=QUAD)
+    tune(None, resume=first.dir, sets=["tune.trials=8"], objective=QUAD)
+    lrs = [t.params["train.optimizer.lr"] for t in _load(first.dir).trials]
+    assert len(lrs) == 8 and len(set(lrs)) == 8
