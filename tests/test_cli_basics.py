@@ -27,3 +27,28 @@ def test_override_out_of_range_names_path_and_value(tmp_path, capsys):
     assert main(["check", str(cfg), "--set", "train.epochs=0"]) == 2
     err = capsys.readouterr().err
     assert "train.epochs" in err and "got 0" in err
+
+
+def test_help_does_not_import_heavy_libraries():
+    """``trainwell --help`` stays fast: no torch, pandas, sklearn, optuna or matplotlib."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainwell.cli as c; c.build_parser();"
+        "heavy = [m for m in ('torch', 'pandas', 'sklearn', 'optuna', 'matplotlib') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    import os
+
+    from trainwell.runs import write_text_atomic
+
+    path = write_text_atomic(tmp_path / "a.txt", "x")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
