@@ -128,7 +128,9 @@ def digits_objective(trial: Any, epochs: int) -> float:
         lr=trial.suggest_float("lr", 1e-4, 1e-1, log=True),
         weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
         dropout=trial.suggest_float("dropout", 0.0, 0.5),
-        epochs=epochs, batch_size=128, seed=0,
+        epochs=epochs,
+        batch_size=128,
+        seed=0,
     ).fit(Xtr, ytr)
     return float(log_loss(yva, model.predict_proba(Xva), labels=list(range(10))))
 
@@ -163,7 +165,9 @@ def run_one(job: tuple[str, str, int, int, int]) -> tuple[str, str, int, np.ndar
 # ---------------------------------------------------------------------------- table
 
 
-def summarize(results: list[tuple[str, str, int, np.ndarray, np.ndarray]], budgets: dict[str, list[int]]) -> str:
+def summarize(
+    results: list[tuple[str, str, int, np.ndarray, np.ndarray]], budgets: dict[str, list[int]]
+) -> str:
     by: dict[tuple[str, str], dict[int, tuple[np.ndarray, np.ndarray]]] = {}
     for problem, name, seed, best, times in results:
         by.setdefault((problem, name), {})[seed] = (best, times)
@@ -186,7 +190,9 @@ def summarize(results: list[tuple[str, str, int, np.ndarray, np.ndarray]], budge
                     b = np.array([gp[s][0][n - 1] for s in common])
                     win = f"{(np.sum(a < b) + 0.5 * np.sum(a == b)) / len(common):.2f}"
                 t_all = np.mean([runs[s][1][:n].mean() for s in runs])
-                t_late = np.mean([runs[s][1][40:50].mean() for s in runs]) if n >= 50 else float("nan")
+                t_late = (
+                    np.mean([runs[s][1][40:50].mean() for s in runs]) if n >= 50 else float("nan")
+                )
                 late = f"{t_late * 1e3:6.1f}ms" if n >= 50 else ""
                 lines.append(
                     f"{problem:<10} {n:>6}  {LABELS[name]:<31} {med:>10.3g} {q25:>10.3g} {q75:>10.3g} "
@@ -224,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             results = list(pool.map(run_one, jobs, chunksize=1))
     else:
         results = [run_one(j) for j in jobs]
-    print(f"# {len(jobs)} runs in {time.time() - t0:.0f} s; simple regret (synthetic), best validation "
-          f"log-loss (digits, {args.epochs} epochs a trial)")
+    print(
+        f"# {len(jobs)} runs in {time.time() - t0:.0f} s; simple regret (synthetic), best validation "
+        f"log-loss (digits, {args.epochs} epochs a trial)"
+    )
     print(summarize(results, budgets))
     return 0
 

@@ -64,3 +64,30 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     cfg = load_config(sub / "c.toml")
     assert cfg.data.source == f"csv:{sub / 'd' / 't.csv'}"
     assert cfg.data.split.indices == str(sub / "i.json")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"images": {"size": [0, 4]}},
+     "data.images.size: size must be [height, width] with both >= 1; got [0, 4]"),
+    ({"preprocess": [{"name": "pca", "components": True}]},
+     "data.preprocess: step 0: pca.components: components must be an int >= 1 or a fraction in "
+     "(0, 1); got True"),
+    ({"preprocess": [{"name": "minmax", "range": [2, 1]}]},
+     "data.preprocess: step 0: minmax.range: range must be [low, high] with low < high; got [2, 1]"),
+    ({"preprocess": ["standardize", "impute"]},
+     "data.preprocess: 'impute' works on raw columns, so it must come before 'standardize'; "
+     "got ['standardize', 'impute']"),
+    ({"split": {"indices": {"tran": "a.txt"}}},
+     "data.split: split.indices has an unknown key 'tran'; did you mean 'train'? allowed: train, "
+     "val, test"),
+    ({"split": {"val": 0.6, "test": 0.5}},
+     "data.split: val + test must be below 1 so that rows remain for training (val=0.6 + "
+     "test=0.5 = 1.1)"),
+])
+def test_data_messages_name_the_path_and_show_the_value_once(data, message):
+    with pytest.raises(ConfigError) as exc:
+        load_config({"data": data})
+    line = str(exc.value).splitlines()[1].strip()
+    assert line.startswith(message), line
+    shown = line.split("; got ")[1:]
+    assert len(shown) == len(set(shown)), line  # never the same value twice

@@ -85,6 +85,30 @@ def _corrupt_image(tmp_path):
     return f'source = "images:{root.as_posix()}"', "image .*b/03.png cannot be read"
 
 
+def _corrupt_image_read_lazily(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", per_class=8)
+    (root / "a" / "05.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return (f'source = "images:{root.as_posix()}"\nimages = {{ memory_mb = 0.0001 }}',
+            "image .*a/05.png cannot be read")
+
+
+def _truncated_image(tmp_path):
+    root = write_image_folder(tmp_path / "imgs")
+    data = (root / "a" / "02.png").read_bytes()
+    (root / "a" / "02.png").write_bytes(data[: len(data) // 2])
+    return f'source = "images:{root.as_posix()}"', "image .*a/02.png cannot be read"
+
+
+def _npz_not_a_zip(tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"not a zip at all" * 10)
+    return f'source = "npz:{(tmp_path / "x.npz").as_posix()}"', "x.npz is not an npz archive"
+
+
+def _multiclass_target_with_one_class_left_after_drop(tmp_path):
+    body = _csv(tmp_path, x=np.arange(6.0), y=["a", None, "a", None, "a", "a"])
+    return body + '\nmissing_target = "drop"', "one class only \\('a' in all 4 rows\\)"
+
+
 def _empty_class_folder(tmp_path):
     root = write_image_folder(tmp_path / "imgs")
     (root / "c").mkdir()
@@ -104,8 +128,9 @@ def _unknown_param(tmp_path):
 
 CASES = [_missing_file, _unreadable_parquet, _csv_is_a_folder, _npz_without_y, _no_target_column,
          _nan_target, _inf_target, _one_class, _too_few_rows, _mixed_labels, _all_missing_feature,
-         _missing_without_impute, _corrupt_image, _empty_class_folder, _step_on_wrong_kind,
-         _unknown_param]
+         _missing_without_impute, _corrupt_image, _corrupt_image_read_lazily, _truncated_image,
+         _empty_class_folder, _npz_not_a_zip, _multiclass_target_with_one_class_left_after_drop,
+         _step_on_wrong_kind, _unknown_param]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.strip("_") for c in CASES])
@@ -134,3 +159,22 @@ def test_dropping_missing_targets_is_counted(tmp_path):
     assert data.info["dropped_rows"]["missing_target"] == 10
     assert len(data.train) + len(data.val) + len(data.test) == 20
     assert 2 not in np.concatenate([s.index for s in data.splits.values()])
+
+
+def test_bad_input_through_the_installed_command(tmp_path):
+    """The real console entry point, in a fresh process: exit code 2, one line, no traceback."""
+    import subprocess
+    import sys
+
+    body, match = _no_target_column(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "exp.toml").write_text(f"[data]\n{body}\n")
+    proc = subprocess.run([sys.executable, "-m", "trainwell", "data", "describe", "exp.toml"],
+                          cwd=work, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert re.search(match, proc.stderr)
+    assert sorted(os.listdir(work)) == ["exp.toml"]

@@ -55,3 +55,43 @@ def test_describe_regression_and_dropped_rows(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "task: regression, 1 target(s)" in out
     assert "dropped rows: 10 with a missing target (rows [1, 5, 9" in out
+
+
+def test_describe_lazy_image_folder_and_its_grid(tmp_path, monkeypatch, capsys):
+    from .conftest import write_image_folder
+
+    write_image_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=10)
+    (tmp_path / "p.toml").write_text('[data]\nsource = "images:pets"\n'
+                                     'images = { mode = "L", size = [6, 6], memory_mb = 0.0001 }\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "describe", "p.toml"]) == 0
+    out = capsys.readouterr().out
+    assert "model input: shape (1, 6, 6) per sample (read lazily from disk), n_outputs 1" in out
+    assert "pixels before preprocessing, per channel (train, 1 channels):" in out
+    after = next(line for line in out.splitlines() if line.strip().startswith("channel 0")
+                 and len(line.split()) == 8).split()
+    assert after[2] == "0" and float(after[3]) == 1.0  # channel_mean_std: train mean 0, std 1
+    with Image.open(tmp_path / "p-batch.png") as img:
+        assert img.width > 200 and np.asarray(img).std() > 10
+
+
+def test_grid_shows_a_shuffled_batch_not_the_first_class(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from trainwell.data import prepare
+    from trainwell.data.config import DataConfig
+    from trainwell.data.summary import image_grid_png
+
+    from .conftest import write_image_folder
+
+    root = write_image_folder(tmp_path / "imgs", classes=("a", "b", "c"), per_class=12)
+    data = prepare(DataConfig(source=f"images:{root}"), seed=0)
+    first = [data.classes[int(i)] for i in data.train.y[:6]]
+    assert set(first) == {"a"}  # in file order the first inputs are all of one class
+    seen = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda self, t, *a, **k: seen.append(t) or real(self, t, *a, **k))
+    png = image_grid_png(data, n=6, seed=0)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(seen) == 6
+    assert len(set(seen)) >= 2  # a shuffled batch, as a loader would give it

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import StandardScaler
@@ -118,3 +119,25 @@ def test_image_folder_and_npz_round_trips(tmp_path):
     np.savez(tmp_path / "new.npz", X=np.load(tmp_path / "t.npz")["X"])  # no y, no ids
     Xn, ids = load_inference(tmp_path / "run2").load(tmp_path / "new.npz")
     assert torch.equal(Xn[t.test.index], t.test.X) and ids == list(range(40))
+
+
+@pytest.mark.parametrize("labels,classes", [
+    ([3, 7, 7, 3] * 10, [3, 7]),
+    ([True, False] * 20, [False, True]),
+    ([0.5, 1.5, 2.5, 0.5] * 10, [0.5, 1.5, 2.5]),
+    (["b", "a", "c", "a"] * 10, ["a", "b", "c"]),
+])
+def test_label_mapping_of_any_type_is_saved_with_the_run(tmp_path, labels, classes):
+    path = tmp_path / "l.csv"
+    pd.DataFrame({"x": np.arange(40.0), "y": labels}).to_csv(path, index=False)
+    task = "multiclass" if len(classes) > 2 else "auto"  # 0.5 / 1.5 / 2.5 would be regression
+    data = prepare(DataConfig(source=f"csv:{path}", target="y", task=task), 0)
+    assert data.classes == classes
+    data.save(tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert saved["classes"] == classes
+    assert [type(c) for c in saved["classes"]] == [type(c) for c in classes]
+    assert load_inference(tmp_path / "run").classes == classes
+    for split in data.splits.values():  # index i means saved["classes"][i] for every row
+        back = [saved["classes"][i] for i in split.y.tolist()]
+        assert back == [labels[r] for r in split.index]

@@ -12,6 +12,7 @@ from trainwell.data import prepare
 from trainwell.data.builtin import BUILTINS
 from trainwell.data.config import DataConfig
 from trainwell.data.tables import infer_type
+from trainwell.errors import DataError
 
 EXPECTED = {  # name -> (task, input_shape, n_outputs)
     "digits": ("multiclass", (64,), 10),
@@ -90,6 +91,19 @@ def test_csv_column_overrides_and_ignore(tmp_path):
     assert data.feature_names == ["x", "zip=75001", "zip=75002", "zip=75003"]
 
 
+def test_an_identifier_column_taken_as_categorical_is_warned_about(tmp_path, caplog):
+    path = tmp_path / "ids.csv"
+    pd.DataFrame({"customer": [f"c{i:03d}" for i in range(40)], "x": np.arange(40.0),
+                  "y": [0, 1] * 20}).to_csv(path, index=False)
+    with caplog.at_level("WARNING", logger="trainwell.data.preparation"):
+        prepare(DataConfig(source=f"csv:{path}", target="y"), 0)
+    assert "'customer'" in caplog.text and "40 distinct values in 40 rows" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="trainwell.data.preparation"):
+        data = prepare(DataConfig(source=f"csv:{path}", target="y", id_column="customer"), 0)
+    assert caplog.text == "" and data.feature_names == ["x"]
+
+
 def test_parquet_source_with_booleans_and_integer_labels(tmp_path):
     path = tmp_path / "t.parquet"
     rng = np.random.default_rng(0)
@@ -140,12 +154,75 @@ def test_image_folder_loaded_lazily_over_the_memory_budget(image_folder):
     assert batch[0].shape == (4, 3, 6, 5)
 
 
+def test_lazy_images_are_read_from_disk_when_asked(image_folder, monkeypatch):
+    """Over the budget nothing is held in memory: an item is decoded when it is asked for."""
+    from PIL import Image
+
+    from trainwell.data import images as im
+
+    calls = []
+    real = im.read_many
+    monkeypatch.setattr(im, "read_many",
+                        lambda paths, *a, **k: calls.append(len(paths)) or real(paths, *a, **k))
+    cfg = DataConfig(source=f"images:{image_folder}", images={"memory_mb": 1e-4},
+                     preprocess=["channel_mean"], split={"val": 0.25, "test": 0.25})
+    lazy = prepare(cfg, seed=0)
+    assert lazy.train.lazy and lazy.info["lazy"]
+    assert max(calls) <= len(lazy.train)  # never the whole folder at once (eager reads all 12)
+    path = lazy.val.X.paths[0]
+    before, _ = lazy.val.X[0]
+    Image.fromarray(np.full((6, 5, 3), 255, dtype=np.uint8)).save(path)  # change the file on disk
+    after, _ = lazy.val.X[0]
+    shift = lazy.pipeline.steps[0].shift_.astype(np.float32)
+    np.testing.assert_allclose(after.numpy(), 1.0 - shift + np.zeros((3, 6, 5)), rtol=1e-6)
+    assert not torch.equal(before, after)
+    calls.clear()
+    eager = prepare(DataConfig(**{**cfg.model_dump(), "images": {"memory_mb": 100.0}}), 0)
+    assert not eager.train.lazy and calls == [12]
+
+
 @pytest.mark.parametrize("values,expected", [
     (pd.Series([1.5, 2.0]), "numeric"), (pd.Series([True, False]), "boolean"),
     (pd.Series(["Yes", "no", None]), "boolean"), (pd.Series(["a", "b"]), "categorical"),
 ])
 def test_infer_type(values, expected):
     assert infer_type(values) == expected
+
+
+def test_boolean_columns_become_0_1_with_missing_kept(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text("yn,tf,TF,x,y\n" + "\n".join(
+        f"{a},{b},{c},{i},{i % 2}" for i, (a, b, c) in enumerate(
+            [("yes", "t", "True"), ("No", "F", "False"), ("", "T", ""), ("Y", "f", "TRUE"),
+             ("n", "t", "FALSE"), ("YES", "f", "True")] * 4)) + "\n")
+    cfg = DataConfig(source=f"csv:{path}", target="y", preprocess=["impute"],
+                     split={"val": 0.0, "test": 0.0})
+    data = prepare(cfg, seed=0)
+    assert data.info["feature_types"] == {"yn": "boolean", "tf": "boolean", "TF": "boolean",
+                                          "x": "numeric"}
+    X = data.train.X.numpy()
+    names = data.feature_names
+    yn, tf = X[:, names.index("yn")], X[:, names.index("tf")]
+    missing_yn = X[:, names.index("missing_yn")]
+    order = np.argsort(data.train.index)
+    assert yn[order][[0, 1, 3, 4, 5]].tolist() == [1, 0, 1, 0, 1]  # yes, No, Y, n, YES
+    assert tf[order][:6].tolist() == [1, 0, 1, 0, 1, 0]  # t, F, T, f, t, f
+    assert missing_yn[order][:6].tolist() == [0, 0, 1, 0, 0, 0]
+    assert yn[order][2] == pytest.approx(np.mean([1, 0, 1, 0, 1]))  # imputed with the train mean
+
+
+def test_mostly_numeric_text_is_numeric_and_the_odd_value_is_named(tmp_path):
+    path = tmp_path / "q.csv"
+    xs = [str(i * 0.5) for i in range(30)]
+    xs[17] = "?"
+    pd.DataFrame({"x": xs, "y": [0, 1, None] + [0, 1] * 13 + [1]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"column 'x' of csv file .* is numeric but holds '\?' "
+                                        r"\(row 17\); set data.columns.x = \"categorical\""):
+        prepare(DataConfig(source=f"csv:{path}", target="y", missing_target="drop"), 0)
+    data = prepare(DataConfig(source=f"csv:{path}", target="y", missing_target="drop",
+                              columns={"x": "categorical"}, preprocess=[]), 0)
+    assert data.info["feature_types"] == {"x": "categorical"}
+    assert len(data.feature_names) > 10 and all(n.startswith("x=") for n in data.feature_names)
 
 
 @pytest.mark.parametrize("labels,task,classes", [

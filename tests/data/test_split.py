@@ -77,3 +77,39 @@ def test_bad_split_column_value(tmp_path):
                  ).to_csv(path, index=False)
     with pytest.raises(DataError, match="split column 'part'.*holds 'tst' at row 2; allowed"):
         prepare(DataConfig(source=f"csv:{path}", target="y", split={"column": "part"}), 0)
+
+
+def test_index_files_and_split_column_with_dropped_target_rows(tmp_path):
+    path = tmp_path / "s.csv"
+    y = [0, 1, None, 1, 0, 1, 0, None, 0, 1]
+    part = ["train"] * 6 + ["val", "val", "test", "test"]
+    pd.DataFrame({"x": np.arange(10.0), "y": y, "part": part}).to_csv(path, index=False)
+    by_col = prepare(DataConfig(source=f"csv:{path}", target="y", missing_target="drop",
+                                split={"column": "part"}), 0)
+    assert by_col.train.index.tolist() == [0, 1, 3, 4, 5] and by_col.val.index.tolist() == [6]
+    assert by_col.test.index.tolist() == [8, 9]
+    (tmp_path / "idx.json").write_text(json.dumps({"train": [0, 1, 2, 3, 4], "val": [7, 8],
+                                                   "test": [9]}))
+    by_idx = prepare(DataConfig(source=f"csv:{path}", target="y", missing_target="drop",
+                                split={"indices": str(tmp_path / "idx.json")}, preprocess=[],
+                                columns={"part": "ignore"}), 0)
+    # source rows 2 and 7 have no target: skipped; the rest keep their source row numbers
+    assert by_idx.train.index.tolist() == [0, 1, 3, 4] and by_idx.val.index.tolist() == [8]
+    assert by_idx.train.X.numpy().ravel().tolist() == [0.0, 1.0, 3.0, 4.0]  # x = row number
+    assert by_idx.train.y.tolist() == [0, 1, 1, 0]
+
+
+def test_index_files_relative_to_the_config_from_the_cli(tmp_path, monkeypatch, capsys):
+    from trainwell.cli import main
+
+    exp = tmp_path / "exp"
+    (exp / "splits").mkdir(parents=True)
+    pd.DataFrame({"x": np.arange(12.0), "y": [0, 1] * 6}).to_csv(exp / "t.csv", index=False)
+    (exp / "splits" / "train.txt").write_text("0 1 2 3 4 5 6 7")
+    (exp / "splits" / "test.txt").write_text("8,9,10,11")
+    (exp / "c.toml").write_text('[data]\nsource = "csv:t.csv"\ntarget = "y"\n'
+                                '[data.split.indices]\ntrain = "splits/train.txt"\n'
+                                'test = "splits/test.txt"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "describe", "exp/c.toml"]) == 0
+    assert "splits: train 8, val 0, test 4 (from index files)" in capsys.readouterr().out

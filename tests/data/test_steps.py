@@ -79,6 +79,22 @@ def test_impute_with_indicators_matches_sklearn():
         assert out.num_names == list("abcd") + ["missing_a", "missing_d"]
 
 
+def test_impute_without_indicator_and_strategies_differ():
+    X = np.array([[1.0], [2.0], [2.0], [10.0], [np.nan]])
+    new = Table(np.array([[np.nan], [5.0]]), ["a"])
+    got = {}
+    for strategy in ("mean", "median", "most_frequent"):
+        step = TABLE_STEPS["impute"](strategy=strategy, indicator=False).fit(Table(X, ["a"]))
+        out = step.transform(new)
+        assert out.num_names == ["a"] and out.num[1, 0] == 5.0  # present values untouched
+        got[strategy] = out.num[0, 0]
+    assert got == {"mean": 3.75, "median": 2.0, "most_frequent": 2.0}
+    mean_step = TABLE_STEPS["impute"](strategy="mean").fit(Table(X[:4], ["a"]))
+    # no value missing in train: no indicator column, and a test-time gap still gets the mean
+    out = mean_step.transform(new)
+    assert out.num_names == ["a"] and out.num[0, 0] == 3.75
+
+
 def test_onehot_and_categorical_impute_match_sklearn():
     cat = np.array([["r"], ["g"], [None], ["b"], ["g"]], dtype=object)
     new = np.array([["g"], ["zzz"], [None]], dtype=object)

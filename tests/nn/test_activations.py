@@ -147,13 +147,36 @@ def test_prelu_shared_or_per_channel_and_learnable_slope():
     x = -torch.ones(2, 8)
     per(x).sum().backward()
     torch.testing.assert_close(per.weight.grad, torch.full((8,), -2.0))  # d/dalpha = sum of x < 0
+    shared(x).sum().backward()
+    torch.testing.assert_close(shared.weight.grad, torch.tensor([-16.0]))  # one slope for all
+    # per channel of an image: one slope per channel, broadcast over H x W
+    img = make_activation({"name": "prelu", "per_channel": True, "init": 0.1}, 3)
+    with torch.no_grad():
+        img.weight.copy_(torch.tensor([0.1, 0.2, 0.3]))
+    out = img(-torch.ones(1, 3, 2, 2))
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([-0.1, -0.2, -0.3]))
 
 
 def test_swish_fixed_is_silu_and_learnable_has_parameter():
     assert isinstance(make_activation("swish"), nn.SiLU)
-    learn = make_activation({"name": "swish", "learnable": True})
+    learn = make_activation({"name": "swish", "beta": 1.5, "learnable": True}).double()
     assert [n for n, _ in learn.named_parameters()] == ["beta"]
-    assert not list(make_activation({"name": "swish", "beta": 2.0}).parameters())
+    fixed = make_activation({"name": "swish", "beta": 2.0})
+    assert not list(fixed.parameters()) and fixed.beta.item() == 2.0
+    # d/dbeta [x sigmoid(beta x)] = x^2 sigmoid(beta x) (1 - sigmoid(beta x)), through the module
+    learn(X).sum().backward()
+    s = sig(1.5 * X)
+    torch.testing.assert_close(learn.beta.grad, (X * X * s * (1 - s)).sum())
+
+    def f(beta):
+        return torch.func.functional_call(learn, {"beta": beta}, (X,))
+
+    beta = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(f, (beta,))
+    # and an optimizer step moves it
+    before = learn.beta.item()
+    torch.optim.SGD(learn.parameters(), lr=0.1).step()
+    assert learn.beta.item() != before
 
 
 def test_step_warns_and_has_no_gradient():

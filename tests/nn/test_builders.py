@@ -61,6 +61,23 @@ def test_head_follows_the_task(task, n_out, head):
     assert build((6,), n_out=n_out, task=task, hidden=[4])(torch.randn(2, 6)).shape == (2, head)
 
 
+def test_cnn_with_stride_avg_pool_and_per_channel_prelu():
+    m = build((3, 12, 12), arch="cnn", channels=[5, 6], kernel_size=3, stride=2, padding=1,
+              pool="avg", hidden=[4], activation={"name": "prelu", "per_channel": True})
+    assert m.conv1_act.weight.numel() == 5 and m.conv2_act.weight.numel() == 6
+    assert isinstance(m.conv1_pool, nn.AvgPool2d)
+    x = torch.randn(2, 3, 12, 12)
+    h = m.conv1_pool(m.conv1_act(m.conv1(x)))
+    assert h.shape == (2, 5, 3, 3)  # floor((12 + 2 - 3) / 2) + 1 = 6, then 6 // 2 = 3
+    assert m.conv2_pool(m.conv2(h)).shape == (2, 6, 1, 1)  # 3 -> 2 -> 1
+    assert m(x).shape == (2, 3)
+    with pytest.raises(ModelSpecError, match=r"conv block 2 \(conv2d 3x3, stride 2, padding 0\) "
+                                             r"gets a 2x2 input and would output 0x0"):
+        build((3, 12, 12), arch="cnn", channels=[5, 6], stride=2, padding=0, pool="avg")
+    conv = (3 * 5 * 9 + 5) + 5 + (5 * 6 * 9 + 6) + 6
+    assert n_params(m) == conv + (6 * 1 * 1 * 4 + 4) + 4 + (4 * 3 + 3)  # one slope per fc1 unit
+
+
 def test_cnn_counts_and_shape():
     m = build((1, 8, 8), n_out=10, arch="cnn", channels=[4, 8], hidden=[16])
     conv = (1 * 4 * 9 + 4) + (4 * 8 * 9 + 8)
@@ -138,8 +155,15 @@ def test_python_factory(tmp_path, monkeypatch):
         build((6,), arch="python:my_nets:wrong_size")
     with pytest.raises(ModelSpecError, match="returned int, not a torch.nn.Module"):
         build((6,), arch="python:my_nets:not_a_module")
-    with pytest.raises(ModelSpecError, match="cannot import module 'no_such_mod'"):
+    with pytest.raises(ModelSpecError, match="cannot import module 'no_such_mod'.*PYTHONPATH"):
         build((6,), arch="python:no_such_mod:f")
+    (tmp_path / "broken_nets.py").write_text("import no_such_dependency\n")
+    with pytest.raises(ModelSpecError, match="module 'broken_nets' failed to import: No module "
+                                             "named 'no_such_dependency'"):
+        build((6,), arch="python:broken_nets:f")
+    (tmp_path / "syntax_nets.py").write_text("def f(:\n")
+    with pytest.raises(ModelSpecError, match="module 'syntax_nets' failed to import: SyntaxError"):
+        build((6,), arch="python:syntax_nets:f")
     with pytest.raises(ModelSpecError, match="has no callable 'missing'"):
         build((6,), arch="python:my_nets:missing")
 
@@ -169,9 +193,10 @@ def test_wrong_input_rank_task_and_outputs_are_refused():
         build((64,), arch="cnn")
     with pytest.raises(
         ModelSpecError,
-        match=r"'rnn' needs a sequence \(T, F\) per sample; got input shape \(1, 8, 8\)",
+        match=r"'rnn' needs a sequence \(T, F\) \(or \(C, H, W\), read row by row\) per "
+        r"sample; got input shape \(64,\)",
     ):
-        build((1, 8, 8), arch="rnn")
+        build((64,), arch="rnn")
     with pytest.raises(
         ModelSpecError, match="task must be one of binary, multiclass, regression; got 'ranking'"
     ):
@@ -220,3 +245,37 @@ def test_config_accepts_boundaries_and_tables():
     assert cfg.model.activation == {"name": "leaky_relu", "negative_slope": 0.1}
     m = build_model(cfg.model, (5,), 2, "multiclass")
     assert m.fc1_act.negative_slope == 0.1
+
+
+def test_rnn_reads_c_h_w_inputs_row_by_row():
+    m = build((2, 5, 3), n_out=4, arch="rnn", cell="gru", hidden_size=6)
+    assert m.rnn.input_size == 2 * 3  # C * W features per step
+    x = torch.randn(3, 2, 5, 3)
+    rows = x.permute(0, 2, 1, 3).reshape(3, 5, 6)  # step t = row t of every channel
+    _, h = m.rnn(rows)
+    torch.testing.assert_close(m(x), m.head(h[-1]))
+
+
+def test_rnn_learns_sequence_regression_and_classification():
+    """A GRU fitted on generated sequences: the running sum (regression, 2 targets) and its sign
+    (classification) -- an MLP-free check that the builder's head reads the whole sequence."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 12, 2, generator=g)
+    targets = torch.stack([x[:, :, 0].sum(1), x[:, :, 1].sum(1)], dim=1) / 12**0.5
+    for task, n_out, y in [("regression", 2, targets), ("binary", 1, (targets[:, :1] > 0).float())]:
+        torch.manual_seed(0)
+        m = build((12, 2), n_out=n_out, task=task, arch="rnn", cell="gru", hidden_size=16)
+        loss_fn = nn.MSELoss() if task == "regression" else nn.BCEWithLogitsLoss()
+        opt = torch.optim.Adam(m.parameters(), lr=0.02)
+        with torch.no_grad():
+            start = loss_fn(m(x), y).item()
+        for _ in range(150):
+            opt.zero_grad()
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            opt.step()
+        if task == "regression":  # predicting the mean leaves MSE 1 per target
+            assert start > 0.5 and loss.item() < 0.1
+        else:
+            accuracy = ((m(x) > 0).float() == y).float().mean().item()
+            assert accuracy > 0.93

@@ -138,10 +138,38 @@ def test_stochastic_depth_gradcheck_float64():
     assert torch.autograd.gradcheck(sd.eval(), (x,))
 
 
-def test_fractional_and_global_pooling_shapes():
+def test_fractional_max_pooling_random_in_training_fixed_average_at_inference():
+    torch.manual_seed(0)
     x = torch.randn(2, 3, 16, 16)
     fmp = make_layer("fractional_max_pool2d", 2, output_ratio=1 / math.sqrt(2))
     assert fmp(x).shape == (2, 3, 11, 11)
+    # training: fresh random pooling regions on every pass (Graham 2014, lecture 001)
+    draws = {tuple(fmp.train()(x).flatten()[:50].tolist()) for _ in range(10)}
+    assert len(draws) > 1
+    # every output is one of the input values (the max of some pooling region)
+    y = fmp(x)
+    assert torch.isin(y, x).all()
+    # inference: the average over the fixed region draws, the same on every call
+    fmp.eval()
+    out = fmp(x)
+    torch.testing.assert_close(fmp(x), out, rtol=0, atol=0)
+    samples = fmp.test_region_samples(3, x.dtype)
+    assert samples.shape == (fmp.test_samples, 3, 2)
+    oracle = torch.stack([
+        nn.functional.fractional_max_pool2d(x, 2, output_ratio=(1 / math.sqrt(2),) * 2,
+                                            _random_samples=u.expand(2, 3, 2).contiguous())
+        for u in samples
+    ]).mean(0)
+    torch.testing.assert_close(out, oracle)
+    # and it is the same answer a fresh module gives (what a reloaded model computes)
+    fresh = make_layer("fractional_max_pool2d", 2, output_ratio=1 / math.sqrt(2)).eval()
+    torch.testing.assert_close(fresh(x), out, rtol=0, atol=0)
+    xd = torch.randn(1, 2, 8, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fmp, (xd,))
+
+
+def test_global_pooling():
+    x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(make_layer("global_avg_pool2d")(x), x.mean(dim=(2, 3)))
     xd = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(make_layer("global_avg_pool2d"), (xd,))

@@ -87,3 +87,51 @@ def test_docs_auto_table_matches_policy():
                 documented[act.strip().split(" ")[0]] = cells[1].split(" ")[0]
     documented.pop("none", None)
     assert documented == {act: scheme for act, (scheme, _) in AUTO_TABLE.items()}
+
+
+def test_cli_model_summary_rnn_on_images_and_on_npz_sequences(tmp_path, capsys):
+    import numpy as np
+
+    cfg = tmp_path / "rnn.toml"
+    cfg.write_text('[data]\nsource = "builtin:digits_images"\n'
+                   '[model]\narch = "rnn"\ncell = "rnn"\nhidden_size = 16\n')
+    assert main(["model", "summary", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    # 8 rows of 8 pixels: 8 steps of 8 features, vanilla tanh rnn, 10 logits
+    assert "model rnn for multiclass: input (1, 8, 8), 10 output(s)" in out
+    assert "RNN" in out and "8x16" in out and "weight_hh: orthogonal" in out
+    assert f"total parameters: {16 * 8 + 16 * 16 + 32 + 16 * 10 + 10:,}" in out
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "seq.npz", X=rng.normal(size=(60, 7, 3)), y=rng.normal(size=(60, 2)))
+    cfg.write_text('[data]\nsource = "npz:seq.npz"\n[model]\narch = "rnn"\ncell = "lstm"\n'
+                   'hidden_size = 4\n')
+    assert main(["model", "summary", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "model rnn for regression: input (1, 7, 3), 2 output(s)" in out
+    assert f"total parameters: {4 * (4 * 3 + 4 * 4 + 8) + 4 * 2 + 2:,}" in out
+
+
+def test_cli_model_summary_python_factory_beside_the_config(tmp_path, monkeypatch, capsys):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "my_cli_nets.py").write_text(
+        "from torch import nn\n\n"
+        "def make(input_shape, n_outputs, width=4):\n"
+        "    return nn.Sequential(nn.Linear(input_shape[0], width), nn.Tanh(),\n"
+        "                         nn.Linear(width, n_outputs))\n"
+    )
+    (exp / "c.toml").write_text('[data]\nsource = "builtin:iris"\n[model]\n'
+                                'arch = "python:my_cli_nets:make"\nparams = { width = 5 }\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # not the config's folder: found beside the config
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    assert main(["model", "summary", str(exp / "c.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "model python:my_cli_nets:make for multiclass: input (4,), 3 output(s)" in out
+    assert "factory" in out and f"total parameters: {4 * 5 + 5 + 5 * 3 + 3}" in out
+    (exp / "c.toml").write_text('[data]\nsource = "builtin:iris"\n[model]\n'
+                                'arch = "python:no_such_user_module:make"\n')
+    assert main(["model", "summary", str(exp / "c.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot import module 'no_such_user_module'" in err and "Traceback" not in err

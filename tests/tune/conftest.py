@@ -32,9 +32,14 @@ def _install() -> str:
     """Install Debian's postgresql package; return what happened, for the failure message."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return "initdb/pg_ctl not found and cannot install them (needs root and apt-get)"
-    print("PostgreSQL is missing: installing it with apt-get install -y postgresql", file=sys.stderr)
+    print(
+        "PostgreSQL is missing: installing it with apt-get install -y postgresql", file=sys.stderr
+    )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]):
+    for cmd in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+    ):
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         if res.returncode != 0:
             return f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]}"
@@ -78,10 +83,14 @@ def postgres_url():
     if res.returncode != 0:
         pytest.fail(f"PostgreSQL test: initdb failed: {res.stderr.strip()[-500:]}")
     opts = f"-p {port} -k {sock} -c listen_addresses='' -c fsync=off -c max_connections=50"
-    res = run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
+    res = run(
+        str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"
+    )
     if res.returncode != 0:
         log = (root / "log").read_text() if (root / "log").exists() else ""
-        pytest.fail(f"PostgreSQL test: pg_ctl start failed: {res.stderr.strip()[-300:]} {log[-500:]}")
+        pytest.fail(
+            f"PostgreSQL test: pg_ctl start failed: {res.stderr.strip()[-300:]} {log[-500:]}"
+        )
     try:
         yield f"postgresql+psycopg2://{user}@/postgres?host={sock}&port={port}"
     finally:

@@ -9,8 +9,8 @@ import torch
 
 from trainwell.errors import ConfigError
 from trainwell.tune.bayes import BayesSampler, _acqf_classes, expected_improvement, ucb_beta
-from trainwell.tune.samplers import list_samplers, make_sampler
 from trainwell.tune.config import TuneConfig
+from trainwell.tune.samplers import list_samplers, make_sampler
 from trainwell.tune.synthetic import PROBLEMS, branin
 
 
@@ -27,8 +27,10 @@ def test_expected_improvement_matches_numerical_integration():
 
     mu, sigma, best, delta = np.array([0.3, -1.0, 2.0]), np.array([0.5, 1.5, 0.1]), 0.5, 0.1
     # EI = E[max(0, Y - best - delta)], Y ~ N(mu, sigma^2), integrated directly
-    exact = [quad(lambda y, m=m, s=s_: (y - best - delta) * norm.pdf(y, m, s), best + delta, np.inf)[0]
-             for m, s_ in zip(mu, sigma)]
+    exact = [
+        quad(lambda y, m=m, s=s_: (y - best - delta) * norm.pdf(y, m, s), best + delta, np.inf)[0]
+        for m, s_ in zip(mu, sigma, strict=True)
+    ]
     assert expected_improvement(mu, sigma, best, delta) == pytest.approx(exact, rel=1e-7, abs=1e-12)
 
 
@@ -42,8 +44,14 @@ def _fitted_gpr(seed=0):
     X = rng.random((12, 2))
     y = np.array([-branin(15 * a - 5, 15 * b) for a, b in X])
     y = (y - y.mean()) / y.std()
-    gpr = gp.fit_kernel_params(X=X, Y=y, is_categorical=space.is_categorical, log_prior=prior.default_log_prior,
-                               minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR, deterministic_objective=False)
+    gpr = gp.fit_kernel_params(
+        X=X,
+        Y=y,
+        is_categorical=space.is_categorical,
+        log_prior=prior.default_log_prior,
+        minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR,
+        deterministic_objective=False,
+    )
     return gpr, space, y
 
 
@@ -56,7 +64,9 @@ def test_acquisitions_are_the_lectures_formulas_on_the_gp_posterior():
     ucb = ucb_cls(gpr, space, beta=0.64).eval_acqf_no_grad(x.numpy())
     assert ucb == pytest.approx(mu + 0.64 * sigma, rel=1e-9)  # mu + beta * sigma
     log_ei = ei_cls(gpr, space, best=float(y.max()), delta=0.05).eval_acqf_no_grad(x.numpy())
-    assert np.exp(log_ei) == pytest.approx(expected_improvement(mu, sigma, float(y.max()), 0.05), rel=1e-5, abs=1e-12)
+    assert np.exp(log_ei) == pytest.approx(
+        expected_improvement(mu, sigma, float(y.max()), 0.05), rel=1e-5, abs=1e-12
+    )
 
 
 def _run(sampler, problem="branin", n=16):
@@ -84,7 +94,12 @@ def test_default_portfolio_alternates_ei_and_floored_ucb():
     assert [k for k, _ in kinds] == ["ei", "ucb"] * 3
     assert kinds[1][1] == pytest.approx(2.0 * 0.8**2)
     assert s.step_acquisition(40) == ("ucb", 0.5)  # the floor
-    assert s.startup_trials(2) == 4 and s.startup_trials(6) == 4 and s.startup_trials(12) == 6 and s.startup_trials(30) == 10
+    assert (
+        s.startup_trials(2) == 4
+        and s.startup_trials(6) == 4
+        and s.startup_trials(12) == 6
+        and s.startup_trials(30) == 10
+    )
 
 
 @pytest.mark.parametrize("acquisition", ["auto", "ei"])
@@ -104,8 +119,11 @@ def test_lecture_ucb_converges_on_a_smooth_bowl():
 
 def test_sampler_works_with_storage_pruner_and_categoricals(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    study = optuna.create_study(storage=storage, sampler=BayesSampler(seed=0, n_startup_trials=4),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    study = optuna.create_study(
+        storage=storage,
+        sampler=BayesSampler(seed=0, n_startup_trials=4),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
+    )
 
     def objective(trial):
         x = trial.suggest_float("x", -3, 3)
@@ -132,7 +150,9 @@ def test_bad_arguments_are_refused():
 def test_every_registered_sampler_runs_a_small_study(name):
     sampler = make_sampler(TuneConfig(method=name), seed=0)
     study = optuna.create_study(sampler=sampler)
-    study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 0.5) ** 2 + t.suggest_float("y", 0, 1), n_trials=8)
+    study.optimize(
+        lambda t: (t.suggest_float("x", -2, 2) - 0.5) ** 2 + t.suggest_float("y", 0, 1), n_trials=8
+    )
     assert len(study.trials) == 8 and study.best_value < 2.0
 
 

@@ -22,7 +22,9 @@ def iris():
 
 def test_classifier_in_a_pipeline_learns_iris(iris):
     X, y = iris
-    clf = make_pipeline(StandardScaler(), NetClassifier(hidden=(16,), lr=3e-2, epochs=40, batch_size=32)).fit(X, y)
+    clf = make_pipeline(
+        StandardScaler(), NetClassifier(hidden=(16,), lr=3e-2, epochs=40, batch_size=32)
+    ).fit(X, y)
     proba = clf.predict_proba(X)
     assert proba.shape == (150, 3) and np.allclose(proba.sum(axis=1), 1.0)
     assert set(clf.predict(X)) <= set(y)  # original labels come back
@@ -33,8 +35,12 @@ def test_classifier_in_a_pipeline_learns_iris(iris):
 def test_binary_classifier_returns_two_columns(iris):
     X, y = iris
     keep = y != "virginica"
-    clf = NetClassifier(hidden=(8,), lr=5e-2, epochs=20).fit(StandardScaler().fit_transform(X[keep]), y[keep])
-    assert clf.task_ == "binary" and clf.predict_proba(StandardScaler().fit_transform(X[keep])).shape == (100, 2)
+    clf = NetClassifier(hidden=(8,), lr=5e-2, epochs=20).fit(
+        StandardScaler().fit_transform(X[keep]), y[keep]
+    )
+    assert clf.task_ == "binary" and clf.predict_proba(
+        StandardScaler().fit_transform(X[keep])
+    ).shape == (100, 2)
 
 
 def test_params_and_clone_follow_scikit_learn(iris):
@@ -44,7 +50,9 @@ def test_params_and_clone_follow_scikit_learn(iris):
     clf.set_params(lr=0.01, epochs=3)
     assert clone(clf).get_params()["lr"] == 0.01
     X, y = iris
-    search = GridSearchCV(NetClassifier(hidden=(8,), epochs=5), {"lr": [1e-4, 5e-2]}, cv=2).fit(StandardScaler().fit_transform(X), y)
+    search = GridSearchCV(NetClassifier(hidden=(8,), epochs=5), {"lr": [1e-4, 5e-2]}, cv=2).fit(
+        StandardScaler().fit_transform(X), y
+    )
     assert search.best_params_ == {"lr": 5e-2}
 
 

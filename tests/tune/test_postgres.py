@@ -12,9 +12,15 @@ QUAD = "trainwell.tune.synthetic:quadratic"
 
 @pytest.mark.postgres
 def test_two_workers_share_one_postgresql_study(runs_dir, postgres_url):
-    space = {"train.optimizer.lr": "loguniform(1e-4, 1e-1)", "model.dropout": "uniform(0, 0.5)",
-             "model.activation": ["relu", "tanh"]}
-    cfg = {"name": "pg", "tune": {"method": "grid", "grid_points": 2, "space": space, "pruner": {"name": "none"}}}
+    space = {
+        "train.optimizer.lr": "loguniform(1e-4, 1e-1)",
+        "model.dropout": "uniform(0, 0.5)",
+        "model.activation": ["relu", "tanh"],
+    }
+    cfg = {
+        "name": "pg",
+        "tune": {"method": "grid", "grid_points": 2, "space": space, "pruner": {"name": "none"}},
+    }
     study = tune(cfg, objective=QUAD, workers=2, storage=postgres_url)
     # the study lives in PostgreSQL, not in a study.db
     assert not (study.dir / "study.db").exists()
@@ -24,7 +30,10 @@ def test_two_workers_share_one_postgresql_study(runs_dir, postgres_url):
     assert all(t.state.name == "COMPLETE" for t in stored.trials)
     assert study.best_value == pytest.approx(min(t.value for t in stored.trials))
     # a second study (random, two workers) in the same database, continued with --resume
-    cfg2 = {"name": "pg2", "tune": {"method": "random", "trials": 4, "space": space, "pruner": {"name": "none"}}}
+    cfg2 = {
+        "name": "pg2",
+        "tune": {"method": "random", "trials": 4, "space": space, "pruner": {"name": "none"}},
+    }
     s2 = tune(cfg2, objective=QUAD, workers=2, storage=postgres_url)
     tune(None, resume=s2.dir, sets=["tune.trials=6"], objective=QUAD)
     trials = optuna.load_study(study_name=s2.dir.name, storage=postgres_url).trials

@@ -21,21 +21,36 @@ SPACE = {
 
 
 def test_recipe_narrows_the_space_and_refines_with_bayes(runs_dir):
-    cfg = {"name": "r", "tune": {"space": SPACE, "pruner": {"name": "none"},
-                                 "recipe": {"coarse_trials": 12, "coarse_epochs": 2, "refine_trials": 6,
-                                            "top_k": 3, "refine_epochs": 7}}}
+    cfg = {
+        "name": "r",
+        "tune": {
+            "space": SPACE,
+            "pruner": {"name": "none"},
+            "recipe": {
+                "coarse_trials": 12,
+                "coarse_epochs": 2,
+                "refine_trials": 6,
+                "top_k": 3,
+                "refine_epochs": 7,
+            },
+        },
+    }
     study = tune(cfg, objective="trainwell.tune.synthetic:quadratic", recipe=True)
     info = json.loads((study.dir / "study.json").read_text())
     coarse, refine = info["stages"]
     assert (coarse["method"], coarse["trials"], coarse["epochs"]) == ("random", 12, 2)
     assert (refine["method"], refine["trials"], refine["epochs"]) == ("bayes", 6, 7)
     # the refined range covers the three best coarse values, inside the original range
-    lo, hi = (float(v) for v in refine["space"]["train.optimizer.lr"][len("loguniform("):-1].split(","))
+    lo, hi = (
+        float(v) for v in refine["space"]["train.optimizer.lr"][len("loguniform(") : -1].split(",")
+    )
     best_lrs = [p["train.optimizer.lr"] for p in refine["narrowed_around"]]
     assert 1e-4 <= lo <= min(best_lrs) and max(best_lrs) <= hi <= 1e-1
     assert math.log(hi / lo) < math.log(1e-1 / 1e-4)
     rows = list(csv.DictReader((study.dir / "trials.csv").open()))
-    assert [r["stage"] for r in rows].count("coarse") == 12 and [r["stage"] for r in rows].count("refine") == 6
+    assert [r["stage"] for r in rows].count("coarse") == 12 and [r["stage"] for r in rows].count(
+        "refine"
+    ) == 6
     for r in rows:
         if r["stage"] == "refine":
             assert lo <= float(r["params.train.optimizer.lr"]) <= hi
@@ -48,15 +63,29 @@ def test_recipe_narrows_the_space_and_refines_with_bayes(runs_dir):
 
 def test_recipe_end_to_end_with_real_training(runs_dir):
     cfg = {
-        "name": "iris", "data": {"source": "builtin:iris"}, "model": {"hidden": [8]},
+        "name": "iris",
+        "data": {"source": "builtin:iris"},
+        "model": {"hidden": [8]},
         "train": {"epochs": 3, "batch_size": 32},
-        "tune": {"space": {"train.optimizer.lr": "loguniform(1e-3, 3e-1)", "model.hidden.width": "logint(4, 32)"},
-                 "metric": "val_loss", "pruner": {"name": "median", "startup_trials": 1, "warmup_epochs": 0},
-                 "recipe": {"coarse_trials": 3, "coarse_epochs": 1, "refine_trials": 2, "top_k": 2}},
+        "tune": {
+            "space": {
+                "train.optimizer.lr": "loguniform(1e-3, 3e-1)",
+                "model.hidden.width": "logint(4, 32)",
+            },
+            "metric": "val_loss",
+            "pruner": {"name": "median", "startup_trials": 1, "warmup_epochs": 0},
+            "recipe": {"coarse_trials": 3, "coarse_epochs": 1, "refine_trials": 2, "top_k": 2},
+        },
     }
     study = tune(cfg, recipe=True)
     d = study.dir
-    assert sorted(p.name for p in (d / "trials").iterdir()) == ["coarse-0", "coarse-1", "coarse-2", "refine-0", "refine-1"]
+    assert sorted(p.name for p in (d / "trials").iterdir()) == [
+        "coarse-0",
+        "coarse-1",
+        "coarse-2",
+        "refine-0",
+        "refine-1",
+    ]
     # each trial is a full run directory whose recorded metric is the study's value
     rows = {(r["stage"], r["number"]): r for r in csv.DictReader((d / "trials.csv").open())}
     for (stage, number), r in rows.items():
@@ -80,7 +109,9 @@ class _FakeTrainer:
 
 
 def test_pruning_callback_reports_each_epoch_and_prunes():
-    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    study = optuna.create_study(
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    )
     good = study.ask()
     cb, trainer = PruningCallback(good, "val_loss"), _FakeTrainer()
     for epoch, loss in enumerate([1.0, 0.5, 0.2], 1):

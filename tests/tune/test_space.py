@@ -9,7 +9,15 @@ import pytest
 
 from trainwell.config import load_config
 from trainwell.errors import ConfigError
-from trainwell.tune.space import apply_params, grid, narrow, parse_param, parse_space, suggest, validate_space
+from trainwell.tune.space import (
+    apply_params,
+    grid,
+    narrow,
+    parse_param,
+    parse_space,
+    suggest,
+    validate_space,
+)
 
 SPACE = {
     "train.optimizer.lr": "loguniform(1e-4, 1e-1)",
@@ -18,7 +26,10 @@ SPACE = {
     "model.hidden.width": "logint(8, 256)",
     "model.activation": ["relu", "tanh"],
     "train.optimizer.name": "choice('adam', 'sgd')",
-    "train.optimizer.momentum": {"dist": "uniform(0.5, 0.99)", "when": {"train.optimizer.name": "sgd"}},
+    "train.optimizer.momentum": {
+        "dist": "uniform(0.5, 0.99)",
+        "when": {"train.optimizer.name": "sgd"},
+    },
 }
 
 
@@ -58,12 +69,22 @@ def test_conditional_parameter_only_when_its_condition_holds():
 
 def test_sampled_values_land_in_the_config():
     cfg = load_config({"model": {"hidden": [64, 64]}})
-    raw = apply_params(cfg.to_dict(), {"model.hidden.depth": 3, "model.hidden.width": 32,
-                                       "train.optimizer.lr": 0.05, "model.activation": "tanh"})
+    raw = apply_params(
+        cfg.to_dict(),
+        {
+            "model.hidden.depth": 3,
+            "model.hidden.width": 32,
+            "train.optimizer.lr": 0.05,
+            "model.activation": "tanh",
+        },
+    )
     new = load_config(raw)
     assert new.model.hidden == [32, 32, 32]
     assert new.train.optimizer.lr == 0.05
-    assert new.model.activation in ("tanh", {"name": "tanh"}) or getattr(new.model.activation, "name", None) == "tanh"
+    assert (
+        new.model.activation in ("tanh", {"name": "tanh"})
+        or getattr(new.model.activation, "name", None) == "tanh"
+    )
     only_width = load_config(apply_params(cfg.to_dict(), {"model.hidden.width": 16}))
     assert only_width.model.hidden == [16, 16]
 
@@ -76,10 +97,16 @@ def test_list_valued_choices_round_trip():
 @pytest.mark.parametrize(
     ("space", "match"),
     [
-        ({"model.dropuot": "uniform(0, 0.5)"}, r"'model.dropuot' is not a config field:.*did you mean 'model.dropout'"),
+        (
+            {"model.dropuot": "uniform(0, 0.5)"},
+            r"'model.dropuot' is not a config field:.*did you mean 'model.dropout'",
+        ),
         ({"modle.dropout": "uniform(0, 0.5)"}, r"'modle.dropout' is not a config field"),
         ({"model.dropout.x": "uniform(0, 0.5)"}, r"model.dropout is a single value"),
-        ({"model.dropout": "uniform(0, 1.5)"}, r"'model.dropout': value 1.5 gives an invalid config"),
+        (
+            {"model.dropout": "uniform(0, 1.5)"},
+            r"'model.dropout': value 1.5 gives an invalid config",
+        ),
         ({"tune.trials": "int(1, 5)"}, r"cannot be searched"),
     ],
 )
@@ -118,34 +145,67 @@ def test_boundary_ranges_are_accepted():
 
 
 def test_grid_is_finer_over_important_parameters():
-    params = parse_space({"train.optimizer.lr": {"dist": "loguniform(1e-4, 1e-1)", "important": True},
-                          "model.dropout": "uniform(0, 0.5)"})
+    params = parse_space(
+        {
+            "train.optimizer.lr": {"dist": "loguniform(1e-4, 1e-1)", "important": True},
+            "model.dropout": "uniform(0, 0.5)",
+        }
+    )
     points = grid(params, points=3, points_important=5)
     assert len(points) == 15
     lrs = sorted({p["train.optimizer.lr"] for p in points})
     assert lrs == pytest.approx([1e-4, 10**-3.25, 10**-2.5, 10**-1.75, 1e-1])  # log-spaced
     assert sorted({p["model.dropout"] for p in points}) == pytest.approx([0, 0.25, 0.5])
     # the same effect by naming it in tune.important
-    plain = parse_space({"train.optimizer.lr": "loguniform(1e-4, 1e-1)", "model.dropout": "uniform(0, 0.5)"})
+    plain = parse_space(
+        {"train.optimizer.lr": "loguniform(1e-4, 1e-1)", "model.dropout": "uniform(0, 0.5)"}
+    )
     assert len(grid(plain, 3, 5, important=["model.dropout"])) == 15
 
 
 def test_grid_expands_conditional_parameters_only_where_active():
-    params = parse_space({"train.optimizer.name": ["adam", "sgd"],
-                          "train.optimizer.momentum": {"dist": "uniform(0.5, 0.9)", "when": {"train.optimizer.name": "sgd"}}})
+    params = parse_space(
+        {
+            "train.optimizer.name": ["adam", "sgd"],
+            "train.optimizer.momentum": {
+                "dist": "uniform(0.5, 0.9)",
+                "when": {"train.optimizer.name": "sgd"},
+            },
+        }
+    )
     points = grid(params, points=3)
     assert len(points) == 1 + 3
     assert sum("train.optimizer.momentum" in p for p in points) == 3
 
 
 def test_narrow_shrinks_ranges_around_the_best_values():
-    params = parse_space({"train.optimizer.lr": "loguniform(1e-5, 1e-1)", "model.dropout": "uniform(0, 0.5)",
-                          "model.hidden.width": "int(8, 512)", "model.activation": ["relu", "tanh", "elu"]})
-    best = [{"train.optimizer.lr": 1e-3, "model.dropout": 0.2, "model.hidden.width": 64, "model.activation": "tanh"},
-            {"train.optimizer.lr": 1e-2, "model.dropout": 0.3, "model.hidden.width": 100, "model.activation": "relu"}]
+    params = parse_space(
+        {
+            "train.optimizer.lr": "loguniform(1e-5, 1e-1)",
+            "model.dropout": "uniform(0, 0.5)",
+            "model.hidden.width": "int(8, 512)",
+            "model.activation": ["relu", "tanh", "elu"],
+        }
+    )
+    best = [
+        {
+            "train.optimizer.lr": 1e-3,
+            "model.dropout": 0.2,
+            "model.hidden.width": 64,
+            "model.activation": "tanh",
+        },
+        {
+            "train.optimizer.lr": 1e-2,
+            "model.dropout": 0.3,
+            "model.hidden.width": 100,
+            "model.activation": "relu",
+        },
+    ]
     lr, drop, width, act = narrow(params, best, margin=0.25)
     # log range [-3, -2] widened by a quarter of its width on each side
-    assert math.log10(lr.low) == pytest.approx(-3.25) and math.log10(lr.high) == pytest.approx(-1.75)
+    assert math.log10(lr.low) == pytest.approx(-3.25) and math.log10(lr.high) == pytest.approx(
+        -1.75
+    )
     assert (drop.low, drop.high) == pytest.approx((0.175, 0.325))
     assert width.low <= 64 and width.high >= 100 and width.high - width.low < 100
     assert set(act.choices) == {"relu", "tanh"}
@@ -156,5 +216,9 @@ def test_narrow_shrinks_ranges_around_the_best_values():
 
 def test_when_cycles_are_refused():
     with pytest.raises(ConfigError, match="cycle"):
-        parse_space({"model.dropout": {"dist": "uniform(0, 0.5)", "when": {"model.norm": "batch"}},
-                     "model.norm": {"choices": ["batch", "none"], "when": {"model.dropout": 0.1}}})
+        parse_space(
+            {
+                "model.dropout": {"dist": "uniform(0, 0.5)", "when": {"model.norm": "batch"}},
+                "model.norm": {"choices": ["batch", "none"], "when": {"model.dropout": 0.1}},
+            }
+        )

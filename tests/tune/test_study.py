@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import signal
-import multiprocessing
 import time
-import tomllib
 from pathlib import Path
 
 import optuna
@@ -28,12 +27,22 @@ SPACE = {
 
 
 def _cfg(method="random", trials=8, **tune_fields):
-    return {"name": "q", "tune": {"method": method, "trials": trials, "space": SPACE,
-                                  "pruner": {"name": "none"}, **tune_fields}}
+    return {
+        "name": "q",
+        "tune": {
+            "method": method,
+            "trials": trials,
+            "space": SPACE,
+            "pruner": {"name": "none"},
+            **tune_fields,
+        },
+    }
 
 
 def _load(study_dir: Path) -> optuna.Study:
-    return optuna.load_study(study_name=study_dir.name, storage=f"sqlite:///{study_dir / 'study.db'}")
+    return optuna.load_study(
+        study_name=study_dir.name, storage=f"sqlite:///{study_dir / 'study.db'}"
+    )
 
 
 @pytest.mark.parametrize("method", ["random", "bayes", "ucb", "ei", "tpe", "gp", "cmaes"])
@@ -41,7 +50,14 @@ def test_each_method_runs_and_writes_the_study_files(runs_dir, method):
     study = tune(_cfg(method, trials=6), objective=QUAD)
     d = study.dir
     assert d.parent == Path("runs") and (d / "trials").is_dir()
-    for name in ("study.db", "study.json", "trials.csv", "best_config.toml", "config.toml", "curves.json"):
+    for name in (
+        "study.db",
+        "study.json",
+        "trials.csv",
+        "best_config.toml",
+        "config.toml",
+        "curves.json",
+    ):
         assert (d / name).is_file(), name
     info = json.loads((d / "study.json").read_text())
     assert info["method"] == method and info["direction"] == "minimize"
@@ -67,10 +83,15 @@ def test_grid_evaluates_every_point_once(runs_dir):
     study = tune(cfg, objective=QUAD)
     rows = study.rows
     assert len(rows) == 3 * 2 * 2
-    keys = {(r["params.train.optimizer.lr"], r["params.model.dropout"], r["params.model.activation"]) for r in rows}
+    keys = {
+        (r["params.train.optimizer.lr"], r["params.model.dropout"], r["params.model.activation"])
+        for r in rows
+    }
     assert len(keys) == len(rows)
     assert study.best_params["model.activation"] == "tanh"
-    assert study.best_params["train.optimizer.lr"] == pytest.approx(10**-2.5)  # nearest grid point to 1e-2
+    assert study.best_params["train.optimizer.lr"] == pytest.approx(
+        10**-2.5
+    )  # nearest grid point to 1e-2
 
 
 def test_overrides_and_bad_keywords(runs_dir):
@@ -101,7 +122,9 @@ def test_direction_follows_the_metric():
 
 
 def test_two_workers_share_one_sqlite_study(runs_dir):
-    study = tune(_cfg("random", trials=12), objective="trainwell.tune.synthetic:quadratic", workers=2)
+    study = tune(
+        _cfg("random", trials=12), objective="trainwell.tune.synthetic:quadratic", workers=2
+    )
     trials = _load(study.dir).trials
     assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
     # two processes, two random streams: no parameter set is drawn twice
@@ -128,8 +151,15 @@ def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
     study = tune(cfg, objective=QUAD, trials=2)  # two finished trials to protect
     before = {t.number: (t.value, t.params) for t in _load(study.dir).trials}
     ctx = multiprocessing.get_context("fork")
-    proc = ctx.Process(target=tune, args=(None,), kwargs={
-        "resume": study.dir, "sets": ["tune.trials=4"], "objective": "trainwell.tune.synthetic:slow_quadratic"})
+    proc = ctx.Process(
+        target=tune,
+        args=(None,),
+        kwargs={
+            "resume": study.dir,
+            "sets": ["tune.trials=4"],
+            "objective": "trainwell.tune.synthetic:slow_quadratic",
+        },
+    )
     proc.start()
     try:
         deadline = time.time() + 60
@@ -152,14 +182,16 @@ def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
     retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
     assert retries[0].params == trials[killed].params
-    for number, (value, params) in before.items():
+    for number, (value, _params) in before.items():
         assert trials[number].state.name == "COMPLETE" and trials[number].value == value
     assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 4
     assert not any(t.state.name in ("RUNNING", "WAITING") for t in trials.values())
 
 
 def test_pruning_from_per_epoch_reports(runs_dir):
-    cfg = _cfg("random", trials=12, pruner={"name": "median", "startup_trials": 2, "warmup_epochs": 0})
+    cfg = _cfg(
+        "random", trials=12, pruner={"name": "median", "startup_trials": 2, "warmup_epochs": 0}
+    )
     study = tune(cfg, objective=QUAD)
     states = [r["state"] for r in study.rows]
     assert "PRUNED" in states and "COMPLETE" in states
@@ -177,3 +209,14 @@ def test_a_resumed_random_search_does_not_replay_its_configs(runs_dir):
     tune(None, resume=first.dir, sets=["tune.trials=8"], objective=QUAD)
     lrs = [t.params["train.optimizer.lr"] for t in _load(first.dir).trials]
     assert len(lrs) == 8 and len(set(lrs)) == 8
+
+
+def test_a_study_whose_every_trial_fails_says_why(runs_dir):
+    with pytest.raises(
+        RunError, match="every trial of .* failed; the first error: ZeroDivisionError"
+    ):
+        tune(_cfg("random", trials=2), objective=_boom)
+
+
+def _boom(cfg, trial):
+    return 1 / 0

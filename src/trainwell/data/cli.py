@@ -44,10 +44,10 @@ def _describe(args: argparse.Namespace) -> int:
     print(describe(data, max_features=max(args.max_features, 0)))
     if len(data.input_shape) == 3 and not args.no_grid:
         path = args.grid or default_grid_path(args.config)
-        png = image_grid_png(data)
+        png = image_grid_png(data, seed=cfg.seed)
         try:
             write_bytes_atomic(path, png)
         except OSError as exc:
             raise DataError(f"cannot write the image grid to {path}: {exc.strerror or exc}") from None
-        print(f"image grid of the first training batch: {path}")
+        print(f"image grid of a training batch: {path}")
     return 0

@@ -35,15 +35,20 @@ class SplitConfig(Section):
     def _check(self) -> SplitConfig:
         if self.val + self.test >= 1.0:
             raise ValueError(
-                f"val + test must be below 1 so that rows remain for training; got val={self.val}, "
-                f"test={self.test}"
+                f"val + test must be below 1 so that rows remain for training (val={self.val} + "
+                f"test={self.test} = {self.val + self.test:g})"
             )
         if self.column is not None and self.indices is not None:
             raise ValueError("give either split.column or split.indices, not both")
         if isinstance(self.indices, dict):
             bad = sorted(set(self.indices) - {"train", "val", "test"})
             if bad:
-                raise ValueError(f"split.indices keys must be train, val, test; got {bad}")
+                from trainwell.registry import closest
+
+                hint = closest(bad[0], ["train", "val", "test"])
+                did = f" did you mean {hint!r}?" if hint else ""
+                raise ValueError(f"split.indices has an unknown key {bad[0]!r};{did} allowed: "
+                                 "train, val, test")
             if "train" not in self.indices:
                 raise ValueError("split.indices needs a 'train' file")
         return self
@@ -64,7 +69,7 @@ class ImageConfig(Section):
     @classmethod
     def _size(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and (len(v) != 2 or min(v) < 1):
-            raise ValueError(f"size must be [height, width] with both >= 1; got {v}")
+            raise ValueError("size must be [height, width] with both >= 1")
         return v
 
 
@@ -102,8 +107,13 @@ class DataConfig(Section):
     def _preprocess(cls, v: list[str | dict[str, Any]] | None) -> list[str | dict[str, Any]] | None:
         if v is not None:
             from trainwell.data.steps import parse_steps
+            from trainwell.errors import ConfigError
 
-            parse_steps(v)
+            try:
+                parse_steps(v)
+            except ConfigError as exc:  # the loader prefixes "data.preprocess:" and the value
+                raise ValueError(str(exc).replace(" of data.preprocess", "")
+                                 .removeprefix("data.preprocess: ")) from None
         return v
 
     def resolve_paths(self, base: Path) -> None:

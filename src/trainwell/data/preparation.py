@@ -189,12 +189,18 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int) -> PreparedData:
         raise DataError(f"{origin} has no feature columns left (target {targets}, ignored "
                         f"{sorted(k for k, v in cfg.columns.items() if v == 'ignore')})")
     kept, target, dropped = _target(cfg, frame[targets].to_numpy(), targets, origin, raw.task_hint)
-    sub = frame.iloc[kept].reset_index(drop=True)
+    sub = frame.iloc[kept]  # keeps the source row numbers for error messages
     for name in types:
         if sub[name].isna().all():
             raise DataError(f"feature column {name!r} of {origin} is entirely missing ({len(sub)} "
                             f"rows); drop it with data.columns.{name} = \"ignore\"")
     table = encode(sub, types, origin)
+    for j, name in enumerate(table.cat_names):
+        n_cat = len({v for v in table.cat[:, j] if v is not None})
+        if n_cat > 20 and n_cat >= 0.9 * len(sub):
+            log.warning("categorical column %r of %s has %d distinct values in %d rows: an "
+                        "identifier? set data.columns.%s = \"ignore\"", name, origin, n_cat,
+                        len(sub), name)
     col_values = sub[cfg.split.column].to_numpy() if cfg.split.column else None
     y_strat = target.y if target.classes is not None else None
     splits, how = make_splits(cfg.split, len(kept), y_strat, seed, col_values, len(frame), kept,
@@ -257,7 +263,8 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
         if cfg.task == "regression":
             raise DataError(f"data.task is regression, but {origin} gives class folders; use "
                             "\"auto\", \"binary\" or \"multiclass\"")
-    kept, target, dropped = _target(cfg, labels, ["label"], origin, getattr(raw, "task_hint", None))
+    names = ["label"] if np.ndim(labels) == 1 else [f"y{j}" for j in range(labels.shape[1])]
+    kept, target, dropped = _target(cfg, labels, names, origin, getattr(raw, "task_hint", None))
     y_strat = target.y if target.classes is not None else None
     splits, how = make_splits(cfg.split, len(kept), y_strat, seed, None, len(labels), kept, origin)
     specs = _specs(cfg, "image", origin)
@@ -305,7 +312,7 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
     info = {
         "origin": origin,
         "n_rows": int(len(labels)),
-        "target": ["label"],
+        "target": names,
         "dropped_rows": dropped,
         "missing": {},
         "split_method": how,

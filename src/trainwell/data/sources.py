@@ -80,6 +80,11 @@ def _npz(path: Path, need_y: bool) -> tuple[np.ndarray, np.ndarray | None, list[
     from trainwell.data.tables import check_file
 
     check_file(path, "npz")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"npz file {path} is not an npz archive (a zip of .npy arrays, as "
+                        "numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as z:
             names = list(z.files)

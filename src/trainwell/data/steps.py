@@ -39,26 +39,24 @@ class MinMaxParams(Section):
     @classmethod
     def _range(cls, v: list[float]) -> list[float]:
         if len(v) != 2 or not v[0] < v[1]:
-            raise ValueError(f"range must be [low, high] with low < high; got {v}")
+            raise ValueError("range must be [low, high] with low < high")
         return v
 
 
 def _check_components(v: int | float | None) -> int | float | None:
     if v is None:
         return v
-    if isinstance(v, bool):
-        raise ValueError(f"components must be an int >= 1 or a fraction in (0, 1); got {v!r}")
-    if isinstance(v, int) and v < 1:
-        raise ValueError(f"components must be an int >= 1 or a fraction in (0, 1); got {v}")
-    if isinstance(v, float) and not 0.0 < v < 1.0:
-        raise ValueError(f"components must be an int >= 1 or a fraction in (0, 1); got {v}")
+    bad = (isinstance(v, bool) or (isinstance(v, int) and v < 1)
+           or (isinstance(v, float) and not 0.0 < v < 1.0))
+    if bad:
+        raise ValueError("components must be an int >= 1 or a fraction in (0, 1)")
     return v
 
 
 class PCAParams(Section):
     components: int | float | None = None
 
-    @field_validator("components")
+    @field_validator("components", mode="before")
     @classmethod
     def _components(cls, v: int | float | None) -> int | float | None:
         return _check_components(v)
@@ -68,7 +66,7 @@ class WhitenParams(Section):
     components: int | float | None = None
     eps: float = Field(default=1e-5, ge=0.0)
 
-    @field_validator("components")
+    @field_validator("components", mode="before")
     @classmethod
     def _components(cls, v: int | float | None) -> int | float | None:
         return _check_components(v)
@@ -166,7 +164,7 @@ def parse_steps(items: list[str | dict[str, Any]]) -> list[StepSpec]:
         elif spec.family == "column" and seen_matrix is not None:
             raise ConfigError(
                 f"data.preprocess: {spec.name!r} works on raw columns, so it must come before "
-                f"{seen_matrix!r}; got {[s.name for s in specs]}"
+                f"{seen_matrix!r}"
             )
     return specs
 

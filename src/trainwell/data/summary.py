@@ -13,8 +13,13 @@ import numpy as np
 from trainwell.data.prepared import PreparedData
 
 
-def _fmt(v: float) -> str:
-    return f"{v:9.4g}"
+def _clean(v: float, scale: float = 1.0) -> float:
+    """0 for float32 round-off (|v| below 1e-6 of ``scale``), so a centred mean reads 0."""
+    return 0.0 if abs(v) < 1e-6 * max(abs(scale), 1e-12) else v
+
+
+def _fmt(v: float, scale: float = 1.0, width: int = 9) -> str:
+    return f"{_clean(v, scale):{width}.4g}"
 
 
 def _feature_table(data: PreparedData, max_features: int) -> list[str]:
@@ -22,22 +27,33 @@ def _feature_table(data: PreparedData, max_features: int) -> list[str]:
     before, after = info["features_before"], info["features_after"]
     lines = []
     b_names, a_names = before["names"], after["names"]
-    lines.append(f"features before preprocessing (train, {len(b_names)} numeric columns):")
+    images = len(data.input_shape) == 3
+    if images:
+        lines.append(f"pixels before preprocessing, per channel (train, {len(b_names)} channels):")
+    else:
+        lines.append(f"features before preprocessing (train, {len(b_names)} numeric columns):")
     lines.append(f"  {'name':<24} {'mean':>9} {'std':>9}")
     for i, name in enumerate(b_names[:max_features]):
-        lines.append(f"  {name:<24} {_fmt(before['train']['mean'][i])} {_fmt(before['train']['std'][i])}")
+        mean, std = before["train"]["mean"][i], before["train"]["std"][i]
+        lines.append(f"  {name:<24} {_fmt(mean, std)} {_fmt(std)}")
     if len(b_names) > max_features:
         lines.append(f"  ... {len(b_names) - max_features} more")
     for col, n in info.get("categorical", {}).items():
         lines.append(f"  {col:<24} categorical, {n} categories")
-    lines.append(f"features after preprocessing ({len(a_names)} model inputs):")
+    if images:
+        lines.append("pixels after preprocessing, per channel:")
+    else:
+        lines.append(f"features after preprocessing ({len(a_names)} model inputs):")
     lines.append(f"  {'name':<24} {'train mean':>10} {'train std':>10} {'val mean':>10} "
                  f"{'val std':>10} {'test mean':>10} {'test std':>10}")
     for i, name in enumerate(a_names[:max_features]):
         cells = []
         for split in ("train", "val", "test"):
             st = after[split]
-            cells += [f"{st['mean'][i]:10.4g}", f"{st['std'][i]:10.4g}"] if st["mean"] else ["-".rjust(10)] * 2
+            if st["mean"]:
+                cells += [_fmt(st["mean"][i], st["std"][i], 10), _fmt(st["std"][i], 1.0, 10)]
+            else:
+                cells += ["-".rjust(10)] * 2
         lines.append(f"  {name:<24} " + " ".join(cells))
     if len(a_names) > max_features:
         lines.append(f"  ... {len(a_names) - max_features} more")
@@ -84,15 +100,18 @@ def describe(data: PreparedData, max_features: int = 20) -> str:
     else:
         out.append("missing values: none")
     out.append("preprocessing (fitted on train only): " + (" -> ".join(info["steps"]) or "none"))
-    if info.get("stats_sample"):
-        out.append(f"(image statistics below from the first {info['stats_sample']} training images)")
+    if info.get("stats_sample") and info["stats_sample"] < len(data.train):
+        out.append(f"(image statistics below from the first {info['stats_sample']} training "
+                   "images)")
     out += _feature_table(data, max_features)
     return "\n".join(out)
 
 
-def image_grid_png(data: PreparedData, n: int = 32, cols: int = 8) -> bytes:
-    """PNG bytes of the first ``n`` training images as the model sees them, with their labels.
+def image_grid_png(data: PreparedData, n: int = 32, cols: int = 8, seed: int = 0) -> bytes:
+    """PNG bytes of a batch of ``n`` training images as the model sees them, with their labels.
 
+    The batch is drawn at random (fixed by ``seed``) from the training split, as a shuffling
+    loader would give it, so that it shows every class rather than the first one in file order.
     Each image is min-max scaled for display only (preprocessing makes values signed).
     """
     import matplotlib
@@ -100,8 +119,15 @@ def image_grid_png(data: PreparedData, n: int = 32, cols: int = 8) -> bytes:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    x = data.train.head(n).numpy()
-    y = data.train.y[: len(x)].numpy()
+    import torch
+
+    train = data.train
+    pick = np.random.default_rng(seed).permutation(len(train))[:n]
+    if train.lazy:
+        x = torch.stack([train.X[int(i)][0] for i in pick]).numpy() if len(pick) else np.empty((0,))
+    else:
+        x = train.X[torch.from_numpy(pick)].numpy()
+    y = train.y[torch.from_numpy(pick)].numpy()
     rows = max(1, int(np.ceil(len(x) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), squeeze=False)
     for ax in axes.ravel():
@@ -114,7 +140,8 @@ def image_grid_png(data: PreparedData, n: int = 32, cols: int = 8) -> bytes:
         ax.imshow(show, cmap="gray" if show.ndim == 2 else None, interpolation="nearest")
         label: Any = data.classes[int(y[i])] if data.classes is not None else float(y[i][0])
         ax.set_title(str(label), fontsize=8)
-    fig.suptitle(f"first {len(x)} training inputs after preprocessing", fontsize=9)
+    fig.suptitle(f"a batch of {len(x)} training inputs after preprocessing (seed {seed})",
+                 fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)

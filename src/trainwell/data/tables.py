@@ -82,8 +82,30 @@ def _is_bool_value(v: Any) -> bool:
     return False
 
 
+#: a text column whose values are numbers except for at most this fraction is taken as numeric,
+#: so that a stray token ("?", "12a") is reported with its row instead of silently turning a
+#: numeric column into hundreds of categories
+NUMERIC_TEXT_FRACTION = 0.9
+
+
+def _parses_as_number(v: Any) -> bool:
+    if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)):
+        return True
+    if isinstance(v, str):
+        try:
+            float(v)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
 def infer_type(col: pd.Series) -> str:
-    """``numeric``, ``boolean`` or ``categorical`` from a column's dtype and values."""
+    """``numeric``, ``boolean`` or ``categorical`` from a column's dtype and values.
+
+    Text that is mostly numbers (at least ``NUMERIC_TEXT_FRACTION`` of the non-missing values)
+    is ``numeric``: the odd values are then refused by name when the column is encoded.
+    """
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(col.dtype):
@@ -95,8 +117,7 @@ def infer_type(col: pd.Series) -> str:
         lambda v: isinstance(v, str) and v.strip() in {"0", "1"}
     ).all():
         return "boolean"
-    if len(values) and values.map(lambda v: isinstance(v, (int, float, np.number))
-                                  and not isinstance(v, bool)).all():
+    if len(values) and values.map(_parses_as_number).mean() >= NUMERIC_TEXT_FRACTION:
         return "numeric"
     return "categorical"
 
@@ -104,7 +125,7 @@ def infer_type(col: pd.Series) -> str:
 def infer_types(frame: pd.DataFrame, features: list[str], overrides: dict[str, str],
                 origin: str) -> dict[str, str]:
     """Column name -> type for every feature column (``ignore`` ones left out)."""
-    require_columns(frame, list(overrides), "data.columns names", origin)
+    require_columns(frame, list(overrides), "data.columns entry", origin)
     types = {}
     for name in features:
         kind = overrides.get(name) or infer_type(frame[name])
@@ -122,13 +143,15 @@ def _to_numeric(col: pd.Series, name: str, origin: str) -> np.ndarray:
     arr = np.asarray(num, dtype=np.float64)
     bad = np.isnan(arr) & ~miss
     if bad.any():
-        value = col[bad].iloc[0]
+        first = int(np.flatnonzero(bad)[0])
+        value = col.iloc[first]
         raise DataError(
-            f"column {name!r} of {origin} is numeric but holds {value!r} (row {int(np.flatnonzero(bad)[0])}); "
-            f"set data.columns.{name} = \"categorical\" or fix the value"
+            f"column {name!r} of {origin} is numeric but holds {value!r} (row {col.index[first]}); "
+            f"set data.columns.{name} = \"categorical\", or fix the value (leave the cell empty "
+            "for a missing value)"
         )
     if np.isinf(arr).any():
-        row = int(np.flatnonzero(np.isinf(arr))[0])
+        row = col.index[int(np.flatnonzero(np.isinf(arr))[0])]
         raise DataError(f"column {name!r} of {origin} holds an infinite value (row {row}); "
                         "only finite numbers or missing values are allowed")
     return arr
@@ -136,7 +159,7 @@ def _to_numeric(col: pd.Series, name: str, origin: str) -> np.ndarray:
 
 def _to_boolean(col: pd.Series, name: str, origin: str) -> np.ndarray:
     out = np.full(len(col), np.nan)
-    for i, v in enumerate(col.tolist()):
+    for i, (row, v) in enumerate(zip(col.index, col.tolist(), strict=True)):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             continue
         key = str(v).strip().lower() if not isinstance(v, (bool, np.bool_)) else str(bool(v)).lower()
@@ -148,7 +171,7 @@ def _to_boolean(col: pd.Series, name: str, origin: str) -> np.ndarray:
             out[i] = 0.0
         else:
             raise DataError(
-                f"column {name!r} of {origin} is boolean but holds {v!r} (row {i}); allowed: "
+                f"column {name!r} of {origin} is boolean but holds {v!r} (row {row}); allowed: "
                 f"{sorted(BOOL_TOKENS)} in any case, or set data.columns.{name} = \"categorical\""
             )
     return out

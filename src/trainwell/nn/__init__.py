@@ -10,6 +10,7 @@ from typing import Any
 _LAZY = {
     "AUTO_TABLE": "trainwell.nn.init",
     "DropConnectLinear": "trainwell.nn.layers",
+    "FractionalMaxPool2d": "trainwell.nn.layers",
     "GlobalAvgPool2d": "trainwell.nn.layers",
     "Maxout": "trainwell.nn.activations",
     "ModelConfig": "trainwell.nn.config",

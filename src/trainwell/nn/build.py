@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
+import sys
 from typing import Any
 
 import torch
@@ -35,16 +37,45 @@ def head_size(task: str, n_outputs: int) -> int:
     return n_outputs
 
 
+def import_user_module(module_name: str, arch: str) -> Any:
+    """Import the module of ``python:module:factory``: from ``sys.path``, else from the current
+    folder (as ``python -m`` would), so a ``nets.py`` beside the config is found.
+
+    Raises:
+        ModelSpecError: the module is not found, or fails while importing (its error is named).
+    """
+    top = module_name.split(".")[0]
+    cwd = os.getcwd()
+    for attempt in range(2):
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name not in {top, module_name}:  # found, but it imports something missing
+                raise ModelSpecError(
+                    f"model.arch = {arch!r}: module {module_name!r} failed to import: {exc}"
+                ) from None
+            if attempt == 0 and cwd not in sys.path:
+                sys.path.append(cwd)
+                importlib.invalidate_caches()
+                continue
+            raise ModelSpecError(
+                f"model.arch = {arch!r}: cannot import module {module_name!r}: no {top}.py (or "
+                f"package {top}/) on the Python path or in the current folder {cwd}; run from the "
+                "folder that holds it, or add its folder to PYTHONPATH"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - a user's module can raise anything on import
+            raise ModelSpecError(
+                f"model.arch = {arch!r}: module {module_name!r} failed to import: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+    raise AssertionError("unreachable")
+
+
 def _python_model(
     arch: str, params: dict[str, Any], input_shape: tuple[int, ...], n_out: int, task: str
 ) -> nn.Module:
     _, module_name, factory_name = arch.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelSpecError(
-            f"model.arch = {arch!r}: cannot import module {module_name!r} ({exc})"
-        ) from None
+    module = import_user_module(module_name, arch)
     factory: Any = module
     for part in factory_name.split("."):
         factory = getattr(factory, part, None)

@@ -34,7 +34,7 @@ def check_arch(value: str) -> str:
             or not all(p.isidentifier() for p in parts[2].split("."))
         ):
             raise ModelSpecError(
-                f"a python model is named python:module:factory, e.g. python:mypkg.nets:make_net; got {value!r}"
+                "a python model is named python:module:factory, e.g. python:mypkg.nets:make_net"
             )
         return value
     import trainwell.nn.convnets

@@ -38,6 +38,13 @@ def _summary(args: argparse.Namespace) -> int:
     from trainwell.nn.summary import format_summary, model_summary
 
     cfg = load_config_from_args(args)
+    if cfg.model.arch.startswith("python:"):  # a factory module may sit beside the config
+        import sys
+        from pathlib import Path
+
+        folder = str(Path(args.config).resolve().parent)
+        if folder not in sys.path:
+            sys.path.append(folder)
     data = prepare(cfg.data, cfg.seed)
     torch.manual_seed(cfg.seed)
     batch = _example_batch(data.train.X)

@@ -15,7 +15,7 @@ from torch import nn
 from trainwell.errors import ModelSpecError
 from trainwell.nn.activations import activation_expansion, make_activation
 from trainwell.nn.builders import MODELS, dense_stack, need_dims
-from trainwell.nn.layers import GlobalAvgPool2d, ResidualBlock, make_norm
+from trainwell.nn.layers import FractionalMaxPool2d, GlobalAvgPool2d, ResidualBlock, make_norm
 
 if TYPE_CHECKING:
     from trainwell.nn.config import ModelConfig
@@ -37,7 +37,7 @@ def _pool(cfg: ModelConfig, h: int, w: int, block: int) -> tuple[nn.Module | Non
             f"fractional max pool (ratio {FRACTIONAL_RATIO:.4f}, 2x2 regions)",
             oh >= 1 and ow >= 1 and oh < h and ow < w,
         )
-        module: nn.Module = nn.FractionalMaxPool2d(2, output_ratio=FRACTIONAL_RATIO)
+        module: nn.Module = FractionalMaxPool2d(2, output_ratio=FRACTIONAL_RATIO)
     else:
         p = cfg.pool_size
         oh, ow = conv_out(h, p, p, 0), conv_out(w, p, p, 0)

@@ -89,6 +89,60 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode}"
 
 
+class FractionalMaxPool2d(nn.FractionalMaxPool2d):
+    """Fractional max pooling (Graham 2014; lecture 001), deterministic at inference.
+
+    Training: torch's pooling with fresh random pooling regions on every pass. Inference
+    (lecture 001: "average predictions over different samples"): the average of the pooled
+    outputs over ``test_samples`` fixed draws of the regions (drawn from ``seed``), so the same
+    input always gives the same prediction. torch's own module draws new regions at inference too.
+
+    Example:
+        >>> pool = FractionalMaxPool2d(2, output_ratio=0.7).eval()
+        >>> x = torch.randn(1, 2, 8, 8)
+        >>> pool(x).shape, torch.equal(pool(x), pool(x))
+        (torch.Size([1, 2, 5, 5]), True)
+    """
+
+    def __init__(
+        self,
+        kernel_size: Any = 2,
+        output_size: Any = None,
+        output_ratio: Any = None,
+        test_samples: int = 4,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(kernel_size, output_size=output_size, output_ratio=output_ratio)
+        self.test_samples = require_int("fractional max pool test_samples", test_samples, low=1)
+        self.seed = require_int("fractional max pool seed", seed, low=0)
+
+    def test_region_samples(self, channels: int, dtype: torch.dtype) -> torch.Tensor:
+        """The fixed region draws used at inference: (test_samples, channels, 2) in [0, 1)."""
+        g = torch.Generator().manual_seed(self.seed)
+        draws = torch.rand(self.test_samples, channels, 2, generator=g, dtype=torch.float64)
+        return draws.to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        batched = x if x.dim() == 4 else x.unsqueeze(0)
+        n, c = batched.shape[:2]
+        draws = self.test_region_samples(c, batched.dtype).to(batched.device)
+        out = torch.stack([
+            nn.functional.fractional_max_pool2d(
+                batched, self.kernel_size, self.output_size, self.output_ratio,
+                _random_samples=draw.expand(n, c, 2).contiguous(),
+            )
+            for draw in draws
+        ]).mean(0)
+        return out if x.dim() == 4 else out.squeeze(0)
+
+    def extra_repr(self) -> str:
+        size = (f"output_size={self.output_size}" if self.output_size is not None
+                else f"output_ratio={self.output_ratio}")
+        return f"kernel_size={self.kernel_size}, {size}, test_samples={self.test_samples}"
+
+
 class GlobalAvgPool2d(nn.Module):
     """Global average pooling: (N, C, H, W) -> (N, C)."""
 
@@ -192,7 +246,7 @@ LAYERS.register("conv2d")(nn.Conv2d)
 LAYERS.register("max_pool2d", "maxpool")(nn.MaxPool2d)
 LAYERS.register("avg_pool2d", "avgpool")(nn.AvgPool2d)
 LAYERS.register("global_avg_pool2d", "global_avg_pool")(GlobalAvgPool2d)
-LAYERS.register("fractional_max_pool2d", "fractional_max_pool")(nn.FractionalMaxPool2d)
+LAYERS.register("fractional_max_pool2d", "fractional_max_pool")(FractionalMaxPool2d)
 LAYERS.register("batch_norm1d")(nn.BatchNorm1d)
 LAYERS.register("batch_norm2d")(nn.BatchNorm2d)
 LAYERS.register("layer_norm")(nn.LayerNorm)
@@ -218,6 +272,7 @@ __all__ = [
     "LAYERS",
     "NORMS",
     "DropConnectLinear",
+    "FractionalMaxPool2d",
     "GlobalAvgPool2d",
     "ResidualBlock",
     "StochasticDepth",

@@ -178,6 +178,7 @@ class Trainer:
         autocast, scaler = autocast_context(self.device, self.precision)
         model, opt, sched = self.model, self.optimizer, self.schedule
         assert sched is not None
+        params = [p for group in opt.param_groups for p in group["params"]]
         start = time.perf_counter() - self.elapsed
         events("before_fit", self)
         while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
@@ -204,7 +205,8 @@ class Trainer:
                     nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)  # clip
                 scaler.step(opt)  # update the weights
                 scaler.update()
-                opt.zero_grad(set_to_none=True)  # drop the gradients
+                for p in params:  # drop the gradients (zero_grad(set_to_none=True), minus its profiler hooks)
+                    p.grad = None
                 sched.step()  # LR of the next update
                 self.step += 1
                 events("after_step", self)
@@ -266,7 +268,8 @@ class Trainer:
             wanted.append(("train.schedule.metric", self.schedule_spec.metric))
         for field, name in wanted:
             if not has_val and name.startswith("val_"):
-                logger.warning("%s is %r but there is no validation data; using train_loss", field, name)
+                level = logging.DEBUG if self.early_stopping.patience is None else logging.WARNING
+                logger.log(level, "%s is %r but there is no validation data; using train_loss", field, name)
                 if field.startswith("train.early_stopping"):
                     es = self.early_stopping
                     self.early_stopping = EarlyStopping("train_loss", "min", es.patience, es.min_delta)

@@ -1,6 +1,9 @@
 """Hyperparameter search: spaces, grid / random / Bayesian samplers on Optuna, the coarse-to-fine
 recipe, parallel and multi-machine studies, algorithm selection.
 
+Public names are imported lazily, so that reading a config (``trainwell check``) loads neither
+optuna nor torch.
+
 Example:
     >>> import trainwell as tw
     >>> study = tw.tune("experiment.toml", trials=20)  # doctest: +SKIP
@@ -9,40 +12,49 @@ Example:
 
 from __future__ import annotations
 
-from trainwell.tune.bayes import BayesSampler, expected_improvement, ucb_beta
-from trainwell.tune.samplers import list_samplers, make_sampler
-from trainwell.tune.space import Param, grid, narrow, parse_space, validate_space
-from trainwell.tune.study import Study, resolve_direction, tune
+import sys
+import types
+from typing import Any
 
-__all__ = [
-    "BayesSampler",
-    "Param",
-    "Study",
-    "expected_improvement",
-    "grid",
-    "list_samplers",
-    "make_sampler",
-    "narrow",
-    "parse_space",
-    "resolve_direction",
-    "tune",
-    "ucb_beta",
-    "validate_space",
-]
+_LAZY = {
+    "BayesSampler": "trainwell.tune.bayes",
+    "expected_improvement": "trainwell.tune.bayes",
+    "ucb_beta": "trainwell.tune.bayes",
+    "NetClassifier": "trainwell.tune.estimator",
+    "NetRegressor": "trainwell.tune.estimator",
+    "list_samplers": "trainwell.tune.samplers",
+    "make_sampler": "trainwell.tune.samplers",
+    "Param": "trainwell.tune.space",
+    "grid": "trainwell.tune.space",
+    "narrow": "trainwell.tune.space",
+    "parse_space": "trainwell.tune.space",
+    "validate_space": "trainwell.tune.space",
+    "Study": "trainwell.tune.study",
+    "resolve_direction": "trainwell.tune.study",
+    "tune": "trainwell.tune.study",
+    "TuneConfig": "trainwell.tune.config",
+}
+
+__all__ = sorted(_LAZY)
 
 
-def _make_callable() -> None:
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainwell.tune' has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
     """``trainwell.tune`` is both this package and the function ``tune``: once the package is
-    imported, ``import trainwell as tw; tw.tune(...)`` finds the package, so the package calls
-    :func:`tune`."""
-    import sys
-    import types
+    imported, ``import trainwell as tw; tw.tune(...)`` finds the package, so calling the package
+    calls :func:`trainwell.tune.study.tune`."""
 
-    class _CallableModule(types.ModuleType):
-        def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
-            return tune(*args, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from trainwell.tune.study import tune
 
-    sys.modules[__name__].__class__ = _CallableModule
+        return tune(*args, **kwargs)
 
 
-_make_callable()
+sys.modules[__name__].__class__ = _CallableModule

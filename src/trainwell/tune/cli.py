@@ -19,11 +19,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         if action.dest == "config":
             action.nargs = "?"
             action.default = None
-    p.add_argument("--recipe", action="store_true", help="coarse random search on short trials, then refine with Bayesian optimization, then train the best in full")
-    p.add_argument("--workers", type=int, default=None, metavar="K", help="worker processes on this machine")
-    p.add_argument("--storage", default=None, metavar="URL", help="SQLAlchemy URL of a shared study, e.g. postgresql://user@host/db")
+    p.add_argument(
+        "--recipe",
+        action="store_true",
+        help="coarse random search on short trials, then refine with Bayesian optimization, then train the best in full",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="K", help="worker processes on this machine"
+    )
+    p.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of a shared study, e.g. postgresql://user@host/db",
+    )
     p.add_argument("--resume", default=None, metavar="STUDY_DIR", help="continue an existing study")
-    p.add_argument("--name", default=None, metavar="N", help="the study directory's name under runs_dir")
+    p.add_argument(
+        "--name", default=None, metavar="N", help="the study directory's name under runs_dir"
+    )
     p.add_argument("--top", type=int, default=10, help="rows of the leaderboard to print")
     p.set_defaults(func=_tune)
 
@@ -37,12 +50,21 @@ def _tune(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be >= 1; got {args.workers}")
     from trainwell.tune.study import tune
 
-    study = tune(args.config, recipe=args.recipe, workers=args.workers, storage=args.storage,
-                 resume=args.resume, name=args.name, sets=args.overrides)
+    study = tune(
+        args.config,
+        recipe=args.recipe,
+        workers=args.workers,
+        storage=args.storage,
+        resume=args.resume,
+        name=args.name,
+        sets=args.overrides,
+    )
     print(study.leaderboard(args.top))
     print(f"study: {study.dir}")
     if (study.dir / "best_config.toml").exists():
-        print(f"best config: {study.dir / 'best_config.toml'} (train it with: trainwell train {study.dir / 'best_config.toml'})")
+        print(
+            f"best config: {study.dir / 'best_config.toml'} (train it with: trainwell train {study.dir / 'best_config.toml'})"
+        )
     if study.final_run is not None:
         print(f"final run: {study.final_run}")
     return 0

@@ -15,22 +15,36 @@ class BayesConfig(Section):
     """Options of trainwell's GP sampler (lecture 002's UCB and EI)."""
 
     acquisition: Literal["auto", "ucb", "ei"] = Field(
-        default="auto", description="auto: EI / floored-UCB portfolio; ucb: mu + beta0*decay^t*sigma; ei"
+        default="auto",
+        description="auto: EI / floored-UCB portfolio; ucb: mu + beta0*decay^t*sigma; ei",
     )
-    beta0: float | None = Field(default=None, ge=0.0, description="UCB beta before decay (ucb: 1, auto: 2)")
-    decay: float = Field(default=0.8, gt=0.0, le=1.0, description="UCB beta decay per step (lecture: 0.8)")
-    beta_min: float | None = Field(default=None, ge=0.0, description="floor on beta (ucb: 0, auto: 0.5)")
+    beta0: float | None = Field(
+        default=None, ge=0.0, description="UCB beta before decay (ucb: 1, auto: 2)"
+    )
+    decay: float = Field(
+        default=0.8, gt=0.0, le=1.0, description="UCB beta decay per step (lecture: 0.8)"
+    )
+    beta_min: float | None = Field(
+        default=None, ge=0.0, description="floor on beta (ucb: 0, auto: 0.5)"
+    )
     delta: float = Field(default=0.0, ge=0.0, description="EI margin delta")
     n_startup_trials: int | None = Field(default=None, ge=1, description="random trials first")
-    deterministic: bool = Field(default=True, description="fit the GP with a jitter only (seeded, repeatable objectives); false: fit a noise level")
+    deterministic: bool = Field(
+        default=True,
+        description="fit the GP with a jitter only (seeded, repeatable objectives); false: fit a noise level",
+    )
 
 
 class PrunerConfig(Section):
     """Stopping hopeless trials from their per-epoch reports."""
 
     name: Literal["none", "median", "halving"] = "median"
-    warmup_epochs: int = Field(default=1, ge=0, description="epochs reported before a trial can be pruned")
-    startup_trials: int = Field(default=4, ge=0, description="trials completed before pruning starts")
+    warmup_epochs: int = Field(
+        default=1, ge=0, description="epochs reported before a trial can be pruned"
+    )
+    startup_trials: int = Field(
+        default=4, ge=0, description="trials completed before pruning starts"
+    )
 
 
 class RecipeConfig(Section):
@@ -41,14 +55,21 @@ class RecipeConfig(Section):
     refine_trials: int = Field(default=10, ge=1)
     refine_epochs: int | None = Field(default=None, ge=1, description="default: train.epochs")
     top_k: int = Field(default=3, ge=1, description="best coarse trials the refined ranges cover")
-    margin: float = Field(default=0.25, ge=0.0, le=2.0, description="widening of the refined range, as a fraction of its width (log width for log params)")
+    margin: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=2.0,
+        description="widening of the refined range, as a fraction of its width (log width for log params)",
+    )
     final: bool = Field(default=True, description="train the best config in full at the end")
 
 
 class CandidateConfig(Section):
     """One algorithm of an algorithm-selection study and its own search space."""
 
-    name: str = Field(description="network, logistic_regression, knn, decision_tree, random_forest, svm")
+    name: str = Field(
+        description="network, logistic_regression, knn, decision_tree, random_forest, svm"
+    )
     space: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict, description="fixed estimator parameters")
 
@@ -61,16 +82,22 @@ class TuneConfig(Section):
     space: dict[str, Any] = Field(default_factory=dict)
     metric: str = Field(default="val_loss", description="metric of results.json 'best' to optimize")
     direction: Literal["auto", "minimize", "maximize"] = "auto"
-    important: list[str] = Field(default_factory=list, description="grid: parameters given finer grids")
+    important: list[str] = Field(
+        default_factory=list, description="grid: parameters given finer grids"
+    )
     grid_points: int = Field(default=3, ge=1, description="grid points per continuous parameter")
     grid_points_important: int = Field(default=5, ge=1, description="grid points per important one")
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
-    storage: str | None = Field(default=None, description="SQLAlchemy URL; default: study.db in the study dir")
+    storage: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: study.db in the study dir"
+    )
     study_name: str | None = None
     workers: int = Field(default=1, ge=1, description="worker processes on this machine")
     heartbeat: float = Field(default=30.0, gt=0.0, description="seconds between liveness records")
     max_retry: int = Field(default=1, ge=0, description="re-queues of a trial whose worker died")
-    seed: int | None = Field(default=None, ge=0, description="sampler seed; default: the config seed")
+    seed: int | None = Field(
+        default=None, ge=0, description="sampler seed; default: the config seed"
+    )
     bayes: BayesConfig = Field(default_factory=BayesConfig)
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     candidates: list[CandidateConfig] = Field(default_factory=list)

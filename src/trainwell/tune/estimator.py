@@ -49,35 +49,57 @@ class _NetBase(BaseEstimator):
         from trainwell.train.config import TrainConfig
 
         try:
-            model = ModelConfig.model_validate({
-                "arch": "mlp", "hidden": [int(h) for h in np.atleast_1d(self.hidden)],
-                "activation": self.activation, "dropout": float(self.dropout), "norm": self.norm,
-            })
-            train = TrainConfig.model_validate({
-                "optimizer": {"name": self.optimizer, "lr": float(self.lr), "weight_decay": float(self.weight_decay)},
-                "epochs": int(self.epochs), "batch_size": int(self.batch_size),
-            })
+            model = ModelConfig.model_validate(
+                {
+                    "arch": "mlp",
+                    "hidden": [int(h) for h in np.atleast_1d(self.hidden)],
+                    "activation": self.activation,
+                    "dropout": float(self.dropout),
+                    "norm": self.norm,
+                }
+            )
+            train = TrainConfig.model_validate(
+                {
+                    "optimizer": {
+                        "name": self.optimizer,
+                        "lr": float(self.lr),
+                        "weight_decay": float(self.weight_decay),
+                    },
+                    "epochs": int(self.epochs),
+                    "batch_size": int(self.batch_size),
+                }
+            )
         except Exception as exc:  # pydantic's ValidationError: name the estimator's parameter
             from pydantic import ValidationError
 
             if isinstance(exc, ValidationError):
                 from trainwell.config import format_validation_error
 
-                raise ConfigError(f"{type(self).__name__}: invalid parameters:\n{format_validation_error(exc)}") from None
+                raise ConfigError(
+                    f"{type(self).__name__}: invalid parameters:\n{format_validation_error(exc)}"
+                ) from None
             raise
         return model, train
 
     def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2:
-            raise ValueError(f"{type(self).__name__}: X must be 2-D (n_samples, n_features); got shape {X.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: X must be 2-D (n_samples, n_features); got shape {X.shape}"
+            )
         if not np.isfinite(X).all():
-            raise ValueError(f"{type(self).__name__}: X contains NaN or inf; impute first (e.g. SimpleImputer)")
+            raise ValueError(
+                f"{type(self).__name__}: X contains NaN or inf; impute first (e.g. SimpleImputer)"
+            )
         if not fitting:
             if not hasattr(self, "model_"):
-                raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+                raise NotFittedError(
+                    f"this {type(self).__name__} is not fitted yet; call fit first"
+                )
             if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"{type(self).__name__}: X has {X.shape[1]} features, but it was fitted with {self.n_features_in_}")
+                raise ValueError(
+                    f"{type(self).__name__}: X has {X.shape[1]} features, but it was fitted with {self.n_features_in_}"
+                )
         return X
 
     def _fit(self, X: np.ndarray, y_t: Any, task: str, n_outputs: int) -> None:
@@ -91,7 +113,9 @@ class _NetBase(BaseEstimator):
         torch.manual_seed(int(self.seed))
         Xt = torch.from_numpy(X)
         model = build_model(model_cfg, (X.shape[1],), n_outputs, task, example_batch=Xt[:8])
-        trainer = Trainer.from_config(model, train_cfg, task=task, seed=int(self.seed), device="cpu")
+        trainer = Trainer.from_config(
+            model, train_cfg, task=task, seed=int(self.seed), device="cpu"
+        )
         trainer.fit(Split(Xt, y_t))
         self.model_ = trainer.model.eval()
         self.history_ = list(trainer.history)
@@ -103,7 +127,7 @@ class _NetBase(BaseEstimator):
         outs = []
         with torch.no_grad():
             for i in range(0, len(X), 4096):
-                outs.append(self.model_(torch.from_numpy(X[i:i + 4096])).float().numpy())
+                outs.append(self.model_(torch.from_numpy(X[i : i + 4096])).float().numpy())
         return np.concatenate(outs) if outs else np.empty((0, 1), dtype=np.float32)
 
 
@@ -125,7 +149,9 @@ class NetClassifier(ClassifierMixin, _NetBase):
         y = np.asarray(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"NetClassifier: y needs at least 2 classes; got {list(self.classes_)}")
+            raise ValueError(
+                f"NetClassifier: y needs at least 2 classes; got {list(self.classes_)}"
+            )
         task = "binary" if len(self.classes_) == 2 else "multiclass"
         n_out = 1 if task == "binary" else len(self.classes_)
         self._fit(X, torch.from_numpy(y_idx.astype(np.int64)), task, n_out)
@@ -143,7 +169,8 @@ class NetClassifier(ClassifierMixin, _NetBase):
         return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class NetRegressor(RegressorMixin, _NetBase):

@@ -77,7 +77,9 @@ def read_metric(run_dir: Path, metric: str) -> float:
     return float(best[metric])
 
 
-def train_trial(cfg: Config, trial: optuna.Trial, metric: str, trials_dir: Path, prefix: str = "") -> float:
+def train_trial(
+    cfg: Config, trial: optuna.Trial, metric: str, trials_dir: Path, prefix: str = ""
+) -> float:
     """Train ``cfg`` as trial ``trial.number`` in ``trials_dir/<prefix><number>/``; return its metric."""
     from trainwell.api import fit
 
@@ -88,7 +90,9 @@ def train_trial(cfg: Config, trial: optuna.Trial, metric: str, trials_dir: Path,
     run = fit(cfg, name=name, quiet=True, callbacks=[PruningCallback(trial, metric)])
     best = run.results.get("best") or {}
     if metric not in best:
-        raise ConfigError(f"tune.metric: {metric!r} is not in the run's results (best: {', '.join(sorted(best))})")
+        raise ConfigError(
+            f"tune.metric: {metric!r} is not in the run's results (best: {', '.join(sorted(best))})"
+        )
     value = float(best[metric])
     if not math.isfinite(value):
         raise FloatingPointError(f"{metric} is {value}")

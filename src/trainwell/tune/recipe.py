@@ -33,42 +33,90 @@ def _top(study: Any, k: int, direction: str) -> list[dict[str, Any]]:
     return [t.params for t in done[:k]]
 
 
-def run_recipe(cfg: Config, study_dir: Path, url: str, study_name: str, metric: str, direction: str,
-               seed: int, obj_str: str | None, fn: Callable[..., float] | None, info: dict[str, Any]) -> Study:
+def run_recipe(
+    cfg: Config,
+    study_dir: Path,
+    url: str,
+    study_name: str,
+    metric: str,
+    direction: str,
+    seed: int,
+    obj_str: str | None,
+    fn: Callable[..., float] | None,
+    info: dict[str, Any],
+) -> Study:
     """Run coarse, refine and final; see the module docstring."""
     from trainwell.tune.study import finish, run_stage
 
     r = cfg.tune.recipe
-    common = dict(study_dir=str(study_dir), storage=url, config=cfg.to_dict(), metric=metric,
-                  direction=direction, objective=obj_str, seed=seed)
-    coarse = StageSpec(study_name=f"{study_name}/coarse", space=cfg.tune.space, method="random",
-                       trials=r.coarse_trials, stage="coarse", epochs=r.coarse_epochs,
-                       trial_prefix="coarse-", **common)
+    common = dict(
+        study_dir=str(study_dir),
+        storage=url,
+        config=cfg.to_dict(),
+        metric=metric,
+        direction=direction,
+        objective=obj_str,
+        seed=seed,
+    )
+    coarse = StageSpec(
+        study_name=f"{study_name}/coarse",
+        space=cfg.tune.space,
+        method="random",
+        trials=r.coarse_trials,
+        stage="coarse",
+        epochs=r.coarse_epochs,
+        trial_prefix="coarse-",
+        **common,
+    )
     coarse_study = run_stage(coarse, cfg, cfg.tune.workers, fn)
     best = _top(coarse_study, r.top_k, direction)
     if not best:
         from trainwell.errors import RunError
 
-        raise RunError(f"recipe: no coarse trial of {study_dir} finished; see trials.csv and the trials' logs")
+        raise RunError(
+            f"recipe: no coarse trial of {study_dir} finished; see trials.csv and the trials' logs"
+        )
     params = parse_space(cfg.tune.space)
     refined = narrow(params, best, r.margin)
     refined_space = {p.path: to_spec(p) for p in refined}
     refine_epochs = r.refine_epochs or cfg.train.epochs
     method = cfg.tune.method if cfg.tune.method not in ("grid", "random") else "bayes"
-    refine = StageSpec(study_name=f"{study_name}/refine", space=refined_space, method=method,
-                       trials=r.refine_trials, stage="refine", epochs=refine_epochs,
-                       trial_prefix="refine-", **common)
+    refine = StageSpec(
+        study_name=f"{study_name}/refine",
+        space=refined_space,
+        method=method,
+        trials=r.refine_trials,
+        stage="refine",
+        epochs=refine_epochs,
+        trial_prefix="refine-",
+        **common,
+    )
     refine_study = run_stage(refine, cfg, cfg.tune.workers, fn)
-    info.update({
-        "stages": [
-            {"name": "coarse", "method": "random", "trials": r.coarse_trials, "epochs": r.coarse_epochs,
-             "space": cfg.tune.space},
-            {"name": "refine", "method": method, "trials": r.refine_trials, "epochs": refine_epochs,
-             "space": refined_space, "narrowed_around": best},
-        ],
-        "best_epochs": refine_epochs,
-    })
-    result = finish(study_dir, cfg, [coarse_study, refine_study], metric, direction, info, refine_study)
+    info.update(
+        {
+            "stages": [
+                {
+                    "name": "coarse",
+                    "method": "random",
+                    "trials": r.coarse_trials,
+                    "epochs": r.coarse_epochs,
+                    "space": cfg.tune.space,
+                },
+                {
+                    "name": "refine",
+                    "method": method,
+                    "trials": r.refine_trials,
+                    "epochs": refine_epochs,
+                    "space": refined_space,
+                    "narrowed_around": best,
+                },
+            ],
+            "best_epochs": refine_epochs,
+        }
+    )
+    result = finish(
+        study_dir, cfg, [coarse_study, refine_study], metric, direction, info, refine_study
+    )
     if r.final and result.best_config is not None and fn is None and obj_str is None:
         from trainwell.api import fit
 

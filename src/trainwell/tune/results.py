@@ -30,14 +30,22 @@ def trial_rows(studies: list[optuna.Study]) -> list[dict[str, Any]]:
                 "stage": t.user_attrs.get(STAGE_ATTR, study.study_name.rpartition("/")[2]),
                 "number": t.number,
                 "state": t.state.name,
-                "value": t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None),
+                "value": t.value
+                if t.value is not None
+                else (
+                    t.intermediate_values[max(t.intermediate_values)]
+                    if t.intermediate_values
+                    else None
+                ),
                 "epochs": len(t.intermediate_values),
                 "duration_s": t.duration.total_seconds() if t.duration else None,
                 "run_dir": t.user_attrs.get("run_dir", ""),
                 "error": t.user_attrs.get("error", ""),
             }
             for k, v in t.params.items():
-                row[f"params.{k}"] = decode(v) if not isinstance(decode(v), (list, dict)) else str(decode(v))
+                row[f"params.{k}"] = (
+                    decode(v) if not isinstance(decode(v), (list, dict)) else str(decode(v))
+                )
             rows.append(row)
     return rows
 
@@ -61,8 +69,12 @@ def importances(study: optuna.Study) -> dict[str, float]:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if len(complete) < 3 or not complete[0].params:
         return {}
+    import warnings
+
     try:
-        imp = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "few trials in some regime"
+            imp = optuna.importance.get_param_importances(study)
     except (ValueError, RuntimeError) as exc:  # e.g. a single distinct value
         log.info("no importances: %s", exc)
         return {}
@@ -84,8 +96,9 @@ def curves(studies: list[optuna.Study]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def write_study_files(study_dir: Path, info: dict[str, Any], studies: list[optuna.Study],
-                      best_config_toml: str | None) -> list[dict[str, Any]]:
+def write_study_files(
+    study_dir: Path, info: dict[str, Any], studies: list[optuna.Study], best_config_toml: str | None
+) -> list[dict[str, Any]]:
     """Write trials.csv, curves.json, study.json and best_config.toml; return the CSV rows."""
     rows = trial_rows(studies)
     write_trials_csv(study_dir / "trials.csv", rows)
@@ -103,7 +116,9 @@ def leaderboard(rows: list[dict[str, Any]], direction: str, top: int = 10) -> li
     return done[:top]
 
 
-def format_leaderboard(rows: list[dict[str, Any]], metric: str, direction: str, top: int = 10) -> str:
+def format_leaderboard(
+    rows: list[dict[str, Any]], metric: str, direction: str, top: int = 10
+) -> str:
     """A plain-text table of the best trials, for the terminal."""
     best = leaderboard(rows, direction, top)
     if not best:
@@ -124,8 +139,10 @@ def format_leaderboard(rows: list[dict[str, Any]], metric: str, direction: str, 
     n_done = sum(r["state"] == "COMPLETE" for r in rows)
     n_pruned = sum(r["state"] == "PRUNED" for r in rows)
     n_failed = sum(r["state"] == "FAIL" for r in rows)
-    out = [f"{len(rows)} trials: {n_done} complete, {n_pruned} pruned, {n_failed} failed ({direction} {metric})",
-           fmt.format(*head)]
+    out = [
+        f"{len(rows)} trials: {n_done} complete, {n_pruned} pruned, {n_failed} failed ({direction} {metric})",
+        fmt.format(*head),
+    ]
     out += [fmt.format(*c) for c in lines]
     return "\n".join(out)
 

@@ -86,7 +86,9 @@ def _cmaes(tc: TuneConfig, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
 
 
-def make_sampler(tc: TuneConfig, seed: int, method: str | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    tc: TuneConfig, seed: int, method: str | None = None
+) -> optuna.samplers.BaseSampler:
     """The sampler of ``method`` (default ``tc.method``), configured from ``tc``.
 
     Example:

@@ -30,32 +30,69 @@ NETWORK = "network"
 SK_METRICS = ("val_loss", "val_accuracy")
 
 #: name -> (classifier factory, regressor factory); each takes the fixed + sampled parameters
-ESTIMATORS: Registry[tuple[Callable[..., Any], Callable[..., Any]]] = Registry("candidate", ConfigError)
+ESTIMATORS: Registry[tuple[Callable[..., Any], Callable[..., Any]]] = Registry(
+    "candidate", ConfigError
+)
 
 
-def _register(name: str, clf: str, reg: str, clf_defaults: dict[str, Any] | None = None,
-              reg_defaults: dict[str, Any] | None = None, *aliases: str) -> None:
-    def factory(path: str, defaults: dict[str, Any]) -> Callable[..., Any]:
-        def make(**params: Any) -> Any:
+def _register(
+    name: str,
+    clf: str,
+    reg: str,
+    clf_defaults: dict[str, Any] | None = None,
+    reg_defaults: dict[str, Any] | None = None,
+    *aliases: str,
+    calibrate: bool = False,
+) -> None:
+    def factory(path: str, defaults: dict[str, Any], wrap: bool) -> Callable[..., Any]:
+        def make(_bare: bool = False, **params: Any) -> Any:
             import importlib
 
             module, _, cls = path.rpartition(".")
-            return getattr(importlib.import_module(module), cls)(**{**defaults, **params})
+            est = getattr(importlib.import_module(module), cls)(**{**defaults, **params})
+            if wrap and not _bare:
+                # probabilities for the log-loss, as scikit-learn now advises for SVC
+                from sklearn.calibration import CalibratedClassifierCV
 
-        make.path = path  # type: ignore[attr-defined]
+                return CalibratedClassifierCV(est, ensemble=False)
+            return est
+
         return make
 
-    ESTIMATORS.register(name, *aliases)((factory(clf, clf_defaults or {}), factory(reg, reg_defaults or {})))
+    ESTIMATORS.register(name, *aliases)(
+        (factory(clf, clf_defaults or {}, calibrate), factory(reg, reg_defaults or {}, False))
+    )
 
 
-_register("logistic_regression", "sklearn.linear_model.LogisticRegression", "sklearn.linear_model.Ridge",
-          {"max_iter": 2000}, None, "logreg", "linear")
+_register(
+    "logistic_regression",
+    "sklearn.linear_model.LogisticRegression",
+    "sklearn.linear_model.Ridge",
+    {"max_iter": 2000},
+    None,
+    "logreg",
+    "linear",
+)
 _register("knn", "sklearn.neighbors.KNeighborsClassifier", "sklearn.neighbors.KNeighborsRegressor")
-_register("decision_tree", "sklearn.tree.DecisionTreeClassifier", "sklearn.tree.DecisionTreeRegressor",
-          {"random_state": 0}, {"random_state": 0}, "tree")
-_register("random_forest", "sklearn.ensemble.RandomForestClassifier", "sklearn.ensemble.RandomForestRegressor",
-          {"random_state": 0, "n_jobs": 1}, {"random_state": 0, "n_jobs": 1}, "forest")
-_register("svm", "sklearn.svm.SVC", "sklearn.svm.SVR", {"probability": True, "random_state": 0}, None, "svc")
+_register(
+    "decision_tree",
+    "sklearn.tree.DecisionTreeClassifier",
+    "sklearn.tree.DecisionTreeRegressor",
+    {"random_state": 0},
+    {"random_state": 0},
+    "tree",
+)
+_register(
+    "random_forest",
+    "sklearn.ensemble.RandomForestClassifier",
+    "sklearn.ensemble.RandomForestRegressor",
+    {"random_state": 0, "n_jobs": 1},
+    {"random_state": 0, "n_jobs": 1},
+    "forest",
+)
+_register(
+    "svm", "sklearn.svm.SVC", "sklearn.svm.SVR", {"random_state": 0}, None, "svc", calibrate=True
+)
 
 
 def candidate_names() -> list[str]:
@@ -82,7 +119,11 @@ def selection_space(cfg: Config) -> dict[str, Any]:
             key = path if c.name == NETWORK else f"sk.{c.name}.{path}"
             p = parse_param(key, spec, f"tune.candidates[{c.name}].space")
             table: dict[str, Any] = {"when": {"candidate": c.name}}
-            table.update({"choices": list(p.choices)} if p.kind == "choice" else {"dist": f"{p.kind}({p.low}, {p.high})"})
+            table.update(
+                {"choices": list(p.choices)}
+                if p.kind == "choice"
+                else {"dist": f"{p.kind}({p.low}, {p.high})"}
+            )
             space[key] = table
     return space
 
@@ -102,16 +143,20 @@ def validate_candidates(cfg: Config) -> None:
             validate_space(sub)
             continue
         make = _estimator(ESTIMATORS.canonical(c.name) if c.name in ESTIMATORS else c.name, False)
-        valid = sorted(make().get_params())
+        valid = sorted(make(_bare=True).get_params())
         for key in [*c.space, *c.params]:
             if key not in valid:
                 from trainwell.registry import closest
 
                 hint = closest(key, valid)
                 did = f" did you mean {hint!r}?" if hint else ""
-                raise ConfigError(f"tune.candidates[{i}] ({c.name}): unknown parameter {key!r};{did} valid: {', '.join(valid)}")
+                raise ConfigError(
+                    f"tune.candidates[{i}] ({c.name}): unknown parameter {key!r};{did} valid: {', '.join(valid)}"
+                )
     if any(c.name != NETWORK for c in cfg.tune.candidates) and cfg.tune.metric not in SK_METRICS:
-        raise ConfigError(f"tune.metric: {cfg.tune.metric!r} cannot score scikit-learn candidates; use one of {', '.join(SK_METRICS)}")
+        raise ConfigError(
+            f"tune.metric: {cfg.tune.metric!r} cannot score scikit-learn candidates; use one of {', '.join(SK_METRICS)}"
+        )
     parse_space(selection_space(cfg))
 
 
@@ -128,16 +173,21 @@ def score(metric: str, task: str, y_val: Any, model: Any, X_val: Any, n_classes:
     if metric == "val_accuracy":
         return float(accuracy_score(y_val, model.predict(X_val)))
     if not hasattr(model, "predict_proba"):
-        raise ConfigError(f"val_loss needs predicted probabilities; {type(model).__name__} has no predict_proba")
+        raise ConfigError(
+            f"val_loss needs predicted probabilities; {type(model).__name__} has no predict_proba"
+        )
     proba = np.zeros((len(X_val), n_classes))
-    proba[:, model.classes_] = model.predict_proba(X_val)
+    proba[:, np.asarray(model.classes_, dtype=int)] = model.predict_proba(X_val)
+    proba /= proba.sum(axis=1, keepdims=True)  # some estimators are off by float rounding
     return float(log_loss(y_val, proba, labels=list(range(n_classes))))
 
 
 class SelectionObjective:
     """The trial function of an algorithm-selection study (see the module docstring)."""
 
-    def __init__(self, spec: Any, cfg: Config, custom: Callable[..., float] | None, trials_dir: Path) -> None:
+    def __init__(
+        self, spec: Any, cfg: Config, custom: Callable[..., float] | None, trials_dir: Path
+    ) -> None:
         from trainwell.tune.space import parse_space
 
         self.spec = spec
@@ -170,17 +220,26 @@ class SelectionObjective:
             trial_cfg = config_from_dict(apply_params(base, values), f"trial {trial.number}")
             if self.custom is not None:
                 return float(self.custom(trial_cfg, trial))
-            return train_trial(trial_cfg, trial, self.spec.metric, self.trials_dir, self.spec.trial_prefix)
+            return train_trial(
+                trial_cfg, trial, self.spec.metric, self.trials_dir, self.spec.trial_prefix
+            )
         prefix = f"sk.{name}."
-        kwargs = {**self.fixed.get(name, {}), **{k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}}
+        kwargs = {
+            **self.fixed.get(name, {}),
+            **{k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)},
+        }
         data = self.data()
         if data.train.lazy:
-            raise ConfigError(f"candidate {name!r}: scikit-learn candidates need tabular data held in memory")
+            raise ConfigError(
+                f"candidate {name!r}: scikit-learn candidates need tabular data held in memory"
+            )
         X_tr = data.train.X.reshape(len(data.train), -1).numpy()
         X_va = data.val.X.reshape(len(data.val), -1).numpy()
         y_tr, y_va = data.train.y.numpy(), data.val.y.numpy()
         if len(y_va) == 0:
-            raise ConfigError("algorithm selection needs a validation split: set data.split.val > 0")
+            raise ConfigError(
+                "algorithm selection needs a validation split: set data.split.val > 0"
+            )
         regression = data.task == "regression"
         model = _estimator(name, regression)(**kwargs)
         model.fit(X_tr, y_tr.ravel() if regression and y_tr.shape[-1] == 1 else y_tr)
@@ -190,4 +249,12 @@ class SelectionObjective:
         return value
 
 
-__all__ = ["ESTIMATORS", "NETWORK", "SelectionObjective", "candidate_names", "score", "selection_space", "validate_candidates"]
+__all__ = [
+    "ESTIMATORS",
+    "NETWORK",
+    "SelectionObjective",
+    "candidate_names",
+    "score",
+    "selection_space",
+    "validate_candidates",
+]

@@ -17,7 +17,6 @@ path has the given value, or one of a list of values), ``important = true`` (a f
 
 from __future__ import annotations
 
-
 import json
 import math
 import re
@@ -36,7 +35,12 @@ if TYPE_CHECKING:
 
 KINDS = ("uniform", "loguniform", "int", "logint", "choice")
 _CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$", re.S)
-_ALIASES = {"log_uniform": "loguniform", "float": "uniform", "log_int": "logint", "categorical": "choice"}
+_ALIASES = {
+    "log_uniform": "loguniform",
+    "float": "uniform",
+    "log_int": "logint",
+    "categorical": "choice",
+}
 ARCH_KEYS = ("depth", "width")  # virtual fields under a list-of-int field such as model.hidden
 
 
@@ -84,7 +88,10 @@ class Param:
         if n_points == 1:
             pts = [math.sqrt(lo * hi) if self.log else (lo + hi) / 2]
         elif self.log:
-            pts = [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (n_points - 1)) for i in range(n_points)]
+            pts = [
+                math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (n_points - 1))
+                for i in range(n_points)
+            ]
         else:
             pts = [lo + i * (hi - lo) / (n_points - 1) for i in range(n_points)]
         pts = [min(max(p, lo), hi) for p in pts]  # exp(log(x)) may step past a bound by an ulp
@@ -140,7 +147,9 @@ def parse_param(path: str, spec: Any, prefix: str = "tune.space") -> Param:
         allowed = {"dist", "type", "low", "high", "choices", "when", "important", "points"}
         unknown = sorted(set(spec) - allowed)
         if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}")
+            raise ConfigError(
+                f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}"
+            )
         when = spec.pop("when", {}) or {}
         if not isinstance(when, dict):
             raise ConfigError(f"{where}.when must be a table of path = value; got {when!r}")
@@ -158,7 +167,9 @@ def parse_param(path: str, spec: Any, prefix: str = "tune.space") -> Param:
             args = [spec.get("low"), spec.get("high")]
             spec = (str(spec["type"]), args)
         else:
-            raise ConfigError(f"{where}: a table needs 'dist' (e.g. \"uniform(0, 1)\"), 'choices', or 'type' with 'low' and 'high'")
+            raise ConfigError(
+                f"{where}: a table needs 'dist' (e.g. \"uniform(0, 1)\"), 'choices', or 'type' with 'low' and 'high'"
+            )
     if isinstance(spec, list):
         kind, args = "choice", spec
     elif isinstance(spec, tuple):
@@ -166,10 +177,14 @@ def parse_param(path: str, spec: Any, prefix: str = "tune.space") -> Param:
     elif isinstance(spec, str):
         m = _CALL.match(spec)
         if not m:
-            raise ConfigError(f"{where}: cannot read {spec!r}; write e.g. \"loguniform(1e-4, 1e-1)\"; kinds: {', '.join(KINDS)}")
+            raise ConfigError(
+                f'{where}: cannot read {spec!r}; write e.g. "loguniform(1e-4, 1e-1)"; kinds: {", ".join(KINDS)}'
+            )
         kind, args = m.group(1).lower(), _parse_args(m.group(2), where)
     else:
-        raise ConfigError(f"{where}: expected a string such as \"uniform(0, 0.5)\", a list of choices or a table; got {spec!r}")
+        raise ConfigError(
+            f'{where}: expected a string such as "uniform(0, 0.5)", a list of choices or a table; got {spec!r}'
+        )
     kind = _ALIASES.get(kind, kind)
     if kind not in KINDS:
         hint = closest(kind, list(KINDS))
@@ -179,7 +194,9 @@ def parse_param(path: str, spec: Any, prefix: str = "tune.space") -> Param:
         if not args:
             raise ConfigError(f"{where}: choice needs at least one value; got an empty list")
         return Param(path, kind, choices=tuple(args), **extra)
-    if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+    if len(args) != 2 or not all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) for a in args
+    ):
         raise ConfigError(f"{where}: {kind} needs two numbers (low, high); got {args!r}")
     low, high = args
     if kind in ("int", "logint") and (int(low) != low or int(high) != high):
@@ -202,7 +219,9 @@ def parse_space(space: dict[str, Any], prefix: str = "tune.space") -> list[Param
         ready = [p for p in remaining if all(w in placed or w not in names for w in p.when)]
         if not ready:
             cyc = ", ".join(p.path for p in remaining)
-            raise ConfigError(f"{prefix}: the 'when' conditions of {cyc} depend on each other in a cycle")
+            raise ConfigError(
+                f"{prefix}: the 'when' conditions of {cyc} depend on each other in a cycle"
+            )
         ordered += ready
         remaining = [p for p in remaining if p not in ready]
     return ordered
@@ -281,8 +300,15 @@ def _annotation_at(path: str) -> tuple[Any, str | None]:
             if part not in fields:
                 valid = sorted(fields)
                 hint = closest(part, valid)
-                did = f" did you mean {'.'.join(parts[:i] + [hint])!r}?" if hint else ""
-                return None, f"{path!r} is not a config field:{did} valid keys under {here}: {', '.join(valid)}"
+                did = (
+                    f" did you mean {'.'.join(parts[:i] + [hint] + parts[i + 1 :])!r}?"
+                    if hint
+                    else ""
+                )
+                return (
+                    None,
+                    f"{path!r} is not a config field:{did} valid keys under {here}: {', '.join(valid)}",
+                )
             current = fields[part].annotation
             continue
         if _allows_dict(current):
@@ -313,7 +339,11 @@ def _allows_dict(annotation: Any) -> bool:
 
 
 def _is_list(annotation: Any) -> bool:
-    return annotation is list or typing.get_origin(annotation) is list or any(_is_list(a) for a in typing.get_args(annotation))
+    return (
+        annotation is list
+        or typing.get_origin(annotation) is list
+        or any(_is_list(a) for a in typing.get_args(annotation))
+    )
 
 
 def validate_space(cfg: Config, params: list[Param] | None = None) -> list[Param]:
@@ -325,7 +355,9 @@ def validate_space(cfg: Config, params: list[Param] | None = None) -> list[Param
     base = cfg.to_dict()
     for p in params:
         if p.path.startswith("tune."):
-            raise ConfigError(f"tune.space: {p.path!r} cannot be searched (it configures the search itself)")
+            raise ConfigError(
+                f"tune.space: {p.path!r} cannot be searched (it configures the search itself)"
+            )
         _, err = _annotation_at(p.path)
         if err:
             raise ConfigError(f"tune.space: {err}")
@@ -341,7 +373,9 @@ def validate_space(cfg: Config, params: list[Param] | None = None) -> list[Param
             try:
                 config_from_dict(raw, "search space")
             except ConfigError as exc:
-                raise ConfigError(f"tune.space.{p.path!r}: value {value!r} gives an invalid config:\n{exc}") from None
+                raise ConfigError(
+                    f"tune.space.{p.path!r}: value {value!r} gives an invalid config:\n{exc}"
+                ) from None
     return params
 
 
@@ -364,8 +398,13 @@ def suggest(trial: optuna.Trial, params: list[Param], base: dict[str, Any]) -> d
     return values
 
 
-def grid(params: list[Param], points: int = 3, points_important: int = 5,
-         important: list[str] | tuple[str, ...] = (), base: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def grid(
+    params: list[Param],
+    points: int = 3,
+    points_important: int = 5,
+    important: list[str] | tuple[str, ...] = (),
+    base: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Every grid point (path -> encoded value); conditional parameters only where active.
 
     Lecture 002: not all hyperparameters matter equally, so the grid is finer over the ones
@@ -440,7 +479,15 @@ def to_spec(p: Param) -> Any:
 
 
 __all__ = [
-    "KINDS", "Param", "apply_params", "decode", "grid", "narrow", "parse_param", "parse_space",
-    "suggest", "to_spec", "validate_space",
+    "KINDS",
+    "Param",
+    "apply_params",
+    "decode",
+    "grid",
+    "narrow",
+    "parse_param",
+    "parse_space",
+    "suggest",
+    "to_spec",
+    "validate_space",
 ]
-

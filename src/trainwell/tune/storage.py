@@ -43,7 +43,9 @@ def open_storage(url: str, heartbeat: int = 30, max_retry: int = 1) -> optuna.st
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=int(heartbeat),
                 grace_period=int(2 * heartbeat + 1),
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=max_retry
+                ),
             )
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
         raise ConfigError(
@@ -51,7 +53,9 @@ def open_storage(url: str, heartbeat: int = 30, max_retry: int = 1) -> optuna.st
             "sqlite:///study.db or postgresql://user@host/db"
         ) from None
     except (sqlalchemy.exc.OperationalError, ModuleNotFoundError, ImportError) as exc:
-        raise ConfigError(f"tune.storage: cannot open {_redact(url)}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            f"tune.storage: cannot open {_redact(url)}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from trainwell.errors import ConfigError, RunError
 from trainwell.runs import read_json, unique_name, validate_run_name, write_text_atomic
 from trainwell.tune.space import apply_params, decode, grid, parse_space, validate_space
-from trainwell.tune.worker import StageSpec, run_workers
+from trainwell.tune.worker import StageSpec, enqueue_budget, run_workers
 
 if TYPE_CHECKING:
     import optuna
@@ -77,7 +77,9 @@ def _tune_fields(overrides: dict[str, Any]) -> list[str]:
 
             hint = closest(key, list(TuneConfig.model_fields))
             did = f" did you mean {hint!r}?" if hint else ""
-            raise ConfigError(f"tune(): unknown keyword {key!r};{did} valid: {', '.join(sorted(TuneConfig.model_fields))}")
+            raise ConfigError(
+                f"tune(): unknown keyword {key!r};{did} valid: {', '.join(sorted(TuneConfig.model_fields))}"
+            )
         sets.append((key, value))
     return [f"tune.{k}={_toml_value(v)}" for k, v in sets]
 
@@ -95,7 +97,9 @@ def _study_dir(cfg: Config, name: str | None) -> Path:
     if name:
         path = root / name
         if path.exists():
-            raise RunError(f"study directory {path} already exists; pick another --name or continue it with --resume {path}")
+            raise RunError(
+                f"study directory {path} already exists; pick another --name or continue it with --resume {path}"
+            )
     else:
         path = root / unique_name(root, base)
     (path / "trials").mkdir(parents=True)
@@ -108,11 +112,19 @@ def _create_study(storage_url: str, study_name: str, direction: str, cfg: Config
     from trainwell.tune.storage import open_storage
 
     storage = open_storage(storage_url, cfg.tune.heartbeat, cfg.tune.max_retry)
-    return optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True)
+    return optuna.create_study(
+        study_name=study_name, storage=storage, direction=direction, load_if_exists=True
+    )
 
 
 def _enqueue_grid(study: optuna.Study, params: list, cfg: Config) -> int:
-    points = grid(params, cfg.tune.grid_points, cfg.tune.grid_points_important, cfg.tune.important, cfg.to_dict())
+    points = grid(
+        params,
+        cfg.tune.grid_points,
+        cfg.tune.grid_points_important,
+        cfg.tune.important,
+        cfg.to_dict(),
+    )
     if not any(t.user_attrs.get("trainwell:grid") for t in study.get_trials(deepcopy=False)):
         for i, point in enumerate(points):
             study.enqueue_trial(point, user_attrs={"trainwell:grid": i}, skip_if_exists=True)
@@ -123,11 +135,25 @@ def run_stage(spec: StageSpec, cfg: Config, workers: int, fn: Any) -> optuna.Stu
     """Create (or reopen) one stage's Optuna study and run its workers to the end."""
     study = _create_study(spec.storage, spec.study_name, spec.direction, cfg)
     if spec.method == "grid":
-        params = parse_space(spec.space) if not spec.candidates else []
+        if spec.candidates:  # a grid over algorithms and each one's own parameters
+            from trainwell.tune.select import selection_space
+
+            params = parse_space(selection_space(cfg))
+        else:
+            params = parse_space(spec.space)
         n = _enqueue_grid(study, params, cfg)
         log.info("grid of %d points (tune.trials is not used by the grid)", n)
+    else:
+        enqueue_budget(study, spec.trials)
     run_workers(spec, workers, fn)
-    return _create_study(spec.storage, spec.study_name, spec.direction, cfg)
+    study = _create_study(spec.storage, spec.study_name, spec.direction, cfg)
+    trials = study.get_trials(deepcopy=False)
+    if trials and all(t.state.name == "FAIL" for t in trials):
+        first = next(
+            (t.user_attrs["error"] for t in trials if "error" in t.user_attrs), "no message"
+        )
+        raise RunError(f"every trial of {spec.study_name} failed; the first error: {first}")
+    return study
 
 
 def best_of(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -137,8 +163,15 @@ def best_of(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
-def finish(study_dir: Path, cfg: Config, studies: list[optuna.Study], metric: str, direction: str,
-           info: dict[str, Any], best_study: optuna.Study | None = None) -> Study:
+def finish(
+    study_dir: Path,
+    cfg: Config,
+    studies: list[optuna.Study],
+    metric: str,
+    direction: str,
+    info: dict[str, Any],
+    best_study: optuna.Study | None = None,
+) -> Study:
     """Write the study's files and build the :class:`Study` result."""
     from trainwell.config import config_from_dict
     from trainwell.tune.results import importances, write_study_files
@@ -152,8 +185,14 @@ def finish(study_dir: Path, cfg: Config, studies: list[optuna.Study], metric: st
         params = {k: decode(v) for k, v in best.params.items()}
         stage_epochs = info.get("best_epochs")
         if "candidate" not in params or params.get("candidate") == "network":
-            raw = apply_params({k: v for k, v in cfg.to_dict().items() if k != "tune"},
-                               {k: v for k, v in best.params.items() if k != "candidate" and not k.startswith(_SK_PREFIX)})
+            raw = apply_params(
+                {k: v for k, v in cfg.to_dict().items() if k != "tune"},
+                {
+                    k: v
+                    for k, v in best.params.items()
+                    if k != "candidate" and not k.startswith(_SK_PREFIX)
+                },
+            )
             if stage_epochs:
                 raw.setdefault("train", {})["epochs"] = int(stage_epochs)
             best_cfg = config_from_dict(raw, "best config")
@@ -162,22 +201,42 @@ def finish(study_dir: Path, cfg: Config, studies: list[optuna.Study], metric: st
             import tomli_w
 
             prefix = f"{_SK_PREFIX}{params['candidate']}."
-            toml = tomli_w.dumps({"candidate": params["candidate"],
-                                  "params": {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}})
-    info.update({
-        "metric": metric,
-        "direction": direction,
-        "best_trial": None if best is None else {
-            "number": best.number, "value": best.value, "params": params,
-            "run_dir": best.user_attrs.get("run_dir"), "stage": best.user_attrs.get("trainwell:stage"),
-        },
-        "importances": importances(best_study),
-        "n_trials": {s.study_name.rpartition("/")[2]: len(s.trials) for s in studies},
-    })
+            toml = tomli_w.dumps(
+                {
+                    "candidate": params["candidate"],
+                    "params": {
+                        k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)
+                    },
+                }
+            )
+    info.update(
+        {
+            "metric": metric,
+            "direction": direction,
+            "best_trial": None
+            if best is None
+            else {
+                "number": best.number,
+                "value": best.value,
+                "params": params,
+                "run_dir": best.user_attrs.get("run_dir"),
+                "stage": best.user_attrs.get("trainwell:stage"),
+            },
+            "importances": importances(best_study),
+            "n_trials": {s.study_name.rpartition("/")[2]: len(s.trials) for s in studies},
+        }
+    )
     rows = write_study_files(study_dir, info, studies, toml)
-    return Study(dir=study_dir, metric=metric, direction=direction, studies=studies,
-                 best_value=None if best is None else best.value, best_params=params,
-                 best_config=best_cfg, rows=rows)
+    return Study(
+        dir=study_dir,
+        metric=metric,
+        direction=direction,
+        studies=studies,
+        best_value=None if best is None else best.value,
+        best_params=params,
+        best_config=best_cfg,
+        rows=rows,
+    )
 
 
 _SK_PREFIX = "sk."
@@ -242,8 +301,10 @@ def tune(
     else:
         validate_space(cfg)
         if not cfg.tune.space and objective is None:
-            raise ConfigError("tune.space is empty: name at least one field to search, e.g. "
-                              "\"train.optimizer.lr\" = \"loguniform(1e-4, 1e-1)\"")
+            raise ConfigError(
+                "tune.space is empty: name at least one field to search, e.g. "
+                '"train.optimizer.lr" = "loguniform(1e-4, 1e-1)"'
+            )
     if resume is None:
         study_dir = _study_dir(cfg, name)
         write_text_atomic(study_dir / "config.toml", cfg.to_toml())
@@ -256,16 +317,32 @@ def tune(
     seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
     obj_str = objective if isinstance(objective, str) else None
     fn = objective if callable(objective) else None
-    info: dict[str, Any] = {"method": cfg.tune.method, "storage": cfg.tune.storage, "study_name": study_name,
-                            "recipe": recipe, "space": cfg.tune.space}
+    info: dict[str, Any] = {
+        "method": cfg.tune.method,
+        "storage": cfg.tune.storage,
+        "study_name": study_name,
+        "recipe": recipe,
+        "space": cfg.tune.space,
+    }
     if recipe:
         from trainwell.tune.recipe import run_recipe
 
-        return run_recipe(cfg, study_dir, url, study_name, metric, direction, seed, obj_str, fn, info)
+        return run_recipe(
+            cfg, study_dir, url, study_name, metric, direction, seed, obj_str, fn, info
+        )
     spec = StageSpec(
-        study_dir=str(study_dir), storage=url, study_name=study_name, config=cfg.to_dict(),
-        space=cfg.tune.space, method=cfg.tune.method, trials=cfg.tune.trials, metric=metric,
-        direction=direction, stage="search", objective=obj_str, seed=seed,
+        study_dir=str(study_dir),
+        storage=url,
+        study_name=study_name,
+        config=cfg.to_dict(),
+        space=cfg.tune.space,
+        method=cfg.tune.method,
+        trials=cfg.tune.trials,
+        metric=metric,
+        direction=direction,
+        stage="search",
+        objective=obj_str,
+        seed=seed,
         candidates=[c.model_dump(mode="json") for c in cfg.tune.candidates],
     )
     study = run_stage(spec, cfg, cfg.tune.workers, fn)

@@ -62,12 +62,16 @@ class Problem:
         return len(self.bounds)
 
     def objective(self, trial) -> float:  # noqa: ANN001 - an optuna.Trial
-        x = np.array([trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(self.bounds)])
+        x = np.array(
+            [trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(self.bounds)]
+        )
         return self.func(x)
 
 
 PROBLEMS = {
-    "branin": Problem("branin", ((-5.0, 10.0), (0.0, 15.0)), lambda x: branin(x[0], x[1]), 0.39788735772973816),
+    "branin": Problem(
+        "branin", ((-5.0, 10.0), (0.0, 15.0)), lambda x: branin(x[0], x[1]), 0.39788735772973816
+    ),
     "hartmann6": Problem("hartmann6", ((0.0, 1.0),) * 6, hartmann6, -3.322368011415515),
 }
 
@@ -88,8 +92,14 @@ def quadratic(cfg, trial) -> float:  # noqa: ANN001
     raw = cfg.to_dict()
     lr = float(get_path(raw, "train.optimizer.lr") or 1e-3)
     act = get_path(raw, "model.activation.name")
-    value = (math.log10(lr) + 2) ** 2 + (cfg.model.dropout - 0.2) ** 2 + (0.0 if act == "tanh" else 0.1)
-    momentum = get_path(raw, "train.optimizer.momentum") if get_path(raw, "train.optimizer.name") == "sgd" else None
+    value = (
+        (math.log10(lr) + 2) ** 2 + (cfg.model.dropout - 0.2) ** 2 + (0.0 if act == "tanh" else 0.1)
+    )
+    momentum = (
+        get_path(raw, "train.optimizer.momentum")
+        if get_path(raw, "train.optimizer.name") == "sgd"
+        else None
+    )
     if momentum is not None:
         value += (float(momentum) - 0.9) ** 2
     for epoch in (1, 2, 3):

@@ -3,9 +3,10 @@
 Workers share nothing but the storage, so the same loop runs as ``--workers K`` processes on one
 machine or as one process on each of many machines pointed at one PostgreSQL URL.
 
-* Grid points are enqueued once as WAITING trials and *claimed* with a compare-and-set on the
-  trial's state (Optuna's storage does it in one transaction), so two workers never evaluate the
-  same point.
+* Grid points, or for the other methods empty "slots" up to the budget, are enqueued once as
+  WAITING trials and *claimed* with a compare-and-set on the trial's state (Optuna's storage
+  does it in one transaction), so two workers never evaluate the same grid point and K workers
+  run exactly the budget between them; the sampler fills a slot's parameters when it is claimed.
 * A trial whose worker died is failed by the next worker that looks (heartbeats) and re-queued;
   re-queued copies do not count against the budget.
 """
@@ -58,7 +59,9 @@ def make_pruner(cfg: Any) -> optuna.pruners.BasePruner:
 
     p = cfg.tune.pruner
     if p.name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs
+        )
     if p.name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, p.warmup_epochs))
     return optuna.pruners.NopPruner()
@@ -78,8 +81,9 @@ def load_study(spec: StageSpec, worker_index: int = 0) -> tuple[optuna.Study, An
     # search must not replay the configs it already tried)
     seed = spec.seed + 7919 * worker_index + 104729 * len(probe.get_trials(deepcopy=False))
     sampler = make_sampler(cfg.tune, seed % (2**31), spec.method)
-    study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler,
-                              pruner=make_pruner(cfg))
+    study = optuna.load_study(
+        study_name=spec.study_name, storage=storage, sampler=sampler, pruner=make_pruner(cfg)
+    )
     return study, cfg
 
 
@@ -114,28 +118,31 @@ def build_objective(spec: StageSpec, cfg: Any, fn: Any = None):  # noqa: ANN201
     return objective
 
 
-def _counted(study: optuna.Study) -> tuple[int, int]:
-    """(trials that use the budget, trials waiting in the queue)."""
-    from optuna.trial import TrialState
+def enqueue_budget(study: optuna.Study, trials: int) -> int:
+    """Queue empty trials (the sampler fills them when claimed) until the study holds
+    ``trials`` of them; return how many were added.
 
-    used = waiting = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING:
-            waiting += 1
-        elif "failed_trial" not in t.system_attrs:  # a re-queued copy does not use budget
-            used += 1
-    return used, waiting
+    The budget is counted in the storage, so K workers claiming from the queue run exactly
+    ``trials`` trials between them. Re-queued copies of trials whose worker died are extra.
+    """
+    slots = [t for t in study.get_trials(deepcopy=False) if "failed_trial" not in t.system_attrs]
+    missing = max(0, trials - len(slots))
+    for _ in range(missing):
+        study.enqueue_trial({}, user_attrs={"trainwell:slot": True})
+    return missing
 
 
 def _claim_waiting(study: optuna.Study) -> int | None:
-    """Atomically move one WAITING trial to RUNNING; its id, or None when the queue is empty."""
+    """Atomically move one WAITING trial to RUNNING; its id, or None when the queue is empty
+    (what ``Study.ask`` does first, without its fallback of creating a new trial)."""
+    import optuna
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
             if study._storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
                 return t._trial_id
-        except RuntimeError:  # finished meanwhile
+        except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile
             continue
     return None
 
@@ -188,16 +195,11 @@ def run_worker(spec: StageSpec, worker_index: int = 0, fn: Any = None) -> int:
     while True:
         with quiet_optuna():
             optuna.storages.fail_stale_trials(study)
-            if spec.method == "grid":
-                trial_id = _claim_waiting(study)
-                if trial_id is None:
-                    break
-                trial = optuna.Trial(study, trial_id)
-            else:
-                used, waiting = _counted(study)
-                if used >= spec.trials and waiting == 0:
-                    break
-                trial = study.ask()
+            # grid points and budget slots are queued by the parent; claim one or stop
+            trial_id = _claim_waiting(study)
+            if trial_id is None:
+                break
+            trial = optuna.Trial(study, trial_id)
         run_trial(study, trial, objective)
         done += 1
     return done
@@ -228,7 +230,10 @@ def run_workers(spec: StageSpec, workers: int, fn: Any = None) -> None:
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # children read it before torch starts
     try:
-        procs = [ctx.Process(target=_process_main, args=(spec.to_dict(), i), daemon=False) for i in range(workers)]
+        procs = [
+            ctx.Process(target=_process_main, args=(spec.to_dict(), i), daemon=False)
+            for i in range(workers)
+        ]
         for p in procs:
             p.start()
         for p in procs:
@@ -240,8 +245,21 @@ def run_workers(spec: StageSpec, workers: int, fn: Any = None) -> None:
             os.environ["OMP_NUM_THREADS"] = env_before
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if bad:
-        log.warning("%d of %d workers exited with errors (codes %s); finished trials are kept",
-                    len(bad), workers, bad)
+        log.warning(
+            "%d of %d workers exited with errors (codes %s); finished trials are kept",
+            len(bad),
+            workers,
+            bad,
+        )
 
 
-__all__ = ["STAGE_ATTR", "StageSpec", "build_objective", "make_pruner", "run_trial", "run_worker", "run_workers"]
+__all__ = [
+    "STAGE_ATTR",
+    "StageSpec",
+    "enqueue_budget",
+    "build_objective",
+    "make_pruner",
+    "run_trial",
+    "run_worker",
+    "run_workers",
+]
