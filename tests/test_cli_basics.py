@@ -52,3 +52,12 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_union_field_gets_one_message(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nactivation = 1\n")
+    assert main(["check", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "model.activation: expected a string or a table; got 1" in err
+    assert err.count("model.activation") == 1

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from trainwell import __version__
@@ -46,6 +47,10 @@ def load_config_from_args(args: argparse.Namespace):  # noqa: ANN201 - lazy impo
     return load_config(args.config, args.overrides)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"warning: {message}\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trainwell",
@@ -67,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # warnings meant for the user (a zero init, the step activation) read as one line
+    warnings.formatwarning = _one_line_warning
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -102,12 +102,46 @@ def _describe(err: dict[str, Any], root: type[BaseModel]) -> str:
         shown = shown[:77] + "..."
     if kind == "missing":
         return f"{path}: required field is missing"
+    if "got " in msg:  # the validator already named the value it received
+        return f"{path}: {msg}"
     return f"{path}: {msg}; got {shown}"
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "list_type": "an array",
+    "literal_error": None,
+}
+
+
+def _merge_type_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One message per field when a union field (``str | dict``) rejects a value of every kind."""
+    by_loc: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for err in errors:
+        by_loc.setdefault(_clean_loc(tuple(err.get("loc", ()))), []).append(err)
+    out = []
+    for loc, errs in by_loc.items():
+        kinds = [_TYPE_WORDS.get(e.get("type", "")) for e in errs]
+        if len(errs) > 1 and all(kinds):
+            words = list(dict.fromkeys(k for k in kinds if k))
+            merged = dict(errs[0], loc=loc, type="union_type", msg="expected " + " or ".join(words))
+            out.append(merged)
+        else:
+            out.extend(errs)
+    return out
 
 
 def format_validation_error(exc: ValidationError, root: type[BaseModel] = Config) -> str:
     seen: list[str] = []
-    for err in exc.errors():
+    for err in _merge_type_errors(list(exc.errors())):
         line = _describe(err, root)
         if line not in seen:
             seen.append(line)

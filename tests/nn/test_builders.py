@@ -188,7 +188,8 @@ def test_conv_stack_that_shrinks_an_8x8_image_below_1x1_is_refused():
 def test_wrong_input_rank_task_and_outputs_are_refused():
     with pytest.raises(
         ModelSpecError,
-        match=r"'cnn' needs an image \(C, H, W\) per sample; got input shape \(64,\)",
+        match=r"'cnn' needs an image \(C, H, W\) per sample; got input shape \(64,\); table "
+        r"rows are \(n_features,\): use arch = \"mlp\", or an image source",
     ):
         build((64,), arch="cnn")
     with pytest.raises(
@@ -279,3 +280,19 @@ def test_rnn_learns_sequence_regression_and_classification():
         else:
             accuracy = ((m(x) > 0).float() == y).float().mean().item()
             assert accuracy > 0.93
+
+
+def test_python_factory_found_in_the_current_folder(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "cwd_only_nets.py").write_text(
+        "from torch import nn\n\ndef make(input_shape, n_outputs):\n"
+        "    return nn.Linear(input_shape[0], n_outputs)\n"
+    )
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    monkeypatch.chdir(tmp_path)  # as `python -m` would, the current folder is searched last
+    m = build((6,), n_out=4, arch="python:cwd_only_nets:make")
+    assert isinstance(m, nn.Linear) and m.in_features == 6 and sys.path[-1] == str(tmp_path)
+    with pytest.raises(ModelSpecError, match="cannot import module 'cwd_only_nets_missing'"):
+        build((6,), arch="python:cwd_only_nets_missing:f")
+    assert sys.path.count(str(tmp_path)) == 1

@@ -204,3 +204,26 @@ def test_bad_init_specs_are_named():
         make_init({"name": "xavier_normal", "mode": "avg"})
     with pytest.raises(ModelSpecError, match="init 'orthogonal' has no parameter 'std'"):
         make_init({"name": "orthogonal", "std": 1})
+
+
+def test_lsuv_on_a_real_digits_batch_through_build_model():
+    from sklearn.datasets import load_digits
+
+    from trainwell.nn import ModelConfig, build_model
+
+    x = torch.tensor(load_digits().images[:256] / 16.0, dtype=torch.float32).unsqueeze(1)
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="cnn", channels=[8, 16], hidden=[32], activation="tanh",
+                      init={"name": "lsuv", "tol": 0.02})
+    model = build_model(cfg, (1, 8, 8), 10, "multiclass", example_batch=x)
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda mod, _i, out, name=name: outputs.__setitem__(name, out))
+             for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(x)
+    for h in hooks:
+        h.remove()
+    assert sorted(outputs) == ["conv1", "conv2", "fc1", "head"]
+    for name, out in outputs.items():  # every layer's output has unit variance on this batch
+        assert out.var().item() == pytest.approx(1.0, abs=0.02), name
+        assert getattr(model, name).init_scheme.startswith("lsuv (orthonormal")

@@ -55,9 +55,11 @@ def import_user_module(module_name: str, arch: str) -> Any:
                     f"model.arch = {arch!r}: module {module_name!r} failed to import: {exc}"
                 ) from None
             if attempt == 0 and cwd not in sys.path:
-                sys.path.append(cwd)
+                sys.path.append(cwd)  # kept on success: the module may import its neighbours
                 importlib.invalidate_caches()
                 continue
+            if attempt == 1 and sys.path and sys.path[-1] == cwd:
+                sys.path.pop()  # not found there either: leave sys.path as it was
             raise ModelSpecError(
                 f"model.arch = {arch!r}: cannot import module {module_name!r}: no {top}.py (or "
                 f"package {top}/) on the Python path or in the current folder {cwd}; run from the "

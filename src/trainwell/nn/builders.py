@@ -58,8 +58,13 @@ def dropout_kind(cfg: ModelConfig) -> str:
 
 def need_dims(arch: str, input_shape: tuple[int, ...], dims: int, what: str) -> None:
     if len(input_shape) != dims or any(int(s) < 1 for s in input_shape):
+        hint = ""
+        if len(input_shape) == 1:
+            hint = ("; table rows are (n_features,): use arch = \"mlp\", or an image source "
+                    "(e.g. data.source = \"builtin:digits_images\" for the digits as 1x8x8)")
         raise ModelSpecError(
-            f"model.arch = {arch!r} needs {what} per sample; got input shape {tuple(input_shape)}"
+            f"model.arch = {arch!r} needs {what} per sample; got input shape "
+            f"{tuple(input_shape)}{hint}"
         )
 
 

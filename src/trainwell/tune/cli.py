@@ -48,8 +48,19 @@ def _tune(args: argparse.Namespace) -> int:
         raise ConfigError("trainwell tune needs CONFIG, or --resume STUDY_DIR")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1; got {args.workers}")
+    import logging
+    import sys
+
     from trainwell.tune.study import tune
 
+    # one line per finished trial on the terminal (library code only logs)
+    tune_log = logging.getLogger("trainwell.tune")
+    if tune_log.getEffectiveLevel() > logging.INFO:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        tune_log.addHandler(handler)
+        tune_log.setLevel(logging.INFO)
+        tune_log.propagate = False
     study = tune(
         args.config,
         recipe=args.recipe,

@@ -6,7 +6,9 @@ reports the metric to the trial and raises ``optuna.TrialPruned`` when the prune
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +89,10 @@ def train_trial(
     cfg.runs_dir = str(trials_dir)
     name = f"{prefix}{trial.number}"
     trial.set_user_attr("run_dir", str(Path("trials") / name))
-    run = fit(cfg, name=name, quiet=True, callbacks=[PruningCallback(trial, metric)])
+    # the trainer's epoch lines would interleave across trials and workers: the study reports
+    # one line per trial instead, and each run keeps its epochs in metrics.jsonl
+    with contextlib.redirect_stdout(io.StringIO()):
+        run = fit(cfg, name=name, quiet=True, callbacks=[PruningCallback(trial, metric)])
     best = run.results.get("best") or {}
     if metric not in best:
         raise ConfigError(

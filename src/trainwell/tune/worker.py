@@ -173,6 +173,27 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Any) -> None:
             raise
         else:
             study.tell(trial, value)
+            log.info(
+                "trial %s%d: %.5g  %s", spec_stage(trial), trial.number, value, _short(trial.params)
+            )
+            return
+    finished = study._storage.get_trial(trial._trial_id)
+    log.info("trial %s%d: %s", spec_stage(trial), trial.number, finished.state.name.lower())
+
+
+def spec_stage(trial: optuna.Trial) -> str:
+    stage = trial.user_attrs.get(STAGE_ATTR, "")
+    return f"{stage}-" if stage and stage != "search" else ""
+
+
+def _short(params: dict[str, Any]) -> str:
+    from trainwell.tune.space import decode
+
+    parts = []
+    for k, v in params.items():
+        v = decode(v)
+        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    return ", ".join(parts)
 
 
 def run_worker(spec: StageSpec, worker_index: int = 0, fn: Any = None) -> int:
