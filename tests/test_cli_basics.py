@@ -61,3 +61,17 @@ def test_union_field_gets_one_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "model.activation: expected a string or a table; got 1" in err
     assert err.count("model.activation") == 1
+
+
+def test_check_refuses_a_loss_that_does_not_fit_the_task(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\nsource = "builtin:diabetes"\ntask = "regression"\n[train]\nloss = "hinge"\n')
+    assert main(["check", str(cfg)]) == 2
+    assert "train.loss 'hinge' does not fit a regression task" in capsys.readouterr().err
+
+
+def test_check_refuses_a_search_space_path_that_does_not_exist(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[tune.space]\n"train.optimizer.lrr" = "loguniform(1e-4, 1e-1)"\n')
+    assert main(["check", str(cfg)]) == 2
+    assert "train.optimizer.lrr" in capsys.readouterr().err

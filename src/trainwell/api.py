@@ -107,6 +107,13 @@ def _example_batch(split: Any) -> Any:
     return torch.stack(xs)
 
 
+def _add_to_path(folder: Path) -> None:
+    import sys
+
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+
+
 def _split_len(split: Any) -> int:
     return 0 if split is None else len(split)
 
@@ -158,6 +165,12 @@ def fit(
     else:
         cfg = load_config(config, overrides)
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)  # refused before any data is read
+    if cfg.log.tensorboard:  # a missing package is refused before any run directory exists
+        from trainwell.report.tensorboard import require_tensorboard
+
+        require_tensorboard()
+    if cfg.model.arch.startswith("python:") and isinstance(config, (str, Path)) and resume is None:
+        _add_to_path(Path(config).resolve().parent)  # a factory module may sit beside the config
 
     from trainwell.data import prepare
     from trainwell.nn import build_model
@@ -200,10 +213,16 @@ def _train(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module, device: 
         log = MetricsLog(run_dir / "metrics.jsonl")
         ckpt = run_dir / "checkpoints"
         if resuming:
-            log.truncate_to(int(read_json(ckpt / "last.json")["state"]["epoch"]))
+            done = int(read_json(ckpt / "last.json")["state"]["epoch"])
+            log.truncate_to(done)
+            if (run_dir / "stats.jsonl").exists():
+                MetricsLog(run_dir / "stats.jsonl").truncate_to(done)
+        elif cfg.doctor.enabled:
+            _doctor_before_training(run_dir, cfg, prepared, model)
+        own = _run_callbacks(run_dir, cfg)
         trainer = Trainer.from_config(
             model, cfg.train, task=prepared.task, seed=cfg.seed, device=device,
-            callbacks=[default_progress(quiet), *callbacks], checkpoint_dir=ckpt,
+            callbacks=[default_progress(quiet), *own, *callbacks], checkpoint_dir=ckpt,
             checkpoint_every=cfg.train.checkpoint_every, metrics_log=log,
         )
         try:
@@ -211,9 +230,16 @@ def _train(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module, device: 
                         resume=ckpt if resuming else None)
         except DivergenceError as exc:
             status, diverged = "diverged", exc
-    except BaseException:
+            for cb in own:  # after_fit does not run after a divergence
+                if hasattr(cb, "finish"):
+                    cb.finish(trainer)
+                elif hasattr(cb, "after_fit"):
+                    cb.after_fit(trainer)
+    except BaseException as exc:
         meta = read_json(run_dir / "meta.json")
-        meta.update(status="failed", finished=_now())
+        # a trial stopped by the tuner's pruner (optuna.TrialPruned) is not a failure
+        meta.update(status="pruned" if type(exc).__name__ == "TrialPruned" else "failed",
+                    finished=_now())
         write_json_atomic(run_dir / "meta.json", meta)
         raise
     results = _write_results(run_dir, trainer, prepared)
@@ -280,11 +306,40 @@ def _predictions(out: torch.Tensor, task: str) -> dict[str, np.ndarray]:
     return {"y_pred": predict_labels(out, task).cpu().numpy(), "proba": proba.cpu().numpy()}
 
 
-def _finish_run(run_dir: Path, cfg: Config, run: Run) -> None:
-    """Called once at the end of every run that trained (``run.status``: completed or diverged).
+def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
+    """The callbacks a run gets from its config: the doctor's monitor, TensorBoard."""
+    out: list[Any] = []
+    if cfg.doctor.monitor:
+        from trainwell.diagnose.monitor import TrainingMonitor
 
-    The place where the report and the doctor's end-of-run work hook in.
+        out.append(TrainingMonitor(run_dir, every=cfg.doctor.monitor_every))
+    if cfg.log.tensorboard:
+        from trainwell.report.tensorboard import TensorBoardLogger
+
+        out.append(TensorBoardLogger(run_dir))
+    return out
+
+
+def _doctor_before_training(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module) -> None:
+    """``[doctor] enabled``: the sanity checks on copies of the model, saved as doctor.json.
+
+    Failing checks are logged and training goes on; ``trainwell doctor`` is the gate.
     """
+    from trainwell.diagnose.from_config import doctor_from_config
+
+    report = doctor_from_config(cfg, prepared=prepared, model=model, out_dir=run_dir)
+    report.save(run_dir)
+    for finding in report.findings:
+        if finding.status == "fail":
+            logger.warning("doctor: %s: %s", finding.check, finding.title)
+
+
+def _finish_run(run_dir: Path, cfg: Config, run: Run) -> None:
+    """Called once at the end of every run that trained (``run.status``: completed or diverged)."""
+    if cfg.log.report:
+        from trainwell.report import write_run_report
+
+        write_run_report(run_dir)
 
 
 # ---------------------------------------------------------------------------- prediction

@@ -242,7 +242,19 @@ def load_config(
     cfg = config_from_dict(raw, name)
     if base_dir is not None:
         cfg.data.resolve_paths(Path(base_dir))
+    check_cross_fields(cfg)
     return cfg
+
+
+def check_cross_fields(cfg: Config) -> None:
+    """Checks that span sections: the loss against the task, the search space against the config."""
+    from trainwell.train.config import check_loss_for_task
+
+    check_loss_for_task(cfg.train.loss.name, cfg.data.task)
+    if cfg.tune.space and not cfg.tune.candidates:
+        from trainwell.tune.space import validate_space
+
+        validate_space(cfg)
 
 
 __all__ = ["Config", "apply_overrides", "config_from_dict", "format_validation_error", "load_config"]

@@ -111,7 +111,12 @@ def test_list_valued_choices_round_trip():
     ],
 )
 def test_bad_paths_are_refused_with_the_path(space, match):
-    cfg = load_config({"tune": {"space": space}})
+    # refused when the config loads (so `trainwell check` catches it) ...
+    with pytest.raises(ConfigError, match=match):
+        load_config({"tune": {"space": space}})
+    # ... and by validate_space itself, for a Config whose space was set afterwards
+    cfg = load_config({})
+    cfg.tune.space = space
     with pytest.raises(ConfigError, match=match):
         validate_space(cfg)
 

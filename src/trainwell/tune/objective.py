@@ -87,6 +87,7 @@ def train_trial(
 
     cfg = cfg.model_copy(deep=True)
     cfg.runs_dir = str(trials_dir)
+    cfg.log.report = False  # a page per trial costs ~1.5 s; the study report covers the trials
     name = f"{prefix}{trial.number}"
     trial.set_user_attr("run_dir", str(Path("trials") / name))
     # the trainer's epoch lines would interleave across trials and workers: the study reports

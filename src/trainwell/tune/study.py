@@ -327,9 +327,11 @@ def tune(
     if recipe:
         from trainwell.tune.recipe import run_recipe
 
-        return run_recipe(
+        result = run_recipe(
             cfg, study_dir, url, study_name, metric, direction, seed, obj_str, fn, info
         )
+        _write_report(study_dir, cfg)
+        return result
     spec = StageSpec(
         study_dir=str(study_dir),
         storage=url,
@@ -346,7 +348,17 @@ def tune(
         candidates=[c.model_dump(mode="json") for c in cfg.tune.candidates],
     )
     study = run_stage(spec, cfg, cfg.tune.workers, fn)
-    return finish(study_dir, cfg, [study], metric, direction, info)
+    result = finish(study_dir, cfg, [study], metric, direction, info)
+    _write_report(study_dir, cfg)
+    return result
+
+
+def _write_report(study_dir: Path, cfg: Config) -> None:
+    """The study's report.html (``[log] report``)."""
+    if cfg.log.report:
+        from trainwell.report import write_study_report
+
+        write_study_report(study_dir)
 
 
 __all__ = ["Study", "finish", "resolve_direction", "run_stage", "tune"]
