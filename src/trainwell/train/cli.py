@@ -70,6 +70,8 @@ def _demo(args: argparse.Namespace) -> int:
     name = args.name or unique_name(Path(cfg.runs_dir), cfg.name or "demo-digits")
     run = fit(cfg, name=name, quiet=args.quiet)
     print(_summary(run))
+    if (run.run_dir / "report.html").exists():
+        print(f"report: {run.run_dir / 'report.html'}")
     print(f"predict with it: trainwell predict {run.run_dir} INPUT.csv --out predictions.csv")
     return 0
 
