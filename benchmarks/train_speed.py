@@ -193,13 +193,17 @@ early_stopping = {{ patience = 1000 }}
 """
 
 
-def cli_process(width, bs, threads):
-    """Seconds of a whole ``trainwell train`` process; its final val accuracy."""
+def cli_process(width, bs, threads, extra=()):
+    """Seconds of a whole ``trainwell train`` process; its final val accuracy.
+
+    ``cli`` runs with the defaults (the doctor's monitor on, report.html written at the end);
+    ``cli-noreport`` adds ``--set log.report=false``, the same work as the plain scripts.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.toml"
         cfg.write_text(CLI_TOML.format(w=width, bs=bs, epochs=EPOCHS))
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "trainwell", "train", str(cfg), "--quiet", "--name", "b"],
+        subprocess.run([sys.executable, "-m", "trainwell", "train", str(cfg), "--quiet", "--name", "b", *extra],
                        cwd=tmp, env=_env(threads), check=True, capture_output=True)
         wall = time.perf_counter() - t
         lines = (Path(tmp) / "runs" / "b" / "metrics.jsonl").read_text().splitlines()
@@ -227,6 +231,8 @@ def worker(name, size, threads):
 def run_one(name, size, threads):
     if name == "cli":
         return cli_process(*SIZES[size], threads)
+    if name == "cli-noreport":
+        return cli_process(*SIZES[size], threads, ("--set", "log.report=false"))
     t = time.perf_counter()
     out = subprocess.run([sys.executable, __file__, "--worker", name, "--size", size, "--threads", str(threads)],
                          env=_env(threads), check=True, capture_output=True, text=True)
@@ -248,7 +254,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sizes", default="small,large")
-    ap.add_argument("--contestants", default="tensor,trainwell,loader,sklearn,lightning,cli")
+    ap.add_argument("--contestants",
+                    default="tensor,trainwell,loader,sklearn,lightning,cli,cli-noreport")
     ap.add_argument("--worker")
     ap.add_argument("--size", default="small")
     args = ap.parse_args()
@@ -284,7 +291,7 @@ def main():
             proc = statistics.median(r["process_s"] for r in rs)
             acc = statistics.median(r["acc"] for r in rs)
             train_f, val_f = _flops_per_run(width, bs)
-            flops = train_f + (val_f if n in ("trainwell", "cli") else 0)
+            flops = train_f + (val_f if n in ("trainwell", "cli", "cli-noreport") else 0)
             ratio = f"{med / base:.2f}" if base else "-"
             pratio = f"{proc / base_proc:.2f}" if base_proc else "-"
             print(f"| {n} | {med:.2f} | {min(ts):.2f}-{max(ts):.2f} | {ratio} | {1000 * med / steps:.2f} | "
