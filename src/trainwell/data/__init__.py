@@ -5,7 +5,7 @@ Public names are imported lazily, so that reading the config does not load sciki
 
 from __future__ import annotations
 
-from typing import Any
+from trainwell._lazy import lazy_getattr
 
 _LAZY = {
     "prepare": "trainwell.data.preparation",
@@ -22,9 +22,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainwell.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -5,7 +5,7 @@ Public names are imported lazily, so that the command line and config loading do
 
 from __future__ import annotations
 
-from typing import Any
+from trainwell._lazy import lazy_getattr
 
 _LAZY = {
     "DoctorConfig": "trainwell.diagnose.config",
@@ -23,9 +23,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainwell.diagnose' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

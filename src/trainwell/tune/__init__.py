@@ -16,6 +16,8 @@ import sys
 import types
 from typing import Any
 
+from trainwell._lazy import lazy_getattr
+
 _LAZY = {
     "BayesSampler": "trainwell.tune.bayes",
     "expected_improvement": "trainwell.tune.bayes",
@@ -38,12 +40,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainwell.tune' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 class _CallableModule(types.ModuleType):
