@@ -138,3 +138,130 @@ def test_demo_reaches_97_percent(runs_dir, capsys):
     results = json.loads((runs_dir / "demo-digits" / "results.json").read_text())
     assert results["test"]["test_accuracy"] >= 0.97
     assert RUN_FILES <= {p.name for p in (runs_dir / "demo-digits").iterdir()}
+
+
+def _digit_folder(root, n=60, classes=3):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    keep = np.flatnonzero(d.target < classes)[:n]
+    for i in keep:
+        folder = root / f"c{d.target[i]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((d.images[i] * 15).astype(np.uint8)).save(folder / f"{i}.png")
+    return keep
+
+
+def test_lazy_image_folder_streams_through_fit_and_predict_reads_a_folder(runs_dir, tmp_path, capsys):
+    from torch.utils.data import Dataset
+
+    _digit_folder(tmp_path / "imgs")
+    cfg = {"data": {"source": f"images:{tmp_path / 'imgs'}", "images": {"mode": "L", "memory_mb": 0.001}},
+           "model": {"hidden": [16]}, "train": {"epochs": 3, "batch_size": 8, "optimizer": {"name": "adam", "lr": 0.01}},
+           "doctor": {"monitor": False}, "log": {"report": False}}
+    run = trainwell.fit(cfg, name="img", quiet=True)
+    assert isinstance(run.prepared.train.X, Dataset)  # read lazily: batches came from a DataLoader
+    assert run.trainer.steps_per_epoch == -(-len(run.prepared.train) // 8)
+    assert len(metrics_without_times(run.run_dir)) == 3
+    # the test split's files, copied flat into a new folder, predict as predictions.npz says
+    test_paths = run.prepared.test.X.paths
+    new = tmp_path / "new"
+    new.mkdir()
+    for k, path in enumerate(test_paths):
+        (new / f"{k:03d}.png").write_bytes(path.read_bytes())
+    assert main(["predict", "runs/img", str(new), "--out", "img.csv"]) == 0
+    out = pd.read_csv(tmp_path / "img.csv")
+    saved = np.load(run.run_dir / "predictions.npz", allow_pickle=False)
+    assert list(out["id"]) == [f"{k:03d}.png" for k in range(len(test_paths))]
+    np.testing.assert_allclose(out[["proba_c0", "proba_c1", "proba_c2"]].to_numpy(), saved["proba"], rtol=1e-4, atol=1e-6)
+    assert list(out["prediction"]) == [f"c{i}" for i in saved["y_pred"]]
+    np.testing.assert_allclose(trainwell.load("runs/img").predict_proba(new), saved["proba"], rtol=1e-4, atol=1e-6)
+    assert main(["predict", "runs/img", str(tmp_path / "img.csv"), "--out", "x.csv"]) == 2
+    assert "this run was fitted on images" in capsys.readouterr().err
+
+
+def test_predict_reads_npz_and_parquet_and_writes_each_format(runs_dir, tmp_path):
+    X, y = load_iris(return_X_y=True)
+    np.savez(tmp_path / "iris.npz", X=X.astype(np.float32), y=y)
+    cfg = {"data": {"source": f"npz:{tmp_path / 'iris.npz'}"}, "model": {"hidden": [8]},
+           "train": {"epochs": 3, "optimizer": {"name": "adam", "lr": 0.01}},
+           "doctor": {"monitor": False}, "log": {"report": False}}
+    trainwell.fit(cfg, name="npz", quiet=True)
+    np.savez(tmp_path / "new.npz", X=X[[0, 75, 140]].astype(np.float32), ids=np.array([7, 8, 9]))
+    assert main(["predict", "runs/npz", str(tmp_path / "new.npz"), "--out", "p.npz"]) == 0
+    got = np.load(tmp_path / "p.npz", allow_pickle=False)
+    assert list(got["id"]) == [7, 8, 9]
+    p = trainwell.load("runs/npz")
+    expected = p.predict_proba(str(tmp_path / "new.npz"))
+    np.testing.assert_allclose(np.stack([got[f"proba_{c}"] for c in range(3)], axis=1), expected, rtol=1e-6)
+    assert list(got["prediction"]) == list(p.predict(str(tmp_path / "new.npz")))
+    # a table run reads Parquet as it reads CSV, and writes Parquet
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv(tmp_path / "iris.csv", index=False)
+    trainwell.fit({"data": {"source": f"csv:{tmp_path / 'iris.csv'}"}, "train": {"epochs": 2},
+                   "doctor": {"monitor": False}, "log": {"report": False}}, name="csv", quiet=True)
+    rows = frame.drop(columns="target").iloc[[3, 90]]
+    rows.to_parquet(tmp_path / "new.parquet", index=False)
+    assert main(["predict", "runs/csv", str(tmp_path / "new.parquet"), "--out", "p.parquet"]) == 0
+    back = pd.read_parquet(tmp_path / "p.parquet")
+    np.testing.assert_allclose(back.filter(like="proba_").to_numpy(), trainwell.load("runs/csv").predict_proba(rows),
+                               rtol=1e-6)
+
+
+def test_bad_command_line_input_gets_a_clear_error(runs_dir, tmp_path, capsys):
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv(tmp_path / "iris.csv", index=False)
+    (tmp_path / "c.toml").write_text(f'[data]\nsource = "csv:{(tmp_path / "iris.csv").as_posix()}"\n'
+                                     '[train]\nepochs = 2\n[doctor]\nmonitor = false\n[log]\nreport = false\n')
+    assert main(["train", str(tmp_path / "c.toml"), "--name", "r", "--quiet"]) == 0
+    capsys.readouterr()
+    (tmp_path / "notrun").mkdir()
+    cases = [
+        (["train", "--resume", str(tmp_path / "notrun")], "has no config.toml (is it a run directory?)"),
+        (["train", "--resume", str(tmp_path / "nowhere")], "no such directory"),
+        (["train", "--resume", "runs/r"], "already completed; nothing to resume"),
+        (["train", "--resume", "runs/r", "--set", "train.epochs=5"], "a resumed run keeps its config.toml"),
+        (["train", "--resume", "runs/r", "--name", "x"], "--name does not apply to --resume"),
+        (["train", str(tmp_path / "c.toml"), "--resume", "runs/r"], "either CONFIG or --resume RUN"),
+        (["predict", str(tmp_path / "notrun"), "x.csv", "--out", "o.csv"], "no model.safetensors"),
+    ]
+    frame.drop(columns=["target", "petal width (cm)"]).to_csv(tmp_path / "missing.csv", index=False)
+    cases.append((["predict", "runs/r", str(tmp_path / "missing.csv"), "--out", "o.csv"],
+                  "'petal width (cm)' is not a column of csv file"))
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_load_refuses_probabilities_for_regression(runs_dir):
+    cfg = {"data": {"source": "builtin:diabetes"}, "model": {"hidden": [8]}, "train": {"epochs": 2},
+           "doctor": {"monitor": False}, "log": {"report": False}}
+    run = trainwell.fit(cfg, name="reg", quiet=True)
+    from sklearn.datasets import load_diabetes
+
+    X = load_diabetes(as_frame=True).frame.drop(columns="target").iloc[run.prepared.test.index]
+    p = trainwell.load(run.run_dir)
+    pred = np.load(run.run_dir / "predictions.npz", allow_pickle=False)["y_pred"]
+    np.testing.assert_allclose(p.predict(X).reshape(-1), pred.reshape(-1), rtol=1e-5, atol=1e-4)
+    with pytest.raises(trainwell.errors.TrainwellError, match="predict_proba needs a classification run"):
+        p.predict_proba(X)
+    # a plain array of the raw feature columns, in order, works like the DataFrame
+    np.testing.assert_allclose(p.predict(X.to_numpy()), p.predict(X), rtol=1e-6)
+    with pytest.raises(trainwell.errors.DataError, match=r"must have shape \(n, 10\), one column per raw feature"):
+        p.predict(X.to_numpy()[:, :3])
+
+
+def test_predict_takes_npz_columns_by_position_for_a_table_run(runs_dir, tmp_path):
+    iris = load_iris()
+    trainwell.fit(IRIS, name="tab", quiet=True)  # trained on builtin:iris, named columns
+    np.savez(tmp_path / "new.npz", X=iris.data[[0, 75, 140]])
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(runs_dir / "tab"), str(tmp_path / "new.npz"), "--out", str(out)]) == 0
+    direct = trainwell.load(runs_dir / "tab").predict(pd.DataFrame(iris.data[[0, 75, 140]],
+                                                                    columns=iris.feature_names))
+    assert list(pd.read_csv(out)["prediction"]) == list(direct)
+    np.savez(tmp_path / "narrow.npz", X=iris.data[:3, :3])
+    assert main(["predict", str(runs_dir / "tab"), str(tmp_path / "narrow.npz"), "--out", str(out)]) == 2

@@ -75,3 +75,10 @@ def test_check_refuses_a_search_space_path_that_does_not_exist(tmp_path, capsys)
     cfg.write_text('[tune.space]\n"train.optimizer.lrr" = "loguniform(1e-4, 1e-1)"\n')
     assert main(["check", str(cfg)]) == 2
     assert "train.optimizer.lrr" in capsys.readouterr().err
+
+
+def test_augmentation_is_refused_rather_than_ignored(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\naugment = ["flip"]\n')
+    assert main(["check", str(cfg)]) == 2
+    assert "data.augment: data augmentation is not available" in capsys.readouterr().err

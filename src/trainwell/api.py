@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainwell.errors import DivergenceError, RunError, TrainwellError
+from trainwell.errors import ConfigError, DataError, DivergenceError, RunError, TrainwellError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -155,6 +155,11 @@ def fit(
 
     if resume is not None:
         run_dir = Path(resume)
+        if overrides:
+            raise ConfigError(f"cannot resume {run_dir} with overrides ({', '.join(overrides)}): a resumed "
+                              "run keeps its config.toml; start a new run to change the config")
+        if not run_dir.is_dir():
+            raise RunError(f"cannot resume {run_dir}: no such directory")
         if not (run_dir / "config.toml").is_file():
             raise RunError(f"cannot resume {run_dir}: it has no config.toml (is it a run directory?)")
         if not (run_dir / "checkpoints" / "last.json").is_file():
@@ -361,11 +366,32 @@ class Predictor:
         self.classes: list[Any] | None = data_info.get("classes")
         self.data_info = data_info
 
+    def _as_input(self, raw: Any) -> Any:
+        """A path or DataFrame as is; a 2-D array of a table run's raw columns as a DataFrame."""
+        import numpy as np
+
+        if isinstance(raw, (str, Path)) or hasattr(raw, "columns"):
+            return raw
+        pipeline = getattr(self.transform, "pipeline", None)
+        columns = list(getattr(pipeline, "columns", None) or [])
+        if hasattr(raw, "detach"):
+            raw = raw.detach().cpu().numpy()
+        if isinstance(raw, np.ndarray) and getattr(pipeline, "kind", None) == "table" and columns:
+            if raw.ndim == 2 and raw.shape[1] == len(columns):
+                import pandas as pd
+
+                return pd.DataFrame(raw, columns=columns)
+            raise DataError(f"an array given to predict must have shape (n, {len(columns)}), one column "
+                            f"per raw feature ({', '.join(columns[:5])}{', ...' if len(columns) > 5 else ''}); "
+                            f"got {tuple(raw.shape)}")
+        raise DataError(f"predict takes a path (CSV, Parquet, NPZ, image folder) or a DataFrame"
+                        f"{' or a 2-D array' if columns else ''}; got {type(raw).__name__}")
+
     def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False) -> torch.Tensor:
         """The model's raw outputs on ``raw`` (preprocessed as in training, unless ``transformed``)."""
         import torch
 
-        X = raw if transformed else self.transform(raw)
+        X = raw if transformed else self.transform(self._as_input(raw))
         X = torch.as_tensor(X, dtype=torch.float32) if not isinstance(X, torch.Tensor) else X
         with torch.inference_mode():
             return torch.cat([self.model(X[i:i + batch_size]).float() for i in range(0, len(X), batch_size)]) \
@@ -376,6 +402,7 @@ class Predictor:
         regression, ``prediction`` / ``prediction_<i>`` per target)."""
         import numpy as np
 
+        raw = self._as_input(raw)
         if hasattr(self.transform, "load"):
             X, ids = self.transform.load(raw)
         else:

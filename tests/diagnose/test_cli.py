@@ -68,3 +68,11 @@ def test_bad_override_exits_2(runs_dir, capsys):
     assert "did you mean 'overfit'" in capsys.readouterr().err
     assert main(["doctor", cfg, "--set", "doctor.lr_max=1e-7"]) == 2
     assert "doctor.lr_max must be greater" in capsys.readouterr().err
+
+
+def test_apply_without_the_lr_check_is_refused_before_running(runs_dir, capsys):
+    cfg = _config(runs_dir.parent / "c.toml")
+    args = ["doctor", cfg, "--set", "doctor.checks=['data']", "--apply", "x.toml"]
+    assert main(args) == 2
+    assert "needs the 'lr' check" in capsys.readouterr().err
+    assert not (runs_dir / "iris-mlp-doctor").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from trainwell.diagnose import doctor
@@ -86,3 +87,33 @@ def test_image_batch_picture_is_written(tmp_path, digits):
     rep = doctor(model, (imgs, y[:200]), checks=["data"], out_dir=tmp_path)
     f = _data(rep, "data.batch")
     assert (tmp_path / f.evidence["path"]).stat().st_size > 1000
+
+
+def test_imbalance_and_constant_features_warn_with_their_numbers(digits):
+    X, y = digits
+    keep = (y != 1) | (torch.arange(len(y)) % 20 == 0)  # class 1 cut to a handful of rows
+    Xk, yk = X[keep], y[keep]
+    Xk = torch.cat([Xk, torch.full((len(Xk), 1), 3.0)], 1)  # feature 64 is constant
+    rep = doctor(torch.nn.Linear(65, 10), (Xk, yk), checks=["data"])
+    bal = _data(rep, "data.balance")
+    counts = torch.bincount(yk).tolist()
+    assert bal.status == "warn" and bal.evidence["class_counts"] == counts
+    assert bal.evidence["imbalance_ratio"] == max(counts) / min(counts) > 10
+    const = _data(rep, "data.constant")
+    assert const.status == "warn" and 64 in const.evidence["constant"]
+    assert rep.exit_code == 0  # warnings do not fail
+
+
+def test_batch_picture_shows_the_batch_the_model_receives(tmp_path, digits):
+    X, y = digits
+    imgs = X[:200].reshape(-1, 1, 8, 8) * 255  # an unnormalised batch stays visible as such
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    f = _data(doctor(model, (imgs, y[:200]), checks=["data"], out_dir=tmp_path), "data.batch")
+    rows = torch.tensor(f.evidence["rows"])
+    assert len(rows) == 32 and len(set(rows.tolist())) == 32
+    assert f.evidence["labels"] == y[rows].tolist()
+    batch = imgs[rows]
+    assert f.evidence["value_range"] == pytest.approx([batch.min().item(), batch.max().item()])
+    assert f.evidence["channel_mean"][0] == pytest.approx(batch.mean().item(), rel=1e-4)
+    assert f.evidence["channel_std"][0] == pytest.approx(batch.std(unbiased=False).item(), rel=1e-4)
+    assert "doctor_batch.png" in f.detail

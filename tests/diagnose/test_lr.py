@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -61,3 +62,29 @@ def test_find_lr_on_a_plain_module_leaves_it_untouched():
     res = find_lr(model, (X, y), optimizer="sgd", iters=150, lr_min=1e-5, batch_size=256)
     assert torch.equal(model.weight, w)
     assert res.diverge_lr is not None and res.suggested_lr < res.diverge_lr
+
+
+def test_range_test_loss_is_the_bias_corrected_moving_average():
+    # replay the range test by hand: full-batch SGD with lr_min * gamma^i, raw losses, then
+    # the EMA avg_i = 0.9 avg_{i-1} + 0.1 loss_i divided by 1 - 0.9^(i+1) (Adam's correction)
+    model, X, y = _linear_regression()
+    p = make_problem(model, (X, y), optimizer="sgd")
+    res = lr_range_test(p, iters=40, lr_min=1e-4, lr_max=1e-2, batch_size=len(X))
+    net = nn.Linear(5, 1)
+    net.load_state_dict(model.state_dict())
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+    gamma = (1e-2 / 1e-4) ** (1 / 39)
+    avg, smooth = 0.0, []
+    for i in range(40):
+        opt.param_groups[0]["lr"] = 1e-4 * gamma**i
+        loss = nn.functional.mse_loss(net(X), y)
+        avg = 0.9 * avg + 0.1 * loss.item()
+        smooth.append(avg / (1 - 0.9 ** (i + 1)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert res.diverge_lr is None and len(res.losses) == 40
+    assert torch.allclose(torch.tensor(res.losses), torch.tensor(smooth), rtol=1e-4)
+    assert res.lrs[-1] == pytest.approx(1e-2)
+    k = min(range(40), key=smooth.__getitem__)
+    assert res.suggested_lr == pytest.approx(res.lrs[k] / 10)

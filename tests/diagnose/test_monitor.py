@@ -119,3 +119,50 @@ def test_statistics_are_computed_on_sampled_steps_only(digits, monkeypatch, make
     )
     # 100 steps, sampled at steps 0, 25, 50, 75; three watched layers (two ReLUs, the output)
     assert len(calls) == 4 * 3
+
+
+def _fit_verdict(model, train, val, **kw):
+    mon = TrainingMonitor(every=10)
+    t = Trainer(model, seed=0, callbacks=[mon], **kw).fit(train, val)
+    return mon.verdict(t.history)
+
+
+def test_real_runs_get_the_right_verdict(digits, make_mlp):
+    X, y = digits
+    val = (X[800:], y[800:])
+    # 30 training rows, a wide MLP, Adam at 1e-2 for 40 epochs: val loss turns up (lecture 004)
+    over = _fit_verdict(
+        make_mlp(hidden=(256, 256)), (X[:30], y[:30]), val,
+        epochs=40, batch_size=30, optimizer={"name": "adam", "lr": 1e-2},
+    )
+    assert over.evidence["verdict"] == "overfitting" and over.status == "warn"
+    assert over.evidence["final_val_loss"] > 2 * over.evidence["best_val_loss"]
+    # SGD at 1e-5: the training loss stays near its initial value
+    under = _fit_verdict(
+        make_mlp(), (X[:800], y[:800]), val,
+        epochs=2, batch_size=100, optimizer={"name": "sgd", "lr": 1e-5},
+    )
+    assert under.evidence["verdict"] == "underfitting"
+    assert under.evidence["final_train_loss"] > 0.5 * under.evidence["initial_loss"]
+    # 800 rows, Adam 1e-3: train and val fall together, a small gap
+    good = _fit_verdict(
+        make_mlp(), (X[:800], y[:800]), val,
+        epochs=6, batch_size=50, optimizer={"name": "adam", "lr": 1e-3},
+    )
+    assert good.evidence["verdict"] == "good_fit", good.detail
+    assert good.evidence["gap_over_initial"] < 0.1
+
+
+def test_a_too_large_lr_diverges_with_step_and_layer(digits, make_mlp):
+    X, y = digits
+    mon = TrainingMonitor(every=100)
+    with pytest.raises(DivergenceError):
+        Trainer(
+            make_mlp(), epochs=2, batch_size=100, seed=0,
+            optimizer={"name": "sgd", "lr": 1e3}, callbacks=[mon],
+        ).fit((X, y))
+    d = mon.divergence
+    assert d["step"] >= 2 and d["first_layer"] in {"0", "2", "4", "the loss"}
+    v = mon.verdict([])
+    assert v.evidence["verdict"] == "diverged" and f"step {d['step']}" in v.detail
+    assert any("smaller learning rate" in a for a in v.advice)

@@ -37,3 +37,10 @@ def test_divergence_on_nan_names_the_epoch():
     f = verdict(_hist([1.0, float("nan")]))
     assert f.status == "fail" and f.evidence["verdict"] == "diverged" and f.evidence["epoch"] == 2
     assert any("learning rate" in a for a in f.advice)
+
+
+def test_a_small_absolute_gap_is_a_good_fit():
+    # the demo's curves: val 0.06 vs train 0.005 after starting at 2.9 is lecture 004's small gap
+    f = verdict(_hist([1.27, 0.13, 0.02, 0.005], [0.37, 0.11, 0.068, 0.061]), initial_loss=2.94)
+    assert f.evidence["verdict"] == "good_fit" and f.evidence["gap"] > 0.9
+    assert f.evidence["gap_over_initial"] < 0.02

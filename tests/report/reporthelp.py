@@ -7,48 +7,20 @@ from pathlib import Path
 IRIS = {"data": {"source": "builtin:iris"}, "train": {"epochs": 3, "batch_size": 16}}
 
 
-def _fallback_monitor(run_dir: Path):  # noqa: ANN202 - a TrainingMonitor
-    """The doctor's in-training monitor, unless ``fit`` already attached one (then it idles)."""
-    from trainwell.diagnose import TrainingMonitor
-
-    events = ("before_fit", "before_epoch", "before_batch", "after_loss", "after_backward",
-              "after_step", "after_epoch", "after_fit")
-
-    class FallbackMonitor(TrainingMonitor):
-        active = True
-
-    def make(event: str):  # noqa: ANN202
-        def method(self, trainer):  # noqa: ANN001, ANN202
-            if event == "before_fit":
-                self.active = not any(isinstance(cb, TrainingMonitor) and cb is not self
-                                      for cb in trainer.callbacks)
-            if self.active:
-                return getattr(TrainingMonitor, event)(self, trainer)
-            return None
-
-        return method
-
-    for event in events:
-        if hasattr(TrainingMonitor, event):
-            setattr(FallbackMonitor, event, make(event))
-    return FallbackMonitor(run_dir, every=2)
-
-
 def fit_run(root: Path, name: str, overrides: list[str] | None = None, data: str = "builtin:iris",
-            monitor: bool = True, tensorboard: bool = False) -> Path:
-    """A real run by ``trainwell.api.fit`` with the doctor's in-training statistics."""
+            monitor: bool = True, tensorboard: bool = False, report: bool = True) -> Path:
+    """A real run by ``trainwell.api.fit``, configured only through its config.
+
+    ``fit`` itself attaches the doctor's monitor (``[doctor] monitor``), the TensorBoard logger
+    (``[log] tensorboard``) and writes ``report.html`` at the end (``[log] report``).
+    """
     from trainwell.api import fit
 
-    run_dir = root / name
-    callbacks = [_fallback_monitor(run_dir)] if monitor else []
-    if tensorboard:
-        from trainwell.report.tensorboard import TensorBoardLogger
-
-        callbacks.append(TensorBoardLogger(run_dir))
     cfg = {**IRIS, "data": {"source": data}, "runs_dir": str(root),
-           "doctor": {"monitor": monitor, "monitor_every": 2}}
-    fit(cfg, name=name, quiet=True, callbacks=callbacks, overrides=overrides)
-    return run_dir
+           "doctor": {"monitor": monitor, "monitor_every": 2},
+           "log": {"tensorboard": tensorboard, "report": report}}
+    fit(cfg, name=name, quiet=True, overrides=overrides)
+    return root / name
 
 
 class Page:

@@ -48,3 +48,17 @@ def test_page_loads_cleanly_on_a_phone_and_a_wide_screen(kind, pages, browser, t
         shot = browser.full_screenshot(tmp_path / f"{kind}-{name}.png", width)
         with Image.open(shot) as img:
             assert img.width == width and img.height > height // 2
+
+
+def test_console_check_fails_on_a_broken_page(browser, tmp_path):
+    """The check above can fail: a missing image and a script error are both reported."""
+    broken = tmp_path / "broken.html"
+    broken.write_text('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+                      '<link rel="icon" href="data:,"><title>broken</title></head><body>'
+                      '<img src="missing.png" alt="x"><script>undefinedFunction();</script>'
+                      "</body></html>\n", encoding="utf-8")
+    browser.console()
+    browser.open(broken)
+    messages = [e["message"] for e in browser.console() if e["level"] == "SEVERE"]
+    assert any("missing.png" in m for m in messages), messages
+    assert any("undefinedFunction" in m for m in messages), messages

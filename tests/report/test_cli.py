@@ -29,6 +29,10 @@ def test_report_errors_name_the_path_and_what_is_expected(iris_run, study_dir, t
     assert "missing is not a directory" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "neither a run directory" in capsys.readouterr().err
+    assert main(["report", str(iris_run.parent)]) == 2  # the runs folder itself
+    assert "it holds run or study directories (" in capsys.readouterr().err
+    assert main(["report", str(iris_run), str(iris_run)]) == 2
+    assert "is given twice" in capsys.readouterr().err
     assert main(["report", str(iris_run), str(study_dir)]) == 2
     err = capsys.readouterr().err
     assert "only run directories can be compared" in err and "study directory" in err

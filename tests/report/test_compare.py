@@ -36,3 +36,10 @@ def test_comparison_overlays_curves_and_tabulates_differences(iris_run, iris_run
 def test_comparison_needs_two_runs(iris_run, tmp_path):
     with pytest.raises(RunError, match="at least 2 run directories; got 1"):
         write_comparison([iris_run], tmp_path / "x.html")
+
+
+def test_comparison_regenerates_byte_for_byte(iris_run, iris_run_fast, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    a = write_comparison([iris_run, iris_run_fast], tmp_path / "a.html").read_bytes()
+    b = write_comparison([iris_run, iris_run_fast], tmp_path / "b.html").read_bytes()
+    assert a == b

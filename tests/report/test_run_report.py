@@ -41,6 +41,71 @@ def test_results_table_shows_results_json(iris_run, iris_report):
     assert f"{results['n_params']:,}" in page.text
 
 
+def test_summary_shows_the_machine_and_parameter_count(iris_run, iris_report):
+    meta = json.loads((iris_run / "meta.json").read_text())
+    n_params = json.loads((iris_run / "results.json").read_text())["n_params"]
+    import torch
+
+    assert n_params == sum(p.numel() for p in _iris_model(iris_run).parameters())
+    rows = {r[0]: r[1] for t in Page(iris_report).tables for r in t if len(r) == 2}
+    assert rows["parameters"] == f"{n_params:,}"
+    for key in ("platform", "device", "python", "torch"):
+        assert rows[key] == str(meta[key])
+    assert meta["torch"] == torch.__version__
+
+
+def _iris_model(run):  # noqa: ANN001, ANN202 - the run's model, rebuilt from its config
+    from trainwell.api import load
+
+    return load(run).model
+
+
+def test_layer_statistics_at_init_and_end_match_doctor_json(iris_run, iris_report):
+    acts = json.loads((iris_run / "doctor.json").read_text())["activation_stats"]
+    page = Page(iris_report)
+    table = page.table_with("statistic")
+    assert table[0] == ["layer", "statistic", "init", "end"]
+    rows = {(r[0], r[1]): r[2:] for r in table[1:]}
+    for label, col in (("init", 0), ("end", 1)):
+        layers = acts[label].get("layers", acts[label])
+        assert layers, label
+        for layer, stats in layers.items():
+            assert float(rows[(layer, "activation std")][col]) == pytest.approx(
+                stats["act_std"], rel=1e-3, abs=1e-6)
+            assert float(rows[(layer, "gradient norm")][col]) == pytest.approx(
+                stats["grad_norm"], rel=1e-3, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def diverged_run(runs_root):
+    from trainwell.errors import DivergenceError
+
+    with pytest.raises(DivergenceError):
+        fit_run(runs_root, "diverged", ["train.optimizer.name=sgd", "train.optimizer.lr=1e6"])
+    return runs_root / "diverged"
+
+
+@pytest.mark.parametrize("which", ["iris", "diverged"])
+def test_doctor_findings_are_shown_with_their_advice(which, iris_run, diverged_run):
+    import html
+
+    run = iris_run if which == "iris" else diverged_run
+    findings = json.loads((run / "doctor.json").read_text())["findings"]
+    assert findings
+    if which == "diverged":
+        assert any(f["status"] == "fail" and f.get("advice") for f in findings)
+    text = html.unescape(Page(run / "report.html").text)
+    for f in findings:
+        assert f'<span class="badge {f["status"]}">{f["status"]}</span> {f["title"]}' in text
+        for advice in f.get("advice", []):
+            assert f"<li>{advice}</li>" in text
+
+
+def test_log_report_false_writes_no_report(runs_root):
+    run = fit_run(runs_root, "iris-noreport", monitor=False, report=False)
+    assert (run / "results.json").is_file() and not (run / "report.html").exists()
+
+
 def test_per_class_recall_matches_sklearn(iris_run, iris_report):
     npz = np.load(iris_run / "predictions.npz", allow_pickle=False)
     recall = recall_score(npz["y_true"], npz["y_pred"], average=None, labels=[0, 1, 2],
@@ -55,7 +120,7 @@ def test_per_class_recall_matches_sklearn(iris_run, iris_report):
 
 def test_regression_run_gets_residual_plot(runs_root):
     run = fit_run(runs_root, "diabetes", data="builtin:diabetes", monitor=False)
-    page = Page(write_run_report(run))
+    page = Page(run / "report.html")  # written by fit itself
     assert {"fig-truth", "fig-residuals"} <= set(page.figures)
     assert "fig-confusion" not in page.figures
     npz = np.load(run / "predictions.npz", allow_pickle=False)
@@ -99,13 +164,9 @@ def test_not_a_run_directory_is_refused(tmp_path):
         write_run_report(tmp_path / "nope")
 
 
-def test_diverged_run_gets_a_report_that_says_what_is_missing(runs_root):
-    from trainwell.errors import DivergenceError
-
-    with pytest.raises(DivergenceError):
-        fit_run(runs_root, "diverged", ["train.optimizer.name=sgd", "train.optimizer.lr=1e6"])
-    run = runs_root / "diverged"
-    page = Page(write_run_report(run))
+def test_diverged_run_gets_a_report_that_says_what_is_missing(diverged_run):
+    run = diverged_run
+    page = Page(run / "report.html")  # fit writes the report of a diverged run too
     assert page.sections == RUN_SECTIONS
     assert "multiclass · diverged" in page.text
     rows = dict(r for r in page.tables[0] if len(r) == 2)

@@ -20,7 +20,19 @@ STUDY_FIGURES = ["fig-history", "fig-best", "fig-parallel", "fig-importance", "f
 
 @pytest.fixture(scope="module")
 def study_page(study_dir):
-    return Page(write_study_report(study_dir))
+    """The page ``tune`` wrote at the end of the study (``[log] report``)."""
+    return Page(study_dir / "report.html")
+
+
+def test_study_report_regenerates_byte_for_byte(study_dir, monkeypatch):
+    import re
+
+    stamp = re.compile(r'<time id="generated">[^<]*</time>')
+    first = (study_dir / "report.html").read_text(encoding="utf-8")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    again = write_study_report(study_dir, study_dir / "again.html").read_text(encoding="utf-8")
+    (study_dir / "again.html").unlink()
+    assert stamp.sub("", first) == stamp.sub("", again)
 
 
 def test_study_report_has_every_section_and_figure(study_page):

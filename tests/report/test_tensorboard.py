@@ -43,3 +43,17 @@ def test_missing_package_says_how_to_install_it(monkeypatch, tmp_path):
         TensorBoardLogger(tmp_path)
     with pytest.raises(ConfigError, match="pip install tensorboard"):
         require_tensorboard()
+
+
+def test_fit_refuses_tensorboard_without_the_package_before_any_run(monkeypatch, tmp_path, capsys):
+    from trainwell.cli import main
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "tb.toml"
+    cfg.write_text('[data]\nsource = "builtin:iris"\n[log]\ntensorboard = true\n')
+    assert main(["train", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "pip install tensorboard" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # refused before a run directory was made

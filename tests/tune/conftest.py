@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,12 @@ def postgres_url():
         bindir = _pg_bin()
         if bindir is None:
             pytest.fail(f"PostgreSQL test: {outcome}")
+        # pytest captures the fixture's print; a warning shows in the run's summary
+        warnings.warn(
+            "PostgreSQL was missing: installed Debian's postgresql package with apt-get",
+            UserWarning,
+            stacklevel=1,
+        )
     root = Path(tempfile.mkdtemp(prefix="trainwell-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir()

@@ -146,9 +146,25 @@ def test_bad_arguments_are_refused():
         BayesSampler(beta0=-1)
 
 
+EXPECTED = {
+    "bayes": (BayesSampler, "auto"),
+    "ucb": (BayesSampler, "ucb"),
+    "ei": (BayesSampler, "ei"),
+    "random": (optuna.samplers.RandomSampler, None),
+    "grid": (optuna.samplers.RandomSampler, None),  # grid points are enqueued trials
+    "tpe": (optuna.samplers.TPESampler, None),
+    "gp": (optuna.samplers.GPSampler, None),
+    "cmaes": (optuna.samplers.CmaEsSampler, None),
+}
+
+
 @pytest.mark.parametrize("name", list_samplers())
 def test_every_registered_sampler_runs_a_small_study(name):
     sampler = make_sampler(TuneConfig(method=name), seed=0)
+    cls, acquisition = EXPECTED[name]  # a name missing here fails: every method is checked
+    assert type(sampler) is cls
+    if acquisition is not None:
+        assert sampler.acquisition == acquisition
     study = optuna.create_study(sampler=sampler)
     study.optimize(
         lambda t: (t.suggest_float("x", -2, 2) - 0.5) ** 2 + t.suggest_float("y", 0, 1), n_trials=8
@@ -159,3 +175,23 @@ def test_every_registered_sampler_runs_a_small_study(name):
 def test_unknown_sampler_name_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown sampler 'tpee'; did you mean 'tpe'"):
         make_sampler(TuneConfig(), seed=0, method="tpee")
+
+
+def test_ucb_method_is_the_lectures_schedule_and_ei_margin_is_in_metric_units():
+    ucb = make_sampler(TuneConfig(method="ucb"), seed=0)
+    assert (ucb.beta0, ucb.decay, ucb.beta_min) == (1.0, 0.8, 0.0)  # beta_t = 0.8^t exactly
+    assert [ucb.step_acquisition(t) for t in (1, 2, 3)] == [
+        ("ucb", pytest.approx(0.8)),
+        ("ucb", pytest.approx(0.64)),
+        ("ucb", pytest.approx(0.512)),
+    ]
+    # EI's delta is given in the metric's units; the GP sees standardized values, so the
+    # acquisition's threshold is best + delta / std (of the maximized, sign-flipped values)
+    delta = 5.0
+    sampler = BayesSampler(acquisition="ei", delta=delta, n_startup_trials=4, seed=0)
+    study = optuna.create_study(sampler=sampler)  # minimize 100 * x^2: a metric in large units
+    study.optimize(lambda t: 100 * t.suggest_float("x", -1, 1) ** 2, n_trials=5)
+    observed = -np.array([t.value for t in study.trials[:4]])
+    assert sampler.last_acquisition == ("ei", delta)
+    standardized_best = (observed.max() - observed.mean()) / observed.std()
+    assert sampler.last_acqf.f0 == pytest.approx(standardized_best + delta / observed.std())

@@ -14,6 +14,8 @@ source = "builtin:iris"
 hidden = [8]
 [train]
 epochs = 2
+[log]
+report = false
 [tune]
 method = "random"
 trials = 2
@@ -47,3 +49,21 @@ def test_tune_command_refuses_bad_input_without_a_traceback(runs_dir, capsys):
     assert main(["tune", "exp.toml", "--workers", "0"]) == 2
     assert main(["tune", "--resume", "runs/nothing"]) == 2
     assert "not a study directory" in capsys.readouterr().err
+
+
+def test_tune_command_names_a_scikit_learn_winner_without_offering_trainwell_train(runs_dir, capsys):
+    (runs_dir.parent / "sel.toml").write_text(
+        CONFIG.split("[tune]")[0]
+        + """
+[tune]
+method = "grid"
+[[tune.candidates]]
+name = "knn"
+space = { n_neighbors = "choice(3, 5)" }
+"""
+    )
+    assert main(["tune", "sel.toml", "--name", "sel"]) == 0
+    out = capsys.readouterr().out
+    assert "2 trials: 2 complete" in out and "candidate" in out
+    assert "the scikit-learn candidate 'knn'" in out and "trainwell train runs" not in out
+    assert 'candidate = "knn"' in (runs_dir / "sel" / "best_config.toml").read_text()

@@ -19,6 +19,7 @@ def test_two_workers_share_one_postgresql_study(runs_dir, postgres_url):
     }
     cfg = {
         "name": "pg",
+        "log": {"report": False},
         "tune": {"method": "grid", "grid_points": 2, "space": space, "pruner": {"name": "none"}},
     }
     study = tune(cfg, objective=QUAD, workers=2, storage=postgres_url)
@@ -32,6 +33,7 @@ def test_two_workers_share_one_postgresql_study(runs_dir, postgres_url):
     # a second study (random, two workers) in the same database, continued with --resume
     cfg2 = {
         "name": "pg2",
+        "log": {"report": False},
         "tune": {"method": "random", "trials": 4, "space": space, "pruner": {"name": "none"}},
     }
     s2 = tune(cfg2, objective=QUAD, workers=2, storage=postgres_url)

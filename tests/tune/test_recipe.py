@@ -9,8 +9,10 @@ import math
 import optuna
 import pytest
 
+from trainwell.cli import main
 from trainwell.config import load_config
 from trainwell.tune.objective import PruningCallback
+from trainwell.tune.recipe import train_final
 from trainwell.tune.study import tune
 
 SPACE = {
@@ -23,11 +25,12 @@ SPACE = {
 def test_recipe_narrows_the_space_and_refines_with_bayes(runs_dir):
     cfg = {
         "name": "r",
+        "log": {"report": False},
         "tune": {
             "space": SPACE,
             "pruner": {"name": "none"},
             "recipe": {
-                "coarse_trials": 12,
+                "coarse_trials": 8,
                 "coarse_epochs": 2,
                 "refine_trials": 6,
                 "top_k": 3,
@@ -38,7 +41,7 @@ def test_recipe_narrows_the_space_and_refines_with_bayes(runs_dir):
     study = tune(cfg, objective="trainwell.tune.synthetic:quadratic", recipe=True)
     info = json.loads((study.dir / "study.json").read_text())
     coarse, refine = info["stages"]
-    assert (coarse["method"], coarse["trials"], coarse["epochs"]) == ("random", 12, 2)
+    assert (coarse["method"], coarse["trials"], coarse["epochs"]) == ("random", 8, 2)
     assert (refine["method"], refine["trials"], refine["epochs"]) == ("bayes", 6, 7)
     # the refined range covers the three best coarse values, inside the original range
     lo, hi = (
@@ -48,7 +51,7 @@ def test_recipe_narrows_the_space_and_refines_with_bayes(runs_dir):
     assert 1e-4 <= lo <= min(best_lrs) and max(best_lrs) <= hi <= 1e-1
     assert math.log(hi / lo) < math.log(1e-1 / 1e-4)
     rows = list(csv.DictReader((study.dir / "trials.csv").open()))
-    assert [r["stage"] for r in rows].count("coarse") == 12 and [r["stage"] for r in rows].count(
+    assert [r["stage"] for r in rows].count("coarse") == 8 and [r["stage"] for r in rows].count(
         "refine"
     ) == 6
     for r in rows:
@@ -88,6 +91,7 @@ def test_recipe_end_to_end_with_real_training(runs_dir):
     ]
     # each trial is a full run directory whose recorded metric is the study's value
     rows = {(r["stage"], r["number"]): r for r in csv.DictReader((d / "trials.csv").open())}
+    curves = json.loads((d / "curves.json").read_text())
     for (stage, number), r in rows.items():
         run = d / "trials" / f"{stage}-{number}"
         if r["state"] == "COMPLETE":
@@ -95,11 +99,34 @@ def test_recipe_end_to_end_with_real_training(runs_dir):
             assert float(r["value"]) == pytest.approx(results["best"]["val_loss"])
             epochs = len((run / "metrics.jsonl").read_text().splitlines())
             assert epochs == (1 if stage == "coarse" else 3)
+            # per-trial learning curves: the metric of every epoch, as the run logged it
+            logged = [
+                json.loads(line)["val_loss"]
+                for line in (run / "metrics.jsonl").read_text().splitlines()
+            ]
+            assert curves[f"{stage}-{number}"]["values"] == pytest.approx(logged)
     # the final run trains the best config in full, from best_config.toml
-    assert (d / "final" / "results.json").is_file()
+    final = json.loads((d / "final" / "results.json").read_text())
     best = load_config(d / "best_config.toml")
     assert best.train.epochs == 3 and best.model.hidden == [study.best_params["model.hidden.width"]]
     assert load_config(d / "final" / "config.toml").model.hidden == best.model.hidden
+    # the study's report.html ([log] report, on by default) and the final run's; none per trial
+    assert (d / "report.html").is_file() and (d / "final" / "report.html").is_file()
+    assert not list((d / "trials").glob("*/report.html"))
+    # best_config.toml is runnable: `trainwell train` gives the final run again (seeded)
+    assert main(["train", str(d / "best_config.toml"), "--set", "log.report=false"]) == 0
+    again = json.loads((runs_dir / "iris" / "results.json").read_text())
+    assert again["best"]["val_loss"] == pytest.approx(final["best"]["val_loss"])
+    # --resume of a finished recipe keeps the final run trained from the same best config
+    stamp = (d / "final" / "results.json").stat().st_mtime_ns
+    assert train_final(best, d) == d / "final"
+    assert (d / "final" / "results.json").stat().st_mtime_ns == stamp
+    # ... and moves it aside when the best config changed
+    other = best.model_copy(deep=True)
+    other.train.epochs, other.log.report = 1, False
+    train_final(other, d)
+    assert (d / "final-old" / "results.json").is_file()
+    assert len((d / "final" / "metrics.jsonl").read_text().splitlines()) == 1
 
 
 class _FakeTrainer:

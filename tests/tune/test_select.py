@@ -18,6 +18,7 @@ from trainwell.tune.study import tune
 def _cfg(candidates, metric="val_loss", trials=10, method="tpe"):
     return {
         "name": "sel",
+        "log": {"report": False},
         "data": {"source": "builtin:iris"},
         "model": {"hidden": [8]},
         "train": {"epochs": 2, "optimizer": {"name": "adam", "lr": 0.05}},

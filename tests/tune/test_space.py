@@ -227,3 +227,53 @@ def test_when_cycles_are_refused():
                 "model.norm": {"choices": ["batch", "none"], "when": {"model.dropout": 0.1}},
             }
         )
+
+
+def test_architecture_fields_are_searchable_and_reach_the_built_model():
+    """depth, width, activation, init, norm and dropout: sampled values build that network."""
+    import json
+    import warnings
+
+    import torch
+    from optuna.trial import FixedTrial
+
+    from trainwell.nn import build_model
+
+    space = {
+        "model.hidden.depth": "int(1, 3)",
+        "model.hidden.width": "logint(4, 64)",
+        "model.activation": ["relu", "tanh"],
+        "model.init": "choice('xavier', {name = 'constant', value = 0.25})",
+        "model.norm": ["none", "batch", "layer"],
+        "model.dropout": "uniform(0, 0.5)",
+    }
+    cfg = load_config({"tune": {"space": space}})
+    params = validate_space(cfg)
+    assert [p.path for p in params] == list(space)
+    constant = "json:" + json.dumps({"name": "constant", "value": 0.25}, sort_keys=True)
+    trial = FixedTrial(
+        {
+            "model.hidden.depth": 3,
+            "model.hidden.width": 7,
+            "model.activation": "tanh",
+            "model.init": constant,
+            "model.norm": "batch",
+            "model.dropout": 0.3,
+        }
+    )
+    values = suggest(trial, params, cfg.to_dict())
+    assert values["model.init"] == {"name": "constant", "value": 0.25}  # a table, decoded
+    new = load_config(apply_params(cfg.to_dict(), values))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a constant init's symmetry warning
+        model = build_model(new.model, (4,), 3, "multiclass")
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [lin.out_features for lin in linears] == [7, 7, 7, 3]  # depth 3, width 7, head
+    assert all(torch.all(lin.weight == 0.25) for lin in linears[:-1])  # the searched init
+    assert sum(isinstance(m, torch.nn.Tanh) for m in model.modules()) == 3
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()) == 3
+    drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops == [0.3] * 3
+    # a value outside what the model section accepts is refused with its path
+    with pytest.raises(ConfigError, match=r"'model.norm': value 'group'"):
+        load_config({"tune": {"space": {"model.norm": ["batch", "group"]}}})

@@ -29,6 +29,7 @@ SPACE = {
 def _cfg(method="random", trials=8, **tune_fields):
     return {
         "name": "q",
+        "log": {"report": False},  # the study report is tested once, in test_recipe
         "tune": {
             "method": method,
             "trials": trials,
@@ -102,7 +103,7 @@ def test_overrides_and_bad_keywords(runs_dir):
     with pytest.raises(RunError, match="already exists"):
         tune(_cfg(), objective=QUAD, name="custom")
     with pytest.raises(ConfigError, match="tune.space is empty"):
-        tune({"tune": {"trials": 2}})
+        tune({"tune": {"trials": 2}, "log": {"report": False}})
 
 
 def test_resume_continues_and_keeps_finished_trials(runs_dir):
@@ -202,6 +203,23 @@ def test_pruning_from_per_epoch_reports(runs_dir):
 def test_bad_storage_url_is_refused(runs_dir):
     with pytest.raises(ConfigError, match="tune.storage"):
         tune(_cfg(), objective=QUAD, storage="nosuchdb://x")
+    with pytest.raises(ConfigError, match="cannot open .*driver is not installed"):
+        tune(_cfg(), objective=QUAD, storage="mysql://nobody@localhost/x")
+    assert not Path("runs").exists() or not list(Path("runs").iterdir())  # no study dir left
+
+
+def test_plain_postgresql_urls_get_the_installed_driver():
+    from trainwell.tune.storage import with_driver
+
+    # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the postgres extra installs psycopg2
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:  # psycopg 3 absent, as in trainwell's env
+        assert with_driver("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
+    else:
+        assert with_driver("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert with_driver("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert with_driver("sqlite:///x.db") == "sqlite:///x.db"
 
 
 def test_a_resumed_random_search_does_not_replay_its_configs(runs_dir):
@@ -220,3 +238,52 @@ def test_a_study_whose_every_trial_fails_says_why(runs_dir):
 
 def _boom(cfg, trial):
     return 1 / 0
+
+
+def test_successive_halving_prunes_from_epoch_reports(runs_dir):
+    from trainwell.tune.worker import make_pruner
+
+    cfg = _cfg("random", trials=12, pruner={"name": "halving", "warmup_epochs": 1})
+    assert isinstance(make_pruner(load_config(cfg)), optuna.pruners.SuccessiveHalvingPruner)
+    study = tune(cfg, objective=QUAD)
+    curves = json.loads((study.dir / "curves.json").read_text())
+    pruned = [c for c in curves.values() if c["state"] == "PRUNED"]
+    complete = [c for c in curves.values() if c["state"] == "COMPLETE"]
+    assert pruned and complete
+    assert all(len(c["values"]) < 3 for c in pruned)  # stopped before the last epoch
+    assert all(c["epochs"] == [1, 2, 3] for c in complete)
+    # the pruned trials are the hopeless ones: none beats the best finished trial at rung 1
+    best_first = min(c["values"][0] for c in complete)
+    assert all(c["values"][0] > best_first for c in pruned)
+
+
+def _claimer(url, name, barrier, out):
+    from trainwell.tune.storage import open_storage
+    from trainwell.tune.worker import _claim_waiting
+
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    barrier.wait()  # every process claims at the same instant
+    claimed = []
+    while (tid := _claim_waiting(study)) is not None:
+        claimed.append(tid)
+    out.put(claimed)
+
+
+def test_concurrent_claims_on_sqlite_never_hand_out_a_trial_twice(tmp_path):
+    """SQLite ignores SELECT ... FOR UPDATE: the claim must be one atomic conditional UPDATE."""
+    from trainwell.tune.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    study = optuna.create_study(study_name="c", storage=open_storage(url))
+    for i in range(24):
+        study.enqueue_trial({"x": i}, user_attrs={"trainwell:grid": i})
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_claimer, args=(url, "c", barrier, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    claimed = [tid for _ in procs for tid in out.get(timeout=60)]
+    for p in procs:
+        p.join(timeout=30)
+    assert sorted(claimed) == sorted(t._trial_id for t in study.trials)  # each exactly once
+    assert all(t.state.name == "RUNNING" and t.datetime_start for t in study.trials)

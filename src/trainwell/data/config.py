@@ -92,7 +92,20 @@ class DataConfig(Section):
         description="preprocessing steps in order; default: standardize (tables), "
         "channel_mean_std (images)",
     )
-    augment: list[str | dict[str, Any]] = Field(default_factory=list)
+    augment: list[str | dict[str, Any]] = Field(
+        default_factory=list,
+        description="batch augmentation steps; none are available in this version (must be empty)",
+    )
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, v: list[Any]) -> list[Any]:
+        if v:
+            raise ValueError(
+                "data augmentation is not available in this version of trainwell; leave "
+                f"data.augment empty (got {v!r})"
+            )
+        return v
 
     @field_validator("source")
     @classmethod

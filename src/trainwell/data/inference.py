@@ -99,6 +99,11 @@ class InferenceData:
         frame.columns = [str(c) for c in frame.columns]
         cols = self.pipeline.columns
         missing = [c for c in cols if c not in frame.columns]
+        names = list(getattr(raw, "feature_names", None) or [])
+        if missing and raw.origin.startswith("npz file") and len(names) == len(cols):
+            # an NPZ array has no column names: its columns are the run's inputs, by position
+            frame = frame.rename(columns=dict(zip(names, cols, strict=True)))
+            missing = []
         if missing:
             require_columns(frame, missing, "feature column the run was fitted on", raw.origin)
         return self.pipeline.frame_to_array(frame, raw.origin)

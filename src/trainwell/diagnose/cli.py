@@ -62,7 +62,14 @@ def _doctor(args: argparse.Namespace) -> int:
     from trainwell.cli import load_config_from_args
     from trainwell.diagnose.from_config import apply_suggestion, default_out_dir, doctor_from_config
 
+    from trainwell.errors import ConfigError
+
     cfg = load_config_from_args(args)
+    if args.apply and "lr" not in cfg.doctor.checks:
+        raise ConfigError(
+            f"doctor --apply needs the 'lr' check to suggest a learning rate; doctor.checks is "
+            f"{cfg.doctor.checks} (add 'lr')"
+        )
     out = args.out or default_out_dir(cfg)
     t0 = time.perf_counter()
     logging.getLogger("trainwell").info("running the doctor on %s", args.config)

@@ -38,6 +38,7 @@ def verdict(
     underfit_ratio: float = 0.5,
     turn_up: float = 0.1,
     gap: float = 0.5,
+    gap_abs: float = 0.1,
 ) -> Finding:
     """Classify the curves of one run: diverged, underfitting, overfitting or a good fit.
 
@@ -50,7 +51,9 @@ def verdict(
             the initial loss.
         turn_up: overfitting when the validation loss ends this fraction above its minimum
             while the training loss kept falling.
-        gap: overfitting when (val - train) / val at the end exceeds this.
+        gap: overfitting when (val - train) / val at the end exceeds this ...
+        gap_abs: ... and val - train exceeds this fraction of the initial loss (a "big gap" in
+            lecture 004's sense: train 0.005 vs val 0.06 after starting at 2.3 is a small one).
 
     Example:
         >>> hist = [{"train_loss": 1.0, "val_loss": 1.0}, {"train_loss": 0.1, "val_loss": 0.12}]
@@ -115,13 +118,16 @@ def verdict(
                 ev,
                 OVERFIT,
             )
-        if rel_gap > gap and end < underfit_ratio * start:
+        abs_gap = v_end - end
+        ev["gap_over_initial"] = abs_gap / start if start > 0 else 0.0
+        if rel_gap > gap and abs_gap > gap_abs * start and end < underfit_ratio * start:
             ev["verdict"] = "overfitting"
             return Finding(
                 "curves.verdict",
                 "warn",
                 "overfitting: a large train/validation gap",
-                f"train loss {end:.4g} vs val loss {v_end:.4g} ({rel_gap:.0%} of val).",
+                f"train loss {end:.4g} vs val loss {v_end:.4g}: the gap is {rel_gap:.0%} of the "
+                f"val loss and {abs_gap / start:.0%} of the initial loss {start:.4g}.",
                 ev,
                 OVERFIT,
             )

@@ -288,7 +288,12 @@ def check_signal(p: Problem, seed: int = 0) -> Finding:
 
 
 def batch_picture(p: Problem, out_dir: str | Path, n: int = 32) -> Finding | None:
-    """For image inputs: save the first batch exactly as the model receives it."""
+    """For image inputs: save a training batch exactly as the model receives it (lecture 004).
+
+    The batch is drawn like a shuffled loader's (seeded), after preprocessing. Every image is
+    shown on the batch's shared value range, so a badly scaled image or channel stays visible
+    (a per-image rescaling would hide it); the label is the title of each image.
+    """
     if p.X.ndim != 4:
         return None
     import matplotlib
@@ -296,33 +301,50 @@ def batch_picture(p: Problem, out_dir: str | Path, n: int = 32) -> Finding | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    imgs = p.X[:n].float().cpu()
+    gen = torch.Generator().manual_seed(p.seed)
+    idx = torch.randperm(len(p.X), generator=gen)[:n]
+    imgs = p.X[idx].float().cpu()
+    labels = p.y[idx].cpu().tolist()
+    lo, hi = imgs.min().item(), imgs.max().item()
     k = len(imgs)
     cols = min(8, k)
     rows = math.ceil(k / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.3), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    shown_all = ((imgs - lo) / (hi - lo + 1e-12)).clamp(0, 1)  # one shared range, for display
     for i, ax in enumerate(axes.flat[:k]):
-        img = imgs[i]
-        img = (img - img.min()) / (
-            img.max() - img.min() + 1e-12
-        )  # min-max per image, for display only
-        shown = img[0] if img.shape[0] == 1 else img[:3].permute(1, 2, 0)
-        ax.imshow(shown.numpy(), cmap="gray")
-        ax.set_title(str(p.y[i].cpu().tolist()), fontsize=7)
+        img = shown_all[i]
+        if img.shape[0] == 3:
+            ax.imshow(img.permute(1, 2, 0).numpy())
+        else:  # grey, or the first channel of another layout
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+        ax.set_title(str(labels[i]), fontsize=7)
+    fig.suptitle(f"values {lo:.3g} .. {hi:.3g} (shared grey scale)", fontsize=7)
     fig.tight_layout()
     path = Path(out_dir) / "doctor_batch.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
+    ch = imgs.transpose(0, 1).reshape(imgs.shape[1], -1)
     return Finding(
         "data.batch",
         "pass",
         "picture of a training batch saved",
-        f"look at {path.name}: the images and labels as the model receives them "
-        f"(value range {imgs.min().item():.3g} .. {imgs.max().item():.3g}).",
-        {"path": path.name, "shape": list(imgs.shape)},
+        f"look at {path.name}: {k} images and their labels as the model receives them "
+        f"(values {lo:.3g} .. {hi:.3g}; per-channel mean "
+        f"{[round(v, 3) for v in ch.mean(1).tolist()]}, std "
+        f"{[round(v, 3) for v in ch.std(1, unbiased=False).tolist()]}).",
+        {
+            "path": path.name,
+            "shape": list(imgs.shape),
+            "rows": idx.tolist(),
+            "labels": labels,
+            "value_range": [lo, hi],
+            "channel_mean": ch.mean(1).tolist(),
+            "channel_std": ch.std(1, unbiased=False).tolist(),
+        },
+        ["check that the digits/objects are recognisable and that each title is the right label"],
     )
 
 

@@ -108,7 +108,8 @@ def apply_suggestion(cfg: Config, report: DoctorReport, path: str | Path) -> Pat
 
     if report.suggested_lr is None:
         raise ConfigError(
-            "doctor --apply: the LR checks found no learning rate to suggest (see lr.range)"
+            "doctor --apply: no learning rate to suggest: the LR checks found none (see lr.range "
+            "and lr.probe above) or were skipped because loss.task or data.finite failed"
         )
     raw = cfg.to_dict()
     raw.setdefault("train", {}).setdefault("optimizer", {})["lr"] = float(

@@ -154,7 +154,12 @@ def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
 
     dead_layers = {k for k, v in dead.items() if v >= cfg.dead_frac}
     found.append(_scale_trend(acts, [k for k in live if k not in dead_layers]))
-    found.append(_grad_trend(grads))
+    weights = {
+        name: mod.weight.detach().float().norm().item()
+        for name, mod in model.named_modules()
+        if name in grads and isinstance(getattr(mod, "weight", None), torch.Tensor)
+    }
+    found.append(_grad_trend(grads, weights))
     # doctor.json's activation_stats use the monitor's layer names (weighted layers, each with the
     # statistics of the activation that follows it), so "init" and "end" line up
     layers: dict[str, Any] = {}
@@ -217,8 +222,14 @@ def _scale_trend(acts: dict[str, Any], live: list[str]) -> Finding:
     return Finding("init.scale", "pass", "activation scale is stable across layers", detail, ev)
 
 
-def _grad_trend(grads: dict[str, float]) -> Finding:
-    ev = {"grad_norm": grads}
+def _grad_trend(grads: dict[str, float], weights: dict[str, float] | None = None) -> Finding:
+    """Gradient norms: vanishing towards the first layers, tiny everywhere, or huge.
+
+    Lecture 001: with a too-small init every local gradient is ~0 and nothing learns; the
+    first/max ratio alone misses that (x shrinks forward while dL/dx shrinks backward, so every
+    layer's ||dL/dW|| is equally tiny), hence also ||dL/dW|| / ||W|| of the best layer.
+    """
+    ev: dict[str, Any] = {"grad_norm": grads}
     vals = [g for g in grads.values()]
     if not vals:
         return Finding("init.gradients", "pass", "no weight gradients to compare", evidence=ev)
@@ -235,6 +246,18 @@ def _grad_trend(grads: dict[str, float]) -> Finding:
     ratio = first / top if top > 0 else 0.0
     ev["first_over_max"] = ratio
     detail = f"gradient norm of the first layer is {first:.3g}, the largest is {top:.3g} (ratio {ratio:.2g})."
+    rel = [grads[k] / w for k, w in (weights or {}).items() if w > 0]
+    if rel and top > 0 and max(rel) < 1e-3:
+        ev["max_grad_over_weight"] = max(rel)
+        return Finding(
+            "init.gradients",
+            "fail" if max(rel) < 1e-4 else "warn",
+            "gradients are tiny in every layer: almost no learning signal",
+            f"the largest ||dL/dW|| / ||W|| over the layers is {max(rel):.2g} (the largest "
+            f"gradient norm is {top:.3g}); a too-small init gives ~0 local gradients (lecture 001).",
+            ev,
+            ["the init std is too small: " + KAIMING, XAVIER, BATCHNORM],
+        )
     if top == 0 or ratio < 1e-4:
         return Finding(
             "init.gradients",

@@ -24,6 +24,9 @@ from trainwell.nn.init import (
 
 log = logging.getLogger(__name__)
 
+#: Under ``init = "auto"`` the output layer's weights are scaled by this after their scheme.
+HEAD_SCALE = 0.1
+
 _ACTIVATION_CLASSES: dict[type[nn.Module], str] = {
     nn.ReLU: "relu",
     nn.ELU: "elu",
@@ -133,6 +136,13 @@ def init_model_(
                 desc = "zeros (last layer of a residual branch)"
             else:
                 desc = scheme.weight_(module.weight, following.get(module))
+                if module is head and isinstance(scheme, AutoInit):
+                    # a small output layer: outputs start near 0, so the initial loss is the
+                    # chance loss (log C for softmax), as the debugging recipe checks (lectures
+                    # 002/004); pooling and ReLU stacks otherwise start with large logits
+                    with torch.no_grad():
+                        module.weight.mul_(HEAD_SCALE)
+                    desc += f" x{HEAD_SCALE:g} (output layer)"
             if module.bias is not None:
                 b = 0.0 if module is head else bias
                 nn.init.constant_(module.bias, b)

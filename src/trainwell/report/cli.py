@@ -41,10 +41,21 @@ def _report(args: argparse.Namespace) -> int:
         elif is_run_dir(path):
             out = write_run_report(path, args.out)
         else:
+            inside = sorted(p.name for p in path.iterdir() if is_run_dir(p) or is_study_dir(p))
+            hint = ""
+            if inside:
+                shown = ", ".join(inside[:5]) + (", ..." if len(inside) > 5 else "")
+                hint = (f"; it holds run or study directories ({shown}): give one of them, "
+                        "or several runs to compare them")
             raise RunError(f"{path} is neither a run directory (with meta.json, metrics.jsonl, "
                            "config.toml or results.json) nor a study directory (with "
-                           "study.json, study.db or trials.csv)")
+                           f"study.json, study.db or trials.csv){hint}")
     else:
+        seen: set[Path] = set()
+        for p in paths:
+            if p.resolve() in seen:
+                raise RunError(f"{p} is given twice; compare different run directories")
+            seen.add(p.resolve())
         studies = [str(p) for p in paths if is_study_dir(p)]
         if studies:
             raise RunError(f"only run directories can be compared; {', '.join(studies)} "

@@ -10,9 +10,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Train from CONFIG, or continue a killed run with --resume RUN.")
     p.add_argument("config", metavar="CONFIG", nargs="?", help="experiment TOML file (not with --resume)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.optimizer.lr=0.01 (repeatable)")
+                   help="override a config field, e.g. --set train.optimizer.lr=0.01 (repeatable; not with --resume)")
     p.add_argument("--name", help="run directory name under runs_dir (default: config name, else data-arch)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN (a run directory) from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN (a run directory) from its last checkpoint, with its own config.toml")
     p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
     p.set_defaults(func=_train)
 
@@ -46,6 +46,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("give either CONFIG or --resume RUN, not both")
     if not args.resume and not args.config:
         raise ConfigError("trainwell train needs a CONFIG file (or --resume RUN)")
+    if args.resume and args.name:
+        raise ConfigError("--name does not apply to --resume RUN: the run keeps its directory")
     if args.resume:
         run = fit(resume=args.resume, quiet=args.quiet, overrides=args.overrides)
     else:

@@ -235,8 +235,9 @@ class Trainer:
             self.stopped_early = self.early_stopping.should_stop
             sched.epoch_end(record)
             events("after_epoch", self)
-            if self.checkpoint_every and self.epoch % self.checkpoint_every == 0 and self.epoch < self.epochs:
-                self.save_checkpoint()
+            last = self.epoch >= self.epochs or self.stopped_early or self.stop_training
+            if self.checkpoint_every and self.epoch % self.checkpoint_every == 0 and not last:
+                self.save_checkpoint()  # the last epoch's is written once, below
         self.save_checkpoint()
         self.restore_best()
         events("after_fit", self)

@@ -122,7 +122,7 @@ class BayesSampler(BaseSampler):
         beta0: UCB's beta before decay (the lecture's ``beta = 0.8^t`` is ``beta0 = 1``).
         decay: UCB's per-step decay factor (0.8 in the lecture).
         beta_min: floor on beta (0 for ``"ucb"`` as in the lecture; used by ``"auto"``).
-        delta: EI's margin ``delta`` (0 by default).
+        delta: EI's margin ``delta``, in the metric's units (0 by default).
         n_startup_trials: random trials before the surrogate is used; default
             ``max(4, (dim + 1) // 2)`` capped at 10: 4 up to 8 parameters.
         deterministic: fit the GP with only a 1e-6 jitter as noise (trainwell's runs are
@@ -190,6 +190,7 @@ class BayesSampler(BaseSampler):
         self._space = IntersectionSearchSpace()
         self._gpr_cache: Any = None
         self.last_acquisition: tuple[str, float] | None = None  # (kind, beta or delta), for tests
+        self.last_acqf: Any = None  # the acquisition function of the last Bayesian step
 
     # ------------------------------------------------------------------ Optuna's sampler API
 
@@ -277,7 +278,8 @@ class BayesSampler(BaseSampler):
         raw = np.where(np.isfinite(raw), raw, np.nan)
         worst = np.nanmin(raw) if np.isfinite(raw).any() else 0.0
         raw = np.where(np.isnan(raw), worst, raw)
-        y = _warp(raw) if self.warp else (raw - raw.mean()) / max(raw.std(), 1e-12)
+        scale = max(raw.std(), 1e-12)
+        y = _warp(raw) if self.warp else (raw - raw.mean()) / scale
         if (
             self._gpr_cache is not None
             and len(self._gpr_cache.inverse_squared_lengthscales) != space.dim
@@ -306,11 +308,14 @@ class BayesSampler(BaseSampler):
         kind, value = self.step_acquisition(t)
         self.last_acquisition = (kind, value)
         ucb_cls, ei_cls = _acqf_classes()
+        # the GP models standardized values: mu + beta * sigma keeps its argmax under that affine
+        # map, and EI's margin delta (in the metric's units) is divided by the same scale
         acqf = (
             ucb_cls(gpr, space, value)
             if kind == "ucb"
-            else ei_cls(gpr, space, float(y.max()), value)
+            else ei_cls(gpr, space, float(y.max()), value if self.warp else value / scale)
         )
+        self.last_acqf = acqf
         best = X[np.argmax(y), None]
         x_next, _ = optim_mixed.optimize_acqf_mixed(
             acqf,

@@ -72,9 +72,14 @@ def _tune(args: argparse.Namespace) -> int:
     )
     print(study.leaderboard(args.top))
     print(f"study: {study.dir}")
-    if (study.dir / "best_config.toml").exists():
+    best_toml = study.dir / "best_config.toml"
+    if study.best_config is not None and best_toml.exists():
+        print(f"best config: {best_toml} (train it with: trainwell train {best_toml})")
+    elif best_toml.exists():  # algorithm selection won by a scikit-learn candidate
+        params = {k: v for k, v in study.best_params.items() if k != "candidate"}
         print(
-            f"best config: {study.dir / 'best_config.toml'} (train it with: trainwell train {study.dir / 'best_config.toml'})"
+            f"best: the scikit-learn candidate {study.best_params.get('candidate')!r} {params} "
+            f"(recorded in {best_toml}; `trainwell train` trains networks only)"
         )
     if study.final_run is not None:
         print(f"final run: {study.final_run}")

@@ -27,7 +27,7 @@ class BayesConfig(Section):
     beta_min: float | None = Field(
         default=None, ge=0.0, description="floor on beta (ucb: 0, auto: 0.5)"
     )
-    delta: float = Field(default=0.0, ge=0.0, description="EI margin delta")
+    delta: float = Field(default=0.0, ge=0.0, description="EI margin delta, in the metric's units")
     n_startup_trials: int | None = Field(default=None, ge=1, description="random trials first")
     deterministic: bool = Field(
         default=True,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainwell.errors import TrainwellError
 from trainwell.tune.space import narrow, parse_space, to_spec
 from trainwell.tune.worker import StageSpec
 
@@ -118,13 +119,54 @@ def run_recipe(
         study_dir, cfg, [coarse_study, refine_study], metric, direction, info, refine_study
     )
     if r.final and result.best_config is not None and fn is None and obj_str is None:
-        from trainwell.api import fit
-
-        final_cfg = result.best_config.model_copy(deep=True)
-        final_cfg.runs_dir = str(study_dir)
-        fit(final_cfg, name="final", quiet=True)
-        result.final_run = study_dir / "final"
+        result.final_run = train_final(result.best_config, study_dir)
     return result
 
 
-__all__ = ["run_recipe"]
+def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two config dicts train the same thing (their name and runs_dir aside)."""
+    strip = ("name", "runs_dir")
+    return {k: v for k, v in a.items() if k not in strip} == {
+        k: v for k, v in b.items() if k not in strip
+    }
+
+
+def train_final(best: Config, study_dir: Path) -> Path:
+    """Train the best config in full in ``study_dir/final``; return that run directory.
+
+    With ``--resume`` a ``final/`` may exist already: a completed one trained from the same config
+    is kept (training is seeded, it would give the same run), an interrupted one is resumed from
+    its checkpoint, and one from another config (the refine stage found a better trial since) is
+    moved aside to ``final-old``, ``final-old-2`` ... before the new best is trained.
+    """
+    from trainwell.api import fit
+    from trainwell.config import load_config
+    from trainwell.runs import read_json, unique_name
+
+    final_cfg = best.model_copy(deep=True)
+    final_cfg.runs_dir = str(study_dir)
+    final = study_dir / "final"
+    if final.exists():
+        try:
+            same = _same_config(load_config(final / "config.toml").to_dict(), final_cfg.to_dict())
+            status = read_json(final / "meta.json").get("status")
+        except TrainwellError:
+            same, status = False, None
+        if same and status == "completed" and (final / "results.json").is_file():
+            log.info("final: %s already holds the best config, trained in full", final)
+            return final
+        if same and (final / "checkpoints" / "last.json").is_file():
+            log.info("final: resuming the interrupted training of the best config in %s", final)
+            fit(resume=final, quiet=True)
+            return final
+        old = study_dir / unique_name(study_dir, "final-old")
+        final.rename(old)
+        log.info("final: the best config changed; the previous final run is now %s", old)
+    log.info(
+        "final: training the best config in full (%d epochs) in %s", final_cfg.train.epochs, final
+    )
+    fit(final_cfg, name="final", quiet=True)
+    return final
+
+
+__all__ = ["run_recipe", "train_final"]

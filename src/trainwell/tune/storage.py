@@ -30,6 +30,7 @@ def open_storage(url: str, heartbeat: int = 30, max_retry: int = 1) -> optuna.st
     import optuna
     import sqlalchemy.exc
 
+    url = with_driver(url)
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):
         # concurrent workers on one SQLite file wait for the write lock instead of failing
@@ -52,10 +53,28 @@ def open_storage(url: str, heartbeat: int = 30, max_retry: int = 1) -> optuna.st
             f"tune.storage: {url!r} is not a usable SQLAlchemy URL ({exc}); write e.g. "
             "sqlite:///study.db or postgresql://user@host/db"
         ) from None
-    except (sqlalchemy.exc.OperationalError, ModuleNotFoundError, ImportError) as exc:
+    except (ModuleNotFoundError, ImportError) as exc:
+        raise ConfigError(
+            f"tune.storage: cannot open {_redact(url)}: its database driver is not installed "
+            f"({str(exc).splitlines()[0]}); for PostgreSQL: pip install psycopg2-binary and "
+            "write postgresql+psycopg2://user@host/db"
+        ) from None
+    except sqlalchemy.exc.OperationalError as exc:
         raise ConfigError(
             f"tune.storage: cannot open {_redact(url)}: {str(exc).splitlines()[0]}"
         ) from None
+
+
+def with_driver(url: str) -> str:
+    """``postgresql://`` with the installed driver: SQLAlchemy 2.1 defaults to psycopg 3, while
+    trainwell's ``postgres`` extra installs psycopg2; an explicit ``+driver`` is left alone."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url.partition("://")[2]
+    return url
 
 
 @contextlib.contextmanager
@@ -109,4 +128,4 @@ class Heartbeat:
             self._thread.join(timeout=5)
 
 
-__all__ = ["Heartbeat", "default_url", "open_storage", "quiet_optuna"]
+__all__ = ["Heartbeat", "default_url", "open_storage", "quiet_optuna", "with_driver"]

@@ -305,6 +305,11 @@ def tune(
                 "tune.space is empty: name at least one field to search, e.g. "
                 '"train.optimizer.lr" = "loguniform(1e-4, 1e-1)"'
             )
+    if cfg.tune.storage and resume is None:
+        from trainwell.tune.storage import open_storage
+
+        # a wrong URL or an unreachable server is refused before a study directory is made
+        open_storage(cfg.tune.storage, cfg.tune.heartbeat, cfg.tune.max_retry)
     if resume is None:
         study_dir = _study_dir(cfg, name)
         write_text_atomic(study_dir / "config.toml", cfg.to_toml())

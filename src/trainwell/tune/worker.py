@@ -134,17 +134,49 @@ def enqueue_budget(study: optuna.Study, trials: int) -> int:
 
 def _claim_waiting(study: optuna.Study) -> int | None:
     """Atomically move one WAITING trial to RUNNING; its id, or None when the queue is empty
-    (what ``Study.ask`` does first, without its fallback of creating a new trial)."""
+    (what ``Study.ask`` does first, without its fallback of creating a new trial).
+
+    The claim is one conditional ``UPDATE ... WHERE state = WAITING`` whose row count says who
+    won. Optuna's own ``set_trial_state_values`` reads the state first with ``SELECT ... FOR
+    UPDATE``, which SQLite ignores: two workers on one SQLite study could both claim a trial.
+    """
     import optuna
     from optuna.trial import TrialState
 
+    backend = getattr(study._storage, "_backend", study._storage)
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if isinstance(backend, optuna.storages.RDBStorage):
+            if _claim_rdb(backend, t._trial_id):
+                return t._trial_id
+            continue
         try:
             if study._storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
                 return t._trial_id
         except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile
             continue
     return None
+
+
+def _claim_rdb(storage: optuna.storages.RDBStorage, trial_id: int) -> bool:
+    """WAITING -> RUNNING for one trial in a single atomic statement; whether this call won."""
+    from datetime import datetime, timezone
+
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    model = models.TrialModel
+    stmt = (
+        sqlalchemy.update(model)
+        .where(model.trial_id == trial_id, model.state == TrialState.WAITING)
+        .values(
+            state=TrialState.RUNNING,
+            _datetime_start_utc=datetime.now(timezone.utc).replace(tzinfo=None),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    with storage.engine.begin() as conn:
+        return conn.execute(stmt).rowcount == 1
 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Any) -> None:
