@@ -51,7 +51,7 @@ def test_tune_command_refuses_bad_input_without_a_traceback(runs_dir, capsys):
     assert "not a study directory" in capsys.readouterr().err
 
 
-def test_tune_command_names_a_scikit_learn_winner_without_offering_trainwell_train(runs_dir, capsys):
+def test_tune_command_names_a_scikit_learn_winner(runs_dir, capsys):
     (runs_dir.parent / "sel.toml").write_text(
         CONFIG.split("[tune]")[0]
         + """

@@ -176,7 +176,9 @@ def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
         if proc.is_alive():
             proc.kill()
     killed = running[0].number
-    time.sleep(3.5)  # past the grace period (2 * heartbeat + 1 s)
+    # past the grace period (2 * heartbeat + 1 s), with a second more because SQLite's
+    # CURRENT_TIMESTAMP, which Optuna's heartbeats use, has a resolution of one second
+    time.sleep(4.5)
     tune(None, resume=study.dir, sets=["tune.trials=4"], objective=QUAD)
     trials = {t.number: t for t in _load(study.dir).trials}
     assert trials[killed].state.name == "FAIL"

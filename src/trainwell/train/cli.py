@@ -35,7 +35,10 @@ def _summary(run) -> str:
     parts = [f"{k.removeprefix('test_')} {v:.4g}" for k, v in test.items()]
     best = f"best epoch {run.results.get('best_epoch')}"
     stop = ", stopped early" if run.results.get("stopped_early") else ""
-    return f"run {run.run_dir}: {best}{stop}; test " + (", ".join(parts) if parts else "split empty")
+    line = f"run {run.run_dir}: {best}{stop}; test " + (", ".join(parts) if parts else "split empty")
+    if (run.run_dir / "report.html").exists():
+        line += f"\nreport: {run.run_dir / 'report.html'}"
+    return line
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -50,10 +53,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("--name does not apply to --resume RUN: the run keeps its directory")
     if args.resume:
         run = fit(resume=args.resume, quiet=args.quiet, overrides=args.overrides)
-    else:
-        from trainwell.cli import load_config_from_args
-
-        run = fit(load_config_from_args(args), name=args.name, quiet=args.quiet)
+    else:  # the path, so that a python:module:factory beside the config is found
+        run = fit(args.config, name=args.name, quiet=args.quiet, overrides=args.overrides)
     print(_summary(run))
     return 0
 
@@ -72,8 +73,6 @@ def _demo(args: argparse.Namespace) -> int:
     name = args.name or unique_name(Path(cfg.runs_dir), cfg.name or "demo-digits")
     run = fit(cfg, name=name, quiet=args.quiet)
     print(_summary(run))
-    if (run.run_dir / "report.html").exists():
-        print(f"report: {run.run_dir / 'report.html'}")
     print(f"predict with it: trainwell predict {run.run_dir} INPUT.csv --out predictions.csv")
     return 0
 

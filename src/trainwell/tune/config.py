@@ -93,7 +93,9 @@ class TuneConfig(Section):
     )
     study_name: str | None = None
     workers: int = Field(default=1, ge=1, description="worker processes on this machine")
-    heartbeat: float = Field(default=30.0, gt=0.0, description="seconds between liveness records")
+    heartbeat: int = Field(
+        default=30, ge=1, description="whole seconds between liveness records (Optuna's heartbeat)"
+    )
     max_retry: int = Field(default=1, ge=0, description="re-queues of a trial whose worker died")
     seed: int | None = Field(
         default=None, ge=0, description="sampler seed; default: the config seed"

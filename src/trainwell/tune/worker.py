@@ -158,7 +158,8 @@ def _claim_waiting(study: optuna.Study) -> int | None:
 
 
 def _claim_rdb(storage: optuna.storages.RDBStorage, trial_id: int) -> bool:
-    """WAITING -> RUNNING for one trial in a single atomic statement; whether this call won."""
+    """WAITING -> RUNNING for one trial in a single atomic statement (with its first heartbeat);
+    whether this call won."""
     from datetime import datetime, timezone
 
     import sqlalchemy
@@ -176,7 +177,13 @@ def _claim_rdb(storage: optuna.storages.RDBStorage, trial_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     with storage.engine.begin() as conn:
-        return conn.execute(stmt).rowcount == 1
+        if conn.execute(stmt).rowcount != 1:
+            return False
+        if storage.get_heartbeat_interval():
+            # the first heartbeat in the same transaction: a worker killed right after its claim
+            # leaves a trial that goes stale (and is failed and re-queued), never one RUNNING forever
+            conn.execute(sqlalchemy.insert(models.TrialHeartbeatModel).values(trial_id=trial_id))
+        return True
 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Any) -> None:
