@@ -165,12 +165,13 @@ def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
-            running = [t for t in _load(study.dir).trials if t.state.name == "RUNNING"]
+            # running, with its parameters sampled: the worker is inside the objective
+            running = [t for t in _load(study.dir).trials if t.state.name == "RUNNING" and t.params]
             if running:
                 break
             time.sleep(0.05)
         assert running, "the worker never started a trial"
-        os.kill(proc.pid, signal.SIGKILL)  # dies in the middle of a one-second trial
+        os.kill(proc.pid, signal.SIGKILL)  # dies in the middle of a 30-second trial
         proc.join(timeout=30)
     finally:
         if proc.is_alive():

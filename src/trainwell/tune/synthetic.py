@@ -112,8 +112,9 @@ def quadratic(cfg, trial) -> float:  # noqa: ANN001
 
 
 def slow_quadratic(cfg, trial) -> float:  # noqa: ANN001
-    """:func:`quadratic` taking about a second (to kill a worker in the middle of a trial)."""
+    """:func:`quadratic` taking 30 seconds, so that a test can kill a worker in the middle of a
+    trial however slowly a loaded machine notices the trial has started."""
     import time
 
-    time.sleep(1.0)
+    time.sleep(30.0)
     return quadratic(cfg, trial)
