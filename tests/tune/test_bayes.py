@@ -195,3 +195,28 @@ def test_ucb_method_is_the_lectures_schedule_and_ei_margin_is_in_metric_units():
     assert sampler.last_acquisition == ("ei", delta)
     standardized_best = (observed.max() - observed.mean()) / observed.std()
     assert sampler.last_acqf.f0 == pytest.approx(standardized_best + delta / observed.std())
+
+
+def test_wide_int_parameters_are_searched_continuously_and_rounded_back():
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from trainwell.tune.bayes import BayesSampler, _relax_ints, _round_ints
+
+    space = {"width": IntDistribution(16, 256, log=True), "k": IntDistribution(0, 100, step=5),
+             "depth": IntDistribution(1, 4)}
+    relaxed = _relax_ints(space)
+    assert isinstance(relaxed["width"], FloatDistribution) and relaxed["width"].log
+    assert isinstance(relaxed["k"], FloatDistribution)  # 21 values
+    assert relaxed["depth"] is space["depth"]  # few values: stays discrete
+    assert _round_ints({"width": 40.6, "k": 12.6, "depth": 2}, space) == {"width": 41, "k": 15, "depth": 2}
+    assert _round_ints({"width": 300.0, "k": -1.0, "depth": 4}, space) == {"width": 256, "k": 0, "depth": 4}
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=BayesSampler(seed=0))
+    study.optimize(lambda t: (t.suggest_int("width", 16, 256, log=True) - 100) ** 2
+                   + (t.suggest_int("k", 0, 100, step=5) - 35) ** 2, n_trials=14)
+    for t in study.trials:
+        assert isinstance(t.params["width"], int) and 16 <= t.params["width"] <= 256
+        assert isinstance(t.params["k"], int) and t.params["k"] % 5 == 0
+    assert study.best_value < 400

@@ -271,7 +271,8 @@ class BayesSampler(BaseSampler):
         from optuna._gp import gp, optim_mixed, prior
         from optuna._gp import search_space as gp_space
 
-        space = gp_space.SearchSpace(search_space)
+        relaxed = _relax_ints(search_space)
+        space = gp_space.SearchSpace(relaxed)
         X = space.get_normalized_params(done)
         sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
         raw = sign * np.array([t.value for t in done], dtype=float)
@@ -325,7 +326,7 @@ class BayesSampler(BaseSampler):
             tol=self.tol,
             rng=self._rng,
         )
-        return space.get_unnormalized_param(x_next)
+        return _round_ints(space.get_unnormalized_param(x_next), search_space)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._random.before_trial(study, trial)
@@ -334,6 +335,40 @@ class BayesSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         self._random.after_trial(study, trial, state, values)
+
+
+#: An int parameter with more values than this is searched as a continuous one, then rounded.
+MAX_DISCRETE_INT = 16
+
+
+def _relax_ints(search_space: dict[str, BaseDistribution]) -> dict[str, BaseDistribution]:
+    """Int parameters with many values as float ones, for the GP and the acquisition search.
+
+    Optuna's mixed optimizer searches a discrete parameter by alternating line searches, several
+    times slower than gradient steps; a width in [16, 256] needs no such care: the suggestion is
+    rounded to the nearest valid int (:func:`_round_ints`).
+    """
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    out: dict[str, BaseDistribution] = {}
+    for name, dist in search_space.items():
+        if isinstance(dist, IntDistribution) and (dist.high - dist.low) // dist.step + 1 > MAX_DISCRETE_INT:
+            out[name] = FloatDistribution(dist.low, dist.high, log=dist.log)
+        else:
+            out[name] = dist
+    return out
+
+
+def _round_ints(params: dict[str, Any], search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """Each relaxed int parameter rounded to its nearest valid value (within bounds, on its step)."""
+    from optuna.distributions import IntDistribution
+
+    out = dict(params)
+    for name, dist in search_space.items():
+        if isinstance(dist, IntDistribution) and not isinstance(out[name], int):
+            k = round((float(out[name]) - dist.low) / dist.step)
+            out[name] = int(min(max(dist.low + k * dist.step, dist.low), dist.high))
+    return out
 
 
 __all__ = ["ACQUISITIONS", "BayesSampler", "expected_improvement", "ucb_beta"]
