@@ -1,5 +1,7 @@
 """Reports: a self-contained ``report.html`` per run and per study, comparisons, TensorBoard.
 
+Public names are imported lazily, so that the command line and config loading stay light.
+
 Example:
     >>> from trainwell.report import write_run_report
     >>> write_run_report("runs/iris-mlp")  # doctest: +SKIP
@@ -8,18 +10,16 @@ Example:
 
 from __future__ import annotations
 
-from trainwell.report.compare_report import write_comparison
-from trainwell.report.config import LogConfig
-from trainwell.report.run_report import write_run_report
-from trainwell.report.study_report import write_study_report
+from trainwell._lazy import lazy_getattr
 
-__all__ = ["LogConfig", "TensorBoardLogger", "write_comparison", "write_run_report",
-           "write_study_report"]
+_LAZY = {
+    "LogConfig": "trainwell.report.config",
+    "TensorBoardLogger": "trainwell.report.tensorboard",
+    "write_comparison": "trainwell.report.compare_report",
+    "write_run_report": "trainwell.report.run_report",
+    "write_study_report": "trainwell.report.study_report",
+}
 
+__all__ = sorted(_LAZY)
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy, so that importing the package stays light
-    if name == "TensorBoardLogger":
-        from trainwell.report.tensorboard import TensorBoardLogger
-
-        return TensorBoardLogger
-    raise AttributeError(f"module 'trainwell.report' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
