@@ -8,6 +8,7 @@ NumPy, so training, evaluation and later predictions run the same code on the sa
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -49,7 +50,7 @@ def pd_isna(a: np.ndarray) -> np.ndarray:
     return np.asarray(pd.isna(a), dtype=bool)
 
 
-class TableStep:
+class TableStep(ABC):
     """Base: ``fit`` on a training Table, ``transform`` any Table, ``state`` / ``from_state``."""
 
     name: ClassVar[str]
@@ -58,9 +59,11 @@ class TableStep:
         self.params = params
         self.fitted_ = False
 
+    @abstractmethod
     def fit(self, t: Table) -> TableStep:
         raise NotImplementedError
 
+    @abstractmethod
     def transform(self, t: Table) -> Table:
         raise NotImplementedError
 
@@ -72,6 +75,7 @@ class TableStep:
         """Fitted non-array state (names, categories), saved as JSON."""
         return {}
 
+    @abstractmethod
     def load(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TableStep:
         raise NotImplementedError
 

@@ -7,6 +7,7 @@ For convolutions ``fan_in = kernel height x kernel width x input channels`` (lec
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import logging
 import math
 import warnings
@@ -54,11 +55,12 @@ def _fan(weight: torch.Tensor, mode: str) -> float:
     return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
 
 
-class InitScheme:
+class InitScheme(ABC):
     """Base: ``weight_(w, followed_by)`` fills ``w`` in place and returns a description."""
 
     name = "scheme"
 
+    @abstractmethod
     def weight_(
         self, w: torch.Tensor, followed_by: tuple[str, dict[str, Any]] | None = None
     ) -> str:
@@ -135,9 +137,11 @@ class _StdScheme(InitScheme):
 
     uniform = False
 
+    @abstractmethod
     def std(self, w: torch.Tensor) -> float:
         raise NotImplementedError
 
+    @abstractmethod
     def label(self) -> str:
         raise NotImplementedError
 
