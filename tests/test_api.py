@@ -73,6 +73,26 @@ KILLER = textwrap.dedent("""
 """)
 
 
+def test_resume_rebuilds_the_metrics_log_from_the_checkpoint(runs_dir):
+    """metrics.jsonl lines are not fsynced one by one; a crash of the machine may lose some.
+    The checkpoint holds the history, so a resumed run's log is whole again."""
+
+    class Crash:
+        def after_epoch(self, trainer):
+            if trainer.epoch == 5:
+                raise RuntimeError("the machine went down")
+
+    with pytest.raises(RuntimeError, match="went down"):
+        trainwell.fit(IRIS, name="crashed", quiet=True, callbacks=[Crash()])
+    crashed = runs_dir / "crashed"
+    lines = (crashed / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 5
+    (crashed / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")  # epochs 3-5 lost
+    trainwell.fit(resume=crashed, quiet=True)
+    full = trainwell.fit(IRIS, name="full", quiet=True)
+    assert metrics_without_times(crashed) == metrics_without_times(full.run_dir)
+
+
 def test_sigkill_then_resume_matches_uninterrupted_run(runs_dir, tmp_path):
     import tomli_w
 

@@ -82,3 +82,36 @@ def test_augmentation_is_refused_rather_than_ignored(tmp_path, capsys):
     cfg.write_text('[data]\naugment = ["flip"]\n')
     assert main(["check", str(cfg)]) == 2
     assert "data.augment: data augmentation is not available" in capsys.readouterr().err
+
+
+def test_the_command_skips_teardown_but_not_exit_handlers_codes_or_output(tmp_path):
+    """``trainwell`` (``cli.run``) ends with os._exit after the atexit handlers, with main's code."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\nsource = "builtin:iris"\n')
+    code = (
+        "import atexit, sys\n"
+        "from trainwell.cli import run\n"
+        "atexit.register(lambda: print('handler ran', flush=True))\n"
+        "class Late:\n"
+        "    def __del__(self):\n"  # module teardown would run this; the quick exit does not
+        "        print('teardown ran')\n"
+        "keep = Late()\n"
+        "print('buffered', end='')\n"  # no newline, no flush: run() flushes it
+        "sys.argv = ['trainwell', *sys.argv[1:]]\n"
+        "run()\n"
+    )
+    # argparse's error is a SystemExit: the normal way out, with its teardown
+    for args, rc, quick in ((["check", str(cfg)], 0, True),
+                            (["check", str(tmp_path / "none.toml")], 2, True),
+                            (["--no-such-flag"], 2, False)):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                             check=False)
+        assert out.returncode == rc, out.stderr
+        assert out.stdout.startswith("buffered") and "handler ran" in out.stdout
+        assert ("teardown ran" in out.stdout) is not quick
+    assert "config is valid" in subprocess.run(
+        [sys.executable, "-m", "trainwell", "check", str(cfg)], capture_output=True, text=True,
+        check=True).stdout

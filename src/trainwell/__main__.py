@@ -1,5 +1,5 @@
 """``python -m trainwell``."""
 
-from trainwell.cli import main
+from trainwell.cli import run
 
-raise SystemExit(main())
+run()

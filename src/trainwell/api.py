@@ -218,8 +218,9 @@ def _train(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module, device: 
         log = MetricsLog(run_dir / "metrics.jsonl")
         ckpt = run_dir / "checkpoints"
         if resuming:
-            done = int(read_json(ckpt / "last.json")["state"]["epoch"])
-            log.truncate_to(done)
+            state = read_json(ckpt / "last.json")["state"]
+            done = int(state["epoch"])
+            log.rewrite(state["history"])  # the checkpoint's epochs, whatever the log kept
             if (run_dir / "stats.jsonl").exists():
                 MetricsLog(run_dir / "stats.jsonl").truncate_to(done)
         elif cfg.doctor.enabled:

@@ -123,10 +123,13 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 class MetricsLog:
-    """Append-only ``metrics.jsonl``; each line is written whole and fsynced.
+    """Append-only ``metrics.jsonl``: one line per record, each in a single write.
 
-    On resume the log is truncated to the epochs the checkpoint holds, so that a resumed run's
-    log is line for line the log of an uninterrupted one.
+    A killed process leaves whole lines (a torn last line, from a crash of the machine, is
+    skipped on reading). Lines are not fsynced one by one, which cost more than a small
+    epoch: the checkpoint holds the history, and on resume the log is rewritten from it
+    (:meth:`rewrite`) or truncated to the epochs it holds (:meth:`truncate_to`), so that a
+    resumed run's log is line for line the log of an uninterrupted one.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -136,8 +139,6 @@ class MetricsLog:
         line = dumps(record, indent=None) + "\n"
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -155,8 +156,11 @@ class MetricsLog:
 
     def truncate_to(self, epochs: int) -> None:
         """Keep the records of the first ``epochs`` epochs only."""
-        kept = [r for r in self.read() if int(r.get("epoch", 0)) <= epochs]
-        write_text_atomic(self.path, "".join(dumps(r, indent=None) + "\n" for r in kept))
+        self.rewrite([r for r in self.read() if int(r.get("epoch", 0)) <= epochs])
+
+    def rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the log, atomically, by ``records``."""
+        write_text_atomic(self.path, "".join(dumps(r, indent=None) + "\n" for r in records))
 
 
 def validate_run_name(name: str) -> str:

@@ -24,7 +24,8 @@ def fit_run(root: Path, name: str, overrides: list[str] | None = None, data: str
 
 
 class Page:
-    """What a report page holds: section and figure ids, image sources, links, scripts, tables."""
+    """What a report page holds: section and figure ids, captions, image sources, links, scripts,
+    tables."""
 
     def __init__(self, path: Path) -> None:
         from html.parser import HTMLParser
@@ -33,6 +34,7 @@ class Page:
         self.sections: list[str] = []
         self.figures: list[str] = []
         self.images: list[str] = []
+        self.captions: dict[str, str] = {}  # figure id -> its image's alt text (the caption)
         self.links: list[str] = []
         self.scripts = 0
         self.tables: list[list[list[str]]] = []
@@ -49,6 +51,8 @@ class Page:
                     page.figures.append(a["id"])
                 elif tag == "img":
                     page.images.append(a["src"])
+                    if page.figures:
+                        page.captions[page.figures[-1]] = a.get("alt", "")
                 elif tag in ("a", "link"):
                     page.links.append(a.get("href", ""))
                 elif tag == "script":

@@ -50,3 +50,63 @@ def test_png_is_byte_identical_and_has_no_software_chunk():
 def test_fmt_is_short_and_stable():
     assert [fmt(v) for v in (None, True, 3, 0.123456, 1.5e-5, 2.5e6, float("nan"))] == [
         "–", "yes", "3", "0.1235", "1.500e-05", "2.500e+06", "nan"]
+
+
+def _clipped_texts(builder, *args):
+    """Where the drawn artists of a figure ``render`` would save overflow the image, in inches."""
+    import matplotlib
+    import matplotlib.style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from trainwell.report.figures import STYLE, fit_margins
+
+    with matplotlib.style.context("default"), matplotlib.rc_context(STYLE):
+        fig = builder(*args)
+        fit_margins(fig)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        drawn = fig.get_tightbbox(renderer)  # every label, tick label, title and legend drawn
+        width, height = fig.get_size_inches()
+        tol = 0.02
+        over = {"left": -drawn.x0, "bottom": -drawn.y0, "right": drawn.x1 - width,
+                "top": drawn.y1 - height}
+        return {side: round(v, 2) for side, v in over.items() if v > tol}
+
+
+def test_run_figures_keep_every_label_inside_the_image(iris_run):
+    """The fixed layout's margins are sized from the labels: nothing is cut off."""
+    from trainwell.report import run_figures as rf
+    from trainwell.report.rundata import load_run
+    from trainwell.report.run_report import _snapshots
+
+    run = load_run(iris_run)
+    snaps, _ = _snapshots(run)
+    assert _clipped_texts(rf.loss_figure, run) == {}
+    assert _clipped_texts(rf.metrics_figure, run, rf.metric_groups(run)) == {}
+    assert _clipped_texts(rf.lr_figure, run) == {}
+    assert _clipped_texts(rf.layer_bars_figure, snaps, list(rf.LAYER_STATS)) == {}
+    assert _clipped_texts(rf.layer_epochs_figure, run.stats, ["grad_norm", "act_std"]) == {}
+    # long tick labels: tiny learning rates, long layer names, small-valued panels side by side
+    run.metrics = [{"epoch": e, "lr": 1.04e-3 - 1e-5 * (e % 9)} for e in range(1, 30)]
+    assert _clipped_texts(rf.lr_figure, run) == {}
+    long = [(lab, {f"encoder.block{i}.attention_out": stats for i, stats in enumerate(t.values())})
+            for lab, t in snaps]
+    assert _clipped_texts(rf.layer_bars_figure, long, list(rf.LAYER_STATS)) == {}
+    metrics = [{"epoch": e, "val_mae": 1e-4 * e + 1.23456, "val_rmse": 1234.5 + e, "val_r2": -e}
+               for e in range(1, 20)]
+    run.metrics = metrics
+    assert _clipped_texts(rf.metrics_figure, run, rf.metric_groups(run)) == {}
+
+
+def test_fixed_layout_left_margin_grows_with_the_labels():
+    from trainwell.report.figures import fit_margins
+
+    fig, ax = new_figure()
+    ax.plot([1, 2], [1.0, 2.0])
+    fit_margins(fig)
+    narrow = fig.subplotpars.left
+    fig, ax = new_figure()
+    ax.plot([1, 2], [0.000101, 0.000104])
+    ax.set_ylabel("learning rate")
+    fit_margins(fig)
+    assert fig.subplotpars.left > narrow

@@ -21,14 +21,18 @@ STAMP = re.compile(r'<time id="generated">[^<]*</time>')
 def test_run_report_has_every_section_and_figure(iris_report):
     page = Page(iris_report)
     assert page.sections == RUN_SECTIONS
-    for fig in ("fig-loss", "fig-metric-accuracy", "fig-lr", "fig-confusion",
-                "fig-layers-act_std", "fig-layers-grad_norm", "fig-epochs-grad_norm"):
-        assert fig in page.figures
+    assert page.figures == ["fig-loss", "fig-metrics", "fig-lr", "fig-layers", "fig-epochs",
+                            "fig-confusion"]
     assert len(page.images) == len(page.figures)
     assert_self_contained(page)
     assert "is absent" not in page.text
-    # a ReLU network never saturates (stats.py): a sentence instead of an empty plot
-    assert "fig-layers-sat_frac" not in page.figures
+    # one panel per metric, per layer statistic, per statistic during training
+    assert page.captions["fig-metrics"] == "Accuracy, f1_macro per epoch"
+    for stat in ("activation std", "gradient norm", "update / weight ratio"):
+        assert stat in page.captions["fig-layers"]
+    assert "gradient norm" in page.captions["fig-epochs"]
+    # a ReLU network never saturates (stats.py): a sentence instead of an empty panel
+    assert "saturated" not in page.captions["fig-layers"]
     assert "saturated fraction: 0 in every layer" in page.text
 
 

@@ -78,3 +78,56 @@ def test_optimizer_config_errors_name_field_and_allowed():
     with pytest.raises(Exception, match="betas must be two floats"):
         OptimizerConfig(name="adam", betas=(0.9, 1.0))
     OptimizerConfig(name="sgd", momentum=0.0)  # boundary accepted
+
+
+@pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.parametrize("name", list_optimizers())
+def test_trainwell_optimizers_step_exactly_as_torch_and_share_its_state_dict(name, fused):
+    """The unguarded methods (no torch._dynamo import) give torch's updates, bit for bit."""
+    X, y = _problem()
+    torch.manual_seed(1)
+    ours_model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1))
+    ref_model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1))
+    ref_model.load_state_dict(ours_model.state_dict())
+    ours = make_optimizer({"name": name, "lr": 0.03, "fused": fused}, ours_model)
+    assert type(ours).__module__ == "trainwell.train.optim"  # torch's class, with _Eager mixed in
+    torch_cls = next(c for c in type(ours).__mro__ if c.__module__.startswith("torch.optim."))
+    kwargs = {k: v for k, v in ours.defaults.items() if k in torch_cls.__init__.__code__.co_varnames}
+    ref = torch_cls(ref_model.parameters(), **kwargs)
+    for _ in range(6):
+        for model, opt in ((ours_model, ours), (ref_model, ref)):
+            opt.zero_grad()
+            nn.functional.mse_loss(model(X), y).backward()
+            opt.step()
+    for a, b in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # the state_dict is torch's: each loads the other's
+    state = ours.state_dict()
+    ref.load_state_dict(state)
+    ours.load_state_dict(ref.state_dict())
+    assert ours.state_dict()["param_groups"] == state["param_groups"]
+
+
+def test_training_with_trainwell_optimizers_does_not_import_dynamo():
+    """torch's compile guards import torch._dynamo (~0.8 s); trainwell's optimizers skip them."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, torch
+        from torch import nn
+        from trainwell.train.optim import make_optimizer
+        from trainwell.train.schedules import LRSchedule
+        model = nn.Linear(3, 2)
+        for name in ("adam", "nesterov", "rmsprop", "adagrad", "adamw"):
+            opt = make_optimizer(name, model)
+            LRSchedule(opt, "onecycle", 2, 2)
+            nn.functional.cross_entropy(model(torch.randn(4, 3)), torch.tensor([0, 1, 0, 1])).backward()
+            opt.step()
+            opt.zero_grad()
+            opt.load_state_dict(opt.state_dict())
+        print("torch._dynamo" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -216,6 +216,54 @@ def test_checkpoint_survives_a_kill_between_its_two_files(tmp_path):
         load_checkpoint(tmp_path)
 
 
+def test_background_checkpoint_writes_the_state_as_it_was_when_submitted(tmp_path):
+    from trainwell.train.checkpoint import CheckpointWriter, load_checkpoint
+
+    w = torch.ones(3)
+    writer = CheckpointWriter()
+    writer.submit(tmp_path, {"epoch": 1, "w": w, "history": [{"epoch": 1}]})
+    w.add_(10.0)  # training goes on changing the tensors while the thread writes
+    writer.wait()
+    state = load_checkpoint(tmp_path)
+    assert state["epoch"] == 1 and torch.equal(state["w"], torch.ones(3))
+    # a failed write is raised by the next wait, in the training thread
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file, not a directory")
+    writer.submit(blocker / "ckpt", {"epoch": 2, "w": w})
+    with pytest.raises(OSError):
+        writer.wait()
+    writer.wait()  # raised once
+
+
+def test_periodic_checkpoints_match_the_synchronous_ones(tmp_path):
+    """The background writer leaves, epoch for epoch, the files a synchronous save leaves."""
+    from trainwell.train.checkpoint import load_checkpoint
+
+    train, val = iris()
+    seen = {}
+
+    class Grab(Callback):
+        def after_epoch(self, trainer):
+            if trainer.epoch == 4:  # the checkpoint of epoch 3 is on disk by now
+                seen["async"] = load_checkpoint(tmp_path / "a")
+                trainer.save_checkpoint(tmp_path / "b")  # synchronous, of epoch 4
+
+    torch.manual_seed(0)
+    Trainer(mlp(), epochs=6, seed=0, checkpoint_dir=tmp_path / "a", checkpoint_every=3,
+            callbacks=[Grab()]).fit(train, val)
+    torch.manual_seed(0)
+    ref = Trainer(mlp(), epochs=3, seed=0)
+    ref.fit(train, val)
+    ref.save_checkpoint(tmp_path / "c")
+    got, want = seen["async"], load_checkpoint(tmp_path / "c")
+    assert got["epoch"] == want["epoch"] == 3
+    for key in ("model", "best"):
+        assert all(torch.equal(got[key][k], want[key][k]) for k in want[key])
+    for i, slots in want["optimizer"]["state"].items():
+        assert all(torch.equal(got["optimizer"]["state"][i][k], v) for k, v in slots.items())
+    assert [r["train_loss"] for r in got["history"]] == [r["train_loss"] for r in want["history"]]
+
+
 def test_unlogged_metric_is_refused_before_training_and_no_val_falls_back():
     from trainwell.errors import ConfigError
 

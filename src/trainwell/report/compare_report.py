@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from trainwell.errors import RunError
 from trainwell.report import html as h
-from trainwell.report.figures import epoch_axis, new_figure, render, use_log_scale
-from trainwell.report.rundata import RunData, flatten, load_run
+from trainwell.report.figures import epoch_axis, log_scale, new_figure, render, use_log_scale
 from trainwell.report.run_figures import split_metric
+from trainwell.report.rundata import RunData, flatten, load_run
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -27,7 +27,7 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
 
 def overlay_figure(runs: Sequence[RunData], labels: Sequence[str], key: str) -> Figure:
     """One column of metrics.jsonl for every run on one figure (lecture 002)."""
-    fig, ax = new_figure(height=3.6)
+    fig, ax = new_figure(height=3.6, layout="constrained")
     seen: list[float] = []
     for i, (run, label) in enumerate(zip(runs, labels)):
         xs, ys = run.series(key)
@@ -36,7 +36,7 @@ def overlay_figure(runs: Sequence[RunData], labels: Sequence[str], key: str) -> 
                     drawstyle="steps-post" if key == "lr" else "default")
             seen += ys
     if use_log_scale(seen, 10.0 if key == "lr" else 30.0):
-        ax.set_yscale("log")
+        log_scale(ax)
     epoch_axis(ax)
     ax.set_ylabel(key)
     if len(runs) <= 12:

@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from trainwell.report.figures import (
-    epoch_axis,
     empty_axes,
+    epoch_axis,
+    label_width,
+    log_scale,
     new_figure,
+    panel_title,
     scatter_with_trend,
     use_log_scale,
 )
@@ -66,23 +69,45 @@ def loss_figure(run: RunData) -> Figure:
     if isinstance(best, (int, float)) and not isinstance(best, bool):
         ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best epoch ({best})")
     if use_log_scale(values):
-        ax.set_yscale("log")
+        log_scale(ax)
     epoch_axis(ax)
     ax.set_ylabel("loss")
     ax.legend(loc="best")
     return fig
 
 
-def metric_figure(run: RunData, base: str, names: Sequence[str]) -> Figure:
-    """One metric (e.g. accuracy) per epoch, train and val overlaid."""
-    fig, ax = new_figure()
-    for name in names:
-        split, _ = split_metric(name)
-        xs, ys = run.series(name)
-        scatter_with_trend(ax, xs, ys, f"{split} {base}", TRAIN if split == "train" else VAL)
-    epoch_axis(ax)
-    ax.set_ylabel(base)
-    ax.legend(loc="best")
+def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
+    """Rows and columns of a grid of ``n`` panels, at most ``max_cols`` wide."""
+    cols = max(1, min(n, max_cols))
+    return -(-n // cols), cols
+
+
+def _grid_size(rows: int, cols: int) -> tuple[float, float]:
+    """Inches of a grid of 4.3 x 2.9 in panels with their tick labels, gaps and titles."""
+    return 0.95 + 0.2 + cols * 4.3 + (cols - 1) * 0.75, 0.8 + rows * 2.9 + (rows - 1) * 0.9
+
+
+def _hide_unused(axes: Sequence[Any], used: int) -> None:
+    for ax in axes[used:]:
+        ax.set_visible(False)
+
+
+def metrics_figure(run: RunData, groups: dict[str, Sequence[str]]) -> Figure:
+    """Each metric (accuracy, f1 ...) per epoch in its own panel, train and val overlaid."""
+    import numpy as np
+
+    rows, cols = grid_shape(len(groups))
+    fig, axes = new_figure(*_grid_size(rows, cols), rows, cols, top=0.4, hgap=0.9)
+    axes = list(np.atleast_1d(axes).ravel())
+    for ax, (base, names) in zip(axes, groups.items()):
+        for name in names:
+            split, _ = split_metric(name)
+            xs, ys = run.series(name)
+            scatter_with_trend(ax, xs, ys, f"{split} {base}", TRAIN if split == "train" else VAL)
+        epoch_axis(ax)
+        panel_title(ax, base)
+        ax.legend(loc="best", fontsize=9)
+    _hide_unused(axes, len(groups))
     return fig
 
 
@@ -91,7 +116,7 @@ def lr_figure(run: RunData) -> Figure:
     xs, ys = run.series("lr")
     ax.plot(xs, ys, marker="o", ms=3, drawstyle="steps-post", color="tab:green")
     if use_log_scale(ys, 10.0):
-        ax.set_yscale("log")
+        log_scale(ax)
     epoch_axis(ax)
     ax.set_ylabel("learning rate")
     return fig
@@ -114,49 +139,70 @@ def layer_table(snapshot: Any) -> dict[str, dict[str, float]]:
 
 
 def layer_bars_figure(snapshots: Sequence[tuple[str, dict[str, dict[str, float]]]],
-                      stat: str) -> Figure:
-    """One statistic per layer, one bar per snapshot (e.g. init and end)."""
+                      stats: Sequence[str]) -> Figure:
+    """Each statistic per layer, one panel per statistic, one bar per snapshot (init, end)."""
+    import numpy as np
+
     layers: list[str] = []
     for _, table in snapshots:
         layers += [name for name in table if name not in layers]
-    fig, ax = new_figure(height=max(2.6, 0.3 * len(layers) * len(snapshots) + 1.3))
+    names = [_short(n, 18) for n in layers]
+    rows, cols = grid_shape(len(stats))
+    panel_h = max(1.6, 0.24 * len(layers) * len(snapshots) + 0.5)
+    left = label_width(names)
+    fig, axes = new_figure(left + 0.25 + cols * 3.4 + (cols - 1) * 0.35,
+                           0.9 + rows * panel_h + (rows - 1) * 0.95, rows, cols, left=left,
+                           right=0.25, top=0.35, bottom=0.55, wgap=0.35, hgap=0.95, sharey=True)
+    axes = list(np.atleast_1d(axes).ravel())
     bar_h = 0.8 / max(1, len(snapshots))
     colors = ["tab:gray", "tab:purple", "tab:cyan"]
-    seen: list[float] = []
-    for j, (label, table) in enumerate(snapshots):
-        ys = [i + (j - (len(snapshots) - 1) / 2) * bar_h for i in range(len(layers))]
-        vals = [table.get(layer, {}).get(stat, math.nan) for layer in layers]
-        seen += vals
-        ax.barh(ys, vals, height=bar_h, color=colors[j % len(colors)], label=label)
-    ax.set_yticks(range(len(layers)), [_short(n, 18) for n in layers])
-    ax.invert_yaxis()
-    ax.set_xlabel(LAYER_STATS.get(stat, stat))
-    if stat in ("grad_norm", "update_ratio") and use_log_scale(seen, 100.0):
-        ax.set_xscale("log")
-    ax.legend(loc="best")
+    for k, (ax, stat) in enumerate(zip(axes, stats)):
+        seen: list[float] = []
+        for j, (label, table) in enumerate(snapshots):
+            ys = [i + (j - (len(snapshots) - 1) / 2) * bar_h for i in range(len(layers))]
+            vals = [table.get(layer, {}).get(stat, math.nan) for layer in layers]
+            seen += vals
+            ax.barh(ys, vals, height=bar_h, color=colors[j % len(colors)], label=label)
+        panel_title(ax, LAYER_STATS.get(stat, stat), 11)
+        if stat in ("grad_norm", "update_ratio") and use_log_scale(seen, 100.0):
+            log_scale(ax, "x")
+        ax.tick_params(axis="x", labelsize=10)
+        if k == 0:
+            ax.legend(loc="best", fontsize=9)
+    axes[0].set_yticks(range(len(layers)), names)
+    axes[0].invert_yaxis()
+    for ax in axes:
+        ax.tick_params(axis="y", labelleft=ax.get_subplotspec().is_first_col())
+    _hide_unused(axes, len(stats))
     return fig
 
 
-def layer_epochs_figure(records: Sequence[dict[str, Any]], stat: str) -> Figure:
-    """Each layer's statistic per epoch."""
-    fig, ax = new_figure()
+def layer_epochs_figure(records: Sequence[dict[str, Any]], stats: Sequence[str]) -> Figure:
+    """Each layer's statistics per epoch, one panel per statistic, one line per layer."""
+    import numpy as np
+
     tables = [(float(r.get("epoch", i)), layer_table(r)) for i, r in enumerate(records)]
     layers: list[str] = []
     for _, table in tables:
         layers += [name for name in table if name not in layers]
-    seen: list[float] = []
-    for k, layer in enumerate(layers):
-        pts = [(e, t[layer][stat]) for e, t in tables if stat in t.get(layer, {})]
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=2.5, lw=1.3,
-                    color=f"C{k % 10}", label=_short(layer, 18))
-            seen += [p[1] for p in pts]
-    if stat in ("grad_norm", "update_ratio") and use_log_scale(seen, 100.0):
-        ax.set_yscale("log")
-    ax.set_ylabel(LAYER_STATS.get(stat, stat))
-    epoch_axis(ax)
+    rows, cols = grid_shape(len(stats), 2)
+    fig, axes = new_figure(*_grid_size(rows, cols), rows, cols, top=0.4, hgap=0.9)
+    axes = list(np.atleast_1d(axes).ravel())
+    for ax, stat in zip(axes, stats):
+        seen: list[float] = []
+        for k, layer in enumerate(layers):
+            pts = [(e, t[layer][stat]) for e, t in tables if stat in t.get(layer, {})]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=2.5, lw=1.3,
+                        color=f"C{k % 10}", label=_short(layer, 18))
+                seen += [p[1] for p in pts]
+        if stat in ("grad_norm", "update_ratio") and use_log_scale(seen, 100.0):
+            log_scale(ax)
+        panel_title(ax, LAYER_STATS.get(stat, stat))
+        epoch_axis(ax)
+    _hide_unused(axes, len(stats))
     if len(layers) <= 12:
-        ax.legend(loc="best")
+        axes[0].legend(loc="best", fontsize=9)
     return fig
 
 
@@ -166,7 +212,7 @@ def confusion_figure(matrix: Any, labels: Sequence[str]) -> Figure:
 
     n = len(labels)
     size = min(9.0, max(4.2, 0.4 * n + 2.0))
-    fig, ax = new_figure(size + 0.6, size)
+    fig, ax = new_figure(size + 0.6, size, layout="constrained")
     counts = np.asarray(matrix, dtype=float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
     im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)

@@ -95,9 +95,10 @@ def curves_section(run: RunData) -> str:
         return _absent(run, "metrics.jsonl", "no learning curves")
     figs = [h.figure("fig-loss", render(rf.loss_figure, run),
                      "Train and val loss per epoch: points, and their moving average")]
-    for base, names in sorted(rf.metric_groups(run).items()):
-        figs.append(h.figure(f"fig-metric-{base}", render(rf.metric_figure, run, base, names),
-                             f"{base.capitalize()} per epoch"))
+    groups = dict(sorted(rf.metric_groups(run).items()))
+    if groups:
+        figs.append(h.figure("fig-metrics", render(rf.metrics_figure, run, groups),
+                             ", ".join(groups).capitalize() + " per epoch", wide=len(groups) > 1))
     return h.figures(figs)
 
 
@@ -141,10 +142,12 @@ def layers_section(run: RunData) -> str:
         if zero:
             details += h.note(", ".join(rf.LAYER_STATS[s] for s in zero)
                               + ": 0 in every layer, at " + labels)
-        for stat in (s for s in stats if s not in zero):
-            figs.append(h.figure(f"fig-layers-{stat}", render(rf.layer_bars_figure, snaps, stat),
-                                 f"{rf.LAYER_STATS[stat].capitalize()} per layer at {labels} "
-                                 f"({source})"))
+        shown = [s for s in stats if s not in zero]
+        if shown:
+            caption = (f"Per-layer statistics at {labels} ({source}): "
+                       + ", ".join(rf.LAYER_STATS[s] for s in shown))
+            figs.append(h.figure("fig-layers", render(rf.layer_bars_figure, snaps, shown), caption,
+                                 wide=len(shown) > 1))
         rows = []
         for layer in dict.fromkeys(name for _, t in snaps for name in t):
             for stat in stats:
@@ -156,14 +159,14 @@ def layers_section(run: RunData) -> str:
     if len(run.stats) > 1:
         tables = [rf.layer_table(r) for r in run.stats]
         present = _present_stats(tables)
-        for stat in ("grad_norm", "update_ratio", "act_std", "dead_frac"):
-            if stat not in present or all(
-                    v.get(stat, 0.0) == 0.0 for t in tables for v in t.values()):
-                continue
-            uri = render(rf.layer_epochs_figure, run.stats, stat)
-            figs.append(h.figure(f"fig-epochs-{stat}", uri,
-                                 f"{rf.LAYER_STATS[stat].capitalize()} of each layer during "
-                                 "training (stats.jsonl)"))
+        during = [stat for stat in ("grad_norm", "update_ratio", "act_std", "dead_frac")
+                  if stat in present
+                  and not all(v.get(stat, 0.0) == 0.0 for t in tables for v in t.values())]
+        if during:
+            caption = ("Each layer during training (stats.jsonl): "
+                       + ", ".join(rf.LAYER_STATS[s] for s in during))
+            figs.append(h.figure("fig-epochs", render(rf.layer_epochs_figure, run.stats, during),
+                                 caption, wide=len(during) > 1))
     if not figs:
         return (_absent(run, "stats.jsonl", "no in-training statistics were recorded")
                 + _absent(run, "doctor.json", "no activation statistics at init and end"))

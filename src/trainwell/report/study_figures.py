@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from trainwell.report.figures import epoch_axis, empty_axes, new_figure, use_log_scale
+from trainwell.report.figures import empty_axes, epoch_axis, log_scale, new_figure, use_log_scale
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,7 +30,7 @@ def _cmap(study: StudyData) -> Any:
 
 def history_figure(study: StudyData) -> Figure:
     """Each trial's objective against its number; pruned and failed trials marked below."""
-    fig, ax = new_figure()
+    fig, ax = new_figure(layout="constrained")
     done = study.completed()
     if not done:
         empty_axes(ax, "no completed trial")
@@ -44,7 +44,7 @@ def history_figure(study: StudyData) -> Figure:
         ax.scatter([t.index for t in other], [worst] * len(other), marker="x", color="tab:red",
                    label="pruned / failed (no value)", zorder=3)
     if use_log_scale([float(t.value) for t in done], 100.0):  # type: ignore[arg-type]
-        ax.set_yscale("log")
+        log_scale(ax)
     epoch_axis(ax, "trial (in the order they ran)" if study.staged else "trial")
     ax.set_ylabel(study.metric)
     ax.legend(loc="best")
@@ -53,7 +53,7 @@ def history_figure(study: StudyData) -> Figure:
 
 def best_so_far_figure(study: StudyData) -> Figure:
     """The best objective after each trial (a step line)."""
-    fig, ax = new_figure()
+    fig, ax = new_figure(layout="constrained")
     done = study.completed()
     if not done:
         empty_axes(ax, "no completed trial")
@@ -94,7 +94,7 @@ def parallel_figure(study: StudyData) -> Figure:
     """Parallel coordinates: one vertical axis per parameter and one for the objective."""
     done = study.completed()
     names = study.param_names()
-    fig, ax = new_figure(max(5.2, 1.5 * (len(names) + 1) + 0.6), 4.2)
+    fig, ax = new_figure(max(5.2, 1.5 * (len(names) + 1) + 0.6), 4.2, layout="constrained")
     if not done or not names:
         empty_axes(ax, "no completed trial with parameters")
         return fig
@@ -129,7 +129,7 @@ def parallel_figure(study: StudyData) -> Figure:
 
 def importance_figure(importances: dict[str, float]) -> Figure:
     items = sorted(importances.items(), key=lambda kv: (-kv[1], kv[0]))
-    fig, ax = new_figure(height=max(2.2, 0.4 * len(items) + 1.0))
+    fig, ax = new_figure(height=max(2.2, 0.4 * len(items) + 1.0), layout="constrained")
     ax.barh([k for k, _ in items], [v for _, v in items], color="tab:blue")
     ax.invert_yaxis()
     ax.set_xlabel("importance (share of the objective's variance)")
@@ -138,7 +138,7 @@ def importance_figure(importances: dict[str, float]) -> Figure:
 
 def curves_figure(study: StudyData, key: str) -> Figure:
     """Every trial's learning curve on one figure, colored by its final objective (lecture 002)."""
-    fig, ax = new_figure(height=3.8)
+    fig, ax = new_figure(height=3.8, layout="constrained")
     norm, cmap = _norm(study), _cmap(study)
     best = study.best()
     drawn = 0
@@ -158,7 +158,7 @@ def curves_figure(study: StudyData, key: str) -> Figure:
         else:  # pruned or failed: grey and dashed
             ax.plot(xs, ys, color="0.6", lw=0.9, ls="--", marker="x", ms=4, alpha=0.7)
     if use_log_scale(seen):
-        ax.set_yscale("log")
+        log_scale(ax)
     if best is not None and best.run is not None:
         xs, ys = best.run.series(key)
         ax.plot(xs, ys, color="tab:red", lw=2.4, label=f"best (trial {best.label(study.staged)})")

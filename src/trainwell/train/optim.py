@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -18,6 +19,77 @@ logger = logging.getLogger(__name__)
 def list_optimizers() -> list[str]:
     """The optimizer names ``train.optimizer.name`` accepts."""
     return OPTIMIZER_NAMES.names()
+
+
+def _raw(cls: type, name: str) -> Callable[..., Any] | None:
+    """``cls.name`` without torch's wrappers (profiler hook, ``torch._disable_dynamo``), or None."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return inspect.unwrap(vars(klass)[name])
+    return None
+
+
+class _Eager:
+    """Mixed into a ``torch.optim`` class: its methods without the ``torch.compile`` guards.
+
+    torch wraps ``add_param_group``, ``zero_grad``, ``state_dict``, ``load_state_dict`` and
+    ``step`` so that ``torch.compile`` leaves them alone; the wrappers import ``torch._dynamo``
+    on first use, which costs about 0.8 s per process, more than a small training run. Outside
+    ``torch.compile`` the guards do nothing, so these methods call the unwrapped ones there and
+    the guarded ones under compilation. The arithmetic, state and ``state_dict`` format are
+    torch's own: a test checks the updates are bit-identical.
+    """
+
+    _raw_methods: ClassVar[dict[str, Callable[..., Any]]] = {}
+
+    def _direct(self) -> bool:
+        differentiable = self.defaults.get("differentiable", False)  # type: ignore[attr-defined]
+        return not torch.compiler.is_compiling() and not differentiable
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if not hasattr(self, "defaults") or self._direct():
+            return self._raw_methods["add_param_group"](self, param_group)
+        return super().add_param_group(param_group)  # type: ignore[misc]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if self._direct():
+            return self._raw_methods["zero_grad"](self, set_to_none)
+        return super().zero_grad(set_to_none)  # type: ignore[misc]
+
+    def state_dict(self) -> dict[str, Any]:
+        if self._direct():
+            return self._raw_methods["state_dict"](self)
+        return super().state_dict()  # type: ignore[misc]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self._direct():
+            return self._raw_methods["load_state_dict"](self, state_dict)
+        return super().load_state_dict(state_dict)  # type: ignore[misc]
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        if self._direct():
+            with torch.no_grad():  # what torch's guard does when differentiable=False
+                return self._raw_methods["step"](self, closure)
+        return super().step(closure)  # type: ignore[misc]
+
+
+_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict", "step")
+
+
+@functools.cache
+def eager_class(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """``cls`` with :class:`_Eager` mixed in; ``cls`` itself when its methods cannot be unwrapped.
+
+    Example:
+        >>> opt = eager_class(torch.optim.SGD)([torch.zeros(2, requires_grad=True)], lr=0.1)
+        >>> type(opt).__name__, isinstance(opt, torch.optim.SGD)
+        ('SGD', True)
+    """
+    raw = {name: _raw(cls, name) for name in _GUARDED}
+    if any(fn is None for fn in raw.values()):
+        return cls
+    return type(cls.__name__, (_Eager, cls), {"_raw_methods": raw, "__module__": __name__,
+                                               "__qualname__": cls.__qualname__})
 
 
 def _fused_ok(cls: type[torch.optim.Optimizer], params: list[nn.Parameter]) -> bool:
@@ -45,7 +117,7 @@ def make_optimizer(
     if isinstance(params, nn.Module):
         params = params.parameters()
     params = [p for p in params if p.requires_grad]
-    cls = getattr(torch.optim, OPTIMIZER_TABLE[cfg.name][0])
+    cls = eager_class(getattr(torch.optim, OPTIMIZER_TABLE[cfg.name][0]))
     kwargs = cfg.kwargs()
     fused = cfg.fused if cfg.fused is not None else _fused_ok(cls, params)
     if fused:
@@ -60,4 +132,4 @@ def make_optimizer(
     return cls(params, **kwargs)
 
 
-__all__ = ["list_optimizers", "make_optimizer"]
+__all__ = ["eager_class", "list_optimizers", "make_optimizer"]

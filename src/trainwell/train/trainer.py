@@ -8,6 +8,7 @@ check, never per step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -19,7 +20,13 @@ from torch import Tensor, nn
 
 from trainwell.errors import ConfigError, DivergenceError
 from trainwell.train.callbacks import Events
-from trainwell.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from trainwell.train.checkpoint import (
+    CheckpointWriter,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from trainwell.train.config import (
     EarlyStoppingConfig,
     LossConfig,
@@ -176,11 +183,26 @@ class Trainer:
             self.load_checkpoint(resume)
         events = Events(self.callbacks)
         autocast, scaler = autocast_context(self.device, self.precision)
-        model, opt, sched = self.model, self.optimizer, self.schedule
-        assert sched is not None
-        params = [p for group in opt.param_groups for p in group["params"]]
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         start = time.perf_counter() - self.elapsed
         events("before_fit", self)
+        writer = CheckpointWriter()  # a periodic checkpoint is written during the next epoch
+        try:
+            self._loop(batches, val_data, events, autocast, scaler, params, start, writer)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the loop's error is the one to report
+                writer.wait()
+            raise
+        writer.wait()
+        self.save_checkpoint()
+        self.restore_best()
+        events("after_fit", self)
+        return self
+
+    def _loop(self, batches: Any, val_data: Any, events: Events, autocast: Any, scaler: Any,
+              params: list[Tensor], start: float, writer: CheckpointWriter) -> None:
+        model, opt, sched = self.model, self.optimizer, self.schedule
+        assert sched is not None
         while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
             self.epoch += 1
             model.train()
@@ -234,14 +256,12 @@ class Trainer:
                 self._snapshot()
             self.stopped_early = self.early_stopping.should_stop
             sched.epoch_end(record)
+            writer.wait()  # the previous checkpoint, written during this epoch, is on disk now
             events("after_epoch", self)
             last = self.epoch >= self.epochs or self.stopped_early or self.stop_training
-            if self.checkpoint_every and self.epoch % self.checkpoint_every == 0 and not last:
-                self.save_checkpoint()  # the last epoch's is written once, below
-        self.save_checkpoint()
-        self.restore_best()
-        events("after_fit", self)
-        return self
+            if (self.checkpoint_dir is not None and self.checkpoint_every
+                    and self.epoch % self.checkpoint_every == 0 and not last):
+                writer.submit(self.checkpoint_dir, self.state_dict())  # the last one: after the loop
 
     # ------------------------------------------------------------------ pieces of the loop
 
