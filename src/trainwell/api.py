@@ -185,6 +185,9 @@ def fit(
     check_loss_for_task(cfg.train.loss.name, prepared.task, prepared.n_outputs)
     model = build_model(cfg.model, prepared.input_shape, prepared.n_outputs, prepared.task,
                         example_batch=_example_batch(prepared.train))
+    from trainwell._collector import resume_after_startup
+
+    resume_after_startup()  # a command's startup is over (a no-op when called from Python)
 
     from trainwell.runs import new_run_dir, unique_name, write_json_atomic, write_text_atomic
     from trainwell.train.device import resolve_device

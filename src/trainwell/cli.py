@@ -102,9 +102,14 @@ def run() -> None:
     ``atexit`` handler (logs flushed, temporary directories removed, worker processes
     joined, coverage saved) and ends the process with ``os._exit``: only the freeing of
     memory the system reclaims anyway is skipped (Python never promised ``__del__`` at exit).
+    It also lets ``train`` and ``demo`` pause the garbage collector while they load their
+    modules (:mod:`trainwell._collector`).
     An uncaught exception, ``SystemExit`` or another live thread take the normal way out;
     :func:`main`, called from Python, is unaffected.
     """
+    from trainwell import _collector
+
+    _collector.command_process = True
     code = main()
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if threading.active_count() > 1 or run_exit_handlers is None:

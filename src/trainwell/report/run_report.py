@@ -312,9 +312,13 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     """
     from trainwell.runs import write_text_atomic
 
+    from trainwell._collector import paused
+
     run = load_run(run_dir)
     path = Path(out) if out is not None else run.path / "report.html"
-    write_text_atomic(path, render_run_report(run))
+    with paused():  # matplotlib makes objects by the hundred thousand, few of them garbage
+        html = render_run_report(run)
+    write_text_atomic(path, html)
     logger.info("wrote %s", path)
     return path
 

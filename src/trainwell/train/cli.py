@@ -42,6 +42,13 @@ def _summary(run) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from trainwell._collector import startup_pause
+
+    with startup_pause():  # fit resumes collection before training
+        return _run_train(args)
+
+
+def _run_train(args: argparse.Namespace) -> int:
     from trainwell.api import fit
     from trainwell.errors import ConfigError
 
@@ -60,6 +67,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from trainwell._collector import startup_pause
+
+    with startup_pause():  # fit resumes collection before training
+        return _run_demo(args)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
     from importlib.resources import as_file, files
 
     from trainwell.api import fit
