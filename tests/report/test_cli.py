@@ -11,7 +11,7 @@ def test_report_of_one_run_and_of_a_study(iris_run, study_dir, tmp_path, capsys)
     out = tmp_path / "run.html"
     assert main(["report", str(iris_run), "--out", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
-    assert Page(out).sections[0] == "summary" and "fig-loss" in Page(out).figures
+    assert Page(out).sections[0] == "summary" and "fig-curves" in Page(out).figures
     assert main(["report", str(study_dir), "--out", str(tmp_path / "study.html")]) == 0
     assert "fig-parallel" in Page(tmp_path / "study.html").figures
 

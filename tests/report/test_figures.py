@@ -81,8 +81,7 @@ def test_run_figures_keep_every_label_inside_the_image(iris_run):
 
     run = load_run(iris_run)
     snaps, _ = _snapshots(run)
-    assert _clipped_texts(rf.loss_figure, run) == {}
-    assert _clipped_texts(rf.metrics_figure, run, rf.metric_groups(run)) == {}
+    assert _clipped_texts(rf.curves_figure, run, rf.metric_groups(run)) == {}
     assert _clipped_texts(rf.lr_figure, run) == {}
     assert _clipped_texts(rf.layer_bars_figure, snaps, list(rf.LAYER_STATS)) == {}
     assert _clipped_texts(rf.layer_epochs_figure, run.stats, ["grad_norm", "act_std"]) == {}
@@ -95,7 +94,7 @@ def test_run_figures_keep_every_label_inside_the_image(iris_run):
     metrics = [{"epoch": e, "val_mae": 1e-4 * e + 1.23456, "val_rmse": 1234.5 + e, "val_r2": -e}
                for e in range(1, 20)]
     run.metrics = metrics
-    assert _clipped_texts(rf.metrics_figure, run, rf.metric_groups(run)) == {}
+    assert _clipped_texts(rf.curves_figure, run, rf.metric_groups(run)) == {}
 
 
 def test_fixed_layout_left_margin_grows_with_the_labels():

@@ -21,13 +21,15 @@ STAMP = re.compile(r'<time id="generated">[^<]*</time>')
 def test_run_report_has_every_section_and_figure(iris_report):
     page = Page(iris_report)
     assert page.sections == RUN_SECTIONS
-    assert page.figures == ["fig-loss", "fig-metrics", "fig-lr", "fig-layers", "fig-epochs",
-                            "fig-confusion"]
+    assert page.figures == ["fig-curves", "fig-lr", "fig-layers", "fig-epochs", "fig-confusion"]
     assert len(page.images) == len(page.figures)
     assert_self_contained(page)
     assert "is absent" not in page.text
     # one panel per metric, per layer statistic, per statistic during training
-    assert page.captions["fig-metrics"] == "Accuracy, f1_macro per epoch"
+    assert page.captions["fig-curves"].startswith("Loss, accuracy, f1_macro per epoch")
+    # panels side by side keep a readable width on a phone: their frame scrolls instead
+    assert re.search(r'<figure id="fig-curves" class="wide"><div class="scroll"><img [^>]*'
+                     r'style="min-width:640px"', page.text)
     for stat in ("activation std", "gradient norm", "update / weight ratio"):
         assert stat in page.captions["fig-layers"]
     assert "gradient norm" in page.captions["fig-epochs"]
@@ -150,7 +152,7 @@ def test_run_without_doctor_stats_or_predictions_still_gets_a_report(iris_run, c
     assert "doctor.json is absent" in page.text
     assert "stats.jsonl is absent" in page.text
     assert "predictions.npz is absent" in page.text
-    assert "fig-loss" in page.figures and not any(f.startswith("fig-layers") for f in page.figures)
+    assert "fig-curves" in page.figures and not any(f.startswith("fig-layers") for f in page.figures)
 
 
 def test_torn_metrics_line_and_missing_results_are_tolerated(iris_run, copy_run):
@@ -158,7 +160,7 @@ def test_torn_metrics_line_and_missing_results_are_tolerated(iris_run, copy_run)
     with open(run / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 4, "train_lo')  # a killed process
     page = Page(write_run_report(run))
-    assert "results.json is absent" in page.text and "fig-loss" in page.figures
+    assert "results.json is absent" in page.text and "fig-curves" in page.figures
 
 
 def test_not_a_run_directory_is_refused(tmp_path):

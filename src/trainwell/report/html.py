@@ -42,7 +42,7 @@ h3 { font-size:1.05rem; margin:1rem 0 .4rem; }
 figure { margin:0; background:#fff; border:1px solid var(--line); border-radius:6px;
   padding:.5rem; }
 figure img { display:block; max-width:100%; height:auto; margin:0 auto; }
-.figs > figure.wide { grid-column: 1 / -1; }
+.figs > figure.wide, .figs > figure:only-child { grid-column: 1 / -1; }
 figcaption { color:var(--muted); font-size:.9rem; margin-top:.3rem; }
 .scroll { overflow-x:auto; -webkit-overflow-scrolling:touch; }
 table { border-collapse:collapse; font-size:.92rem; margin:.25rem 0; }
@@ -137,15 +137,23 @@ def png_size(data_uri: str) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
+WIDE_MIN_PX = 640  # a wide figure (panels side by side) is never shown narrower: it scrolls
+
+
 def figure(fig_id: str, data_uri: str, caption: str, wide: bool = False) -> str:
-    """An inline figure shown at most at its natural size; ``data_uri`` is a PNG data URI."""
+    """An inline figure shown at most at its natural size; ``data_uri`` is a PNG data URI.
+
+    ``wide``: the figure spans the grid's row; on a screen narrower than ``WIDE_MIN_PX`` it
+    keeps that width and scrolls sideways inside its frame, so its panels stay readable.
+    """
     w, hgt = png_size(data_uri)
     cls = ' class="wide"' if wide else ""
-    return (
-        f'<figure id="{esc(fig_id)}"{cls}><img src="{data_uri}" width="{w}" height="{hgt}" '
-        f'alt="{esc(caption)}">'
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
-    )
+    img = f'<img src="{data_uri}" width="{w}" height="{hgt}" alt="{esc(caption)}"'
+    if wide:
+        img = f'<div class="scroll">{img} style="min-width:{min(w, WIDE_MIN_PX)}px"></div>'
+    else:
+        img += ">"
+    return f'<figure id="{esc(fig_id)}"{cls}>{img}<figcaption>{esc(caption)}</figcaption></figure>'
 
 
 def figures(items: Iterable[str]) -> str:

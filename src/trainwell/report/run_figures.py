@@ -54,31 +54,9 @@ def metric_groups(run: RunData) -> dict[str, list[str]]:
     return groups
 
 
-def loss_figure(run: RunData) -> Figure:
-    fig, ax = new_figure()
-    values: list[float] = []
-    for key, color, label in (("train_loss", TRAIN, "train loss"), ("val_loss", VAL, "val loss")):
-        xs, ys = run.series(key)
-        if xs:
-            scatter_with_trend(ax, xs, ys, label, color)
-            values += ys
-    if not values:
-        empty_axes(ax, "no loss recorded")
-        return fig
-    best = run.results.get("best_epoch")
-    if isinstance(best, (int, float)) and not isinstance(best, bool):
-        ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best epoch ({best})")
-    if use_log_scale(values):
-        log_scale(ax)
-    epoch_axis(ax)
-    ax.set_ylabel("loss")
-    ax.legend(loc="best")
-    return fig
-
-
 def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
-    """Rows and columns of a grid of ``n`` panels, at most ``max_cols`` wide."""
-    cols = max(1, min(n, max_cols))
+    """Rows and columns of a grid of ``n`` panels, at most ``max_cols`` wide (4 make 2 x 2)."""
+    cols = 2 if n == 4 and max_cols >= 2 else max(1, min(n, max_cols))
     return -(-n // cols), cols
 
 
@@ -92,14 +70,36 @@ def _hide_unused(axes: Sequence[Any], used: int) -> None:
         ax.set_visible(False)
 
 
-def metrics_figure(run: RunData, groups: dict[str, Sequence[str]]) -> Figure:
-    """Each metric (accuracy, f1 ...) per epoch in its own panel, train and val overlaid."""
+def _loss_panel(ax: Any, run: RunData) -> None:
+    values: list[float] = []
+    for key, color, label in (("train_loss", TRAIN, "train loss"), ("val_loss", VAL, "val loss")):
+        xs, ys = run.series(key)
+        if xs:
+            scatter_with_trend(ax, xs, ys, label, color)
+            values += ys
+    if not values:
+        empty_axes(ax, "no loss recorded")
+        return
+    best = run.results.get("best_epoch")
+    if isinstance(best, (int, float)) and not isinstance(best, bool):
+        ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best epoch ({best})")
+    if use_log_scale(values):
+        log_scale(ax)
+    epoch_axis(ax)
+    panel_title(ax, "loss")
+    ax.legend(loc="best", fontsize=9)
+
+
+def curves_figure(run: RunData, groups: dict[str, Sequence[str]]) -> Figure:
+    """The learning curves: the loss, then each metric (accuracy, f1 ...), a panel each, per
+    epoch, train and val overlaid as points and their moving average (lecture 002)."""
     import numpy as np
 
-    rows, cols = grid_shape(len(groups))
+    rows, cols = grid_shape(1 + len(groups))
     fig, axes = new_figure(*_grid_size(rows, cols), rows, cols, top=0.4, hgap=0.9)
     axes = list(np.atleast_1d(axes).ravel())
-    for ax, (base, names) in zip(axes, groups.items()):
+    _loss_panel(axes[0], run)
+    for ax, (base, names) in zip(axes[1:], groups.items()):
         for name in names:
             split, _ = split_metric(name)
             xs, ys = run.series(name)
@@ -107,7 +107,7 @@ def metrics_figure(run: RunData, groups: dict[str, Sequence[str]]) -> Figure:
         epoch_axis(ax)
         panel_title(ax, base)
         ax.legend(loc="best", fontsize=9)
-    _hide_unused(axes, len(groups))
+    _hide_unused(axes, 1 + len(groups))
     return fig
 
 

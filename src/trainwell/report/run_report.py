@@ -93,13 +93,11 @@ def results_tables(run: RunData) -> str:
 def curves_section(run: RunData) -> str:
     if not run.metrics:
         return _absent(run, "metrics.jsonl", "no learning curves")
-    figs = [h.figure("fig-loss", render(rf.loss_figure, run),
-                     "Train and val loss per epoch: points, and their moving average")]
     groups = dict(sorted(rf.metric_groups(run).items()))
-    if groups:
-        figs.append(h.figure("fig-metrics", render(rf.metrics_figure, run, groups),
-                             ", ".join(groups).capitalize() + " per epoch", wide=len(groups) > 1))
-    return h.figures(figs)
+    caption = ("Loss" + "".join(f", {base}" for base in groups) + " per epoch: points, and their "
+               "moving average")
+    return h.figures([h.figure("fig-curves", render(rf.curves_figure, run, groups), caption,
+                               wide=bool(groups))])
 
 
 def lr_section(run: RunData) -> str:
