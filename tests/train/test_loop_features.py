@@ -210,6 +210,35 @@ def test_a_streamed_dataset_resumes_exactly(tmp_path):
     assert strip(other.history) != strip(full.history)
 
 
+def test_a_users_dataloader_with_its_own_generator_resumes_exactly(tmp_path):
+    from torch.utils.data import DataLoader
+
+    train, val = iris()
+
+    def loader():  # built afresh by the resumed process, as a user's script would
+        return DataLoader(TensorDataset(*train), batch_size=16, shuffle=True,
+                          generator=torch.Generator().manual_seed(11))
+
+    kw = {"epochs": 5, "seed": 4, "optimizer": {"name": "adam", "lr": 0.01}}
+    full = Trainer(mlp(), **kw).fit(loader(), val)
+
+    class Kill(Callback):
+        def after_epoch(self, trainer):
+            if trainer.epoch == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(mlp(), checkpoint_dir=tmp_path, checkpoint_every=2, callbacks=[Kill()], **kw).fit(loader(), val)
+    resumed = Trainer(mlp(seed=9), **kw).fit(loader(), val, resume=tmp_path)
+    assert strip(resumed.history) == strip(full.history)
+    # a loader without that generator does not match the checkpoint: a clear error
+    from trainwell.errors import ConfigError
+
+    plain = DataLoader(TensorDataset(*train), batch_size=16, shuffle=True)
+    with pytest.raises(ConfigError, match="holds the state of 1 DataLoader generator"):
+        Trainer(mlp(), **kw).fit(plain, val, resume=tmp_path)
+
+
 def test_mixed_precision_on_a_cpu_warns_and_trains_in_fp32(caplog):
     train, val = iris()
     with caplog.at_level(logging.WARNING, logger="trainwell.train.device"):

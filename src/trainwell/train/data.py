@@ -70,6 +70,24 @@ class LoaderBatches:
             yield xb, (yb.to(self.device, non_blocking=True) if yb is not None else None)
 
 
+def loader_generators(batches: Any) -> list[torch.Generator]:
+    """The distinct generators a ``DataLoader``'s order draws from: its own and its sampler's.
+
+    A loader built with ``generator=g`` (or a ``RandomSampler(generator=g)``) shuffles from
+    ``g`` instead of torch's global RNG, so exact resume must save and restore ``g`` too.
+    """
+    if not isinstance(batches, LoaderBatches):
+        return []
+    loader = batches.loader
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    found: list[torch.Generator] = []
+    for owner in (loader, getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None)):
+        g = getattr(owner, "generator", None)
+        if isinstance(g, torch.Generator) and all(g is not h for h in found):
+            found.append(g)
+    return found
+
+
 def _xy(data: Any) -> tuple[Any, Any]:
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return data[0], data[1]
@@ -116,4 +134,4 @@ def infer_task(y: Tensor | None, loss: Any, n_outputs: int | None) -> str:
     return "binary" if n_outputs == 1 else "multiclass"
 
 
-__all__ = ["LoaderBatches", "TensorBatches", "as_batches", "infer_task"]
+__all__ = ["LoaderBatches", "TensorBatches", "as_batches", "infer_task", "loader_generators"]

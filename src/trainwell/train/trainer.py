@@ -35,7 +35,7 @@ from trainwell.train.config import (
     ScheduleConfig,
     TrainConfig,
 )
-from trainwell.train.data import TensorBatches, as_batches, infer_task
+from trainwell.train.data import TensorBatches, as_batches, infer_task, loader_generators
 from trainwell.train.device import autocast_context, resolve_device
 from trainwell.train.early_stopping import EarlyStopping
 from trainwell.train.losses import make_loss
@@ -148,6 +148,7 @@ class Trainer:
         )
         self.schedule: LRSchedule | None = None
         self._best_state: dict[str, Tensor] | None = None
+        self._data_generators: list[torch.Generator] = []
 
     @classmethod
     def from_config(cls, model: nn.Module, cfg: TrainConfig, *, task: str, seed: int,
@@ -179,6 +180,8 @@ class Trainer:
                              self.num_workers)
         val_data = as_batches(val, self.eval_batch_size, False, None, self.device, self.num_workers)
         self._setup(batches, val_data is not None and len(val_data) > 0)
+        # a user's DataLoader may shuffle from its own generator; the trainer's is saved anyway
+        self._data_generators = [g for g in loader_generators(batches) if g is not self.generator]
         if resume is not None:
             self.load_checkpoint(resume)
         events = Events(self.callbacks)
@@ -384,6 +387,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
             "early_stopping": self.early_stopping.state_dict(), "history": self.history,
             "rng": rng_state(self.generator),
+            "data_rng": [g.get_state() for g in self._data_generators],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -400,6 +404,13 @@ class Trainer:
         self.history = list(state["history"])
         self.lr = self.schedule.lr
         set_rng_state(state["rng"], self.generator)
+        saved = state.get("data_rng", [])
+        if len(saved) != len(self._data_generators):
+            raise ConfigError(
+                f"the checkpoint holds the state of {len(saved)} DataLoader generator(s) but the "
+                f"training data has {len(self._data_generators)}: resume with the same kind of loader")
+        for g, g_state in zip(self._data_generators, saved):
+            g.set_state(g_state)
 
     def save_checkpoint(self, directory: str | Path | None = None) -> Path | None:
         directory = Path(directory) if directory is not None else self.checkpoint_dir
