@@ -131,3 +131,25 @@ def test_training_with_trainwell_optimizers_does_not_import_dynamo():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_grad_scaler_drives_the_fused_optimizer_as_it_drives_torchs():
+    """fp16 training's GradScaler (here on the CPU) hands the fused kernel its scale and skips
+    the step whose gradients overflow, through trainwell's unguarded step as through torch's."""
+    torch.manual_seed(0)
+    ours_model, ref_model = nn.Linear(4, 3), nn.Linear(4, 3)
+    ref_model.load_state_dict(ours_model.state_dict())
+    ours = make_optimizer({"name": "adam", "lr": 0.01, "fused": True}, ours_model)
+    ref = torch.optim.Adam(ref_model.parameters(), lr=0.01, fused=True)
+    scalers = [torch.amp.GradScaler("cpu", init_scale=1024.0) for _ in range(2)]
+    X, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    for i in range(4):
+        for model, opt, scaler in ((ours_model, ours, scalers[0]), (ref_model, ref, scalers[1])):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X), y) * (float("inf") if i == 2 else 1.0)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    assert scalers[0].get_scale() == scalers[1].get_scale() == 512.0  # the overflow halved it
+    for a, b in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
+        assert torch.equal(a, b)
