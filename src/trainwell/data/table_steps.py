@@ -61,11 +61,11 @@ class TableStep(ABC):
 
     @abstractmethod
     def fit(self, t: Table) -> TableStep:
-        raise NotImplementedError
+        """Learn the step's state from the training table ``t``; return self."""
 
     @abstractmethod
     def transform(self, t: Table) -> Table:
-        raise NotImplementedError
+        """``t`` with the fitted step applied (a new table)."""
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Fitted arrays (float64), saved as safetensors."""
@@ -77,7 +77,7 @@ class TableStep(ABC):
 
     @abstractmethod
     def load(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TableStep:
-        raise NotImplementedError
+        """Restore the fitted state that :meth:`meta` and :meth:`arrays` saved; return self."""
 
     def _check_fitted(self) -> None:
         if not self.fitted_:

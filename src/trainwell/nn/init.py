@@ -64,7 +64,7 @@ class InitScheme(ABC):
     def weight_(
         self, w: torch.Tensor, followed_by: tuple[str, dict[str, Any]] | None = None
     ) -> str:
-        raise NotImplementedError
+        """Fill ``w`` in place; ``followed_by`` is the next activation and its parameters."""
 
 
 def _warn_symmetry(what: str) -> None:
@@ -139,11 +139,11 @@ class _StdScheme(InitScheme):
 
     @abstractmethod
     def std(self, w: torch.Tensor) -> float:
-        raise NotImplementedError
+        """The target standard deviation for ``w``'s fans."""
 
     @abstractmethod
     def label(self) -> str:
-        raise NotImplementedError
+        """The scheme's name as ``model summary`` shows it."""
 
     def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
         std = self.std(w)
