@@ -133,12 +133,10 @@ def write_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
         >>> write_comparison(["runs/a", "runs/b"], "compare.html")  # doctest: +SKIP
         PosixPath('compare.html')
     """
-    from trainwell.runs import write_text_atomic
-
     if len(run_dirs) < 2:
         raise RunError(f"a comparison needs at least 2 run directories; got {len(run_dirs)}")
     runs = [load_run(p) for p in run_dirs]
     path = Path(out)
-    write_text_atomic(path, render_comparison(runs))
+    h.write_page(path, lambda: render_comparison(runs))
     logger.info("wrote %s", path)
     return path

@@ -52,9 +52,8 @@ def new_figure(width: float = 5.2, height: float = 3.4, nrows: int = 1, ncols: i
 
     if layout == "fixed":
         fig = Figure(figsize=(width, height), dpi=DPI)
-        margins = {"left": left, "right": right, "bottom": bottom, "top": top, "wgap": wgap, "hgap": hgap}
-        _place(fig, nrows, ncols, margins)
-        fig._trainwell_grid = (nrows, ncols, margins)  # type: ignore[attr-defined]
+        _place(fig, nrows, ncols, {"left": left, "right": right, "bottom": bottom, "top": top,
+                                   "wgap": wgap, "hgap": hgap})
     else:
         fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     axes = fig.subplots(nrows, ncols, squeeze=True, **kwargs)
@@ -70,12 +69,21 @@ def _place(fig: Figure, nrows: int, ncols: int, m: dict[str, float]) -> None:
                         wspace=m["wgap"] / axes_w, hspace=m["hgap"] / axes_h)
 
 
-def _shown_width(text: str) -> int:
-    """Characters a tick label takes on screen (``$\\mathdefault{10^{-3}}$`` counts as 4)."""
-    if text.startswith("$"):
-        text = text.strip("$").replace("\\mathdefault", "").replace("{", "").replace("}", "")
-        return max(1, round(0.8 * len(text.replace("^", "").replace("\\times", "x"))))
-    return len(text)
+def _fixed_grid(fig: Figure) -> tuple[int, int, dict[str, float]] | None:
+    """Rows, columns and margins in inches of a fixed-layout figure (None for the others)."""
+    if fig.get_layout_engine() is not None or not fig.axes:
+        return None
+    spec = fig.axes[0].get_subplotspec()
+    if spec is None:
+        return None
+    nrows, ncols = spec.get_gridspec().get_geometry()
+    width, height = fig.get_size_inches()
+    p = fig.subplotpars
+    axes_w = width * (p.right - p.left) / (ncols + (ncols - 1) * p.wspace)
+    axes_h = height * (p.top - p.bottom) / (nrows + (nrows - 1) * p.hspace)
+    return nrows, ncols, {"left": p.left * width, "right": (1 - p.right) * width,
+                          "bottom": p.bottom * height, "top": (1 - p.top) * height,
+                          "wgap": p.wspace * axes_w, "hgap": p.hspace * axes_h}
 
 
 def fit_margins(fig: Figure) -> None:
@@ -84,7 +92,7 @@ def fit_margins(fig: Figure) -> None:
     The labels come from each axis's locator and formatter at its final limits, without
     drawing; the y label, when there is one, adds its line. Margins never shrink.
     """
-    grid = getattr(fig, "_trainwell_grid", None)
+    grid = _fixed_grid(fig)
     if grid is None:
         return
     nrows, ncols, margins = grid
@@ -92,14 +100,12 @@ def fit_margins(fig: Figure) -> None:
     for ax in fig.axes:
         if not ax.get_visible() or ax.get_subplotspec() is None:
             continue
-        params = ax.yaxis.get_tick_params()
-        if not params.get("labelleft", True):
+        if not ax.yaxis.get_tick_params().get("labelleft", True):
             continue
         lo, hi = sorted(ax.get_ylim())
         locs = [v for v in ax.yaxis.get_major_locator()() if lo <= v <= hi]
         labels = ax.yaxis.get_major_formatter().format_ticks(locs) if locs else []
-        need = CHAR_IN * max((_shown_width(t) for t in labels), default=0) + 0.2
-        need += 0.3 if ax.get_ylabel() else 0.0
+        need = label_width(labels, 0.2) + (0.3 if ax.get_ylabel() else 0.0)
         if ax.get_subplotspec().is_first_col():
             need_first = max(need_first, need)
         else:
@@ -108,7 +114,7 @@ def fit_margins(fig: Figure) -> None:
     changed["left"] = max(margins["left"], need_first)
     if ncols > 1:
         changed["wgap"] = max(margins["wgap"], need_other + 0.15)
-    if changed != margins:
+    if any(changed[k] > margins[k] + 1e-9 for k in margins):
         _place(fig, nrows, ncols, changed)
 
 

@@ -12,7 +12,8 @@ import datetime as _dt
 import html
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 CSS = """
@@ -159,6 +160,21 @@ def figure(fig_id: str, data_uri: str, caption: str, wide: bool = False) -> str:
 def figures(items: Iterable[str]) -> str:
     """Figures laid out in a responsive grid (one column on a phone)."""
     return '<div class="figs">' + "".join(items) + "</div>"
+
+
+def write_page(path: str | os.PathLike[str], render_page: Callable[[], str]) -> Path:
+    """Render a page and write it atomically.
+
+    The garbage collector is paused while the page renders: matplotlib makes objects by the
+    hundred thousand, few of them garbage, and a full collection in a process that holds
+    torch would walk every object it has.
+    """
+    from trainwell._collector import paused
+    from trainwell.runs import write_text_atomic
+
+    with paused():
+        text = render_page()
+    return write_text_atomic(path, text)
 
 
 def section(sec_id: str, title: str, body: str) -> str:

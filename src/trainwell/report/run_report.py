@@ -308,15 +308,9 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
         >>> write_run_report("runs/iris-mlp")  # doctest: +SKIP
         PosixPath('runs/iris-mlp/report.html')
     """
-    from trainwell.runs import write_text_atomic
-
-    from trainwell._collector import paused
-
     run = load_run(run_dir)
     path = Path(out) if out is not None else run.path / "report.html"
-    with paused():  # matplotlib makes objects by the hundred thousand, few of them garbage
-        html = render_run_report(run)
-    write_text_atomic(path, html)
+    h.write_page(path, lambda: render_run_report(run))
     logger.info("wrote %s", path)
     return path
 

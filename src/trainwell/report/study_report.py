@@ -148,10 +148,8 @@ def write_study_report(study_dir: str | Path, out: str | Path | None = None) -> 
         >>> write_study_report("runs/iris-study")  # doctest: +SKIP
         PosixPath('runs/iris-study/report.html')
     """
-    from trainwell.runs import write_text_atomic
-
     study = load_study_dir(study_dir)
     path = Path(out) if out is not None else study.path / "report.html"
-    write_text_atomic(path, render_study_report(study))
+    h.write_page(path, lambda: render_study_report(study))
     logger.info("wrote %s", path)
     return path

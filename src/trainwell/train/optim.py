@@ -47,7 +47,7 @@ class _Eager:
         return not torch.compiler.is_compiling() and not differentiable
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        if not hasattr(self, "defaults") or self._direct():
+        if self._direct():  # torch sets ``defaults`` before adding the first group
             return self._raw_methods["add_param_group"](self, param_group)
         return super().add_param_group(param_group)  # type: ignore[misc]
 
