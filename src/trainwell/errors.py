@@ -27,6 +27,18 @@ class DivergenceError(TrainwellError, FloatingPointError):
     """The loss became NaN or inf during training."""
 
 
+class StopRun(TrainwellError):  # noqa: N818 - a signal, not a failure
+    """Raised by a callback to end a run early on purpose (a tuner pruning a trial).
+
+    The run directory ends with ``status`` (default ``"stopped"``; ``"pruned"`` for a trial the
+    tuner pruned) instead of ``failed``, and the trainer's ``end`` event still fires.
+    """
+
+    def __init__(self, message: str = "", status: str = "stopped") -> None:
+        super().__init__(message or f"run {status}")
+        self.status = status
+
+
 class NotFittedError(TrainwellError, ValueError):
     """A transformer or predictor is used before it was fitted."""
 
@@ -38,5 +50,6 @@ __all__ = [
     "ModelSpecError",
     "NotFittedError",
     "RunError",
+    "StopRun",
     "TrainwellError",
 ]
