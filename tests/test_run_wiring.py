@@ -8,7 +8,7 @@ import json
 import pytest
 
 import trainwell
-from trainwell.errors import DivergenceError
+from trainwell.errors import DivergenceError, StopRun
 
 IRIS = {"data": {"source": "builtin:iris"}, "model": {"hidden": [16]},
         "train": {"epochs": 4, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}},
@@ -59,21 +59,33 @@ def test_a_diverged_run_still_gets_its_verdict_and_report(runs_dir):
     assert (run_dir / "report.html").exists()
 
 
-class _Pruned(Exception):
-    """Stands for optuna.TrialPruned, matched by name so that training never imports optuna."""
-
-
-_Pruned.__name__ = "TrialPruned"
-
-
 class _PruneAtEpoch2:
     def after_epoch(self, trainer):
         if trainer.epoch == 2:
-            raise _Pruned("pruned")
+            raise StopRun("pruned at epoch 2", status="pruned")
+
+
+class _NamedLikeOptuna(Exception):
+    """An exception that only looks like optuna.TrialPruned: a failure, not a pruned trial."""
+
+
+_NamedLikeOptuna.__name__ = "TrialPruned"
+
+
+class _FailAtEpoch2:
+    def after_epoch(self, trainer):
+        if trainer.epoch == 2:
+            raise _NamedLikeOptuna("not a stop")
 
 
 def test_a_run_stopped_by_the_pruner_is_marked_pruned(runs_dir):
-    with pytest.raises(_Pruned):
+    with pytest.raises(StopRun):
         trainwell.fit(IRIS, name="p", quiet=True, callbacks=[_PruneAtEpoch2()])
     meta = json.loads((runs_dir / "p" / "meta.json").read_text())
-    assert meta["status"] == "pruned"
+    assert meta["status"] == "pruned" and meta["finished"]
+
+
+def test_a_stop_is_recognised_by_its_class_not_its_name(runs_dir):
+    with pytest.raises(_NamedLikeOptuna):
+        trainwell.fit(IRIS, name="q", quiet=True, callbacks=[_FailAtEpoch2()])
+    assert json.loads((runs_dir / "q" / "meta.json").read_text())["status"] == "failed"

@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainwell.errors import ConfigError, DataError, DivergenceError, RunError, TrainwellError
+from trainwell.errors import (
+    ConfigError,
+    DataError,
+    DivergenceError,
+    RunError,
+    StopRun,
+    TrainwellError,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,14 +79,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _default_name(cfg: Config) -> str:
-    source = cfg.data.source.replace("\\", "/").rstrip("/")
-    stem = Path(source.partition(":")[2] or source).stem or "data"
-    arch = cfg.model.arch.rpartition(":")[2]
-    text = f"{stem}-{arch}"
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-.") or "run"
 
 
 def _meta(cfg: Config, device: str, status: str, started: str) -> dict[str, Any]:
@@ -185,18 +184,20 @@ def fit(
     check_loss_for_task(cfg.train.loss.name, prepared.task, prepared.n_outputs)
     model = build_model(cfg.model, prepared.input_shape, prepared.n_outputs, prepared.task,
                         example_batch=_example_batch(prepared.train))
-    from trainwell._collector import resume_after_startup
-
-    resume_after_startup()  # a command's startup is over (a no-op when called from Python)
-
-    from trainwell.runs import new_run_dir, unique_name, write_json_atomic, write_text_atomic
+    from trainwell.runs import (
+        default_run_name,
+        new_run_dir,
+        unique_name,
+        write_json_atomic,
+        write_text_atomic,
+    )
     from trainwell.train.device import resolve_device
 
     device = resolve_device(cfg.train.device)
     started = _now()
     if resume is None:
         root = Path(cfg.runs_dir)
-        run_name = name or cfg.name or unique_name(root, _default_name(cfg))
+        run_name = name or cfg.name or unique_name(root, default_run_name(cfg.data.source, cfg.model.arch))
         with new_run_dir(root, run_name) as staging:
             write_text_atomic(staging / "config.toml", cfg.to_toml())
             write_json_atomic(staging / "meta.json", _meta(cfg, str(device), "running", started))
@@ -246,9 +247,8 @@ def _train(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module, device: 
                     cb.after_fit(trainer)
     except BaseException as exc:
         meta = read_json(run_dir / "meta.json")
-        # a trial stopped by the tuner's pruner (optuna.TrialPruned) is not a failure
-        meta.update(status="pruned" if type(exc).__name__ == "TrialPruned" else "failed",
-                    finished=_now())
+        # a run stopped on purpose (a trial the tuner pruned) is not a failure
+        meta.update(status=exc.status if isinstance(exc, StopRun) else "failed", finished=_now())
         write_json_atomic(run_dir / "meta.json", meta)
         raise
     results = _write_results(run_dir, trainer, prepared)

@@ -59,7 +59,8 @@ def test_events_fire_in_order():
     rec = Recorder()
     Trainer(mlp(), epochs=1, batch_size=50, callbacks=[rec], seed=0).fit(train)
     batch = ["before_batch", "after_loss", "after_backward", "after_step", "after_batch"]
-    assert rec.events == ["before_fit", "before_epoch", *batch, *batch, "after_epoch", "after_fit"]
+    assert rec.events == ["before_fit", "before_epoch", *batch, *batch, "after_epoch", "after_fit",
+                          "end"]
 
 
 def test_callback_exception_propagates_with_consistent_state():

@@ -7,20 +7,30 @@ The events, in the order one epoch meets them::
       before_epoch
         before_batch  after_loss  after_backward  after_step  after_batch   (every batch)
       after_epoch
-    after_fit
+    after_fit      (a fit that ran to its end, early stopping included)
+    end            (always, last: also after a divergence, a StopRun or any error)
 
-An exception raised by a callback propagates unchanged (the tuner prunes a trial this way),
-with a note naming the callback and the event; the trainer is consistent when it does: the
-step that was running either completed or did not start.
+``end`` is where a callback releases what it holds and writes what it owes (a verdict, a
+report, averaged weights) whatever happened; ``trainer.outcome`` says how the fit ended and
+``trainer.error`` holds the exception, if any.
+
+An exception raised by a callback propagates unchanged (the tuner prunes a trial this way, by
+raising :class:`~trainwell.errors.StopRun`), with a note naming the callback and the event; the
+trainer is consistent when it does: the step that was running either completed or did not
+start. An exception raised in ``end`` while another one is propagating is logged, so that the
+error that ended the fit is the one reported.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trainwell.train.trainer import Trainer
+
+logger = logging.getLogger(__name__)
 
 EVENTS = (
     "before_fit",
@@ -32,6 +42,7 @@ EVENTS = (
     "after_batch",
     "after_epoch",
     "after_fit",
+    "end",
 )
 
 
@@ -53,6 +64,7 @@ class Callback:
     def after_batch(self, trainer: Trainer) -> None: ...
     def after_epoch(self, trainer: Trainer) -> None: ...
     def after_fit(self, trainer: Trainer) -> None: ...
+    def end(self, trainer: Trainer) -> None: ...
 
 
 def _overrides(cb: Any, event: str) -> bool:
@@ -82,6 +94,19 @@ class Events:
             except BaseException as exc:
                 exc.add_note(f"raised by callback {type(cb).__name__} in event {event!r}")
                 raise
+
+    def end(self, trainer: Trainer) -> None:
+        """Every callback's ``end``; with an error propagating, their own errors are logged."""
+        failing = trainer.error is not None
+        for cb, hook in self._hooks["end"]:
+            try:
+                hook(trainer)
+            except Exception as exc:
+                if not failing:
+                    exc.add_note(f"raised by callback {type(cb).__name__} in event 'end'")
+                    raise
+                logger.error("callback %s failed in event 'end' after the fit ended with %s: %s",
+                             type(cb).__name__, type(trainer.error).__name__, exc)
 
 
 __all__ = ["EVENTS", "Callback", "Events"]

@@ -1,8 +1,9 @@
 """The ``[train]`` section: loss, penalty, optimizer, schedule, loop, early stopping, checkpoints.
 
 This module imports no torch: ``trainwell check`` validates a config without loading it. The
-tables below (loss -> tasks, optimizer -> defaults, schedule names) are the one place the names
-and the lectures' defaults are written down; the factories in this package read them.
+tables below (optimizer -> defaults, schedule names) and the loss registry of
+:mod:`trainwell.train.losses` are the one place the names and the lectures' defaults are
+written down; the factories in this package read them.
 """
 
 from __future__ import annotations
@@ -14,34 +15,9 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from trainwell.errors import ConfigError
 from trainwell.registry import Registry
 from trainwell.schema import Section
+from trainwell.train.losses import LOSSES, check_loss_for_task
 
 # ---------------------------------------------------------------------------- name tables
-
-#: loss name -> the tasks it fits (lectures 003-004: L1/L2/Huber for regression, sigmoid + BCE
-#: for binary, softmax + cross-entropy or the multiclass hinge for multiclass).
-LOSS_TASKS: dict[str, tuple[str, ...]] = {
-    "auto": ("binary", "multiclass", "regression"),
-    "l1": ("regression",),
-    "l2": ("regression",),
-    "huber": ("regression",),
-    "bce": ("binary",),
-    "cross_entropy": ("multiclass",),
-    "hinge": ("multiclass",),
-}
-LOSS_NAMES: Registry[tuple[str, ...]] = Registry("loss", ConfigError)
-for _name, _tasks in LOSS_TASKS.items():
-    _aliases = {
-        "l1": ("mae", "abs"),
-        "l2": ("mse", "squared"),
-        "bce": ("binary_cross_entropy", "bce_with_logits", "sigmoid"),
-        "cross_entropy": ("ce", "softmax", "nll"),
-        "hinge": ("svm", "multiclass_hinge", "multi_margin"),
-        "huber": ("smooth_l1",),
-    }.get(_name, ())
-    LOSS_NAMES.register(_name, *_aliases)(_tasks)
-
-#: the loss ``auto`` picks for each task (lecture 004: "losses for regression / binary / multiclass")
-AUTO_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "l2"}
 
 #: optimizer name -> (torch class, defaults). Lecture 002: SGD, SGD+momentum, Nesterov, AdaGrad,
 #: RMSProp ("leaky AdaGrad", decay_rate 0.99), Adam (beta1 0.9, beta2 0.999, lr 1e-3), and
@@ -88,35 +64,6 @@ def _canonical(registry: Registry[Any], field: str, value: str) -> str:
         raise ValueError(f"{field}: {exc}") from None
 
 
-def check_loss_for_task(loss: str, task: str, n_outputs: int | None = None) -> str:
-    """The canonical loss name for ``task``, or a ConfigError saying which losses fit.
-
-    Args:
-        loss: a loss name from ``LOSS_TASKS`` (or an alias), or ``auto``.
-        task: ``binary``, ``multiclass`` or ``regression`` (``auto`` accepts every loss).
-        n_outputs: the model's output count, when known (BCE needs 1, the multiclass losses >= 2).
-
-    Example:
-        >>> check_loss_for_task("auto", "multiclass")
-        'cross_entropy'
-    """
-    name = LOSS_NAMES.canonical(loss)
-    if task == "auto":
-        return name
-    if name == "auto":
-        return AUTO_LOSS[task]
-    if task not in LOSS_TASKS[name]:
-        fits = sorted(n for n, tasks in LOSS_TASKS.items() if task in tasks)
-        raise ConfigError(
-            f"train.loss {loss!r} does not fit a {task} task; losses for {task}: {', '.join(fits)}"
-        )
-    if n_outputs is not None and name == "bce" and n_outputs != 1:
-        raise ConfigError(f"train.loss 'bce' needs 1 output; this model has {n_outputs}")
-    if n_outputs is not None and name in ("cross_entropy", "hinge") and n_outputs < 2:
-        raise ConfigError(f"train.loss {name!r} needs >= 2 class outputs; got {n_outputs}")
-    return name
-
-
 # ---------------------------------------------------------------------------- sections
 
 
@@ -135,7 +82,9 @@ class LossConfig(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        return _canonical(LOSS_NAMES, "train.loss", v)
+        if v.strip().lower() == "auto":
+            return "auto"
+        return _canonical(LOSSES, "train.loss", v)
 
 
 class PenaltyConfig(Section):
@@ -282,8 +231,6 @@ class TrainConfig(Section):
 
 
 __all__ = [
-    "AUTO_LOSS",
-    "LOSS_TASKS",
     "OPTIMIZER_TABLE",
     "EarlyStoppingConfig",
     "LossConfig",

@@ -11,7 +11,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from trainwell.errors import DataError
-from trainwell.train.config import LOSS_NAMES, LOSS_TASKS, LossConfig
 
 
 class TensorBatches:
@@ -32,8 +31,10 @@ class TensorBatches:
     def __len__(self) -> int:
         return math.ceil(len(self.X) / self.batch_size)
 
-    def peek_targets(self) -> Tensor | None:
-        return None if self.y is None else self.y[:1024]
+    def peek(self) -> tuple[Tensor, Tensor | None]:
+        """The first rows as a batch, drawing nothing from any generator."""
+        n = min(self.batch_size, len(self.X))
+        return self.X[:n], (self.y[:n] if self.y is not None else None)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         X, y = self.X, self.y
@@ -47,7 +48,11 @@ class TensorBatches:
 
 
 class LoaderBatches:
-    """Batches streamed by a ``DataLoader`` and moved to the device."""
+    """Batches streamed by a ``DataLoader`` and moved to the device, in the loader's structure.
+
+    A batch is whatever the loader yields (a pair ``(x, y)``, a tuple of several inputs, a dict):
+    its tensors are moved to the device and the rest is left as it is; the objective reads it.
+    """
 
     def __init__(self, loader: DataLoader, device: torch.device) -> None:
         self.loader, self.device = loader, device
@@ -55,19 +60,32 @@ class LoaderBatches:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def peek_targets(self) -> Tensor | None:
-        for _, yb in self:
-            return yb
-        return None
+    def peek(self) -> Any:
+        """The first batch, leaving torch's RNG and the loader's generators as they were."""
+        generators = loader_generators(self)
+        states = [g.get_state() for g in generators]
+        try:
+            with torch.random.fork_rng(devices=[]):
+                return next(iter(self))
+        finally:
+            for g, state in zip(generators, states, strict=True):
+                g.set_state(state)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
+    def __iter__(self) -> Iterator[Any]:
         for batch in self.loader:
-            if isinstance(batch, (tuple, list)) and len(batch) == 2:
-                xb, yb = batch
-            else:
-                xb, yb = (batch[0] if isinstance(batch, (tuple, list)) else batch), None
-            xb = xb.to(self.device, non_blocking=True)
-            yield xb, (yb.to(self.device, non_blocking=True) if yb is not None else None)
+            yield to_device(batch, self.device)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every tensor in it (nested in tuples, lists, dicts) moved to ``device``."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch) if not hasattr(batch, "_fields") \
+            else type(batch)(*(to_device(v, device) for v in batch))
+    return batch
 
 
 def loader_generators(batches: Any) -> list[torch.Generator]:
@@ -123,15 +141,4 @@ def as_batches(data: Any, batch_size: int, shuffle: bool, generator: torch.Gener
     )
 
 
-def infer_task(y: Tensor | None, loss: Any, n_outputs: int | None) -> str:
-    """The task implied by the loss name, else by the targets and the output count."""
-    if isinstance(loss, (str, LossConfig)):
-        name = LOSS_NAMES.canonical(loss if isinstance(loss, str) else loss.name)
-        if len(LOSS_TASKS[name]) == 1:
-            return LOSS_TASKS[name][0]
-    if y is None or y.is_floating_point():
-        return "regression"
-    return "binary" if n_outputs == 1 else "multiclass"
-
-
-__all__ = ["LoaderBatches", "TensorBatches", "as_batches", "infer_task", "loader_generators"]
+__all__ = ["LoaderBatches", "TensorBatches", "as_batches", "loader_generators", "to_device"]

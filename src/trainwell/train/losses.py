@@ -1,20 +1,35 @@
-"""Data losses by name (lectures 003-004), each averaged over the batch.
+"""Data losses by name (lectures 003-004), each averaged over the batch, in one registry.
 
 Every loss takes the model's raw output (scores / logits, never probabilities) and the targets
-as ``PreparedData`` holds them: int64 class indices for classification, float32 ``(n, k)`` for
-regression.
+as ``PreparedData`` holds them: int64 class indices for classification (or a float ``(n, C)``
+matrix of class probabilities, the soft targets of mixup and label smoothing), float32
+``(n, k)`` for regression.
+
+The registry :data:`LOSSES` is the one place a loss name is written: the config validates
+``train.loss`` against it, the trainer and the doctor build their loss from it, and each entry
+says which tasks it fits and what it is for an uninformed model (the doctor's initial-loss
+check). This module imports torch only when a loss is built, so ``trainwell check`` stays light.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch.nn.functional as F
-from torch import Tensor
+from trainwell.errors import ConfigError
+from trainwell.registry import Registry
 
-from trainwell.train.config import LossConfig, check_loss_for_task
+if TYPE_CHECKING:
+    from torch import Tensor
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
+    from trainwell.train.config import LossConfig
+
+LossFn = Callable[["Tensor", "Tensor"], "Tensor"]
+
+
+# ---------------------------------------------------------------------------- the losses
 
 
 def l1_loss(out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
@@ -34,12 +49,19 @@ def l2_loss(out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
 
 def huber_loss(out: Tensor, y: Tensor, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """Huber: quadratic below ``delta``, linear above (robust like L1, smooth like L2)."""
+    import torch.nn.functional as F
+
     err = F.huber_loss(out, y.reshape(out.shape).to(out.dtype), reduction="none", delta=delta)
     return err.mean() if reduction == "mean" else err.reshape(len(err), -1).sum(1).mean()
 
 
 def bce_loss(out: Tensor, y: Tensor) -> Tensor:
-    """Sigmoid + binary cross-entropy on logits, -y log s - (1-y) log(1-s) (lecture 004), stably."""
+    """Sigmoid + binary cross-entropy on logits, -y log s - (1-y) log(1-s) (lecture 004), stably.
+
+    ``y`` may hold hard 0/1 labels or soft probabilities of class 1.
+    """
+    import torch.nn.functional as F
+
     return F.binary_cross_entropy_with_logits(out.reshape(-1), y.reshape(-1).to(out.dtype))
 
 
@@ -47,7 +69,14 @@ def cross_entropy_loss(out: Tensor, y: Tensor) -> Tensor:
     """Softmax cross-entropy L_i = -log(e^{s_y} / sum_k e^{s_k}) (lecture 003).
 
     Computed as -log_softmax, which subtracts max_k s_k first (lecture 003, numerical stability).
+    Soft targets (a float ``(n, C)`` matrix of probabilities) give -sum_k y_k log softmax(s)_k.
+    On log-probabilities instead of scores it equals torch's ``nll_loss`` (log_softmax of
+    log-probabilities is the identity), which is why ``nll`` names this loss.
     """
+    import torch.nn.functional as F
+
+    if y.is_floating_point():
+        return F.cross_entropy(out, y.to(out.dtype))
     return F.cross_entropy(out, y)
 
 
@@ -56,12 +85,146 @@ def hinge_loss(out: Tensor, y: Tensor, margin: float = 1.0) -> Tensor:
 
     torch's ``multi_margin_loss`` divides by the class count; the lecture's loss does not.
     """
+    if y.is_floating_point():
+        raise ConfigError("train.loss 'hinge' takes class indices, not soft targets (mixup, "
+                          "label smoothing); use cross_entropy with soft targets")
     true = out.gather(1, y.reshape(-1, 1))  # (n, 1)
     margins = (out - true + margin).clamp_min(0)  # (n, C); the k = y_i term equals margin
     return (margins.sum(1) - margin).mean()
 
 
-def make_loss(cfg: LossConfig | str, task: str, n_outputs: int | None = None) -> LossFn:
+# ---------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A registered loss: the tasks it fits, how to build it, its value for an uninformed model.
+
+    Attributes:
+        name: the canonical name.
+        tasks: the tasks it fits (lectures 003-004).
+        outputs: ``"one"`` (one logit), ``"classes"`` (one score per class, >= 2) or ``"any"``.
+        build: ``LossConfig -> loss function (out, y) -> scalar``.
+        chance: ``(loss config, n_classes, y) -> the loss of a model whose outputs are all 0``
+            (small init), the doctor's expected initial loss (lecture 002, step 1; lecture 003:
+            "all s ~ 0 at initialization").
+    """
+
+    name: str
+    tasks: tuple[str, ...]
+    outputs: str
+    build: Callable[[LossConfig], LossFn]
+    chance: Callable[[LossConfig, int | None, Tensor], float | None]
+    doc: str = ""
+
+
+LOSSES: Registry[LossSpec] = Registry("loss", ConfigError)
+
+#: the loss ``auto`` picks for each task (lecture 004: "losses for regression / binary / multiclass")
+AUTO_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "l2"}
+
+
+def _zeros_loss(cfg: LossConfig, _n: int | None, y: Tensor) -> float:
+    """The loss of all-zero outputs on ``y``: what a small init starts at for regression."""
+    import torch
+
+    y = y.float().reshape(len(y), -1)
+    return float(LOSSES.get(cfg.name).build(cfg)(torch.zeros_like(y), y))
+
+
+def _register(name: str, *aliases: str, tasks: tuple[str, ...], outputs: str,
+              build: Callable[[LossConfig], LossFn],
+              chance: Callable[[LossConfig, int | None, Tensor], float | None], doc: str) -> None:
+    LOSSES.register(name, *aliases)(LossSpec(name, tasks, outputs, build, chance, doc))
+
+
+_register("l1", "mae", "abs", tasks=("regression",), outputs="any",
+          build=lambda c: lambda out, y: l1_loss(out, y, c.reduction), chance=_zeros_loss,
+          doc="sum (or mean) of |y - f(x)| over outputs (lecture 003)")
+_register("l2", "mse", "squared", tasks=("regression",), outputs="any",
+          build=lambda c: lambda out, y: l2_loss(out, y, c.reduction), chance=_zeros_loss,
+          doc="sum (or mean) of (y - f(x))^2 over outputs (lecture 003)")
+_register("huber", "smooth_l1", tasks=("regression",), outputs="any",
+          build=lambda c: lambda out, y: huber_loss(out, y, c.reduction, c.delta),
+          chance=_zeros_loss, doc="quadratic below delta, linear above")
+_register("bce", "binary_cross_entropy", "bce_with_logits", "sigmoid", tasks=("binary",),
+          outputs="one", build=lambda c: bce_loss, chance=lambda c, n, y: math.log(2.0),
+          doc="sigmoid + binary cross-entropy on one logit (lecture 004)")
+_register("cross_entropy", "ce", "softmax", "nll", tasks=("multiclass",), outputs="classes",
+          build=lambda c: cross_entropy_loss,
+          chance=lambda c, n, y: math.log(n) if n else None,
+          doc="softmax cross-entropy (lecture 003); takes soft targets")
+_register("hinge", "svm", "multiclass_hinge", "multi_margin", tasks=("multiclass",),
+          outputs="classes",
+          build=lambda c: lambda out, y: hinge_loss(out, y, c.margin),
+          chance=lambda c, n, y: (n - 1) * c.margin if n else None,
+          doc="multiclass SVM loss, summed over wrong classes (lecture 003)")
+
+
+def list_losses() -> list[str]:
+    """The canonical names of every registered loss."""
+    return LOSSES.names()
+
+
+def check_loss_for_task(loss: str, task: str, n_outputs: int | None = None) -> str:
+    """The canonical loss name for ``task``, or a ConfigError saying which losses fit.
+
+    Args:
+        loss: a registered loss name (or an alias), or ``auto``.
+        task: ``binary``, ``multiclass`` or ``regression`` (``auto`` accepts every loss).
+        n_outputs: the model's output count, when known (BCE needs 1, the multiclass losses >= 2).
+
+    Example:
+        >>> check_loss_for_task("auto", "multiclass")
+        'cross_entropy'
+    """
+    if loss.strip().lower() == "auto":
+        if task == "auto":
+            return "auto"
+        name = AUTO_LOSS[task]
+    else:
+        name = LOSSES.canonical(loss)
+    if task == "auto":
+        return name
+    spec = LOSSES.get(name)
+    if task not in spec.tasks:
+        fits = sorted(n for n in LOSSES.names() if task in LOSSES.get(n).tasks)
+        raise ConfigError(
+            f"train.loss {loss!r} does not fit a {task} task; losses for {task}: {', '.join(fits)}"
+        )
+    if n_outputs is not None and spec.outputs == "one" and n_outputs != 1:
+        raise ConfigError(f"train.loss {name!r} needs 1 output; this model has {n_outputs}")
+    if n_outputs is not None and spec.outputs == "classes" and n_outputs < 2:
+        raise ConfigError(f"train.loss {name!r} needs >= 2 class outputs; got {n_outputs}")
+    return name
+
+
+def loss_tasks(loss: str) -> tuple[str, ...] | None:
+    """The tasks the named loss fits (None for ``auto``, which fits every task)."""
+    if loss.strip().lower() == "auto":
+        return None
+    return LOSSES.get(loss).tasks
+
+
+def _as_config(cfg: LossConfig | str | dict[str, Any]) -> LossConfig:
+    from trainwell.train.config import LossConfig
+
+    if isinstance(cfg, LossConfig):
+        return cfg
+    if isinstance(cfg, str):
+        return LossConfig(name=cfg)
+    return LossConfig(**cfg)
+
+
+def resolve_loss(cfg: LossConfig | str | dict[str, Any], task: str,
+                 n_outputs: int | None = None) -> LossConfig:
+    """``cfg`` as a :class:`LossConfig` whose name is canonical and fits ``task`` (``auto`` resolved)."""
+    cfg = _as_config(cfg)
+    return cfg.model_copy(update={"name": check_loss_for_task(cfg.name, task, n_outputs)})
+
+
+def make_loss(cfg: LossConfig | str | dict[str, Any], task: str,
+              n_outputs: int | None = None) -> LossFn:
     """The loss function named by ``cfg`` for ``task``; refuses one that does not fit.
 
     Example:
@@ -70,28 +233,37 @@ def make_loss(cfg: LossConfig | str, task: str, n_outputs: int | None = None) ->
         >>> round(fn(torch.tensor([[3.2, 5.1, -1.7]]), torch.tensor([0])).item(), 2)
         2.04
     """
-    if isinstance(cfg, str):
-        cfg = LossConfig(name=cfg)
-    name = check_loss_for_task(cfg.name, task, n_outputs)
-    if name == "l1":
-        return lambda out, y: l1_loss(out, y, cfg.reduction)
-    if name == "l2":
-        return lambda out, y: l2_loss(out, y, cfg.reduction)
-    if name == "huber":
-        return lambda out, y: huber_loss(out, y, cfg.reduction, cfg.delta)
-    if name == "bce":
-        return bce_loss
-    if name == "hinge":
-        return lambda out, y: hinge_loss(out, y, cfg.margin)
-    return cross_entropy_loss
+    cfg = resolve_loss(cfg, task, n_outputs)
+    return LOSSES.get(cfg.name).build(cfg)
+
+
+def chance_loss(cfg: LossConfig | str | dict[str, Any], task: str, n_classes: int | None,
+                y: Tensor) -> float | None:
+    """The loss of an uninformed model (all outputs 0) on targets ``y``: the expected initial loss.
+
+    Example:
+        >>> import torch
+        >>> round(chance_loss("cross_entropy", "multiclass", 10, torch.tensor([0, 1])), 4)
+        2.3026
+    """
+    cfg = resolve_loss(cfg, task)
+    return LOSSES.get(cfg.name).chance(cfg, n_classes, y)
 
 
 __all__ = [
+    "AUTO_LOSS",
+    "LOSSES",
+    "LossSpec",
     "bce_loss",
+    "chance_loss",
+    "check_loss_for_task",
     "cross_entropy_loss",
     "hinge_loss",
     "huber_loss",
     "l1_loss",
     "l2_loss",
+    "list_losses",
+    "loss_tasks",
     "make_loss",
+    "resolve_loss",
 ]

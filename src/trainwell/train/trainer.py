@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainwell.errors import ConfigError, DivergenceError
+from trainwell.errors import ConfigError, DivergenceError, StopRun
 from trainwell.train.callbacks import Events
 from trainwell.train.checkpoint import (
     CheckpointWriter,
@@ -35,11 +35,10 @@ from trainwell.train.config import (
     ScheduleConfig,
     TrainConfig,
 )
-from trainwell.train.data import TensorBatches, as_batches, infer_task, loader_generators
+from trainwell.train.data import TensorBatches, as_batches, loader_generators
 from trainwell.train.device import autocast_context, resolve_device
 from trainwell.train.early_stopping import EarlyStopping
-from trainwell.train.losses import make_loss
-from trainwell.train.metrics import metric_names, task_metrics
+from trainwell.train.objective import Objective, Supervised, batch_len, make_objective, split_batch
 from trainwell.train.optim import make_optimizer
 from trainwell.train.penalties import make_penalty
 from trainwell.train.schedules import LRSchedule
@@ -56,7 +55,12 @@ class Trainer:
         model: the network; its outputs are scores / logits.
         loss: a loss name (``auto`` picks one for the task), a ``LossConfig``, or a callable
             ``(output, target) -> scalar``.
-        task: ``binary``, ``multiclass`` or ``regression``; default: inferred from the targets.
+        task: ``binary``, ``multiclass`` or ``regression``; default: inferred from the loss, the
+            targets and the model's output width (:func:`trainwell.tasks.infer_task`).
+        step: what a step computes from a batch: an :class:`~trainwell.train.objective.Objective`
+            or a callable ``(model, batch) -> loss | (loss, outputs, targets) | dict``; default:
+            the model's own ``training_step(batch[, batch_idx])`` if it has one, else
+            :class:`~trainwell.train.objective.Supervised` with ``loss`` and ``task``.
         optimizer: a name, an ``OptimizerConfig`` / dict, or a torch optimizer.
         schedule: a name or ``ScheduleConfig`` (stepped every iteration).
         penalty: a ``PenaltyConfig``: lambda * R(W) added to the data loss.
@@ -74,7 +78,13 @@ class Trainer:
     Attributes:
         history: one dict of metrics per finished epoch.
         epoch, step, lr: the current epoch (1-based), update count and learning rate.
+        objective: what each step computes; ``task`` is its task once ``fit`` has started.
+        batch, output, target, loss: the current batch, the step's outputs and targets, and the
+            full loss (data loss + penalty), for callbacks.
         best_epoch, stopped_early, diverged: how the fit ended.
+        outcome: ``running``, then ``completed``, ``stopped_early``, ``stopped`` (a callback set
+            ``stop_training``), ``diverged``, ``failed``, ``interrupted`` or a :class:`StopRun`'s
+            status (``pruned``); ``error`` holds the exception that ended the fit, if any.
 
     Example:
         >>> X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
@@ -89,6 +99,7 @@ class Trainer:
         *,
         loss: str | LossConfig | Callable[[Tensor, Tensor], Tensor] = "auto",
         task: str | None = None,
+        step: Objective | Callable[[nn.Module, Any], Any] | None = None,
         optimizer: str | OptimizerConfig | dict[str, Any] | torch.optim.Optimizer = "adam",
         schedule: str | ScheduleConfig | None = None,
         penalty: PenaltyConfig | None = None,
@@ -110,7 +121,9 @@ class Trainer:
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device)
-        self.loss_spec, self.task = loss, task
+        self.objective = make_objective(step, self.model, loss=loss, task=task, top_k=top_k,
+                                        batch_index=lambda: self.batch_index)
+        self.task: str | None = self.objective.task
         self.schedule_spec = (
             schedule if isinstance(schedule, ScheduleConfig) else ScheduleConfig(name=schedule or "constant")
         )
@@ -135,11 +148,14 @@ class Trainer:
         self.stopped_early = False
         self.diverged = False
         self.stop_training = False  # a callback may set this to end the fit after the epoch
-        self.batch: tuple[Tensor, Tensor] | None = None
+        self.batch: Any = None
         self.batch_index = 0
         self.steps_per_epoch = 0
-        self.output: Tensor | None = None
+        self.output: Any = None
+        self.target: Any = None
         self.loss: Tensor | None = None
+        self.outcome = "running"
+        self.error: BaseException | None = None
         self.elapsed = 0.0
         # built here, before fit: the first optimizer of a process imports torch._dynamo (~1 s)
         self.penalty = make_penalty(penalty, self.model)
@@ -188,23 +204,33 @@ class Trainer:
         autocast, scaler = autocast_context(self.device, self.precision)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         start = time.perf_counter() - self.elapsed
-        events("before_fit", self)
         writer = CheckpointWriter()  # a periodic checkpoint is written during the next epoch
+        self.outcome, self.error = "running", None
         try:
-            self._loop(batches, val_data, events, autocast, scaler, params, start, writer)
-        except BaseException:
-            with contextlib.suppress(Exception):  # the loop's error is the one to report
-                writer.wait()
+            events("before_fit", self)
+            try:
+                self._loop(batches, val_data, events, autocast, scaler, params, start, writer)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the loop's error is the one to report
+                    writer.wait()
+                raise
+            writer.wait()
+            self.save_checkpoint()
+            self.restore_best()
+            self.outcome = ("stopped_early" if self.stopped_early
+                            else "stopped" if self.stop_training else "completed")
+            events("after_fit", self)
+        except BaseException as exc:
+            self.error = exc
+            self.outcome = _outcome_of(exc)
             raise
-        writer.wait()
-        self.save_checkpoint()
-        self.restore_best()
-        events("after_fit", self)
+        finally:
+            events.end(self)  # always: after a normal end, an early stop, a divergence, an error
         return self
 
     def _loop(self, batches: Any, val_data: Any, events: Events, autocast: Any, scaler: Any,
               params: list[Tensor], start: float, writer: CheckpointWriter) -> None:
-        model, opt, sched = self.model, self.optimizer, self.schedule
+        model, opt, sched, step = self.model, self.optimizer, self.schedule, self.objective.loss
         assert sched is not None
         while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
             self.epoch += 1
@@ -213,13 +239,13 @@ class Trainer:
             t0 = time.perf_counter()
             losses: list[Tensor] = []  # per-batch data losses, kept on the device
             sizes: list[int] = []
-            for self.batch_index, (xb, yb) in enumerate(batches):
-                self.batch = (xb, yb)
+            for self.batch_index, batch in enumerate(batches):
+                self.batch = batch
                 events("before_batch", self)
                 self.lr = opt.param_groups[0]["lr"]
                 with autocast:
-                    self.output = model(xb)
-                    data_loss = self.loss_fn(self.output, yb)
+                    # what the step computes (one head by default; see train/objective.py)
+                    data_loss, self.output, self.target = step(model, batch)
                     # full loss = data loss averaged over the batch + lambda R(W) (lecture 003)
                     self.loss = data_loss if self.penalty is None else data_loss + self.penalty()
                 events("after_loss", self)
@@ -236,7 +262,8 @@ class Trainer:
                 self.step += 1
                 events("after_step", self)
                 losses.append(data_loss.detach())
-                sizes.append(len(yb))
+                target = self.target
+                sizes.append(len(target) if isinstance(target, Tensor) else batch_len(batch))
                 if len(losses) % _CHECK_EVERY == 0:
                     self._check_finite(losses[-_CHECK_EVERY:], self.step - _CHECK_EVERY)
                 events("after_batch", self)
@@ -272,21 +299,15 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch = len(batches)
         if steps_per_epoch == 0:
             raise ConfigError("the training data is empty")
-        if self.task is None:
-            self.task = infer_task(batches.peek_targets(), self.loss_spec, self._n_outputs())
-        if callable(self.loss_spec) and not isinstance(self.loss_spec, (str, LossConfig)):
-            self.loss_fn = self.loss_spec
-        else:
-            n_out = self._n_outputs()
-            self.loss_fn = make_loss(self.loss_spec, self.task, n_out)  # type: ignore[arg-type]
+        self.objective.setup(self.model, batches.peek())  # the task, the loss, the output width
+        self.task = self.objective.task
         self._check_metric_names(has_val)
         self.schedule = LRSchedule(self.optimizer, self.schedule_spec, steps_per_epoch, self.epochs)
         self.lr = self.schedule.lr
 
     def _check_metric_names(self, has_val: bool) -> None:
         """Refuse, before training, an early-stopping or plateau metric that will never be logged."""
-        logged = ["train_loss", "lr"] + (metric_names(self.task or "multiclass", self._n_outputs(), self.top_k)
-                                         if has_val else [])
+        logged = ["train_loss", "lr"] + (self.objective.metric_names("val") if has_val else [])
         wanted = [("train.early_stopping.metric", self.early_stopping.metric)]
         if self.schedule_spec.name == "plateau":
             wanted.append(("train.schedule.metric", self.schedule_spec.metric))
@@ -303,10 +324,6 @@ class Trainer:
             if name in logged:
                 continue
             raise ConfigError(f"{field} {name!r} is not logged for this task; logged: {', '.join(logged)}")
-
-    def _n_outputs(self) -> int | None:
-        last = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
-        return last[-1].out_features if last else None
 
     def _check_finite(self, losses: list[Tensor], first_step: int) -> None:
         """Stop at once on a NaN / inf loss, naming the step and LR (one sync)."""
@@ -350,30 +367,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
+    def _eval_batches(self, data: Any) -> Any:
+        if isinstance(data, TensorBatches) or hasattr(data, "peek"):
+            return data
+        return as_batches(data, self.eval_batch_size, False, None, self.device, self.num_workers)
+
     def predict_outputs(self, data: Any) -> tuple[Tensor, Tensor | None]:
-        """Raw model outputs (and targets, if any) over ``data``, in eval mode, batched."""
-        batches = data if isinstance(data, TensorBatches) or hasattr(data, "peek_targets") else as_batches(
-            data, self.eval_batch_size, False, None, self.device, self.num_workers)
+        """Raw model outputs (and targets, if any) over ``(x, y)`` data, in eval mode, batched."""
         self.model.eval()
         outs, ys = [], []
         with torch.inference_mode():
-            for xb, yb in batches:
+            for batch in self._eval_batches(data):
+                xb, yb = split_batch(batch)
                 outs.append(self.model(xb).float())
                 if yb is not None:
                     ys.append(yb)
         return torch.cat(outs), (torch.cat(ys) if ys else None)
 
     def evaluate(self, data: Any, prefix: str = "val") -> dict[str, float]:
-        """``<prefix>_loss`` and the task's metrics on ``data``."""
+        """``<prefix>_loss`` and the task's metrics on ``data``, as the objective computes them."""
         if data is None or len(data) == 0:
             return {}
-        out, y = self.predict_outputs(data)
-        with torch.inference_mode():
-            loss = self.loss_fn(out, y)
-            metrics = task_metrics(out, y, self.task or "multiclass", self.top_k)
-        res = {f"{prefix}_loss": float(loss)}
-        res.update({f"{prefix}_{k}": v for k, v in metrics.items()})
-        return res
+        return self.objective.evaluate(self.model, self._eval_batches(data), prefix)
+
+    @property
+    def loss_fn(self) -> Any:
+        """The data loss ``(output, target) -> scalar`` of the default objective (else None)."""
+        return self.objective.loss_fn if isinstance(self.objective, Supervised) else None
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -420,6 +440,17 @@ class Trainer:
 
     def load_checkpoint(self, directory: str | Path) -> None:
         self.load_state_dict(load_checkpoint(directory))
+
+
+def _outcome_of(exc: BaseException) -> str:
+    """How an exception ended a fit, in the words of ``Trainer.outcome``."""
+    if isinstance(exc, DivergenceError):
+        return "diverged"
+    if isinstance(exc, StopRun):
+        return exc.status
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return "failed"
 
 
 __all__ = ["Trainer"]

@@ -1,0 +1,359 @@
+"""What one training step computes: the seam between the Trainer's loop and the model.
+
+The loop is the same for every model; what a step computes from a batch is an
+:class:`Objective` the loop calls once per batch::
+
+    loss, outputs, targets = objective.loss(model, batch)
+
+:class:`Supervised` is the default: one head, ``batch = (x, y)``, ``loss = L(model(x), y)``, with
+``y`` as class indices, 0/1 labels, soft targets (an ``(n, C)`` matrix of class probabilities,
+as mixup and label smoothing make) or regression values. :class:`UserStep` wraps a user's own
+``training_step``-style callable for models that take several inputs, return several outputs
+or read dict batches. Multitask heads, mixup and domain-adversarial training are further
+objectives of the same shape.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from trainwell.errors import ConfigError, DataError
+from trainwell.tasks import check_task, infer_task, is_soft_target
+from trainwell.train.losses import LossFn, loss_tasks, make_loss, resolve_loss
+from trainwell.train.metrics import metric_names, task_metrics
+
+if TYPE_CHECKING:
+    from trainwell.train.config import LossConfig
+
+logger = logging.getLogger(__name__)
+
+
+class StepResult(NamedTuple):
+    """What a step computed: the scalar loss to minimize, and the outputs and targets it used."""
+
+    loss: Tensor
+    outputs: Any = None
+    targets: Any = None
+
+
+def split_batch(batch: Any) -> tuple[Any, Any]:
+    """``(x, y)`` of a supervised batch: a pair, or ``x`` alone (``y`` None)."""
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 2:
+            return batch[0], batch[1]
+        if len(batch) == 1:
+            return batch[0], None
+    if isinstance(batch, Tensor):
+        return batch, None
+    kind = f"a dict with keys {sorted(batch)}" if isinstance(batch, Mapping) else \
+        f"{type(batch).__name__}" + (f" of {len(batch)} items" if isinstance(batch, (tuple, list))
+                                     else "")
+    raise DataError(
+        f"the default training step takes (x, y) batches; got {kind}. For several inputs, "
+        "several outputs or dict batches pass step= (a callable (model, batch) -> loss, or an "
+        "Objective), or give the model a training_step(batch, batch_idx) method")
+
+
+def batch_len(batch: Any) -> int:
+    """The number of samples in a batch: the length of its first tensor."""
+    if isinstance(batch, Tensor):
+        return len(batch)
+    items: Iterable[Any] = batch.values() if isinstance(batch, Mapping) else batch
+    if isinstance(batch, (Mapping, tuple, list)):
+        for item in items:
+            if item is not None:
+                return batch_len(item)
+    raise DataError(f"cannot tell the batch size of a {type(batch).__name__} batch")
+
+
+def output_width(out: Any) -> int | None:
+    """Outputs per sample of a model's output tensor (None for anything else)."""
+    if not isinstance(out, Tensor):
+        return None
+    return int(out.shape[1]) if out.ndim >= 2 else 1
+
+
+class Objective(ABC):
+    """What a step computes from a batch. Subclass and implement :meth:`loss`.
+
+    Attributes:
+        task: ``binary``, ``multiclass`` or ``regression`` when the step has one, which decides
+            the metrics logged beside the loss; None for none.
+        top_k: top-k accuracy is logged for more than ``top_k`` classes.
+    """
+
+    task: str | None = None
+    top_k: int = 5
+    eval_index: int = 0  # the index of the evaluation batch being computed
+
+    def setup(self, model: nn.Module, first_batch: Any) -> None:
+        """Called once before training with the first training batch (on the device)."""
+        return None
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> StepResult:
+        """The step's loss on ``batch`` (in training mode), with the outputs and targets it used."""
+
+    def eval_loss(self, model: nn.Module, batch: Any) -> StepResult:
+        """The loss on an evaluation batch (eval mode, no gradients); :meth:`loss` by default."""
+        return self.loss(model, batch)
+
+    def metric_names(self, prefix: str = "val") -> list[str]:
+        """The names :meth:`evaluate` logs, known before training (for early stopping's check)."""
+        if self.task is None:
+            return [f"{prefix}_loss"]
+        return metric_names(self.task, getattr(self, "n_outputs", None), self.top_k, prefix)
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Any], prefix: str = "val") -> dict[str, float]:
+        """``<prefix>_loss`` averaged over samples, and the task's metrics on the outputs."""
+        total, count = torch.zeros((), dtype=torch.float64), 0
+        outs: list[Tensor] = []
+        ys: list[Tensor] = []
+        model.eval()
+        with torch.inference_mode():
+            for self.eval_index, batch in enumerate(batches):
+                res = self.eval_loss(model, batch)
+                n = len(res.targets) if isinstance(res.targets, Tensor) else batch_len(batch)
+                total = total + res.loss.double().cpu() * n
+                count += n
+                if isinstance(res.outputs, Tensor) and isinstance(res.targets, Tensor):
+                    outs.append(res.outputs.float())
+                    ys.append(res.targets)
+        if not count:
+            return {}
+        out: dict[str, float] = {f"{prefix}_loss": float(total / count)}
+        if self.task is not None and outs and len(outs) == len(ys):
+            metrics = task_metrics(torch.cat(outs), hard_targets(torch.cat(ys), self.task),
+                                   self.task, self.top_k)
+            out.update({f"{prefix}_{k}": v for k, v in metrics.items()})
+        return out
+
+
+def hard_targets(y: Tensor, task: str) -> Tensor:
+    """Class indices for metrics: soft targets -> their argmax, 0/1 floats -> int64."""
+    if task == "regression":
+        return y
+    if is_soft_target(y) and task == "multiclass":
+        return y.argmax(1)
+    return y.reshape(-1).long() if y.is_floating_point() else y
+
+
+class Supervised(Objective):
+    """One head: ``loss(model(x), y)`` on ``(x, y)`` batches. The default objective.
+
+    The task comes from the loss when it fits one task only, else from the targets and the
+    model's output width on the first batch (:func:`trainwell.tasks.infer_task`), never from
+    the order in which the model's layers were declared.
+
+    Args:
+        loss: a registered loss name (``auto`` picks the task's), a ``LossConfig`` or dict, or a
+            callable ``(output, target) -> scalar``.
+        task: the task; default: inferred.
+        top_k: see :class:`Objective`.
+
+    Example:
+        >>> obj = Supervised("cross_entropy")
+        >>> net = nn.Linear(4, 3)
+        >>> obj.setup(net, (torch.randn(8, 4), torch.randint(0, 3, (8,))))
+        >>> obj.task, obj.n_outputs
+        ('multiclass', 3)
+    """
+
+    def __init__(self, loss: str | LossConfig | dict[str, Any] | LossFn = "auto",
+                 task: str | None = None, top_k: int = 5) -> None:
+        self.loss_spec = loss
+        self.task = check_task(task) if task is not None else None
+        self.top_k = top_k
+        self.n_outputs: int | None = None
+        self.loss_fn: LossFn | None = None
+        self.loss_name: str = "custom"
+
+    def setup(self, model: nn.Module, first_batch: Any) -> None:
+        x, y = split_batch(first_batch)
+        if y is None:
+            raise DataError("the training data has no targets: give (X, y), or pass step= for a "
+                            "step that needs none")
+        self.n_outputs = output_width(_forward_quietly(model, x))
+        custom = callable(self.loss_spec) and not isinstance(self.loss_spec, (str, dict)) \
+            and not hasattr(self.loss_spec, "model_fields")
+        if self.task is None:
+            tasks = None if custom else loss_tasks(_loss_name(self.loss_spec))
+            self.task = infer_task(y, n_outputs=self.n_outputs, loss_tasks=tasks)
+        if custom:
+            self.loss_fn = self.loss_spec  # type: ignore[assignment]
+            return
+        if self.task == "regression" and isinstance(y, Tensor) and self.n_outputs is not None:
+            per_sample = y[0].numel() if y.ndim > 1 else 1
+            if per_sample != self.n_outputs:
+                raise DataError(f"the model gives {self.n_outputs} output(s) per sample but the "
+                                f"regression targets have {per_sample}: they must match")
+        cfg = resolve_loss(self.loss_spec, self.task, self.n_outputs)  # type: ignore[arg-type]
+        self.loss_name = cfg.name
+        self.loss_fn = make_loss(cfg, self.task, self.n_outputs)
+        if isinstance(y, Tensor) and is_soft_target(y) and cfg.name != "cross_entropy":
+            raise ConfigError(f"soft targets (rows of class probabilities) need train.loss "
+                              f"cross_entropy; got {cfg.name!r}")
+
+    def loss(self, model: nn.Module, batch: Any) -> StepResult:
+        x, y = batch  # (x, y): the loop's in-memory batches are pairs
+        out = model(x)
+        return StepResult(self.loss_fn(out, y), out, y)  # type: ignore[misc]
+
+    def eval_loss(self, model: nn.Module, batch: Any) -> StepResult:
+        x, y = split_batch(batch)
+        out = model(x)
+        if y is None:
+            raise DataError("evaluation data has no targets")
+        return StepResult(self.loss_fn(out, y), out, y)  # type: ignore[misc]
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Any], prefix: str = "val") -> dict[str, float]:
+        """The loss on all outputs at once (not averaged per batch), and the task's metrics."""
+        outs: list[Tensor] = []
+        ys: list[Tensor] = []
+        model.eval()
+        with torch.inference_mode():
+            for batch in batches:
+                x, y = split_batch(batch)
+                outs.append(model(x).float())
+                if y is not None:
+                    ys.append(y)
+            if not outs or not ys:
+                return {}
+            out, y = torch.cat(outs), torch.cat(ys)
+            res = {f"{prefix}_loss": float(self.loss_fn(out, y))}  # type: ignore[misc]
+            metrics = task_metrics(out, hard_targets(y, self.task or "multiclass"),
+                                   self.task or "multiclass", self.top_k)
+        res.update({f"{prefix}_{k}": v for k, v in metrics.items()})
+        return res
+
+
+class UserStep(Objective):
+    """A user's own step: ``fn(model, batch)`` returns the loss, ``(loss, outputs, targets)``
+    or a dict with ``loss`` (and optionally ``outputs``, ``targets``).
+
+    For models that take several inputs, return several outputs or read dict batches. Metrics
+    beside ``val_loss`` are logged when ``task`` is given and the step returns output and target
+    tensors.
+
+    Args:
+        fn: the training step.
+        eval_fn: the evaluation step (same contract); default: ``fn``.
+        task: the task of the returned outputs and targets, for metrics.
+
+    Example:
+        >>> def step(model, batch):
+        ...     out = model(batch["x"])
+        ...     return nn.functional.cross_entropy(out, batch["label"]), out, batch["label"]
+        >>> obj = UserStep(step, task="multiclass")
+    """
+
+    def __init__(self, fn: Callable[[nn.Module, Any], Any],
+                 eval_fn: Callable[[nn.Module, Any], Any] | None = None,
+                 task: str | None = None, top_k: int = 5) -> None:
+        if not callable(fn):
+            raise ConfigError(f"step must be callable (model, batch) -> loss; got {type(fn).__name__}")
+        self.fn, self.eval_fn = fn, eval_fn or fn
+        self.task = check_task(task) if task is not None else None
+        self.top_k = top_k
+
+    def loss(self, model: nn.Module, batch: Any) -> StepResult:
+        return as_step_result(self.fn(model, batch))
+
+    def eval_loss(self, model: nn.Module, batch: Any) -> StepResult:
+        return as_step_result(self.eval_fn(model, batch))
+
+
+def as_step_result(value: Any) -> StepResult:
+    """A step's return value (loss, tuple or dict) as a :class:`StepResult`."""
+    if isinstance(value, StepResult):
+        result = value
+    elif isinstance(value, Tensor):
+        result = StepResult(value)
+    elif isinstance(value, Mapping):
+        if "loss" not in value:
+            raise ConfigError(f"a training step returned a dict without 'loss' (keys: {sorted(value)})")
+        result = StepResult(value["loss"], value.get("outputs"), value.get("targets"))
+    elif isinstance(value, (tuple, list)) and 1 <= len(value) <= 3:
+        result = StepResult(*value)
+    else:
+        raise ConfigError("a training step must return the loss tensor, (loss, outputs, targets) or "
+                          f"a dict with 'loss'; got {type(value).__name__}")
+    if not isinstance(result.loss, Tensor) or result.loss.numel() != 1:
+        shape = tuple(result.loss.shape) if isinstance(result.loss, Tensor) else type(result.loss).__name__
+        raise ConfigError(f"a training step's loss must be a scalar tensor; got {shape}")
+    return result
+
+
+def make_objective(step: Any, model: nn.Module, *, loss: Any = "auto", task: str | None = None,
+                   top_k: int = 5, batch_index: Callable[[], int] = lambda: 0) -> Objective:
+    """The objective for ``Trainer(step=...)``.
+
+    ``step`` may be an :class:`Objective`, a callable ``(model, batch) -> loss | (loss, outputs,
+    targets) | dict``, or None: then a model with a ``training_step(batch[, batch_idx])`` method
+    (and optionally ``validation_step``) uses it, as Lightning modules do, and any other model
+    gets :class:`Supervised` with ``loss`` and ``task``.
+    """
+    if isinstance(step, Objective):
+        if task is not None and step.task is None:
+            step.task = check_task(task)
+        return step
+    if step is not None:
+        return UserStep(step, task=task, top_k=top_k)
+    own = getattr(model, "training_step", None)
+    if callable(own):
+        val = getattr(model, "validation_step", None)
+        obj = UserStep(_method_step(own, batch_index), task=task, top_k=top_k)
+        obj.eval_fn = _method_step(val if callable(val) else own, lambda: obj.eval_index)
+        return obj
+    return Supervised(loss, task=task, top_k=top_k)
+
+
+def _method_step(method: Callable[..., Any], batch_index: Callable[[], int]) -> Callable[[nn.Module, Any], Any]:
+    """``model.training_step(batch[, batch_idx])`` as a ``(model, batch)`` step."""
+    try:
+        takes_index = len(inspect.signature(method).parameters) >= 2
+    except (TypeError, ValueError):
+        takes_index = False
+    if takes_index:
+        return lambda _model, batch: method(batch, batch_index())
+    return lambda _model, batch: method(batch)
+
+
+def _loss_name(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, dict):
+        return str(spec.get("name", "auto"))
+    return str(getattr(spec, "name", "auto"))
+
+
+def _forward_quietly(model: nn.Module, x: Any) -> Any:
+    """``model(x[:2])`` in eval mode without gradients, leaving every RNG and mode as it was."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            return model(x[:2] if isinstance(x, Tensor) else x)
+    finally:
+        model.train(was)
+
+
+__all__ = [
+    "Objective",
+    "StepResult",
+    "Supervised",
+    "UserStep",
+    "as_step_result",
+    "batch_len",
+    "hard_targets",
+    "make_objective",
+    "output_width",
+    "split_batch",
+]
