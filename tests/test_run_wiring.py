@@ -10,9 +10,12 @@ import pytest
 import trainwell
 from trainwell.errors import DivergenceError, StopRun
 
-IRIS = {"data": {"source": "builtin:iris"}, "model": {"hidden": [16]},
-        "train": {"epochs": 4, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}},
-        "doctor": {"monitor_every": 2}}
+IRIS = {
+    "data": {"source": "builtin:iris"},
+    "model": {"hidden": [16]},
+    "train": {"epochs": 4, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}},
+    "doctor": {"monitor_every": 2},
+}
 
 
 def test_a_default_run_has_statistics_a_verdict_and_a_report(runs_dir):
@@ -50,7 +53,9 @@ def test_the_monitor_does_not_change_the_numbers(runs_dir):
 
 
 def test_a_diverged_run_still_gets_its_verdict_and_report(runs_dir):
-    cfg = dict(IRIS, train={"epochs": 4, "batch_size": 16, "optimizer": {"name": "sgd", "lr": 1e12}})
+    cfg = dict(
+        IRIS, train={"epochs": 4, "batch_size": 16, "optimizer": {"name": "sgd", "lr": 1e12}}
+    )
     with pytest.raises(DivergenceError) as info:
         trainwell.fit(cfg, name="d", quiet=True)
     run_dir = info.value.run.run_dir

@@ -87,9 +87,15 @@ def _meta(cfg: Config, device: str, status: str, started: str) -> dict[str, Any]
     from trainwell import __version__
 
     return {
-        "trainwell": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "platform": platform.platform(), "device": device, "seed": cfg.seed, "status": status,
-        "started": started, "finished": None,
+        "trainwell": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "seed": cfg.seed,
+        "status": status,
+        "started": started,
+        "finished": None,
     }
 
 
@@ -146,7 +152,8 @@ def fit(
             ``diverged`` and the best snapshot, and the error's ``run`` attribute holds the Run.
 
     Example:
-        >>> run = fit({"data": {"source": "builtin:iris"}, "train": {"epochs": 3}}, quiet=True)  # doctest: +SKIP
+        >>> cfg = {"data": {"source": "builtin:iris"}, "train": {"epochs": 3}}
+        >>> run = fit(cfg, quiet=True)  # doctest: +SKIP
     """
     from trainwell.config import load_config
     from trainwell.runs import read_json
@@ -155,14 +162,20 @@ def fit(
     if resume is not None:
         run_dir = Path(resume)
         if overrides:
-            raise ConfigError(f"cannot resume {run_dir} with overrides ({', '.join(overrides)}): a resumed "
-                              "run keeps its config.toml; start a new run to change the config")
+            raise ConfigError(
+                f"cannot resume {run_dir} with overrides ({', '.join(overrides)}): a resumed "
+                "run keeps its config.toml; start a new run to change the config"
+            )
         if not run_dir.is_dir():
             raise RunError(f"cannot resume {run_dir}: no such directory")
         if not (run_dir / "config.toml").is_file():
-            raise RunError(f"cannot resume {run_dir}: it has no config.toml (is it a run directory?)")
+            raise RunError(
+                f"cannot resume {run_dir}: it has no config.toml (is it a run directory?)"
+            )
         if not (run_dir / "checkpoints" / "last.json").is_file():
-            raise RunError(f"cannot resume {run_dir}: it has no checkpoint yet (checkpoints/last.json)")
+            raise RunError(
+                f"cannot resume {run_dir}: it has no checkpoint yet (checkpoints/last.json)"
+            )
         if read_json(run_dir / "meta.json").get("status") == "completed":
             raise RunError(f"run {run_dir} is already completed; nothing to resume")
         cfg = load_config(run_dir / "config.toml", overrides)
@@ -182,8 +195,13 @@ def fit(
     _seed_everything(cfg.seed)
     prepared = prepare(cfg.data, cfg.seed)
     check_loss_for_task(cfg.train.loss.name, prepared.task, prepared.n_outputs)
-    model = build_model(cfg.model, prepared.input_shape, prepared.n_outputs, prepared.task,
-                        example_batch=_example_batch(prepared.train))
+    model = build_model(
+        cfg.model,
+        prepared.input_shape,
+        prepared.n_outputs,
+        prepared.task,
+        example_batch=_example_batch(prepared.train),
+    )
     from trainwell.runs import (
         default_run_name,
         new_run_dir,
@@ -197,7 +215,9 @@ def fit(
     started = _now()
     if resume is None:
         root = Path(cfg.runs_dir)
-        run_name = name or cfg.name or unique_name(root, default_run_name(cfg.data.source, cfg.model.arch))
+        run_name = (
+            name or cfg.name or unique_name(root, default_run_name(cfg.data.source, cfg.model.arch))
+        )
         with new_run_dir(root, run_name) as staging:
             write_text_atomic(staging / "config.toml", cfg.to_toml())
             write_json_atomic(staging / "meta.json", _meta(cfg, str(device), "running", started))
@@ -208,11 +228,22 @@ def fit(
         meta.update(status="running", finished=None)
         write_json_atomic(run_dir / "meta.json", meta)
         started = meta.get("started", started)
-    return _train(run_dir, cfg, prepared, model, device, started, resume is not None, quiet, callbacks)
+    return _train(
+        run_dir, cfg, prepared, model, device, started, resume is not None, quiet, callbacks
+    )
 
 
-def _train(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module, device: torch.device,
-           started: str, resuming: bool, quiet: bool, callbacks: Iterable[Any]) -> Run:
+def _train(
+    run_dir: Path,
+    cfg: Config,
+    prepared: Any,
+    model: nn.Module,
+    device: torch.device,
+    started: str,
+    resuming: bool,
+    quiet: bool,
+    callbacks: Iterable[Any],
+) -> Run:
     from trainwell.runs import MetricsLog, read_json, write_json_atomic
     from trainwell.train.progress import default_progress
     from trainwell.train.trainer import Trainer
@@ -231,13 +262,22 @@ def _train(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module, device: 
             _doctor_before_training(run_dir, cfg, prepared, model)
         own = _run_callbacks(run_dir, cfg)
         trainer = Trainer.from_config(
-            model, cfg.train, task=prepared.task, seed=cfg.seed, device=device,
-            callbacks=[default_progress(quiet), *own, *callbacks], checkpoint_dir=ckpt,
-            checkpoint_every=cfg.train.checkpoint_every, metrics_log=log,
+            model,
+            cfg.train,
+            task=prepared.task,
+            seed=cfg.seed,
+            device=device,
+            callbacks=[default_progress(quiet), *own, *callbacks],
+            checkpoint_dir=ckpt,
+            checkpoint_every=cfg.train.checkpoint_every,
+            metrics_log=log,
         )
         try:
-            trainer.fit(prepared.train, prepared.val if _split_len(prepared.val) else None,
-                        resume=ckpt if resuming else None)
+            trainer.fit(
+                prepared.train,
+                prepared.val if _split_len(prepared.val) else None,
+                resume=ckpt if resuming else None,
+            )
         except DivergenceError as exc:
             status, diverged = "diverged", exc
             for cb in own:  # after_fit does not run after a divergence
@@ -255,8 +295,15 @@ def _train(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module, device: 
     meta = read_json(run_dir / "meta.json")
     meta.update(status=status, finished=_now())
     write_json_atomic(run_dir / "meta.json", meta)
-    run = Run(run_dir=run_dir, config=cfg, model=trainer.model, trainer=trainer, prepared=prepared,
-              status=status, results=results)
+    run = Run(
+        run_dir=run_dir,
+        config=cfg,
+        model=trainer.model,
+        trainer=trainer,
+        prepared=prepared,
+        status=status,
+        results=results,
+    )
     _finish_run(run_dir, cfg, run)
     if diverged is not None:
         diverged.run = run  # type: ignore[attr-defined]
@@ -277,18 +324,24 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
         test = trainer.evaluate(prepared.test, prefix="test")
         out, y = trainer.predict_outputs(prepared.test)
         arrays = _predictions(out, prepared.task)
+        if y is None:
+            raise DataError("the test split has no targets")
         arrays["y_true"] = y.cpu().numpy()
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
         write_bytes_atomic(run_dir / "predictions.npz", buf.getvalue())
     history = trainer.history
     best = next((r for r in history if r["epoch"] == trainer.best_epoch), {})
     results = {
         "best_epoch": trainer.best_epoch,
         "best": {k: v for k, v in best.items() if k not in ("epoch_time", "time")},
-        "final": {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch_time", "time")},
+        "final": {
+            k: v
+            for k, v in (history[-1] if history else {}).items()
+            if k not in ("epoch_time", "time")
+        },
         "test": test,
         "stopped_early": trainer.stopped_early,
         "diverged": trainer.diverged,
@@ -362,7 +415,9 @@ class Predictor:
         >>> p.predict(X_raw)[:3]  # doctest: +SKIP
     """
 
-    def __init__(self, run_dir: Path, model: nn.Module, transform: Any, data_info: dict[str, Any]) -> None:
+    def __init__(
+        self, run_dir: Path, model: nn.Module, transform: Any, data_info: dict[str, Any]
+    ) -> None:
         self.run_dir = run_dir
         self.model = model.eval()
         self.transform = transform
@@ -385,21 +440,33 @@ class Predictor:
                 import pandas as pd
 
                 return pd.DataFrame(raw, columns=columns)
-            raise DataError(f"an array given to predict must have shape (n, {len(columns)}), one column "
-                            f"per raw feature ({', '.join(columns[:5])}{', ...' if len(columns) > 5 else ''}); "
-                            f"got {tuple(raw.shape)}")
-        raise DataError(f"predict takes a path (CSV, Parquet, NPZ, image folder) or a DataFrame"
-                        f"{' or a 2-D array' if columns else ''}; got {type(raw).__name__}")
+            raise DataError(
+                f"an array given to predict must have shape (n, {len(columns)}), one column "
+                f"per raw feature ({', '.join(columns[:5])}{', ...' if len(columns) > 5 else ''}); "
+                f"got {tuple(raw.shape)}"
+            )
+        raise DataError(
+            f"predict takes a path (CSV, Parquet, NPZ, image folder) or a DataFrame"
+            f"{' or a 2-D array' if columns else ''}; got {type(raw).__name__}"
+        )
 
     def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False) -> torch.Tensor:
-        """The model's raw outputs on ``raw`` (preprocessed as in training, unless ``transformed``)."""
+        """The model's raw outputs on ``raw``, preprocessed as in training (unless transformed)."""
         import torch
 
         X = raw if transformed else self.transform(self._as_input(raw))
         X = torch.as_tensor(X, dtype=torch.float32) if not isinstance(X, torch.Tensor) else X
         with torch.inference_mode():
-            return torch.cat([self.model(X[i:i + batch_size]).float() for i in range(0, len(X), batch_size)]) \
-                if len(X) else torch.empty(0)
+            return (
+                torch.cat(
+                    [
+                        self.model(X[i : i + batch_size]).float()
+                        for i in range(0, len(X), batch_size)
+                    ]
+                )
+                if len(X)
+                else torch.empty(0)
+            )
 
     def predict_table(self, raw: Any) -> dict[str, Any]:
         """Columns for a prediction file: ``id``, ``prediction`` and ``proba_<class>`` (or, for
@@ -461,8 +528,13 @@ def load(run_dir: str | Path) -> Predictor:
     shape = tuple(info["input_shape"])
     with torch.random.fork_rng(devices=[]):  # building draws initial weights; keep the caller's RNG
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model, shape, info["n_outputs"], info["task"],
-                            example_batch=torch.zeros((2, *shape)))
+        model = build_model(
+            cfg.model,
+            shape,
+            info["n_outputs"],
+            info["task"],
+            example_batch=torch.zeros((2, *shape)),
+        )
     model.load_state_dict(read_safetensors(run_dir / "model.safetensors"))
     return Predictor(run_dir, model, load_prepared_transform(run_dir), info)
 

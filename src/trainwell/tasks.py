@@ -30,7 +30,7 @@ def check_task(task: str, field: str = "task") -> Task:
         from trainwell.errors import ConfigError
 
         raise ConfigError(f"{field} must be one of {', '.join(TASKS)}; got {task!r}")
-    return task  # type: ignore[return-value]
+    return task
 
 
 def infer_task_from_labels(values: np.ndarray, kinds: Sequence[str]) -> Task:
@@ -52,8 +52,9 @@ def infer_task_from_labels(values: np.ndarray, kinds: Sequence[str]) -> Task:
     return "binary" if len(uniq) == 2 else "multiclass"
 
 
-def infer_task(y: Tensor | None, *, n_outputs: int | None = None,
-               loss_tasks: Sequence[str] | None = None) -> Task:
+def infer_task(
+    y: Tensor | None, *, n_outputs: int | None = None, loss_tasks: Sequence[str] | None = None
+) -> Task:
     """The task of target tensors ``y`` for a model with ``n_outputs`` outputs.
 
     The loss decides when it fits one task only (``loss_tasks``, the tasks the loss takes).

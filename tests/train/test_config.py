@@ -10,11 +10,23 @@ from trainwell.train.config import TrainConfig
 
 
 def test_defaults_round_trip_through_toml():
-    cfg = load_config({"train": {"penalty": {"name": "l2", "lambda": 1e-4}, "optimizer": "nesterov",
-                                 "schedule": {"name": "step", "warmup": 2}}})
+    cfg = load_config(
+        {
+            "train": {
+                "penalty": {"name": "l2", "lambda": 1e-4},
+                "optimizer": "nesterov",
+                "schedule": {"name": "step", "warmup": 2},
+            }
+        }
+    )
     again = load_config(cfg.to_dict())
     assert again.train == cfg.train
-    assert cfg.train.optimizer.kwargs() == {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0}
+    assert cfg.train.optimizer.kwargs() == {
+        "lr": 0.01,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 0.0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -38,8 +50,19 @@ def test_values_past_the_boundary_are_refused(override, message):
 
 
 def test_boundary_values_are_accepted():
-    cfg = load_config({}, ["train.epochs=1", "train.batch_size=1", "train.optimizer.name='sgd'",
-                           "train.optimizer.momentum=0.0", "train.penalty.lambda=0", "train.schedule.gamma=1",
-                           "train.early_stopping.patience=1", "train.device='cuda:0'", "train.checkpoint_every=0"])
+    cfg = load_config(
+        {},
+        [
+            "train.epochs=1",
+            "train.batch_size=1",
+            "train.optimizer.name='sgd'",
+            "train.optimizer.momentum=0.0",
+            "train.penalty.lambda=0",
+            "train.schedule.gamma=1",
+            "train.early_stopping.patience=1",
+            "train.device='cuda:0'",
+            "train.checkpoint_every=0",
+        ],
+    )
     assert cfg.train.epochs == 1 and cfg.train.device == "cuda:0"
     assert TrainConfig(loss="mse").loss.name == "l2"

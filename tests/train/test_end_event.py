@@ -62,7 +62,9 @@ def test_end_after_a_divergence():
     rec = EndRecorder()
     X, y = data()
     with pytest.raises(DivergenceError):
-        fit(rec, optimizer={"name": "sgd", "lr": 1e30}, loss="mse").fit((X, torch.stack([y, y], 1).float()))
+        fit(rec, optimizer={"name": "sgd", "lr": 1e30}, loss="mse").fit(
+            (X, torch.stack([y, y], 1).float())
+        )
     assert rec.ends[0][:2] == ("diverged", "DivergenceError") and rec.after_fit_calls == 0
 
 

@@ -42,11 +42,17 @@ def lrs_of(cfg: dict, steps: int = EPOCHS * SPE) -> list[float]:
 SAME_IN_BOTH_UNITS = [
     ({"name": "time", "k": 0.3}, {"name": "time", "k": 0.03}),
     ({"name": "exponential", "k": 0.2}, {"name": "exponential", "k": 0.02}),
-    ({"name": "step", "milestones": [3, 7.5], "gamma": 0.5}, {"name": "step", "milestones": [30, 75], "gamma": 0.5}),
+    (
+        {"name": "step", "milestones": [3, 7.5], "gamma": 0.5},
+        {"name": "step", "milestones": [30, 75], "gamma": 0.5},
+    ),
     ({"name": "cosine", "total": 12}, {"name": "cosine", "total": 120}),
     ({"name": "linear"}, {"name": "linear"}),
     ({"name": "cosine", "warmup": 2}, {"name": "cosine", "warmup": 20}),
-    ({"name": "exponential", "k": 0.2, "warmup": 1.5}, {"name": "exponential", "k": 0.02, "warmup": 15}),
+    (
+        {"name": "exponential", "k": 0.2, "warmup": 1.5},
+        {"name": "exponential", "k": 0.02, "warmup": 15},
+    ),
     ({"name": "constant", "warmup": 3}, {"name": "constant", "warmup": 30}),
 ]
 
@@ -63,7 +69,9 @@ def test_schedules_in_steps_follow_the_lectures_formulas():
     lin = lrs_of({"name": "linear", "unit": "step", "total": 100})
     assert [lin[s] for s in (0, 25, 99, 150)] == pytest.approx([LR0, LR0 * 0.75, LR0 * 0.01, 0.0])
     inv = lrs_of({"name": "inverse_sqrt", "unit": "step"})
-    assert [inv[s] for s in (0, 1, 4, 100)] == pytest.approx([LR0, LR0, LR0 / 2, LR0 / 10])  # lecture 002
+    assert [inv[s] for s in (0, 1, 4, 100)] == pytest.approx(
+        [LR0, LR0, LR0 / 2, LR0 / 10]
+    )  # lecture 002
     exp_ = lrs_of({"name": "exponential", "unit": "step", "k": 0.01, "warmup": 4})
     assert exp_[:4] == pytest.approx([LR0 * (i + 1) / 4 for i in range(4)])
     assert exp_[4 + 50] == pytest.approx(LR0 * math.exp(-0.5))  # lecture 000
@@ -72,7 +80,9 @@ def test_schedules_in_steps_follow_the_lectures_formulas():
 def test_warmup_in_front_of_plateau_then_torch_takes_over():
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=LR0)
-    s = LRSchedule(opt, ScheduleConfig(name="plateau", warmup=1, patience=0, factor=0.5), SPE, EPOCHS)
+    s = LRSchedule(
+        opt, ScheduleConfig(name="plateau", warmup=1, patience=0, factor=0.5), SPE, EPOCHS
+    )
     seen = []
     for step in range(3 * SPE):
         seen.append(opt.param_groups[0]["lr"])
@@ -81,18 +91,26 @@ def test_warmup_in_front_of_plateau_then_torch_takes_over():
         if (step + 1) % SPE == 0:
             s.epoch_end({"val_loss": 1.0})  # never improves after the first epoch past warmup
     assert seen[:SPE] == pytest.approx([LR0 * (i + 1) / SPE for i in range(SPE)])
-    assert seen[SPE:2 * SPE] == pytest.approx([LR0] * SPE)
-    assert seen[2 * SPE:] == pytest.approx([LR0 * 0.5] * SPE)  # patience 0: halved after a flat epoch
+    assert seen[SPE : 2 * SPE] == pytest.approx([LR0] * SPE)
+    assert seen[2 * SPE :] == pytest.approx(
+        [LR0 * 0.5] * SPE
+    )  # patience 0: halved after a flat epoch
 
 
 def test_penalty_is_on_weights_only_by_default_and_on_all_when_configured():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LayerNorm(8), nn.Linear(8, 3))
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LayerNorm(8), nn.Linear(8, 3)
+    )
     weights = [model[0].weight, model[4].weight]
     default = make_penalty(PenaltyConfig(name="l1", lam=0.5), model)
-    assert default().item() == pytest.approx(0.5 * sum(w.abs().sum().item() for w in weights), rel=1e-6)
+    assert default().item() == pytest.approx(
+        0.5 * sum(w.abs().sum().item() for w in weights), rel=1e-6
+    )
     every = make_penalty(PenaltyConfig(name="l2", lam=0.5, apply_to="all"), model)
-    assert every().item() == pytest.approx(0.5 * sum(p.square().sum().item() for p in model.parameters()), rel=1e-6)
+    assert every().item() == pytest.approx(
+        0.5 * sum(p.square().sum().item() for p in model.parameters()), rel=1e-6
+    )
     # through the loop: zero inputs and targets equal to the bias make the data loss and its
     # gradient zero, so only the penalty moves anything; the bias moves only with apply_to="all"
     for apply_to, bias_after in (("weights", 2.0), ("all", 2.0 - 0.1 * 1.0)):
@@ -101,10 +119,19 @@ def test_penalty_is_on_weights_only_by_default_and_on_all_when_configured():
             lin.bias.fill_(2.0)
         w0 = lin.weight.detach().clone()
         X, y = torch.zeros(8, 2), torch.full((8, 1), 2.0)
-        Trainer(lin, loss="l2", optimizer={"name": "sgd", "lr": 0.1}, epochs=1, batch_size=8, seed=0,
-                penalty=PenaltyConfig(name="l1", lam=1.0, apply_to=apply_to)).fit((X, y))
+        Trainer(
+            lin,
+            loss="l2",
+            optimizer={"name": "sgd", "lr": 0.1},
+            epochs=1,
+            batch_size=8,
+            seed=0,
+            penalty=PenaltyConfig(name="l1", lam=1.0, apply_to=apply_to),
+        ).fit((X, y))
         assert lin.bias.item() == pytest.approx(bias_after)
-        torch.testing.assert_close(lin.weight.detach(), w0 - 0.1 * w0.sign())  # lr * lambda * sign(W)
+        torch.testing.assert_close(
+            lin.weight.detach(), w0 - 0.1 * w0.sign()
+        )  # lr * lambda * sign(W)
 
 
 def test_huber_against_its_closed_form():
@@ -128,7 +155,8 @@ def test_top_k_accuracy_matches_scikit_learn_and_is_left_out_when_k_covers_every
     for k in (2, 3, 5):
         m = task_metrics(out, y, "multiclass", top_k=k)
         assert m[f"top{k}_accuracy"] == pytest.approx(
-            top_k_accuracy_score(y.numpy(), out.numpy(), k=k, labels=list(range(8))))
+            top_k_accuracy_score(y.numpy(), out.numpy(), k=k, labels=list(range(8)))
+        )
     assert "top5_accuracy" not in task_metrics(out[:, :5], y % 5, "multiclass", top_k=5)
     assert "top5_accuracy" not in task_metrics(out[:, :1], y % 2, "binary", top_k=5)
 
@@ -159,17 +187,28 @@ def test_checkpoint_every_n_epochs_and_at_the_end(tmp_path):
             seen.append(json.loads(last.read_text())["state"]["epoch"] if last.exists() else None)
 
     train, val = iris()
-    Trainer(mlp(), epochs=7, seed=0, checkpoint_dir=tmp_path, checkpoint_every=3, callbacks=[Peek()]).fit(train, val)
-    # the checkpoint of epoch e is written after its after_epoch event, so the callback sees the previous one
+    Trainer(
+        mlp(), epochs=7, seed=0, checkpoint_dir=tmp_path, checkpoint_every=3, callbacks=[Peek()]
+    ).fit(train, val)
+    # the checkpoint of epoch e is written after its after_epoch event, so the callback sees the
+    # previous one
     assert seen == [None, None, None, 3, 3, 3, 6]
     assert json.loads((tmp_path / "last.json").read_text())["state"]["epoch"] == 7
 
 
 def test_resume_keeps_early_stopping_state_and_stops_at_the_same_epoch(tmp_path):
     train, val = iris()
-    noisy = (val[0], torch.randint(0, 3, (len(val[1]),), generator=torch.Generator().manual_seed(1)))
-    kw = {"epochs": 100, "batch_size": 16, "seed": 0, "optimizer": {"name": "adam", "lr": 0.02},
-          "early_stopping": EarlyStoppingConfig(patience=4)}
+    noisy = (
+        val[0],
+        torch.randint(0, 3, (len(val[1]),), generator=torch.Generator().manual_seed(1)),
+    )
+    kw = {
+        "epochs": 100,
+        "batch_size": 16,
+        "seed": 0,
+        "optimizer": {"name": "adam", "lr": 0.02},
+        "early_stopping": EarlyStoppingConfig(patience=4),
+    }
     full = Trainer(mlp(), **kw).fit(train, noisy)
     assert full.stopped_early and len(full.history) < 100
     cut = len(full.history) - 2  # a checkpoint taken while bad epochs are being counted
@@ -180,13 +219,15 @@ def test_resume_keeps_early_stopping_state_and_stops_at_the_same_epoch(tmp_path)
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Trainer(mlp(), checkpoint_dir=tmp_path, checkpoint_every=1, callbacks=[Kill()], **kw).fit(train, noisy)
+        Trainer(mlp(), checkpoint_dir=tmp_path, checkpoint_every=1, callbacks=[Kill()], **kw).fit(
+            train, noisy
+        )
     state = json.loads((tmp_path / "last.json").read_text())["state"]
     assert state["epoch"] == cut and state["early_stopping"]["bad_epochs"] >= 1
     resumed = Trainer(mlp(seed=5), **kw).fit(train, noisy, resume=tmp_path)
     assert resumed.stopped_early and resumed.best_epoch == full.best_epoch
     assert strip(resumed.history) == strip(full.history)
-    for p, q in zip(resumed.model.parameters(), full.model.parameters()):
+    for p, q in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
         assert torch.equal(p, q)  # the best snapshot, restored from the checkpoint
 
 
@@ -202,7 +243,9 @@ def test_a_streamed_dataset_resumes_exactly(tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Trainer(mlp(), checkpoint_dir=tmp_path, checkpoint_every=2, callbacks=[Kill()], **kw).fit(data, val)
+        Trainer(mlp(), checkpoint_dir=tmp_path, checkpoint_every=2, callbacks=[Kill()], **kw).fit(
+            data, val
+        )
     resumed = Trainer(mlp(seed=9), **kw).fit(data, val, resume=tmp_path)
     assert strip(resumed.history) == strip(full.history)
     # and the order really is shuffled per epoch, not the same each time
@@ -216,8 +259,12 @@ def test_a_users_dataloader_with_its_own_generator_resumes_exactly(tmp_path):
     train, val = iris()
 
     def loader():  # built afresh by the resumed process, as a user's script would
-        return DataLoader(TensorDataset(*train), batch_size=16, shuffle=True,
-                          generator=torch.Generator().manual_seed(11))
+        return DataLoader(
+            TensorDataset(*train),
+            batch_size=16,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(11),
+        )
 
     kw = {"epochs": 5, "seed": 4, "optimizer": {"name": "adam", "lr": 0.01}}
     full = Trainer(mlp(), **kw).fit(loader(), val)
@@ -228,7 +275,9 @@ def test_a_users_dataloader_with_its_own_generator_resumes_exactly(tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Trainer(mlp(), checkpoint_dir=tmp_path, checkpoint_every=2, callbacks=[Kill()], **kw).fit(loader(), val)
+        Trainer(mlp(), checkpoint_dir=tmp_path, checkpoint_every=2, callbacks=[Kill()], **kw).fit(
+            loader(), val
+        )
     resumed = Trainer(mlp(seed=9), **kw).fit(loader(), val, resume=tmp_path)
     assert strip(resumed.history) == strip(full.history)
     # a loader without that generator does not match the checkpoint: a clear error

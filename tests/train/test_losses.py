@@ -29,25 +29,31 @@ from trainwell.train.penalties import (
 
 # lecture 003: scores of three images (columns) for the classes cat, chair, car (rows);
 # image 1 is a cat, image 2 a chair, image 3 a car
-SCORES = torch.tensor([[3.2, 1.3, 2.2], [5.1, 4.9, 2.5], [-1.7, 2.0, -3.1]]).T  # (3 images, 3 classes)
+SCORES = torch.tensor(
+    [[3.2, 1.3, 2.2], [5.1, 4.9, 2.5], [-1.7, 2.0, -3.1]]
+).T  # (3 images, 3 classes)
 LABELS = torch.tensor([0, 1, 2])
 
 
 def test_cross_entropy_matches_lecture_table():
-    per_image = [cross_entropy_loss(SCORES[i:i + 1], LABELS[i:i + 1]).item() for i in range(3)]
+    per_image = [cross_entropy_loss(SCORES[i : i + 1], LABELS[i : i + 1]).item() for i in range(3)]
     assert per_image == pytest.approx([2.04, 0.079, 6.156], abs=5e-3)
     assert cross_entropy_loss(SCORES, LABELS).item() == pytest.approx(2.76, abs=5e-3)
 
 
 def test_hinge_matches_lecture_table():
-    per_image = [hinge_loss(SCORES[i:i + 1], LABELS[i:i + 1]).item() for i in range(3)]
+    per_image = [hinge_loss(SCORES[i : i + 1], LABELS[i : i + 1]).item() for i in range(3)]
     assert per_image == pytest.approx([2.9, 0.0, 12.9], abs=1e-5)
     assert hinge_loss(SCORES, LABELS).item() == pytest.approx(5.27, abs=5e-3)  # lecture: 5.3
 
 
 @pytest.mark.parametrize(
     ("scores", "hinge", "ce"),
-    [([5, -3, 2], 0.0, 0.05), ([5, 10, 10], 12.0, 5.70), ([5, -20, -20], 0.0, 2 * math.exp(-25))]  # lecture: "2 * 10^-11",
+    [
+        ([5, -3, 2], 0.0, 0.05),
+        ([5, 10, 10], 12.0, 5.70),
+        ([5, -20, -20], 0.0, 2 * math.exp(-25)),
+    ],  # lecture: "2 * 10^-11",
 )
 def test_hinge_vs_cross_entropy_models(scores, hinge, ce):
     s = torch.tensor([scores], dtype=torch.float64)
@@ -70,8 +76,12 @@ def test_hinge_matches_torch_multi_margin_times_classes():
 
 def test_l1_l2_match_lecture_example():
     # lecture 003: f(x) vs y on a 4x4 image; L2 = 33, L1 = 11
-    f = torch.tensor([[12, 24, 42, 23], [34, 32, 5, 2], [12, 31, 12, 31], [31, 64, 5, 13]], dtype=torch.float32)
-    y = torch.tensor([[15, 20, 40, 25], [34, 32, 5, 2], [12, 31, 12, 31], [31, 64, 5, 13]], dtype=torch.float32)
+    f = torch.tensor(
+        [[12, 24, 42, 23], [34, 32, 5, 2], [12, 31, 12, 31], [31, 64, 5, 13]], dtype=torch.float32
+    )
+    y = torch.tensor(
+        [[15, 20, 40, 25], [34, 32, 5, 2], [12, 31, 12, 31], [31, 64, 5, 13]], dtype=torch.float32
+    )
     f, y = f.reshape(1, 16), y.reshape(1, 16)  # one sample with 16 outputs
     assert l2_loss(f, y, "sum").item() == 33
     assert l1_loss(f, y, "sum").item() == 11
@@ -84,7 +94,9 @@ def test_regression_losses_average_over_batch_and_match_torch():
     out, y = torch.randn(10, 3, generator=g) * 3, torch.randn(10, 3, generator=g)
     assert l2_loss(out, y).item() == pytest.approx(F.mse_loss(out, y).item(), rel=1e-6)
     assert l1_loss(out, y).item() == pytest.approx(F.l1_loss(out, y).item(), rel=1e-6)
-    assert l2_loss(out, y, "sum").item() == pytest.approx(F.mse_loss(out, y, reduction="sum").item() / 10, rel=1e-6)
+    assert l2_loss(out, y, "sum").item() == pytest.approx(
+        F.mse_loss(out, y, reduction="sum").item() / 10, rel=1e-6
+    )
     assert huber_loss(out, y).item() == pytest.approx(F.huber_loss(out, y).item(), rel=1e-6)
 
 
@@ -105,7 +117,9 @@ def test_penalties_match_lecture_example():
 
 
 def test_penalty_applies_to_weights_only_by_default():
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2)
+    )
     assert [p.shape for p in penalized_parameters(model)] == [(4, 3), (2, 4)]
     assert len(penalized_parameters(model, "all")) == 6
     pen = make_penalty(PenaltyConfig(name="l2", lam=0.1), model)
@@ -121,10 +135,18 @@ def test_penalty_lambda_key_in_toml_form():
 
 
 @pytest.mark.parametrize(
-    ("loss", "task"), [("hinge", "regression"), ("bce", "multiclass"), ("l2", "binary"), ("cross_entropy", "regression")]
+    ("loss", "task"),
+    [
+        ("hinge", "regression"),
+        ("bce", "multiclass"),
+        ("l2", "binary"),
+        ("cross_entropy", "regression"),
+    ],
 )
 def test_loss_that_does_not_fit_task_is_refused(loss, task):
-    with pytest.raises(ConfigError, match=rf"train.loss '{loss}' does not fit a {task} task; losses for {task}"):
+    with pytest.raises(
+        ConfigError, match=rf"train.loss '{loss}' does not fit a {task} task; losses for {task}"
+    ):
         check_loss_for_task(loss, task)
 
 

@@ -41,8 +41,9 @@ class HeadFirst(nn.Module):
 def test_task_and_width_come_from_the_output_not_the_layer_order():
     torch.manual_seed(0)
     train, val = iris()
-    t = Trainer(HeadFirst(3), epochs=30, batch_size=16, optimizer={"name": "adam", "lr": 0.01},
-                seed=0).fit(train, val)
+    t = Trainer(
+        HeadFirst(3), epochs=30, batch_size=16, optimizer={"name": "adam", "lr": 0.01}, seed=0
+    ).fit(train, val)
     assert t.task == "multiclass" and t.objective.n_outputs == 3
     assert t.objective.loss_name == "cross_entropy"
     assert t.history[-1]["val_accuracy"] > 0.9
@@ -51,8 +52,9 @@ def test_task_and_width_come_from_the_output_not_the_layer_order():
 def test_a_one_logit_head_declared_first_trains_as_binary():
     torch.manual_seed(0)
     train, val = iris(binary=True)
-    t = Trainer(HeadFirst(1), epochs=30, batch_size=16, optimizer={"name": "adam", "lr": 0.01},
-                seed=0).fit(train, val)
+    t = Trainer(
+        HeadFirst(1), epochs=30, batch_size=16, optimizer={"name": "adam", "lr": 0.01}, seed=0
+    ).fit(train, val)
     assert t.task == "binary" and t.objective.loss_name == "bce"
     assert t.history[-1]["val_accuracy"] > 0.9
 
@@ -61,8 +63,9 @@ def test_float_column_of_binary_labels_is_binary_with_bce_not_regression():
     torch.manual_seed(0)
     (X, y), (Xv, yv) = iris(binary=True)
     y_col, yv_col = y.float().reshape(-1, 1), yv.float().reshape(-1, 1)  # (N, 1) 0.0 / 1.0
-    t = Trainer(HeadFirst(1), epochs=30, batch_size=16, optimizer={"name": "adam", "lr": 0.01},
-                seed=0).fit((X, y_col), (Xv, yv_col))
+    t = Trainer(
+        HeadFirst(1), epochs=30, batch_size=16, optimizer={"name": "adam", "lr": 0.01}, seed=0
+    ).fit((X, y_col), (Xv, yv_col))
     assert t.task == "binary" and t.objective.loss_name == "bce"
     assert "val_accuracy" in t.history[-1] and t.history[-1]["val_accuracy"] > 0.9
     # and the loss is BCE itself, not MSE
@@ -84,13 +87,19 @@ def test_soft_targets_train_with_cross_entropy_on_probabilities():
     (X, y), (Xv, yv) = train, val
     soft = F.one_hot(y, 3).float() * 0.9 + 0.1 / 3  # label smoothing 0.1
     torch.manual_seed(0)
-    t = Trainer(nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3)), epochs=30,
-                batch_size=16, optimizer={"name": "adam", "lr": 0.01}, seed=0).fit((X, soft), (Xv, yv))
+    t = Trainer(
+        nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3)),
+        epochs=30,
+        batch_size=16,
+        optimizer={"name": "adam", "lr": 0.01},
+        seed=0,
+    ).fit((X, soft), (Xv, yv))
     assert t.task == "multiclass" and t.objective.loss_name == "cross_entropy"
     assert t.history[-1]["val_accuracy"] > 0.9
     out = t.model(X).detach()
     assert t.objective.loss_fn(out, soft).item() == pytest.approx(
-        float(-(soft * out.log_softmax(1)).sum(1).mean()), rel=1e-5)
+        float(-(soft * out.log_softmax(1)).sum(1).mean()), rel=1e-5
+    )
     # soft val targets: metrics on their argmax
     soft_val = F.one_hot(yv, 3).float()
     assert t.evaluate((Xv, soft_val))["val_accuracy"] == t.evaluate((Xv, yv))["val_accuracy"]
@@ -122,7 +131,9 @@ class TwoInTwoOut(nn.Module):
         self.a, self.b = nn.Linear(2, 16), nn.Linear(2, 16)
         self.cls, self.reg = nn.Linear(32, 3), nn.Linear(32, 1)
 
-    def forward(self, sepal: torch.Tensor, petal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, sepal: torch.Tensor, petal: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(torch.cat([self.a(sepal), self.b(petal)], 1))
         return self.cls(h), self.reg(h)
 
@@ -135,8 +146,12 @@ class DictIris(Dataset):
         return len(self.X)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"sepal": self.X[i, :2], "petal": self.X[i, 2:3].repeat(2), "label": self.y[i],
-                "width": self.X[i, 3:4]}
+        return {
+            "sepal": self.X[i, :2],
+            "petal": self.X[i, 2:3].repeat(2),
+            "label": self.y[i],
+            "width": self.X[i, 3:4],
+        }
 
 
 def two_head_step(model: nn.Module, batch: dict[str, torch.Tensor]):
@@ -151,8 +166,14 @@ def test_a_users_step_on_dict_batches_with_two_inputs_and_two_outputs():
     loader = DataLoader(DictIris(*train), batch_size=16, shuffle=True, generator=g)
     val_loader = DataLoader(DictIris(*val), batch_size=64)
     torch.manual_seed(0)
-    t = Trainer(TwoInTwoOut(), step=two_head_step, task="multiclass", epochs=40,
-                optimizer={"name": "adam", "lr": 0.01}, seed=0).fit(loader, val_loader)
+    t = Trainer(
+        TwoInTwoOut(),
+        step=two_head_step,
+        task="multiclass",
+        epochs=40,
+        optimizer={"name": "adam", "lr": 0.01},
+        seed=0,
+    ).fit(loader, val_loader)
     first, last = t.history[0], t.history[-1]
     assert last["train_loss"] < first["train_loss"] / 2
     assert set(last) >= {"val_loss", "val_accuracy", "val_f1_macro"}
@@ -169,10 +190,20 @@ def test_a_users_step_resumes_exactly(tmp_path):
 
     def run(epochs, resume=None, ckpt=None):
         torch.manual_seed(0)
-        loader = DataLoader(DictIris(*train), batch_size=16, shuffle=True,
-                            generator=torch.Generator().manual_seed(1))
-        t = Trainer(TwoInTwoOut(), step=two_head_step, epochs=epochs, seed=0, checkpoint_dir=ckpt,
-                    checkpoint_every=1)
+        loader = DataLoader(
+            DictIris(*train),
+            batch_size=16,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(1),
+        )
+        t = Trainer(
+            TwoInTwoOut(),
+            step=two_head_step,
+            epochs=epochs,
+            seed=0,
+            checkpoint_dir=ckpt,
+            checkpoint_every=1,
+        )
         return t.fit(loader, resume=resume)
 
     full = run(4)
@@ -221,7 +252,9 @@ def test_a_custom_objective_subclass():
     torch.manual_seed(0)
     t = Trainer(nn.Linear(4, 3), step=Weighted(), epochs=2, seed=0).fit(train, val)
     out = t.model(val[0]).detach()
-    assert t.history[-1]["val_loss"] == pytest.approx(2 * float(F.cross_entropy(out, val[1])), rel=1e-5)
+    assert t.history[-1]["val_loss"] == pytest.approx(
+        2 * float(F.cross_entropy(out, val[1])), rel=1e-5
+    )
     assert "val_accuracy" in t.history[-1]
 
 

@@ -45,10 +45,21 @@ for _event in EVENTS:
 
 def test_trainer_learns_iris_and_logs_the_record():
     train, val = iris()
-    t = Trainer(mlp(), epochs=30, batch_size=16, optimizer={"name": "adam", "lr": 0.01}, seed=0).fit(train, val)
+    t = Trainer(
+        mlp(), epochs=30, batch_size=16, optimizer={"name": "adam", "lr": 0.01}, seed=0
+    ).fit(train, val)
     last = t.history[-1]
-    assert set(last) == {"epoch", "step", "lr", "train_loss", "val_loss", "val_accuracy", "val_f1_macro",
-                         "epoch_time", "time"}
+    assert set(last) == {
+        "epoch",
+        "step",
+        "lr",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_f1_macro",
+        "epoch_time",
+        "time",
+    }
     assert last["step"] == 30 * 7 and t.step == 210 and t.epoch == 30
     assert last["val_accuracy"] > 0.9
     assert t.history[-1]["train_loss"] < t.history[0]["train_loss"] / 3
@@ -59,8 +70,15 @@ def test_events_fire_in_order():
     rec = Recorder()
     Trainer(mlp(), epochs=1, batch_size=50, callbacks=[rec], seed=0).fit(train)
     batch = ["before_batch", "after_loss", "after_backward", "after_step", "after_batch"]
-    assert rec.events == ["before_fit", "before_epoch", *batch, *batch, "after_epoch", "after_fit",
-                          "end"]
+    assert rec.events == [
+        "before_fit",
+        "before_epoch",
+        *batch,
+        *batch,
+        "after_epoch",
+        "after_fit",
+        "end",
+    ]
 
 
 def test_callback_exception_propagates_with_consistent_state():
@@ -100,15 +118,25 @@ def test_metrics_match_scikit_learn():
 
 def test_early_stopping_restores_the_best_epoch():
     train, val = iris()
-    noisy_val = (val[0], torch.randint(0, 3, (len(val[1]),), generator=torch.Generator().manual_seed(1)))
+    noisy_val = (
+        val[0],
+        torch.randint(0, 3, (len(val[1]),), generator=torch.Generator().manual_seed(1)),
+    )
     snaps = {}
 
     class Snap(Callback):
         def after_epoch(self, trainer):
             snaps[trainer.epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
-    t = Trainer(mlp(), epochs=200, batch_size=16, optimizer={"name": "adam", "lr": 0.02}, seed=0,
-                early_stopping=EarlyStoppingConfig(patience=5), callbacks=[Snap()]).fit(train, noisy_val)
+    t = Trainer(
+        mlp(),
+        epochs=200,
+        batch_size=16,
+        optimizer={"name": "adam", "lr": 0.02},
+        seed=0,
+        early_stopping=EarlyStoppingConfig(patience=5),
+        callbacks=[Snap()],
+    ).fit(train, noisy_val)
     losses = [r["val_loss"] for r in t.history]
     assert t.stopped_early and len(t.history) < 200
     assert t.best_epoch == int(np.argmin(losses)) + 1
@@ -125,9 +153,17 @@ def test_divergence_stops_at_once_and_keeps_best_snapshot():
             trainer.schedule.base_lrs = [1e30]
 
     train, val = iris()
-    t = Trainer(mlp(), epochs=10, batch_size=10, optimizer={"name": "sgd", "lr": 0.1}, seed=0,
-                callbacks=[Explode()])
-    with pytest.raises(DivergenceError, match=r"at step 1[1-9] \(epoch 2, lr 1e\+30\).*learning rate is too high"):
+    t = Trainer(
+        mlp(),
+        epochs=10,
+        batch_size=10,
+        optimizer={"name": "sgd", "lr": 0.1},
+        seed=0,
+        callbacks=[Explode()],
+    )
+    with pytest.raises(
+        DivergenceError, match=r"at step 1[1-9] \(epoch 2, lr 1e\+30\).*learning rate is too high"
+    ):
         t.fit(train, val)
     assert t.diverged and t.best_epoch == 1 and len(t.history) == 1
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
@@ -139,7 +175,12 @@ def test_same_seed_same_history_and_dataloader_path():
     a = Trainer(mlp(dropout=0.2), epochs=4, batch_size=16, seed=3).fit(train, val)
     b = Trainer(mlp(dropout=0.2), epochs=4, batch_size=16, seed=3).fit(train, val)
     assert strip_times(a.history) == strip_times(b.history)
-    loader = DataLoader(TensorDataset(*train), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        TensorDataset(*train),
+        batch_size=16,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     c = Trainer(mlp(), epochs=20, optimizer={"name": "adam", "lr": 0.01}, seed=0).fit(loader, val)
     assert c.history[-1]["val_accuracy"] > 0.85 and c.step == 20 * 7
     d = Trainer(mlp(), epochs=2, batch_size=16, seed=0).fit(TensorDataset(*train), val)
@@ -150,12 +191,21 @@ def test_penalty_shrinks_weights_and_clip_bounds_steps():
     train, _ = iris()
     # one full-batch SGD step equals the step on autograd's gradient of CE + lambda * R(W)
     ref = mlp()
-    pen = Trainer(mlp(), epochs=1, batch_size=100, shuffle=False, seed=0, optimizer={"name": "sgd", "lr": 0.1},
-                  penalty=PenaltyConfig(name="elastic", lam=0.1, beta=0.5)).fit(train)
+    pen = Trainer(
+        mlp(),
+        epochs=1,
+        batch_size=100,
+        shuffle=False,
+        seed=0,
+        optimizer={"name": "sgd", "lr": 0.1},
+        penalty=PenaltyConfig(name="elastic", lam=0.1, beta=0.5),
+    ).fit(train)
     W = [ref[0].weight, ref[3].weight]
-    full = nn.functional.cross_entropy(ref(train[0]), train[1]) + 0.1 * sum((0.5 * w**2 + w.abs()).sum() for w in W)
+    full = nn.functional.cross_entropy(ref(train[0]), train[1]) + 0.1 * sum(
+        (0.5 * w**2 + w.abs()).sum() for w in W
+    )
     grads = torch.autograd.grad(full, list(ref.parameters()))
-    for p, q, g in zip(pen.model.parameters(), ref.parameters(), grads):
+    for p, q, g in zip(pen.model.parameters(), ref.parameters(), grads, strict=True):
         torch.testing.assert_close(p.detach(), q.detach() - 0.1 * g)
     moves = []
 
@@ -167,15 +217,27 @@ def test_penalty_shrinks_weights_and_clip_bounds_steps():
             w = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
             moves.append(float((w - self.w).norm()))
 
-    Trainer(mlp(), epochs=1, seed=0, optimizer={"name": "sgd", "lr": 1.0}, grad_clip=0.01,
-            callbacks=[Move()]).fit(train)
+    Trainer(
+        mlp(),
+        epochs=1,
+        seed=0,
+        optimizer={"name": "sgd", "lr": 1.0},
+        grad_clip=0.01,
+        callbacks=[Move()],
+    ).fit(train)
     assert max(moves) <= 0.01 + 1e-6
 
 
 def test_checkpoint_resume_in_process_is_exact(tmp_path):
     train, val = iris()
-    kw = {"epochs": 6, "batch_size": 16, "seed": 0, "optimizer": {"name": "adam", "lr": 0.01},
-          "schedule": "cosine", "early_stopping": EarlyStoppingConfig(patience=20)}
+    kw = {
+        "epochs": 6,
+        "batch_size": 16,
+        "seed": 0,
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "schedule": "cosine",
+        "early_stopping": EarlyStoppingConfig(patience=20),
+    }
     full = Trainer(mlp(dropout=0.3), **kw).fit(train, val)
 
     class Kill(Callback):
@@ -184,10 +246,12 @@ def test_checkpoint_resume_in_process_is_exact(tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Trainer(mlp(dropout=0.3), checkpoint_dir=tmp_path, checkpoint_every=3, callbacks=[Kill()], **kw).fit(train, val)
+        Trainer(
+            mlp(dropout=0.3), checkpoint_dir=tmp_path, checkpoint_every=3, callbacks=[Kill()], **kw
+        ).fit(train, val)
     resumed = Trainer(mlp(dropout=0.3, seed=99), **kw).fit(train, val, resume=tmp_path)
     assert strip_times(resumed.history) == strip_times(full.history)
-    for p, q in zip(resumed.model.parameters(), full.model.parameters()):
+    for p, q in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
         assert torch.equal(p, q)
 
 
@@ -198,7 +262,9 @@ def test_regression_and_binary_tasks_are_inferred():
     t = Trainer(mlp(64, 1), epochs=5, seed=0).fit((X, yb), (X, yb))
     assert t.task == "binary" and t.history[-1]["val_accuracy"] > 0.8
     yr = torch.tensor(y[:300], dtype=torch.float32).reshape(-1, 1)
-    r = Trainer(mlp(64, 1), epochs=5, seed=0, optimizer={"name": "adam", "lr": 0.01}).fit((X, yr), (X, yr))
+    r = Trainer(mlp(64, 1), epochs=5, seed=0, optimizer={"name": "adam", "lr": 0.01}).fit(
+        (X, yr), (X, yr)
+    )
     assert r.task == "regression" and {"val_rmse", "val_mae", "val_r2"} <= set(r.history[-1])
 
 
@@ -250,8 +316,14 @@ def test_periodic_checkpoints_match_the_synchronous_ones(tmp_path):
                 trainer.save_checkpoint(tmp_path / "b")  # synchronous, of epoch 4
 
     torch.manual_seed(0)
-    Trainer(mlp(), epochs=6, seed=0, checkpoint_dir=tmp_path / "a", checkpoint_every=3,
-            callbacks=[Grab()]).fit(train, val)
+    Trainer(
+        mlp(),
+        epochs=6,
+        seed=0,
+        checkpoint_dir=tmp_path / "a",
+        checkpoint_every=3,
+        callbacks=[Grab()],
+    ).fit(train, val)
     torch.manual_seed(0)
     ref = Trainer(mlp(), epochs=3, seed=0)
     ref.fit(train, val)
@@ -270,13 +342,25 @@ def test_unlogged_metric_is_refused_before_training_and_no_val_falls_back():
 
     train, val = iris()
     t = Trainer(mlp(), epochs=3, seed=0, early_stopping=EarlyStoppingConfig(metric="val_r2"))
-    with pytest.raises(ConfigError, match=r"train.early_stopping.metric 'val_r2' is not logged for this task; "
-                                          r"logged: train_loss, lr, val_loss, val_accuracy, val_f1_macro"):
+    with pytest.raises(
+        ConfigError,
+        match=r"train.early_stopping.metric 'val_r2' is not logged for this task; "
+        r"logged: train_loss, lr, val_loss, val_accuracy, val_f1_macro",
+    ):
         t.fit(train, val)
     assert t.epoch == 0
-    t = Trainer(mlp(), epochs=3, seed=0, schedule="plateau",
-                early_stopping=EarlyStoppingConfig(metric="val_accuracy", patience=1)).fit(train)
-    assert t.early_stopping.metric == "train_loss" and t.early_stopping.mode == "min" and t.best_epoch == 3
+    t = Trainer(
+        mlp(),
+        epochs=3,
+        seed=0,
+        schedule="plateau",
+        early_stopping=EarlyStoppingConfig(metric="val_accuracy", patience=1),
+    ).fit(train)
+    assert (
+        t.early_stopping.metric == "train_loss"
+        and t.early_stopping.mode == "min"
+        and t.best_epoch == 3
+    )
 
 
 def test_progress_bar_and_epoch_lines():
@@ -286,8 +370,13 @@ def test_progress_bar_and_epoch_lines():
 
     train, val = iris()
     bar_out, lines_out = io.StringIO(), io.StringIO()
-    Trainer(mlp(), epochs=2, batch_size=10, seed=0,
-            callbacks=[ProgressBar(bar_out), EpochLines(lines_out)]).fit(train, val)
+    Trainer(
+        mlp(),
+        epochs=2,
+        batch_size=10,
+        seed=0,
+        callbacks=[ProgressBar(bar_out), EpochLines(lines_out)],
+    ).fit(train, val)
     lines = lines_out.getvalue().splitlines()
     assert len(lines) == 2 and lines[1].startswith("epoch 2: train loss ")
     assert ", val loss " in lines[1] and ", val acc " in lines[1]

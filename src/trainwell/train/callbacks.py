@@ -84,9 +84,6 @@ class Events:
             e: [(cb, getattr(cb, e)) for cb in self.callbacks if _overrides(cb, e)] for e in EVENTS
         }
 
-    def has(self, event: str) -> bool:
-        return bool(self._hooks[event])
-
     def __call__(self, event: str, trainer: Trainer) -> None:
         for cb, hook in self._hooks[event]:
             try:
@@ -105,8 +102,12 @@ class Events:
                 if not failing:
                     exc.add_note(f"raised by callback {type(cb).__name__} in event 'end'")
                     raise
-                logger.error("callback %s failed in event 'end' after the fit ended with %s: %s",
-                             type(cb).__name__, type(trainer.error).__name__, exc)
+                logger.error(
+                    "callback %s failed in event 'end' after the fit ended with %s: %s",
+                    type(cb).__name__,
+                    type(trainer.error).__name__,
+                    exc,
+                )
 
 
 __all__ = ["EVENTS", "Callback", "Events"]

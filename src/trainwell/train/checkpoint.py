@@ -1,8 +1,9 @@
 """Checkpoints for exact resume: tensors in safetensors, everything else in JSON; no pickle.
 
-``checkpoints/last.safetensors`` (with ``prev.safetensors``, the one before) holds the model, the best snapshot, the optimizer's tensors and
-the torch RNG states; ``checkpoints/last.json`` holds the rest (epoch, step, schedule,
-early-stopping state, history, Python and NumPy RNG states) and points at the tensors by key.
+``checkpoints/last.safetensors`` (with ``prev.safetensors``, the one before) holds the
+model, the best snapshot, the optimizer's tensors and the torch RNG states;
+``checkpoints/last.json`` holds the rest (epoch, step, schedule, early-stopping state,
+history, Python and NumPy RNG states) and points at the tensors by key.
 Both are written atomically, the tensors first; a token in both tells a matching pair.
 """
 
@@ -68,7 +69,8 @@ def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def _numpy_state() -> tuple[Any, ...]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    assert isinstance(keys, np.ndarray)  # legacy=True: (str, uint32 keys, int, int, float)
     return (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
 
 
@@ -144,8 +146,9 @@ class CheckpointWriter:
         self.wait()
         tensors: dict[str, torch.Tensor] = {}
         meta = flatten(state, "s", tensors, copy=True)
-        self._thread = threading.Thread(target=self._run, args=(Path(directory), tensors, meta),
-                                        name="trainwell-checkpoint")
+        self._thread = threading.Thread(
+            target=self._run, args=(Path(directory), tensors, meta), name="trainwell-checkpoint"
+        )
         self._thread.start()
 
     def _run(self, directory: Path, tensors: dict[str, torch.Tensor], meta: Any) -> None:

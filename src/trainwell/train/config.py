@@ -27,7 +27,10 @@ OPTIMIZER_TABLE: dict[str, tuple[str, dict[str, Any]]] = {
     "momentum": ("SGD", {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),
     "nesterov": ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0}),
     "adagrad": ("Adagrad", {"lr": 0.01, "eps": 1e-10, "weight_decay": 0.0}),
-    "rmsprop": ("RMSprop", {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0}),
+    "rmsprop": (
+        "RMSprop",
+        {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0},
+    ),
     "adam": ("Adam", {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}),
     "adamw": ("AdamW", {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}),
 }
@@ -43,7 +46,7 @@ for _name in OPTIMIZER_TABLE:
 
 #: schedule names (lectures 000 and 002); every one can take a linear warmup in front.
 SCHEDULE_NAMES: Registry[str] = Registry("schedule", ConfigError)
-for _name, _aliases in {
+_SCHEDULE_ALIASES: dict[str, tuple[str, ...]] = {
     "constant": ("none",),
     "time": ("time_based", "inverse_time"),
     "step": ("multistep", "step_decay"),
@@ -53,8 +56,9 @@ for _name, _aliases in {
     "inverse_sqrt": ("rsqrt",),
     "plateau": ("reduce_on_plateau",),
     "onecycle": ("one_cycle",),
-}.items():
-    SCHEDULE_NAMES.register(_name, *_aliases)(_name)
+}
+for _name, _schedule_aliases in _SCHEDULE_ALIASES.items():
+    SCHEDULE_NAMES.register(_name, *_schedule_aliases)(_name)
 
 
 def _canonical(registry: Registry[Any], field: str, value: str) -> str:
@@ -91,7 +95,10 @@ class PenaltyConfig(Section):
     """``lambda * R(W)`` added to the data loss (lecture 002: L2, L1, elastic net)."""
 
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, validate_by_name=True, validate_by_alias=True,
+        extra="forbid",
+        validate_assignment=True,
+        validate_by_name=True,
+        validate_by_alias=True,
         serialize_by_alias=True,
     )
 
@@ -99,22 +106,27 @@ class PenaltyConfig(Section):
     lam: float = Field(default=0.0, ge=0, alias="lambda", description="penalty strength lambda")
     beta: float = Field(default=1.0, ge=0, description="elastic net: R = sum(beta*W^2 + |W|)")
     apply_to: Literal["weights", "all"] = Field(
-        default="weights", description="'weights': matrices and kernels only (no biases, no norm "
+        default="weights",
+        description="'weights': matrices and kernels only (no biases, no norm "
         "parameters); 'all': every parameter",
     )
 
 
 class OptimizerConfig(Section):
-    """An optimizer from ``torch.optim`` under the lectures' names; unset fields take its defaults."""
+    """A ``torch.optim`` optimizer under the lectures' names; unset fields take its defaults."""
 
     name: str = "adam"
     lr: float | None = Field(default=None, gt=0)
-    weight_decay: float | None = Field(default=None, ge=0, description="torch's weight_decay (AdamW: decoupled)")
+    weight_decay: float | None = Field(
+        default=None, ge=0, description="torch's weight_decay (AdamW: decoupled)"
+    )
     momentum: float | None = Field(default=None, ge=0, lt=1)
     betas: tuple[float, float] | None = None
     eps: float | None = Field(default=None, gt=0)
     alpha: float | None = Field(default=None, gt=0, lt=1, description="RMSProp's decay_rate")
-    fused: bool | None = Field(default=None, description="fused kernel; default: on where torch has one")
+    fused: bool | None = Field(
+        default=None, description="fused kernel; default: on where torch has one"
+    )
 
     @field_validator("name")
     @classmethod
@@ -154,17 +166,25 @@ class ScheduleConfig(Section):
 
     name: str = "constant"
     unit: Literal["epoch", "step"] = "epoch"
-    warmup: float = Field(default=0.0, ge=0, description="linear warmup length from 0 (lecture 002)")
-    k: float = Field(default=0.1, ge=0, description="time-based lr0/(1+k*t); exponential lr0*exp(-k*t)")
+    warmup: float = Field(
+        default=0.0, ge=0, description="linear warmup length from 0 (lecture 002)"
+    )
+    k: float = Field(
+        default=0.1, ge=0, description="time-based lr0/(1+k*t); exponential lr0*exp(-k*t)"
+    )
     milestones: list[float] = Field(default_factory=lambda: [30.0, 60.0, 90.0])
     gamma: float = Field(default=0.1, gt=0, le=1, description="step: factor at each milestone")
-    total: float | None = Field(default=None, gt=0, description="T of cosine/linear; default: the whole run")
+    total: float | None = Field(
+        default=None, gt=0, description="T of cosine/linear; default: the whole run"
+    )
     metric: str = Field(default="val_loss", description="plateau: the metric watched")
     factor: float = Field(default=0.1, gt=0, lt=1, description="plateau: LR factor on a plateau")
     patience: int = Field(default=5, ge=0, description="plateau: epochs without improvement")
     threshold: float = Field(default=1e-4, ge=0)
     min_lr: float = Field(default=0.0, ge=0, description="plateau: lower bound")
-    max_lr: float | None = Field(default=None, gt=0, description="onecycle: peak LR; default: optimizer lr")
+    max_lr: float | None = Field(
+        default=None, gt=0, description="onecycle: peak LR; default: optimizer lr"
+    )
     pct_start: float = Field(default=0.3, gt=0, lt=1, description="onecycle: rising fraction")
 
     @field_validator("name")
@@ -175,18 +195,24 @@ class ScheduleConfig(Section):
     @model_validator(mode="after")
     def _fits(self) -> ScheduleConfig:
         if self.name == "onecycle" and self.warmup > 0:
-            raise ValueError("train.schedule.warmup: onecycle has its own warmup (pct_start); set warmup = 0")
+            raise ValueError(
+                "train.schedule.warmup: onecycle has its own warmup (pct_start); set warmup = 0"
+            )
         if sorted(self.milestones) != list(self.milestones):
             raise ValueError(f"train.schedule.milestones must be increasing; got {self.milestones}")
         return self
 
 
 class EarlyStoppingConfig(Section):
-    """Stop when ``metric`` has not improved by ``min_delta`` for ``patience`` epochs (lecture 002)."""
+    """Stop when ``metric`` has not improved by ``min_delta`` for ``patience`` epochs (lec. 002)."""
 
     metric: str = "val_loss"
-    mode: Literal["auto", "min", "max"] = Field(default="auto", description="auto: max for accuracy/f1/r2")
-    patience: int | None = Field(default=10, ge=1, description="None: never stop early (best snapshot still kept)")
+    mode: Literal["auto", "min", "max"] = Field(
+        default="auto", description="auto: max for accuracy/f1/r2"
+    )
+    patience: int | None = Field(
+        default=10, ge=1, description="None: never stop early (best snapshot still kept)"
+    )
     min_delta: float = Field(default=0.0, ge=0)
 
 
@@ -211,9 +237,15 @@ class TrainConfig(Section):
         default="fp32", description="bf16/fp16: autocast on a GPU (fp32 on CPU, with a warning)"
     )
     device: str = Field(default="auto", description="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    checkpoint_every: int = Field(default=5, ge=0, description="epochs between checkpoints; 0: at the end only")
-    top_k: int = Field(default=5, ge=2, description="val_top<k>_accuracy is logged when there are more classes")
-    num_workers: int = Field(default=0, ge=0, description="DataLoader workers for data that streams")
+    checkpoint_every: int = Field(
+        default=5, ge=0, description="epochs between checkpoints; 0: at the end only"
+    )
+    top_k: int = Field(
+        default=5, ge=2, description="val_top<k>_accuracy is logged when there are more classes"
+    )
+    num_workers: int = Field(
+        default=0, ge=0, description="DataLoader workers for data that streams"
+    )
 
     @field_validator("loss", "penalty", "optimizer", "schedule", mode="before")
     @classmethod
@@ -225,7 +257,9 @@ class TrainConfig(Section):
     def _device(cls, v: str) -> str:
         v = v.strip().lower()
         base, _, index = v.partition(":")
-        if base not in {"auto", "cpu", "cuda", "mps"} or (index and not (base == "cuda" and index.isdigit())):
+        if base not in {"auto", "cpu", "cuda", "mps"} or (
+            index and not (base == "cuda" and index.isdigit())
+        ):
             raise ValueError("train.device must be one of auto, cpu, cuda, cuda:N, mps")
         return v
 

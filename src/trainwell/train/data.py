@@ -20,8 +20,15 @@ class TensorBatches:
     once, and yields contiguous slices: no per-sample Python and no per-batch fancy indexing.
     """
 
-    def __init__(self, X: Tensor, y: Tensor | None, batch_size: int, shuffle: bool,
-                 generator: torch.Generator | None, device: torch.device) -> None:
+    def __init__(
+        self,
+        X: Tensor,
+        y: Tensor | None,
+        batch_size: int,
+        shuffle: bool,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> None:
         if y is not None and len(X) != len(y):
             raise DataError(f"X has {len(X)} rows but y has {len(y)}")
         self.X = X.to(device, non_blocking=True)
@@ -44,7 +51,7 @@ class TensorBatches:
             y = y.index_select(0, perm) if y is not None else None
         bs = self.batch_size
         for i in range(0, len(X), bs):
-            yield X[i:i + bs], (y[i:i + bs] if y is not None else None)
+            yield X[i : i + bs], (y[i : i + bs] if y is not None else None)
 
 
 class LoaderBatches:
@@ -83,8 +90,11 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(v, device) for v in batch) if not hasattr(batch, "_fields") \
+        return (
+            type(batch)(to_device(v, device) for v in batch)
+            if not hasattr(batch, "_fields")
             else type(batch)(*(to_device(v, device) for v in batch))
+        )
     return batch
 
 
@@ -99,7 +109,11 @@ def loader_generators(batches: Any) -> list[torch.Generator]:
     loader = batches.loader
     batch_sampler = getattr(loader, "batch_sampler", None)
     found: list[torch.Generator] = []
-    for owner in (loader, getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None)):
+    for owner in (
+        loader,
+        getattr(loader, "sampler", None),
+        getattr(batch_sampler, "sampler", None),
+    ):
         g = getattr(owner, "generator", None)
         if isinstance(g, torch.Generator) and all(g is not h for h in found):
             found.append(g)
@@ -116,8 +130,14 @@ def _xy(data: Any) -> tuple[Any, Any]:
     return data, None
 
 
-def as_batches(data: Any, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-               device: torch.device, num_workers: int = 0) -> TensorBatches | LoaderBatches | None:
+def as_batches(
+    data: Any,
+    batch_size: int,
+    shuffle: bool,
+    generator: torch.Generator | None,
+    device: torch.device,
+    num_workers: int = 0,
+) -> TensorBatches | LoaderBatches | None:
     """Wrap tensors ``(X, y)``, a Split, a Dataset or a DataLoader as batches on ``device``."""
     if data is None:
         return None
@@ -131,13 +151,18 @@ def as_batches(data: Any, batch_size: int, shuffle: bool, generator: torch.Gener
         return TensorBatches(X, y, batch_size, shuffle, generator, device)
     if isinstance(X, Dataset):
         loader = DataLoader(
-            X, batch_size=batch_size, shuffle=shuffle, generator=generator if shuffle else None,
-            num_workers=num_workers, pin_memory=device.type == "cuda",
+            X,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator if shuffle else None,
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
             persistent_workers=num_workers > 0,
         )
         return LoaderBatches(loader, device)
     raise DataError(
-        f"cannot train on {type(data).__name__}: give tensors (X, y), a Split, a Dataset or a DataLoader"
+        f"cannot train on {type(data).__name__}: give tensors (X, y), a Split, a Dataset or a "
+        "DataLoader"
     )
 
 

@@ -30,8 +30,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {device!r} but no CUDA GPU is available; use 'auto' or 'cpu'")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(
+            f"train.device is {device!r} but no CUDA GPU is available; use 'auto' or 'cpu'"
+        )
+    if device == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise ConfigError("train.device is 'mps' but MPS is not available; use 'auto' or 'cpu'")
     return torch.device(device)
 

@@ -42,7 +42,7 @@ def l1_loss(out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
 
 
 def l2_loss(out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
-    """L2 = sum_i (y_i - f(x_i))^2 over a sample's outputs (lecture 003), averaged over the batch."""
+    """L2 = sum_i (y_i - f(x_i))^2 over a sample's outputs (lecture 003), batch-averaged."""
     err = (out - y.reshape(out.shape)).square()
     return err.mean() if reduction == "mean" else err.reshape(len(err), -1).sum(1).mean()
 
@@ -86,8 +86,10 @@ def hinge_loss(out: Tensor, y: Tensor, margin: float = 1.0) -> Tensor:
     torch's ``multi_margin_loss`` divides by the class count; the lecture's loss does not.
     """
     if y.is_floating_point():
-        raise ConfigError("train.loss 'hinge' takes class indices, not soft targets (mixup, "
-                          "label smoothing); use cross_entropy with soft targets")
+        raise ConfigError(
+            "train.loss 'hinge' takes class indices, not soft targets (mixup, "
+            "label smoothing); use cross_entropy with soft targets"
+        )
     true = out.gather(1, y.reshape(-1, 1))  # (n, 1)
     margins = (out - true + margin).clamp_min(0)  # (n, C); the k = y_i term equals margin
     return (margins.sum(1) - margin).mean()
@@ -120,7 +122,7 @@ class LossSpec:
 
 LOSSES: Registry[LossSpec] = Registry("loss", ConfigError)
 
-#: the loss ``auto`` picks for each task (lecture 004: "losses for regression / binary / multiclass")
+#: the loss ``auto`` picks for each task (lecture 004: losses for regression / binary / multiclass)
 AUTO_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "l2"}
 
 
@@ -132,33 +134,80 @@ def _zeros_loss(cfg: LossConfig, _n: int | None, y: Tensor) -> float:
     return float(LOSSES.get(cfg.name).build(cfg)(torch.zeros_like(y), y))
 
 
-def _register(name: str, *aliases: str, tasks: tuple[str, ...], outputs: str,
-              build: Callable[[LossConfig], LossFn],
-              chance: Callable[[LossConfig, int | None, Tensor], float | None], doc: str) -> None:
+def _register(
+    name: str,
+    *aliases: str,
+    tasks: tuple[str, ...],
+    outputs: str,
+    build: Callable[[LossConfig], LossFn],
+    chance: Callable[[LossConfig, int | None, Tensor], float | None],
+    doc: str,
+) -> None:
     LOSSES.register(name, *aliases)(LossSpec(name, tasks, outputs, build, chance, doc))
 
 
-_register("l1", "mae", "abs", tasks=("regression",), outputs="any",
-          build=lambda c: lambda out, y: l1_loss(out, y, c.reduction), chance=_zeros_loss,
-          doc="sum (or mean) of |y - f(x)| over outputs (lecture 003)")
-_register("l2", "mse", "squared", tasks=("regression",), outputs="any",
-          build=lambda c: lambda out, y: l2_loss(out, y, c.reduction), chance=_zeros_loss,
-          doc="sum (or mean) of (y - f(x))^2 over outputs (lecture 003)")
-_register("huber", "smooth_l1", tasks=("regression",), outputs="any",
-          build=lambda c: lambda out, y: huber_loss(out, y, c.reduction, c.delta),
-          chance=_zeros_loss, doc="quadratic below delta, linear above")
-_register("bce", "binary_cross_entropy", "bce_with_logits", "sigmoid", tasks=("binary",),
-          outputs="one", build=lambda c: bce_loss, chance=lambda c, n, y: math.log(2.0),
-          doc="sigmoid + binary cross-entropy on one logit (lecture 004)")
-_register("cross_entropy", "ce", "softmax", "nll", tasks=("multiclass",), outputs="classes",
-          build=lambda c: cross_entropy_loss,
-          chance=lambda c, n, y: math.log(n) if n else None,
-          doc="softmax cross-entropy (lecture 003); takes soft targets")
-_register("hinge", "svm", "multiclass_hinge", "multi_margin", tasks=("multiclass",),
-          outputs="classes",
-          build=lambda c: lambda out, y: hinge_loss(out, y, c.margin),
-          chance=lambda c, n, y: (n - 1) * c.margin if n else None,
-          doc="multiclass SVM loss, summed over wrong classes (lecture 003)")
+_register(
+    "l1",
+    "mae",
+    "abs",
+    tasks=("regression",),
+    outputs="any",
+    build=lambda c: lambda out, y: l1_loss(out, y, c.reduction),
+    chance=_zeros_loss,
+    doc="sum (or mean) of |y - f(x)| over outputs (lecture 003)",
+)
+_register(
+    "l2",
+    "mse",
+    "squared",
+    tasks=("regression",),
+    outputs="any",
+    build=lambda c: lambda out, y: l2_loss(out, y, c.reduction),
+    chance=_zeros_loss,
+    doc="sum (or mean) of (y - f(x))^2 over outputs (lecture 003)",
+)
+_register(
+    "huber",
+    "smooth_l1",
+    tasks=("regression",),
+    outputs="any",
+    build=lambda c: lambda out, y: huber_loss(out, y, c.reduction, c.delta),
+    chance=_zeros_loss,
+    doc="quadratic below delta, linear above",
+)
+_register(
+    "bce",
+    "binary_cross_entropy",
+    "bce_with_logits",
+    "sigmoid",
+    tasks=("binary",),
+    outputs="one",
+    build=lambda c: bce_loss,
+    chance=lambda c, n, y: math.log(2.0),
+    doc="sigmoid + binary cross-entropy on one logit (lecture 004)",
+)
+_register(
+    "cross_entropy",
+    "ce",
+    "softmax",
+    "nll",
+    tasks=("multiclass",),
+    outputs="classes",
+    build=lambda c: cross_entropy_loss,
+    chance=lambda c, n, y: math.log(n) if n else None,
+    doc="softmax cross-entropy (lecture 003); takes soft targets",
+)
+_register(
+    "hinge",
+    "svm",
+    "multiclass_hinge",
+    "multi_margin",
+    tasks=("multiclass",),
+    outputs="classes",
+    build=lambda c: lambda out, y: hinge_loss(out, y, c.margin),
+    chance=lambda c, n, y: (n - 1) * c.margin if n else None,
+    doc="multiclass SVM loss, summed over wrong classes (lecture 003)",
+)
 
 
 def list_losses() -> list[str]:
@@ -216,15 +265,17 @@ def _as_config(cfg: LossConfig | str | dict[str, Any]) -> LossConfig:
     return LossConfig(**cfg)
 
 
-def resolve_loss(cfg: LossConfig | str | dict[str, Any], task: str,
-                 n_outputs: int | None = None) -> LossConfig:
-    """``cfg`` as a :class:`LossConfig` whose name is canonical and fits ``task`` (``auto`` resolved)."""
+def resolve_loss(
+    cfg: LossConfig | str | dict[str, Any], task: str, n_outputs: int | None = None
+) -> LossConfig:
+    """``cfg`` as a :class:`LossConfig` named canonically, fitting ``task`` (``auto`` resolved)."""
     cfg = _as_config(cfg)
     return cfg.model_copy(update={"name": check_loss_for_task(cfg.name, task, n_outputs)})
 
 
-def make_loss(cfg: LossConfig | str | dict[str, Any], task: str,
-              n_outputs: int | None = None) -> LossFn:
+def make_loss(
+    cfg: LossConfig | str | dict[str, Any], task: str, n_outputs: int | None = None
+) -> LossFn:
     """The loss function named by ``cfg`` for ``task``; refuses one that does not fit.
 
     Example:
@@ -237,8 +288,9 @@ def make_loss(cfg: LossConfig | str | dict[str, Any], task: str,
     return LOSSES.get(cfg.name).build(cfg)
 
 
-def chance_loss(cfg: LossConfig | str | dict[str, Any], task: str, n_classes: int | None,
-                y: Tensor) -> float | None:
+def chance_loss(
+    cfg: LossConfig | str | dict[str, Any], task: str, n_classes: int | None, y: Tensor
+) -> float | None:
     """The loss of an uninformed model (all outputs 0) on targets ``y``: the expected initial loss.
 
     Example:

@@ -60,12 +60,18 @@ def task_metrics(out: Tensor, y: Tensor, task: str, top_k: int = 5) -> dict[str,
     """
     if len(y) == 0:
         return {}
-    res = regression_metrics(out, y) if task == "regression" else classification_metrics(out, y, task, top_k)
+    res = (
+        regression_metrics(out, y)
+        if task == "regression"
+        else classification_metrics(out, y, task, top_k)
+    )
     values = torch.stack([v.double() for v in res.values()]).tolist()  # one sync
-    return dict(zip(res, values))
+    return dict(zip(res, values, strict=True))
 
 
-def metric_names(task: str, n_outputs: int | None, top_k: int = 5, prefix: str = "val") -> list[str]:
+def metric_names(
+    task: str, n_outputs: int | None, top_k: int = 5, prefix: str = "val"
+) -> list[str]:
     """The names :func:`task_metrics` gives for ``task``, with ``prefix`` (and its loss)."""
     if task == "regression":
         names = ["rmse", "mae", "r2"]

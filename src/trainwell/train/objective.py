@@ -52,13 +52,17 @@ def split_batch(batch: Any) -> tuple[Any, Any]:
             return batch[0], None
     if isinstance(batch, Tensor):
         return batch, None
-    kind = f"a dict with keys {sorted(batch)}" if isinstance(batch, Mapping) else \
-        f"{type(batch).__name__}" + (f" of {len(batch)} items" if isinstance(batch, (tuple, list))
-                                     else "")
+    kind = (
+        f"a dict with keys {sorted(batch)}"
+        if isinstance(batch, Mapping)
+        else f"{type(batch).__name__}"
+        + (f" of {len(batch)} items" if isinstance(batch, (tuple, list)) else "")
+    )
     raise DataError(
         f"the default training step takes (x, y) batches; got {kind}. For several inputs, "
         "several outputs or dict batches pass step= (a callable (model, batch) -> loss, or an "
-        "Objective), or give the model a training_step(batch, batch_idx) method")
+        "Objective), or give the model a training_step(batch, batch_idx) method"
+    )
 
 
 def batch_len(batch: Any) -> int:
@@ -111,7 +115,9 @@ class Objective(ABC):
             return [f"{prefix}_loss"]
         return metric_names(self.task, getattr(self, "n_outputs", None), self.top_k, prefix)
 
-    def evaluate(self, model: nn.Module, batches: Iterable[Any], prefix: str = "val") -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, batches: Iterable[Any], prefix: str = "val"
+    ) -> dict[str, float]:
         """``<prefix>_loss`` averaged over samples, and the task's metrics on the outputs."""
         total, count = torch.zeros((), dtype=torch.float64), 0
         outs: list[Tensor] = []
@@ -130,8 +136,9 @@ class Objective(ABC):
             return {}
         out: dict[str, float] = {f"{prefix}_loss": float(total / count)}
         if self.task is not None and outs and len(outs) == len(ys):
-            metrics = task_metrics(torch.cat(outs), hard_targets(torch.cat(ys), self.task),
-                                   self.task, self.top_k)
+            metrics = task_metrics(
+                torch.cat(outs), hard_targets(torch.cat(ys), self.task), self.task, self.top_k
+            )
             out.update({f"{prefix}_{k}": v for k, v in metrics.items()})
         return out
 
@@ -166,8 +173,12 @@ class Supervised(Objective):
         ('multiclass', 3)
     """
 
-    def __init__(self, loss: str | LossConfig | dict[str, Any] | LossFn = "auto",
-                 task: str | None = None, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        loss: str | LossConfig | dict[str, Any] | LossFn = "auto",
+        task: str | None = None,
+        top_k: int = 5,
+    ) -> None:
         self.loss_spec = loss
         self.task = check_task(task) if task is not None else None
         self.top_k = top_k
@@ -178,11 +189,16 @@ class Supervised(Objective):
     def setup(self, model: nn.Module, first_batch: Any) -> None:
         x, y = split_batch(first_batch)
         if y is None:
-            raise DataError("the training data has no targets: give (X, y), or pass step= for a "
-                            "step that needs none")
+            raise DataError(
+                "the training data has no targets: give (X, y), or pass step= for a "
+                "step that needs none"
+            )
         self.n_outputs = output_width(_forward_quietly(model, x))
-        custom = callable(self.loss_spec) and not isinstance(self.loss_spec, (str, dict)) \
+        custom = (
+            callable(self.loss_spec)
+            and not isinstance(self.loss_spec, (str, dict))
             and not hasattr(self.loss_spec, "model_fields")
+        )
         if self.task is None:
             tasks = None if custom else loss_tasks(_loss_name(self.loss_spec))
             self.task = infer_task(y, n_outputs=self.n_outputs, loss_tasks=tasks)
@@ -192,14 +208,18 @@ class Supervised(Objective):
         if self.task == "regression" and isinstance(y, Tensor) and self.n_outputs is not None:
             per_sample = y[0].numel() if y.ndim > 1 else 1
             if per_sample != self.n_outputs:
-                raise DataError(f"the model gives {self.n_outputs} output(s) per sample but the "
-                                f"regression targets have {per_sample}: they must match")
+                raise DataError(
+                    f"the model gives {self.n_outputs} output(s) per sample but the "
+                    f"regression targets have {per_sample}: they must match"
+                )
         cfg = resolve_loss(self.loss_spec, self.task, self.n_outputs)  # type: ignore[arg-type]
         self.loss_name = cfg.name
         self.loss_fn = make_loss(cfg, self.task, self.n_outputs)
         if isinstance(y, Tensor) and is_soft_target(y) and cfg.name != "cross_entropy":
-            raise ConfigError(f"soft targets (rows of class probabilities) need train.loss "
-                              f"cross_entropy; got {cfg.name!r}")
+            raise ConfigError(
+                f"soft targets (rows of class probabilities) need train.loss "
+                f"cross_entropy; got {cfg.name!r}"
+            )
 
     def loss(self, model: nn.Module, batch: Any) -> StepResult:
         x, y = batch  # (x, y): the loop's in-memory batches are pairs
@@ -213,7 +233,9 @@ class Supervised(Objective):
             raise DataError("evaluation data has no targets")
         return StepResult(self.loss_fn(out, y), out, y)  # type: ignore[misc]
 
-    def evaluate(self, model: nn.Module, batches: Iterable[Any], prefix: str = "val") -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, batches: Iterable[Any], prefix: str = "val"
+    ) -> dict[str, float]:
         """The loss on all outputs at once (not averaged per batch), and the task's metrics."""
         outs: list[Tensor] = []
         ys: list[Tensor] = []
@@ -228,8 +250,12 @@ class Supervised(Objective):
                 return {}
             out, y = torch.cat(outs), torch.cat(ys)
             res = {f"{prefix}_loss": float(self.loss_fn(out, y))}  # type: ignore[misc]
-            metrics = task_metrics(out, hard_targets(y, self.task or "multiclass"),
-                                   self.task or "multiclass", self.top_k)
+            metrics = task_metrics(
+                out,
+                hard_targets(y, self.task or "multiclass"),
+                self.task or "multiclass",
+                self.top_k,
+            )
         res.update({f"{prefix}_{k}": v for k, v in metrics.items()})
         return res
 
@@ -254,11 +280,17 @@ class UserStep(Objective):
         >>> obj = UserStep(step, task="multiclass")
     """
 
-    def __init__(self, fn: Callable[[nn.Module, Any], Any],
-                 eval_fn: Callable[[nn.Module, Any], Any] | None = None,
-                 task: str | None = None, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        fn: Callable[[nn.Module, Any], Any],
+        eval_fn: Callable[[nn.Module, Any], Any] | None = None,
+        task: str | None = None,
+        top_k: int = 5,
+    ) -> None:
         if not callable(fn):
-            raise ConfigError(f"step must be callable (model, batch) -> loss; got {type(fn).__name__}")
+            raise ConfigError(
+                f"step must be callable (model, batch) -> loss; got {type(fn).__name__}"
+            )
         self.fn, self.eval_fn = fn, eval_fn or fn
         self.task = check_task(task) if task is not None else None
         self.top_k = top_k
@@ -278,21 +310,36 @@ def as_step_result(value: Any) -> StepResult:
         result = StepResult(value)
     elif isinstance(value, Mapping):
         if "loss" not in value:
-            raise ConfigError(f"a training step returned a dict without 'loss' (keys: {sorted(value)})")
+            raise ConfigError(
+                f"a training step returned a dict without 'loss' (keys: {sorted(value)})"
+            )
         result = StepResult(value["loss"], value.get("outputs"), value.get("targets"))
     elif isinstance(value, (tuple, list)) and 1 <= len(value) <= 3:
         result = StepResult(*value)
     else:
-        raise ConfigError("a training step must return the loss tensor, (loss, outputs, targets) or "
-                          f"a dict with 'loss'; got {type(value).__name__}")
+        raise ConfigError(
+            "a training step must return the loss tensor, (loss, outputs, targets) or "
+            f"a dict with 'loss'; got {type(value).__name__}"
+        )
     if not isinstance(result.loss, Tensor) or result.loss.numel() != 1:
-        shape = tuple(result.loss.shape) if isinstance(result.loss, Tensor) else type(result.loss).__name__
+        shape = (
+            tuple(result.loss.shape)
+            if isinstance(result.loss, Tensor)
+            else type(result.loss).__name__
+        )
         raise ConfigError(f"a training step's loss must be a scalar tensor; got {shape}")
     return result
 
 
-def make_objective(step: Any, model: nn.Module, *, loss: Any = "auto", task: str | None = None,
-                   top_k: int = 5, batch_index: Callable[[], int] = lambda: 0) -> Objective:
+def make_objective(
+    step: Any,
+    model: nn.Module,
+    *,
+    loss: Any = "auto",
+    task: str | None = None,
+    top_k: int = 5,
+    batch_index: Callable[[], int] = lambda: 0,
+) -> Objective:
     """The objective for ``Trainer(step=...)``.
 
     ``step`` may be an :class:`Objective`, a callable ``(model, batch) -> loss | (loss, outputs,
@@ -315,7 +362,9 @@ def make_objective(step: Any, model: nn.Module, *, loss: Any = "auto", task: str
     return Supervised(loss, task=task, top_k=top_k)
 
 
-def _method_step(method: Callable[..., Any], batch_index: Callable[[], int]) -> Callable[[nn.Module, Any], Any]:
+def _method_step(
+    method: Callable[..., Any], batch_index: Callable[[], int]
+) -> Callable[[nn.Module, Any], Any]:
     """``model.training_step(batch[, batch_idx])`` as a ``(model, batch)`` step."""
     try:
         takes_index = len(inspect.signature(method).parameters) >= 2

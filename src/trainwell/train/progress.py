@@ -47,8 +47,13 @@ class ProgressBar(Callback):
     def before_epoch(self, trainer: Trainer) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {trainer.epoch}/{trainer.epochs}",
-                        leave=False, file=self.stream or sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=trainer.steps_per_epoch,
+            desc=f"epoch {trainer.epoch}/{trainer.epochs}",
+            leave=False,
+            file=self.stream or sys.stderr,
+            dynamic_ncols=True,
+        )
         self._done = 0
 
     def after_batch(self, trainer: Trainer) -> None:
@@ -57,7 +62,8 @@ class ProgressBar(Callback):
             self._last = now
             self.bar.update(trainer.batch_index + 1 - self._done)
             self._done = trainer.batch_index + 1
-            self.bar.set_postfix(loss=f"{float(trainer.loss.detach()):.4g}", refresh=False)
+            if trainer.loss is not None:
+                self.bar.set_postfix(loss=f"{float(trainer.loss.detach()):.4g}", refresh=False)
 
     def after_epoch(self, trainer: Trainer) -> None:
         if self.bar is not None:
@@ -65,9 +71,10 @@ class ProgressBar(Callback):
             self.bar = None
         print(epoch_line(trainer.history[-1]), file=self.stream or sys.stderr, flush=True)
 
-    def after_fit(self, trainer: Trainer) -> None:
-        if self.bar is not None:
+    def end(self, trainer: Trainer) -> None:
+        if self.bar is not None:  # an error or a stop mid-epoch leaves the bar open
             self.bar.close()
+            self.bar = None
 
 
 def default_progress(quiet: bool = False) -> Callback:

@@ -121,14 +121,27 @@ class Trainer:
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device)
-        self.objective = make_objective(step, self.model, loss=loss, task=task, top_k=top_k,
-                                        batch_index=lambda: self.batch_index)
+        self.objective = make_objective(
+            step,
+            self.model,
+            loss=loss,
+            task=task,
+            top_k=top_k,
+            batch_index=lambda: self.batch_index,
+        )
         self.task: str | None = self.objective.task
         self.schedule_spec = (
-            schedule if isinstance(schedule, ScheduleConfig) else ScheduleConfig(name=schedule or "constant")
+            schedule
+            if isinstance(schedule, ScheduleConfig)
+            else ScheduleConfig(name=schedule or "constant")
         )
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
-        self.shuffle, self.grad_clip, self.top_k, self.num_workers = shuffle, grad_clip, top_k, num_workers
+        self.shuffle, self.grad_clip, self.top_k, self.num_workers = (
+            shuffle,
+            grad_clip,
+            top_k,
+            num_workers,
+        )
         self.precision = precision
         es = early_stopping or EarlyStoppingConfig(patience=None)
         self.early_stopping = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta)
@@ -160,23 +173,38 @@ class Trainer:
         # built here, before fit: the first optimizer of a process imports torch._dynamo (~1 s)
         self.penalty = make_penalty(penalty, self.model)
         self.optimizer: torch.optim.Optimizer = (
-            optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(optimizer, self.model)
+            optimizer
+            if isinstance(optimizer, torch.optim.Optimizer)
+            else make_optimizer(optimizer, self.model)
         )
         self.schedule: LRSchedule | None = None
         self._best_state: dict[str, Tensor] | None = None
         self._data_generators: list[torch.Generator] = []
 
     @classmethod
-    def from_config(cls, model: nn.Module, cfg: TrainConfig, *, task: str, seed: int,
-                    **kwargs: Any) -> Trainer:
+    def from_config(
+        cls, model: nn.Module, cfg: TrainConfig, *, task: str, seed: int, **kwargs: Any
+    ) -> Trainer:
         """A trainer for the ``[train]`` section ``cfg``."""
         kwargs.setdefault("device", cfg.device)
         return cls(
-            model, loss=cfg.loss, task=task, optimizer=cfg.optimizer, schedule=cfg.schedule,
-            penalty=cfg.penalty, epochs=cfg.epochs, batch_size=cfg.batch_size,
-            eval_batch_size=cfg.eval_batch_size, shuffle=cfg.shuffle,
-            early_stopping=cfg.early_stopping, grad_clip=cfg.grad_clip, precision=cfg.precision,
-            top_k=cfg.top_k, seed=seed, num_workers=cfg.num_workers, **kwargs,
+            model,
+            loss=cfg.loss,
+            task=task,
+            optimizer=cfg.optimizer,
+            schedule=cfg.schedule,
+            penalty=cfg.penalty,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            eval_batch_size=cfg.eval_batch_size,
+            shuffle=cfg.shuffle,
+            early_stopping=cfg.early_stopping,
+            grad_clip=cfg.grad_clip,
+            precision=cfg.precision,
+            top_k=cfg.top_k,
+            seed=seed,
+            num_workers=cfg.num_workers,
+            **kwargs,
         )
 
     # ------------------------------------------------------------------ the loop
@@ -192,8 +220,9 @@ class Trainer:
         Raises:
             DivergenceError: the loss became NaN or inf (the best snapshot is restored first).
         """
-        batches = as_batches(train, self.batch_size, self.shuffle, self.generator, self.device,
-                             self.num_workers)
+        batches = as_batches(
+            train, self.batch_size, self.shuffle, self.generator, self.device, self.num_workers
+        )
         val_data = as_batches(val, self.eval_batch_size, False, None, self.device, self.num_workers)
         self._setup(batches, val_data is not None and len(val_data) > 0)
         # a user's DataLoader may shuffle from its own generator; the trainer's is saved anyway
@@ -217,8 +246,13 @@ class Trainer:
             writer.wait()
             self.save_checkpoint()
             self.restore_best()
-            self.outcome = ("stopped_early" if self.stopped_early
-                            else "stopped" if self.stop_training else "completed")
+            self.outcome = (
+                "stopped_early"
+                if self.stopped_early
+                else "stopped"
+                if self.stop_training
+                else "completed"
+            )
             events("after_fit", self)
         except BaseException as exc:
             self.error = exc
@@ -228,8 +262,17 @@ class Trainer:
             events.end(self)  # always: after a normal end, an early stop, a divergence, an error
         return self
 
-    def _loop(self, batches: Any, val_data: Any, events: Events, autocast: Any, scaler: Any,
-              params: list[Tensor], start: float, writer: CheckpointWriter) -> None:
+    def _loop(
+        self,
+        batches: Any,
+        val_data: Any,
+        events: Events,
+        autocast: Any,
+        scaler: Any,
+        params: list[Tensor],
+        start: float,
+        writer: CheckpointWriter,
+    ) -> None:
         model, opt, sched, step = self.model, self.optimizer, self.schedule, self.objective.loss
         assert sched is not None
         while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
@@ -256,7 +299,9 @@ class Trainer:
                     nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)  # clip
                 scaler.step(opt)  # update the weights
                 scaler.update()
-                for p in params:  # drop the gradients (zero_grad(set_to_none=True), minus its profiler hooks)
+                for p in (
+                    params
+                ):  # drop the gradients (zero_grad(set_to_none=True), minus its profiler hooks)
                     p.grad = None
                 sched.step()  # LR of the next update
                 self.step += 1
@@ -267,12 +312,16 @@ class Trainer:
                 if len(losses) % _CHECK_EVERY == 0:
                     self._check_finite(losses[-_CHECK_EVERY:], self.step - _CHECK_EVERY)
                 events("after_batch", self)
-            self._check_finite(losses[-(len(losses) % _CHECK_EVERY or _CHECK_EVERY):],
-                               self.step - (len(losses) % _CHECK_EVERY or _CHECK_EVERY))
+            self._check_finite(
+                losses[-(len(losses) % _CHECK_EVERY or _CHECK_EVERY) :],
+                self.step - (len(losses) % _CHECK_EVERY or _CHECK_EVERY),
+            )
             # the epoch's record: mean train loss, val loss and metrics, LR, times
             record: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "lr": self.lr}
             weights = torch.tensor(sizes, dtype=torch.float64, device=losses[0].device)
-            record["train_loss"] = float((torch.stack(losses).double() * weights).sum() / weights.sum())
+            record["train_loss"] = float(
+                (torch.stack(losses).double() * weights).sum() / weights.sum()
+            )
             if val_data is not None:
                 record.update(self.evaluate(val_data, prefix="val"))
             self.elapsed = time.perf_counter() - start
@@ -289,9 +338,15 @@ class Trainer:
             writer.wait()  # the previous checkpoint, written during this epoch, is on disk now
             events("after_epoch", self)
             last = self.epoch >= self.epochs or self.stopped_early or self.stop_training
-            if (self.checkpoint_dir is not None and self.checkpoint_every
-                    and self.epoch % self.checkpoint_every == 0 and not last):
-                writer.submit(self.checkpoint_dir, self.state_dict())  # the last one: after the loop
+            if (
+                self.checkpoint_dir is not None
+                and self.checkpoint_every
+                and self.epoch % self.checkpoint_every == 0
+                and not last
+            ):
+                writer.submit(
+                    self.checkpoint_dir, self.state_dict()
+                )  # the last one: after the loop
 
     # ------------------------------------------------------------------ pieces of the loop
 
@@ -306,7 +361,7 @@ class Trainer:
         self.lr = self.schedule.lr
 
     def _check_metric_names(self, has_val: bool) -> None:
-        """Refuse, before training, an early-stopping or plateau metric that will never be logged."""
+        """Refuse, before training, an early-stopping or plateau metric that is never logged."""
         logged = ["train_loss", "lr"] + (self.objective.metric_names("val") if has_val else [])
         wanted = [("train.early_stopping.metric", self.early_stopping.metric)]
         if self.schedule_spec.name == "plateau":
@@ -314,16 +369,24 @@ class Trainer:
         for field, name in wanted:
             if not has_val and name.startswith("val_"):
                 level = logging.DEBUG if self.early_stopping.patience is None else logging.WARNING
-                logger.log(level, "%s is %r but there is no validation data; using train_loss", field, name)
+                logger.log(
+                    level, "%s is %r but there is no validation data; using train_loss", field, name
+                )
                 if field.startswith("train.early_stopping"):
                     es = self.early_stopping
-                    self.early_stopping = EarlyStopping("train_loss", "min", es.patience, es.min_delta)
+                    self.early_stopping = EarlyStopping(
+                        "train_loss", "min", es.patience, es.min_delta
+                    )
                 else:
-                    self.schedule_spec = self.schedule_spec.model_copy(update={"metric": "train_loss"})
+                    self.schedule_spec = self.schedule_spec.model_copy(
+                        update={"metric": "train_loss"}
+                    )
                 continue
             if name in logged:
                 continue
-            raise ConfigError(f"{field} {name!r} is not logged for this task; logged: {', '.join(logged)}")
+            raise ConfigError(
+                f"{field} {name!r} is not logged for this task; logged: {', '.join(logged)}"
+            )
 
     def _check_finite(self, losses: list[Tensor], first_step: int) -> None:
         """Stop at once on a NaN / inf loss, naming the step and LR (one sync)."""
@@ -338,12 +401,16 @@ class Trainer:
         self.diverged = True
         self.restore_best()
         raise DivergenceError(
-            f"the loss became {float(stacked[bad])} at step {step} (epoch {self.epoch}, lr {lr:.3g}); "
+            f"the loss became {float(stacked[bad])} at step {step} "
+            f"(epoch {self.epoch}, lr {lr:.3g}); "
             "likely causes: the learning rate is too high (lower train.optimizer.lr or add "
             "train.schedule.warmup), a bad initialization (model.init), or unscaled inputs "
             "(add 'standardize' to data.preprocess). "
-            + (f"The best snapshot (epoch {self.best_epoch}) was restored." if self.best_epoch
-               else "No epoch finished, so there is no snapshot to keep.")
+            + (
+                f"The best snapshot (epoch {self.best_epoch}) was restored."
+                if self.best_epoch
+                else "No epoch finished, so there is no snapshot to keep."
+            )
         )
 
     def _snapshot(self) -> None:
@@ -360,10 +427,6 @@ class Trainer:
         """Load the best snapshot into the model (no-op before the first epoch)."""
         if self._best_state is not None:
             self.model.load_state_dict(self._best_state)
-
-    @property
-    def best_state(self) -> dict[str, Tensor] | None:
-        return self._best_state
 
     # ------------------------------------------------------------------ evaluation
 
@@ -401,11 +464,17 @@ class Trainer:
         """Everything exact resume needs."""
         assert self.optimizer is not None and self.schedule is not None
         return {
-            "epoch": self.epoch, "step": self.step, "elapsed": self.elapsed,
-            "best_epoch": self.best_epoch, "stopped_early": self.stopped_early,
-            "model": self.model.state_dict(), "best": self._best_state,
-            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-            "early_stopping": self.early_stopping.state_dict(), "history": self.history,
+            "epoch": self.epoch,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "model": self.model.state_dict(),
+            "best": self._best_state,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "early_stopping": self.early_stopping.state_dict(),
+            "history": self.history,
             "rng": rng_state(self.generator),
             "data_rng": [g.get_state() for g in self._data_generators],
         }
@@ -428,8 +497,10 @@ class Trainer:
         if len(saved) != len(self._data_generators):
             raise ConfigError(
                 f"the checkpoint holds the state of {len(saved)} DataLoader generator(s) but the "
-                f"training data has {len(self._data_generators)}: resume with the same kind of loader")
-        for g, g_state in zip(self._data_generators, saved):
+                f"training data has {len(self._data_generators)}: resume with the same kind of "
+                "loader"
+            )
+        for g, g_state in zip(self._data_generators, saved, strict=True):
             g.set_state(g_state)
 
     def save_checkpoint(self, directory: str | Path | None = None) -> Path | None:
