@@ -33,8 +33,12 @@ def _split(X: np.ndarray, y: np.ndarray, scale: bool = True, seed: int = 0):
     if scale:
         sc = StandardScaler().fit(Xa)
         Xa, Xb = sc.transform(Xa), sc.transform(Xb)
-    t = lambda a: torch.tensor(a, dtype=torch.float32)
-    lab = (lambda a: torch.tensor(a, dtype=torch.long)) if y.dtype.kind in "iu" else t
+    def t(a):
+        return torch.tensor(a, dtype=torch.float32)
+
+    def lab(a):
+        return torch.tensor(a, dtype=torch.long) if y.dtype.kind in "iu" else t(a)
+
     return (t(Xa), lab(ya)), (t(Xb), lab(yb))
 
 
@@ -157,7 +161,10 @@ def dropout_099():
 
 def target_leak():
     (Xa, ya), (Xb, yb) = cancer()
-    leak = lambda X, y: torch.cat([X, (y.float()[:, None] - 0.5) * 2], 1)
+
+    def leak(X, y):
+        return torch.cat([X, (y.float()[:, None] - 0.5) * 2], 1)
+
     return init_(mlp(31, 1, hidden=(64, 64)), "kaiming"), {
         "data": (leak(Xa, ya), ya),
         "test": (leak(Xb, yb), yb),
@@ -217,7 +224,10 @@ def healthy_diabetes_regression():
 
 def healthy_digits_cnn():
     (Xa, ya), (Xb, yb) = digits()
-    img = lambda X: X.reshape(-1, 1, 8, 8)
+
+    def img(X):
+        return X.reshape(-1, 1, 8, 8)
+
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1),

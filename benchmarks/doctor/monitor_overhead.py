@@ -38,7 +38,8 @@ def main() -> None:
     for every, secs in best.items():
         extra = f" (+{(secs / best[None] - 1):.0%})" if every else ""
         print(
-            f"monitor every {every or '-':>4}: {secs:.3f}s for 10 epochs of 24 steps, best of 3{extra}"
+            f"monitor every {every or '-':>4}: {secs:.3f}s for 10 epochs of 24 steps, "
+            f"best of 3{extra}"
         )
 
 

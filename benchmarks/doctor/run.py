@@ -57,14 +57,16 @@ def main() -> int:
         rows.append((case, named, report.status, ok, secs))
     w = max(len(c.name) for c, *_ in rows)
     print(
-        f"{'setup':<{w}}  {'planted problem':<50} {'status':<6} {'named by the doctor (worst status)':<50} right  secs"
+        f"{'setup':<{w}}  {'planted problem':<50} {'status':<6} "
+        f"{'named by the doctor (worst status)':<50} right  secs"
     )
     for case, named, status, ok, secs in rows:
         shown = (
             ", ".join(named[:3]) + (f" +{len(named) - 3}" if len(named) > 3 else "") or "(nothing)"
         )
         print(
-            f"{case.name:<{w}}  {case.planted:<50} {status:<6} {shown:<50} {'yes' if ok else 'NO':<5} {secs:5.1f}"
+            f"{case.name:<{w}}  {case.planted:<50} {status:<6} {shown:<50} "
+            f"{'yes' if ok else 'NO':<5} {secs:5.1f}"
         )
     planted = [r for r in rows if r[0].expect is not None]
     healthy = [r for r in rows if r[0].expect is None]
@@ -72,7 +74,8 @@ def main() -> int:
     clean = sum(r[3] for r in healthy)
     print(
         f"\nplanted bugs diagnosed: {right}/{len(planted)}"
-        f" ({right / max(len(planted), 1):.0%}); healthy setups without a failing check: {clean}/{len(healthy)}"
+        f" ({right / max(len(planted), 1):.0%}); healthy setups without a failing check: "
+        f"{clean}/{len(healthy)}"
     )
     return 0 if right >= 0.9 * len(planted) and clean == len(healthy) else 1
 

@@ -278,13 +278,8 @@ def _train(
                 prepared.val if _split_len(prepared.val) else None,
                 resume=ckpt if resuming else None,
             )
-        except DivergenceError as exc:
+        except DivergenceError as exc:  # the callbacks finished in the trainer's `end` event
             status, diverged = "diverged", exc
-            for cb in own:  # after_fit does not run after a divergence
-                if hasattr(cb, "finish"):
-                    cb.finish(trainer)
-                elif hasattr(cb, "after_fit"):
-                    cb.after_fit(trainer)
     except BaseException as exc:
         meta = read_json(run_dir / "meta.json")
         # a run stopped on purpose (a trial the tuner pruned) is not a failure

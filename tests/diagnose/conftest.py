@@ -44,5 +44,6 @@ def _make_mlp(
 
 @pytest.fixture
 def make_mlp():
-    """The MLP builder: make_mlp(d_in=64, d_out=10, hidden=(64, 64), act=nn.ReLU, dropout=0, init=...)."""
+    """The MLP builder: make_mlp(d_in=64, d_out=10, hidden=(64, 64), act=nn.ReLU, dropout=0,
+    init=...)."""
     return _make_mlp

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from trainwell.cli import main
 from trainwell.config import load_config
+from trainwell.diagnose.from_config import default_out_dir
+from trainwell.errors import RunError
+from trainwell.runs import default_run_name
 
 FAST = [
     "--set",
@@ -67,7 +71,7 @@ def test_bad_override_exits_2(runs_dir, capsys):
     assert main(["doctor", cfg, "--set", "doctor.checks=['overfitt']"]) == 2
     assert "did you mean 'overfit'" in capsys.readouterr().err
     assert main(["doctor", cfg, "--set", "doctor.lr_max=1e-7"]) == 2
-    assert "doctor.lr_max must be greater" in capsys.readouterr().err
+    assert "doctor.lr_max: must be greater than doctor.lr_min" in capsys.readouterr().err
 
 
 def test_apply_without_the_lr_check_is_refused_before_running(runs_dir, capsys):
@@ -76,3 +80,27 @@ def test_apply_without_the_lr_check_is_refused_before_running(runs_dir, capsys):
     assert main(args) == 2
     assert "needs the 'lr' check" in capsys.readouterr().err
     assert not (runs_dir / "iris-mlp-doctor").exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "expected"),
+    [
+        ("builtin:iris", None, "iris-mlp-doctor"),
+        ("csv:data\\houses.csv", None, "houses-mlp-doctor"),  # a Windows path: the file's stem
+        ("builtin:iris", "mine", "mine-doctor"),
+    ],
+)
+def test_the_default_out_dir_is_the_run_name_with_a_doctor_suffix(source, name, expected):
+    raw = {"data": {"source": source}, "runs_dir": "somewhere"}
+    if name:
+        raw["name"] = name
+    cfg = load_config(raw)
+    assert default_out_dir(cfg) == Path("somewhere") / expected
+    if name is None:
+        assert expected == default_run_name(source, cfg.model.arch) + "-doctor"
+
+
+def test_a_run_name_train_would_refuse_is_refused_for_the_doctor_too():
+    cfg = load_config({"data": {"source": "builtin:iris"}, "name": "../elsewhere"})
+    with pytest.raises(RunError, match="run name '../elsewhere' is not allowed"):
+        default_out_dir(cfg)

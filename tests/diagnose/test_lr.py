@@ -32,7 +32,7 @@ def test_range_test_diverges_just_above_the_critical_lr_of_gd():
     # step from a tiny residual, so the smoothed loss crosses 4x its minimum a few steps later
     assert critical <= res.diverge_lr <= 5 * critical
     assert res.suggested_lr < critical
-    assert res.lrs[0] == 1e-5 and all(b > a for a, b in zip(res.lrs, res.lrs[1:]))
+    assert res.lrs[0] == 1e-5 and all(b > a for a, b in zip(res.lrs, res.lrs[1:], strict=False))
 
 
 def test_coarse_probe_flags_divergence_above_the_critical_lr():

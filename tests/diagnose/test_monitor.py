@@ -93,6 +93,20 @@ def test_divergence_names_step_and_first_layer(digits, make_mlp):
     assert v.status == "fail" and v.evidence["verdict"] == "diverged" and "step 1" in v.detail
 
 
+def test_the_verdict_is_written_at_the_end_event_after_a_divergence(tmp_path, digits, make_mlp):
+    X, y = digits
+    model = make_mlp()
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    mon = TrainingMonitor(tmp_path, every=100)
+    with pytest.raises(DivergenceError):  # no after_fit; nobody calls mon.finish by hand
+        Trainer(model, epochs=1, batch_size=100, seed=0, callbacks=[mon]).fit((X, y))
+    doc = json.loads((tmp_path / "doctor.json").read_text())
+    (verdict,) = [f for f in doc["findings"] if f["check"] == "curves.verdict"]
+    assert verdict["status"] == "fail" and verdict["evidence"]["verdict"] == "diverged"
+    assert not model[0]._forward_hooks  # the hooks are gone too
+
+
 def test_layer_map_pairs_weighted_layers_with_their_activation():
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2)

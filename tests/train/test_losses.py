@@ -11,12 +11,15 @@ import torch.nn.functional as F
 from trainwell.errors import ConfigError
 from trainwell.train.config import PenaltyConfig, TrainConfig, check_loss_for_task
 from trainwell.train.losses import (
+    LOSSES,
     bce_loss,
+    chance_loss,
     cross_entropy_loss,
     hinge_loss,
     huber_loss,
     l1_loss,
     l2_loss,
+    list_losses,
     make_loss,
 )
 from trainwell.train.penalties import (
@@ -158,3 +161,31 @@ def test_loss_fit_checks_and_auto():
     with pytest.raises(Exception, match="did you mean 'hinge'"):
         TrainConfig.model_validate({"loss": "hinje"})
     assert make_loss("svm", "multiclass")(SCORES, LABELS).item() == pytest.approx(5.2667, abs=1e-3)
+
+
+def test_an_unknown_loss_name_is_a_config_error_naming_the_field():
+    with pytest.raises(
+        ConfigError, match=r"train\.loss: .*unknown loss 'hnige'; did you mean 'hinge'"
+    ):
+        make_loss("hnige", "multiclass")
+    with pytest.raises(ConfigError, match=r"train\.loss: margin"):
+        make_loss({"name": "hinge", "margin": -1}, "multiclass")
+
+
+@pytest.mark.parametrize("name", list_losses())
+def test_every_registered_loss_builds_fits_its_tasks_and_knows_its_chance_value(name):
+    spec = LOSSES.get(name)
+    for task in spec.tasks:
+        n_out = 1 if spec.outputs == "one" else 3
+        fn = make_loss(name, task, n_out)
+        y = {
+            "multiclass": torch.tensor([0, 1, 2, 1]),
+            "binary": torch.tensor([0, 1, 1, 0]),
+            "regression": torch.randn(4, n_out),
+        }[task]
+        zeros = torch.zeros(4, n_out)
+        value = fn(zeros, y)
+        assert torch.isfinite(value) and value.ndim == 0
+        # the chance value is the loss of all-zero outputs (lecture 003: "all s ~ 0 at init")
+        expected = chance_loss(name, task, 3 if task == "multiclass" else 2, y)
+        assert expected == pytest.approx(float(value), rel=1e-6)

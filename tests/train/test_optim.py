@@ -6,8 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from trainwell.train.config import OptimizerConfig
-from trainwell.train.optim import list_optimizers, make_optimizer
+from trainwell.errors import ConfigError
+from trainwell.train.config import OPTIMIZER_NAMES, OPTIMIZER_TABLE, OptimizerConfig
+from trainwell.train.optim import (
+    list_optimizers,
+    make_optimizer,
+    optimizer_class,
+    optimizer_config,
+)
 
 
 def _problem():
@@ -73,7 +79,8 @@ def test_adamw_decay_is_decoupled_from_l2_penalty():
 def test_optimizer_config_errors_name_field_and_allowed():
     with pytest.raises(Exception, match="did you mean 'adam'"):
         OptimizerConfig(name="adma")
-    with pytest.raises(Exception, match=r"train.optimizer.momentum does not apply to 'adam', which takes: betas, eps, lr, weight_decay"):
+    msg = "momentum does not apply to 'adam', which takes: betas, eps, lr, weight_decay"
+    with pytest.raises(Exception, match=msg):
         OptimizerConfig(name="adam", momentum=0.9)
     with pytest.raises(Exception, match="betas must be two floats"):
         OptimizerConfig(name="adam", betas=(0.9, 1.0))
@@ -92,7 +99,8 @@ def test_trainwell_optimizers_step_exactly_as_torch_and_share_its_state_dict(nam
     ours = make_optimizer({"name": name, "lr": 0.03, "fused": fused}, ours_model)
     assert type(ours).__module__ == "trainwell.train.optim"  # torch's class, with _Eager mixed in
     torch_cls = next(c for c in type(ours).__mro__ if c.__module__.startswith("torch.optim."))
-    kwargs = {k: v for k, v in ours.defaults.items() if k in torch_cls.__init__.__code__.co_varnames}
+    takes = torch_cls.__init__.__code__.co_varnames
+    kwargs = {k: v for k, v in ours.defaults.items() if k in takes}
     ref = torch_cls(ref_model.parameters(), **kwargs)
     for _ in range(6):
         for model, opt in ((ours_model, ours), (ref_model, ref)):
@@ -123,7 +131,8 @@ def test_training_with_trainwell_optimizers_does_not_import_dynamo():
         for name in ("adam", "nesterov", "rmsprop", "adagrad", "adamw"):
             opt = make_optimizer(name, model)
             LRSchedule(opt, "onecycle", 2, 2)
-            nn.functional.cross_entropy(model(torch.randn(4, 3)), torch.tensor([0, 1, 0, 1])).backward()
+            y = torch.tensor([0, 1, 0, 1])
+            nn.functional.cross_entropy(model(torch.randn(4, 3)), y).backward()
             opt.step()
             opt.zero_grad()
             opt.load_state_dict(opt.state_dict())
@@ -153,3 +162,23 @@ def test_grad_scaler_drives_the_fused_optimizer_as_it_drives_torchs():
     assert scalers[0].get_scale() == scalers[1].get_scale() == 512.0  # the overflow halved it
     for a, b in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES.names(aliases=True))
+def test_every_optimizer_name_and_alias_builds_its_registered_torch_class(name):
+    canonical = OPTIMIZER_NAMES.canonical(name)
+    torch_name, defaults = OPTIMIZER_TABLE[canonical]
+    opt = make_optimizer(name, nn.Linear(2, 1))
+    assert isinstance(opt, getattr(torch.optim, torch_name))
+    assert type(opt) is optimizer_class(canonical)
+    group = opt.param_groups[0]
+    assert {k: group[k] for k in defaults} == defaults  # the lectures' defaults (lecture 002)
+
+
+def test_make_optimizer_refuses_bad_specs_with_a_config_error():
+    m = nn.Linear(2, 1)
+    with pytest.raises(ConfigError, match="invalid train.optimizer:(?s:.*)did you mean 'adam'"):
+        make_optimizer("adma", m)
+    with pytest.raises(ConfigError, match="momentum does not apply to 'adam'"):
+        make_optimizer({"name": "adam", "momentum": 0.9}, m)
+    assert optimizer_config("sgd_nesterov") == OptimizerConfig(name="nesterov")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
 
 from trainwell.errors import ConfigError
-from trainwell.train.config import ScheduleConfig
-from trainwell.train.schedules import LRSchedule
+from trainwell.tasks import metric_mode
+from trainwell.train.config import SCHEDULE_NAMES, ScheduleConfig
+from trainwell.train.early_stopping import EarlyStopping
+from trainwell.train.schedules import SCHEDULES, LRSchedule, list_schedules
 
 LR0 = 0.5
 SPE = 10  # steps per epoch
@@ -60,8 +63,9 @@ def test_cosine_and_linear_over_the_run():
     lin = run_schedule({"name": "linear"}, total)
     for step in (0, 250, 500, 999):
         t = step / SPE
-        assert cos[step] == pytest.approx(0.5 * LR0 * (1 + math.cos(t * math.pi / EPOCHS)))  # lecture 002
-        assert lin[step] == pytest.approx(LR0 * (1 - t / EPOCHS))  # lecture 002
+        # lecture 002
+        assert cos[step] == pytest.approx(0.5 * LR0 * (1 + math.cos(t * math.pi / EPOCHS)))
+        assert lin[step] == pytest.approx(LR0 * (1 - t / EPOCHS))
     assert cos[500] == pytest.approx(LR0 / 2)
 
 
@@ -89,7 +93,8 @@ def test_warmup_in_steps_before_step_decay():
 
 def test_reduce_on_plateau_after_patience():
     values = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9]
-    lrs = run_schedule({"name": "plateau", "patience": 2, "factor": 0.5}, 6 * SPE, metric_values=values)
+    cfg = {"name": "plateau", "patience": 2, "factor": 0.5}
+    lrs = run_schedule(cfg, 6 * SPE, metric_values=values)
     # epoch 2 is best; epochs 3 and 4 are bad (patience 2); epoch 5 is the third bad one -> halve
     assert lrs[5 * SPE - 1] == pytest.approx(LR0)
     assert lrs[5 * SPE] == pytest.approx(LR0 * 0.5)
@@ -99,7 +104,9 @@ def test_one_cycle_matches_torch():
     lrs = run_schedule({"name": "onecycle"}, 10 * SPE, epochs=10)
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=LR0)
-    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR0, total_steps=100, pct_start=0.3, cycle_momentum=False)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=LR0, total_steps=100, pct_start=0.3, cycle_momentum=False
+    )
     expected = []
     for _ in range(100):
         expected.append(opt.param_groups[0]["lr"])
@@ -140,5 +147,77 @@ def test_plateau_on_unlogged_metric_is_refused():
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=LR0)
     s = LRSchedule(opt, ScheduleConfig(name="plateau", metric="val_acc"), SPE, 2)
-    with pytest.raises(ConfigError, match="train.schedule.metric 'val_acc' is not logged; logged: train_loss"):
+    msg = "train.schedule.metric 'val_acc' is not logged; logged: train_loss"
+    with pytest.raises(ConfigError, match=msg):
         s.epoch_end({"train_loss": 1.0})
+
+
+# ---------------------------------------------------------------------------- conformance
+
+
+def test_every_schedule_name_is_registered_once():
+    assert SCHEDULES.names() == list_schedules() == SCHEDULE_NAMES.names()
+    for alias in SCHEDULE_NAMES.names(aliases=True):
+        assert SCHEDULES.get(SCHEDULE_NAMES.canonical(alias)).name in list_schedules()
+
+
+def _conformance_cfg(name: str) -> ScheduleConfig:
+    extra = {"milestones": [1.0]} if name == "step" else {}
+    return ScheduleConfig(name=name, metric="train_loss", patience=0, **extra)
+
+
+@pytest.mark.parametrize("name", list_schedules())
+def test_each_schedule_sets_finite_positive_lrs_and_resumes_exactly(name):
+    cfg = _conformance_cfg(name)
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=LR0)
+    sched = LRSchedule(opt, cfg, SPE, 3)
+    lrs = []
+    for s in range(3 * SPE):
+        lr = opt.param_groups[0]["lr"]
+        assert math.isfinite(lr) and 0 < lr <= LR0 + 1e-12
+        assert sched.lr_at(s) == pytest.approx(lr)  # what the trainer reports at a divergence
+        lrs.append(lr)
+        opt.step()
+        sched.step()
+        if (s + 1) % SPE == 0:
+            sched.epoch_end({"train_loss": 1.0})  # a plateau from the first epoch on
+            if s + 1 == SPE:  # a checkpoint: the optimizer's state and the schedule's
+                saved = copy.deepcopy((opt.state_dict(), sched.state_dict()))
+    # resumed from the checkpoint after epoch 1, the run continues with the same LRs
+    opt2 = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR0)
+    again = LRSchedule(opt2, cfg, SPE, 3)
+    opt2.load_state_dict(saved[0])
+    again.load_state_dict(saved[1])
+    resumed = []
+    for s in range(SPE, 3 * SPE):
+        resumed.append(opt2.param_groups[0]["lr"])
+        opt2.step()
+        again.step()
+        if (s + 1) % SPE == 0:
+            again.epoch_end({"train_loss": 1.0})
+    assert resumed == pytest.approx(lrs[SPE:])
+    if name not in ("constant", "plateau"):
+        assert len(set(lrs)) > 1  # the schedule does change the LR
+
+
+@pytest.mark.parametrize(
+    ("metric", "mode"),
+    [("val_loss", "min"), ("val_accuracy", "max"), ("val_auc", "max"), ("val_f1", "max"),
+     ("val_r2", "max"), ("train_loss", "min"), ("val_top5_accuracy", "max")],
+)
+def test_plateau_and_early_stopping_share_the_metric_direction(metric, mode):
+    assert metric_mode(metric) == mode
+    assert EarlyStopping(metric).mode == mode
+    # rising values are improvements for a "max" metric and a plateau for a "min" one
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=LR0)
+    sched = LRSchedule(opt, ScheduleConfig(name="plateau", metric=metric, patience=0), SPE, 5)
+    for value in (0.5, 0.6, 0.7):
+        sched.epoch_end({metric: value})
+    assert (opt.param_groups[0]["lr"] == LR0) == (mode == "max")
+
+
+def test_early_stopping_refuses_an_unknown_mode():
+    with pytest.raises(ConfigError, match="mode must be one of auto, min, max; got 'up'"):
+        EarlyStopping("val_loss", mode="up")

@@ -38,9 +38,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q = labsub.add_parser(
         "init-stats",
         help="lecture 001: activation statistics of a deep net under five inits",
-        description="Lecture 001's experiment: a batch of unit-Gaussian inputs through DEPTH layers "
-        "of width WIDTH under tanh/0.01, tanh/0.05, tanh/Xavier, ReLU/Xavier and ReLU/Kaiming; prints "
-        "per-layer mean and std and writes the histograms.",
+        description="Lecture 001's experiment: a batch of unit-Gaussian inputs through DEPTH "
+        "layers of width WIDTH under tanh/0.01, tanh/0.05, tanh/Xavier, ReLU/Xavier and "
+        "ReLU/Kaiming; prints per-layer mean and std and writes the histograms.",
     )
     q.add_argument("--width", type=int, default=4096)
     q.add_argument("--depth", type=int, default=6)
@@ -59,9 +59,8 @@ def _doctor(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    from trainwell.cli import load_config_from_args
+    from trainwell.cli import import_libraries, load_config_from_args
     from trainwell.diagnose.from_config import apply_suggestion, default_out_dir, doctor_from_config
-
     from trainwell.errors import ConfigError
 
     cfg = load_config_from_args(args)
@@ -71,6 +70,7 @@ def _doctor(args: argparse.Namespace) -> int:
             f"{cfg.doctor.checks} (add 'lr')"
         )
     out = args.out or default_out_dir(cfg)
+    import_libraries("matplotlib.figure")
     t0 = time.perf_counter()
     logging.getLogger("trainwell").info("running the doctor on %s", args.config)
     report = doctor_from_config(cfg, gradcheck=args.gradcheck, out_dir=out)

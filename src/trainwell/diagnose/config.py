@@ -80,6 +80,7 @@ class DoctorConfig(Section):
     def _lr_range(self) -> DoctorConfig:
         if self.lr_max <= self.lr_min:
             raise ValueError(
-                f"doctor.lr_max must be greater than doctor.lr_min ({self.lr_min}); got {self.lr_max}"
+                f"doctor.lr_max must be greater than doctor.lr_min ({self.lr_min}); "
+                f"got {self.lr_max}"
             )
         return self

@@ -60,9 +60,9 @@ def verdict(
         >>> verdict(hist, initial_loss=2.3).evidence["verdict"]
         'good_fit'
     """
-    train = [r.get("train_loss") for r in history]
-    val = [r.get("val_loss") for r in history if "val_loss" in r]
-    if divergence or any(not _finite(v) for v in train + val):
+    raw_train: list[Any] = [r.get("train_loss") for r in history]
+    raw_val: list[Any] = [r.get("val_loss") for r in history if "val_loss" in r]
+    if divergence or any(not _finite(v) for v in raw_train + raw_val):
         step = (divergence or {}).get("step")
         first = (divergence or {}).get("first_layer")
         bad_epoch = next(
@@ -93,11 +93,13 @@ def verdict(
             {"verdict": "diverged", "epoch": bad_epoch, **(divergence or {})},
             DIVERGE,
         )
+    train = [float(v) for v in raw_train]  # finite numbers from here on
+    val = [float(v) for v in raw_val]
     if not train:
         return Finding(
             "curves.verdict", "warn", "no finished epoch to judge", "", {"verdict": "none"}
         )
-    start = initial_loss if _finite(initial_loss) else train[0]
+    start = train[0] if initial_loss is None or not _finite(initial_loss) else float(initial_loss)
     end = train[-1]
     ev: dict[str, Any] = {"initial_loss": start, "final_train_loss": end, "epochs": len(train)}
     if val:

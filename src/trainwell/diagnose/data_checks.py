@@ -37,7 +37,8 @@ def check_finite(p: Problem) -> Finding:
             f"{bad_x} non-finite input values and {bad_y} non-finite targets.",
             {"nonfinite_X": bad_x, "nonfinite_y": bad_y},
             [
-                "impute missing values (e.g. preprocess = ['impute', 'standardize']) or drop the rows"
+                "impute missing values (e.g. preprocess = ['impute', 'standardize']) or drop the "
+                "rows"
             ],
         )
     return Finding("data.finite", "pass", "no NaN or inf in inputs and targets")
@@ -271,8 +272,8 @@ def check_signal(p: Problem, seed: int = 0) -> Finding:
         margin = max(0.03, 3 * math.sqrt(chance * (1 - chance) / len(yb)))
         ev = {"heldout_accuracy": best, "chance": chance, "margin": margin, "n": n}
         detail = (
-            f"best held-out accuracy of k-NN and logistic regression on the training rows: {best:.3f}, "
-            f"chance (majority class) {chance:.3f}."
+            "best held-out accuracy of k-NN and logistic regression on the training rows: "
+            f"{best:.3f}, chance (majority class) {chance:.3f}."
         )
         status = "fail" if best <= chance + margin else "pass"
     if status == "fail":

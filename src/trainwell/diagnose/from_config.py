@@ -1,45 +1,60 @@
-"""The doctor on a whole experiment config: prepare the data, build the model, run the checks."""
+"""The doctor on a whole experiment config: prepare the data, build the model, run the checks.
+
+The experiment config (:class:`trainwell.config.Config`) is composed of every package's section,
+this one's ``[doctor]`` included; it is read here through what the doctor needs of it
+(:class:`Experiment`), so that this package does not import the root config back.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from trainwell.diagnose.config import DoctorConfig
 from trainwell.diagnose.recipe import doctor
 from trainwell.diagnose.report import DoctorReport
 from trainwell.errors import ConfigError
 
 if TYPE_CHECKING:
-    from trainwell.config import Config
+    from pydantic import BaseModel
+
+    from trainwell.data.config import DataConfig
+    from trainwell.nn.config import ModelConfig
+    from trainwell.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-# train.loss canonical names -> the doctor's names
-_LOSS = {
-    "auto": None,
-    "l1": "l1",
-    "l2": "mse",
-    "huber": "huber",
-    "bce": "bce",
-    "cross_entropy": "cross_entropy",
-    "hinge": "hinge",
-}
+
+class Experiment(Protocol):
+    """What the doctor reads of an experiment config (a :class:`trainwell.config.Config`)."""
+
+    name: str | None
+    seed: int
+    runs_dir: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    doctor: DoctorConfig
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
-def default_out_dir(cfg: Config) -> Path:
-    """``<runs_dir>/<name>-doctor``: where ``trainwell doctor`` writes when no ``--out`` is given."""
-    if cfg.name:
-        name = cfg.name
-    else:
-        src = cfg.data.source.split(":", 1)[-1]
-        name = f"{Path(src).stem or 'data'}-{cfg.model.arch.split(':')[-1]}"
-    safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in name).strip("-.") or "run"
-    return Path(cfg.runs_dir) / f"{safe}-doctor"
+def default_out_dir(cfg: Experiment) -> Path:
+    """``<runs_dir>/<name>-doctor``: where ``trainwell doctor`` writes when no ``--out`` is given.
+
+    ``<name>`` is the run's name: the config's ``name`` (refused where ``trainwell train`` would
+    refuse it), else the default run name.
+    """
+    from trainwell.runs import default_run_name, validate_run_name
+
+    name = validate_run_name(cfg.name) if cfg.name else None
+    name = name or default_run_name(cfg.data.source, cfg.model.arch)
+    return Path(cfg.runs_dir) / f"{name}-doctor"
 
 
 def doctor_from_config(
-    cfg: Config,
+    cfg: Experiment,
     *,
     gradcheck: bool = False,
     out_dir: str | Path | None = None,
@@ -47,6 +62,10 @@ def doctor_from_config(
     model: Any = None,
 ) -> DoctorReport:
     """Prepare the data and build the model as ``trainwell train`` would, then run the doctor.
+
+    The loss (``train.loss`` with its reduction, delta and margin) and the optimizer
+    (``train.optimizer``) are handed to the doctor as the trainer takes them. torch's global
+    RNG is the same afterwards as before: a run that follows trains on the same numbers.
 
     Args:
         cfg: a loaded :class:`~trainwell.config.Config`.
@@ -57,41 +76,31 @@ def doctor_from_config(
     """
     import torch
 
-    from trainwell.data import prepare
-    from trainwell.nn import build_model
-    from trainwell.train.optim import make_optimizer
+    if prepared is None or model is None:
+        from trainwell.data import prepare
+        from trainwell.nn import build_model
 
-    torch.manual_seed(cfg.seed)
-    if prepared is None:
-        prepared = prepare(cfg.data, cfg.seed)
-    if model is None:
-        example = prepared.train.head(min(256, len(prepared.train)))
-        model = build_model(
-            cfg.model,
-            prepared.input_shape,
-            prepared.n_outputs,
-            prepared.task,
-            example_batch=example,
-        )
-    opt_cfg = cfg.train.optimizer
-    opt_dict = opt_cfg.model_dump(exclude_none=True)
-
-    def factory(params: Any, lr: float) -> torch.optim.Optimizer:
-        return make_optimizer({**opt_dict, "lr": lr, "fused": False}, params)
-
-    lr = float(opt_cfg.kwargs()["lr"])
-    loss_name = getattr(cfg.train.loss, "name", cfg.train.loss)
-    if loss_name not in _LOSS:
-        raise ConfigError(
-            f"doctor: train.loss {loss_name!r} is not one the doctor knows: {', '.join(_LOSS)}"
-        )
+        # seeded as `trainwell train` seeds before it prepares and builds, on a forked RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            if prepared is None:
+                prepared = prepare(cfg.data, cfg.seed)
+            if model is None:
+                example = prepared.train.head(min(256, len(prepared.train)))
+                model = build_model(
+                    cfg.model,
+                    prepared.input_shape,
+                    prepared.n_outputs,
+                    prepared.task,
+                    example_batch=example,
+                )
     return doctor(
         model,
         prepared,
         task=prepared.task,
-        loss=_LOSS[loss_name],
-        optimizer=factory,
-        lr=lr,
+        loss=cfg.train.loss,
+        optimizer=cfg.train.optimizer,
+        lr=float(cfg.train.optimizer.kwargs()["lr"]),
         config=cfg.doctor,
         gradcheck=gradcheck or cfg.doctor.gradcheck,
         seed=cfg.seed,
@@ -99,12 +108,12 @@ def doctor_from_config(
     )
 
 
-def apply_suggestion(cfg: Config, report: DoctorReport, path: str | Path) -> Path:
-    """Write ``cfg`` with ``train.optimizer.lr`` set to the doctor's suggestion as a new TOML file."""
+def apply_suggestion(cfg: Experiment, report: DoctorReport, path: str | Path) -> Path:
+    """Write ``cfg`` with ``train.optimizer.lr`` set to the doctor's suggestion as a TOML file."""
     import tomli_w
 
-    from trainwell.config import load_config
     from trainwell.runs import write_text_atomic
+    from trainwell.schema import validate_section
 
     if report.suggested_lr is None:
         raise ConfigError(
@@ -115,5 +124,6 @@ def apply_suggestion(cfg: Config, report: DoctorReport, path: str | Path) -> Pat
     raw.setdefault("train", {}).setdefault("optimizer", {})["lr"] = float(
         f"{report.suggested_lr:.3g}"
     )
-    load_config(raw)  # still a valid config
+    section = cast("type[BaseModel]", type(cfg))  # the root config's own class
+    validate_section(section, raw, str(path))  # still a valid config
     return write_text_atomic(path, tomli_w.dumps(raw))

@@ -9,6 +9,7 @@ import torch
 
 from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding
+from trainwell.diagnose.stats import DROPOUT_LAYERS
 
 
 def gradient_check(p: Problem, n: int = 4, per_param: int = 8, eps: float = 1e-6) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def gradient_check(p: Problem, n: int = 4, per_param: int = 8, eps: float = 1e-6
     """
     model = copy.deepcopy(p.model).double().train()
     for m in model.modules():
-        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
+        if isinstance(m, DROPOUT_LAYERS):
             m.eval()
     X = p.X[: max(n, 2)].double()
     y = p.target(p.y[: max(n, 2)])

@@ -10,7 +10,14 @@ from torch import nn
 
 from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding
-from trainwell.diagnose.stats import capture, grad_norms, layer_map, watched_modules
+from trainwell.diagnose.stats import (
+    ACTIVATIONS,
+    DROPOUT_LAYERS,
+    capture,
+    grad_norms,
+    layer_map,
+    watched_modules,
+)
 
 KAIMING = "use Kaiming init, std = sqrt(2 / fan_in), for ReLU layers (lecture 001)"
 XAVIER = "use Xavier init, std = 1 / sqrt(fan_in), for tanh/sigmoid layers (lecture 001)"
@@ -22,7 +29,7 @@ BATCHNORM = (
 def _train_mode_no_dropout(model: nn.Module) -> None:
     model.train()
     for m in model.modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd):
+        if isinstance(m, DROPOUT_LAYERS):
             m.eval()
 
 
@@ -74,12 +81,13 @@ def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
                 "init.symmetry",
                 "fail",
                 "units start identical: the init does not break symmetry",
-                f"in {', '.join(sym or const)} every unit outputs the same value for every example; "
-                f"layers with constant weights: {const or 'none'}. Identical units get identical gradients "
-                "and never differ.",
+                f"in {', '.join(sym or const)} every unit outputs the same value for every "
+                f"example; layers with constant weights: {const or 'none'}. Identical units get "
+                "identical gradients and never differ.",
                 {"symmetric_layers": sym, "constant_weight_layers": const},
                 [
-                    "initialize weights randomly (Kaiming for ReLU, Xavier for tanh), never all zeros (lecture 000)"
+                    "initialize weights randomly (Kaiming for ReLU, Xavier for tanh), never all "
+                    "zeros (lecture 000)"
                 ],
             )
         )
@@ -90,9 +98,12 @@ def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
     # dead ReLUs: units whose output is 0 on the whole batch
     dead = {k: acts[k]["dead_frac"] for k in live if acts[k]["kind"] in {"relu", "relu_like"}}
     if dead:
-        worst = max(dead, key=dead.get)
+        worst = max(dead, key=lambda k: dead[k])
         frac = dead[worst]
-        detail = f"{frac:.0%} of the units of {worst} output 0 on all {cfg.stats_batch} examples of the batch."
+        detail = (
+            f"{frac:.0%} of the units of {worst} output 0 on all {cfg.stats_batch} examples of "
+            "the batch."
+        )
         ev = {"dead_frac": dead}
         adv = [
             KAIMING,
@@ -111,7 +122,7 @@ def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
     # saturation: tanh |a| > 0.99, sigmoid a < 0.01 or > 0.99
     sat = {k: acts[k]["sat_frac"] for k in live if acts[k]["kind"] in {"tanh", "sigmoid"}}
     if sat:
-        worst = max(sat, key=sat.get)
+        worst = max(sat, key=lambda k: sat[k])
         frac = sat[worst]
         detail = f"{frac:.0%} of the activations of {worst} are saturated (local gradient ~ 0)."
         adv = [
@@ -166,21 +177,20 @@ def check_init(p: Problem, cfg: Any) -> tuple[list[Finding], dict[str, Any]]:
     for name, (_mod, label) in layer_map(model).items():
         if name in all_acts:
             s = all_acts[name]
-            layers[label] = {k: s.get(k) for k in ("act_mean", "act_std", "dead_frac", "sat_frac", "hist")}
+            keys = ("act_mean", "act_std", "dead_frac", "sat_frac", "hist")
+            layers[label] = {k: s.get(k) for k in keys}
             layers[label]["grad_norm"] = grads.get(label)
     return found, {"layers": layers, "grad_norm": grads}
 
 
 def watched_modules_are_activations(model: nn.Module) -> bool:
-    from trainwell.diagnose.stats import ACTIVATIONS
-
     return any(isinstance(m, ACTIVATIONS) for _, m in watched_modules(model))
 
 
 def _scale_trend(acts: dict[str, Any], live: list[str]) -> Finding:
     """Activations that shrink (vanish) or grow (explode) layer over layer."""
     stds = [(k, acts[k]["act_std"]) for k in live if acts[k]["kind"] != "sigmoid"]
-    ev = {"act_std": {k: s for k, s in stds}}
+    ev: dict[str, Any] = {"act_std": dict(stds)}
     nonfinite = [k for k in acts if not acts[k]["finite"]]
     if nonfinite:
         return Finding(
@@ -245,7 +255,10 @@ def _grad_trend(grads: dict[str, float], weights: dict[str, float] | None = None
     first, top = vals[0], max(vals)
     ratio = first / top if top > 0 else 0.0
     ev["first_over_max"] = ratio
-    detail = f"gradient norm of the first layer is {first:.3g}, the largest is {top:.3g} (ratio {ratio:.2g})."
+    detail = (
+        f"gradient norm of the first layer is {first:.3g}, the largest is {top:.3g} "
+        f"(ratio {ratio:.2g})."
+    )
     rel = [grads[k] / w for k, w in (weights or {}).items() if w > 0]
     if rel and top > 0 and max(rel) < 1e-3:
         ev["max_grad_over_weight"] = max(rel)
@@ -254,7 +267,8 @@ def _grad_trend(grads: dict[str, float], weights: dict[str, float] | None = None
             "fail" if max(rel) < 1e-4 else "warn",
             "gradients are tiny in every layer: almost no learning signal",
             f"the largest ||dL/dW|| / ||W|| over the layers is {max(rel):.2g} (the largest "
-            f"gradient norm is {top:.3g}); a too-small init gives ~0 local gradients (lecture 001).",
+            f"gradient norm is {top:.3g}); a too-small init gives ~0 local gradients "
+            "(lecture 001).",
             ev,
             ["the init std is too small: " + KAIMING, XAVIER, BATCHNORM],
         )

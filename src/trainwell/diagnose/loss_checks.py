@@ -9,30 +9,35 @@ import torch
 
 from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding
+from trainwell.train import losses
 
-_FITS = {
-    "multiclass": {"cross_entropy", "hinge", "nll", "custom"},
-    "binary": {"bce", "bce_probs", "cross_entropy", "hinge", "custom"},
-    "regression": {"mse", "l1", "huber", "custom"},
-}
-_SUGGEST = {
-    "multiclass": "cross_entropy (softmax)",
-    "binary": "bce (sigmoid + binary cross-entropy)",
-    "regression": "mse (or l1 / huber with outliers)",
-}
+
+def _fitting_losses(task: str) -> str:
+    """``use cross_entropy (or hinge) ...``: the registered losses for ``task``, default first."""
+    default = losses.AUTO_LOSS[task]
+    others = [
+        n for n in losses.list_losses() if task in (losses.loss_tasks(n) or ()) and n != default
+    ]
+    alt = f" (or {', '.join(others)})" if others else ""
+    return f"use {default}{alt} for a {task} task (lecture 004: losses per task)"
 
 
 def check_loss_fits(p: Problem) -> Finding:
-    """Lecture 004: regression -> L2/L1; binary -> sigmoid + BCE; multiclass -> softmax + CE."""
+    """Lecture 004: regression -> L2/L1; binary -> sigmoid + BCE; multiclass -> softmax + CE.
+
+    The loss fits when the trainer would accept it for the task and the output width
+    (:func:`trainwell.train.losses.check_loss_for_task`); then the outputs must be scores, not
+    probabilities, and there must be one output per class.
+    """
     ev = {"task": p.task, "loss": p.loss_name, "n_outputs": p.n_outputs}
-    if p.loss_name not in _FITS[p.task]:
+    if p.loss_error is not None:
         return Finding(
             "loss.task",
             "fail",
-            f"the loss '{p.loss_name}' does not fit a {p.task} task",
-            f"a {p.task} task with {p.n_outputs} output(s) is trained with '{p.loss_name}'.",
+            f"the loss '{p.loss_name}' does not fit a {p.task} task with {p.n_outputs} output(s)",
+            f"{p.loss_error}.",
             ev,
-            [f"use {_SUGGEST[p.task]} (lecture 004: losses per task)"],
+            [_fitting_losses(p.task)],
         )
     with torch.no_grad():
         model = p.fresh().eval()
@@ -51,13 +56,24 @@ def check_loss_fits(p: Problem) -> Finding:
                 "every output row is in [0, 1] and sums to 1: a softmax is applied before a loss "
                 "that applies log-softmax itself.",
                 ev,
-                ["remove the final softmax layer; CrossEntropyLoss takes raw scores (logits)"],
+                ["remove the final softmax layer; cross-entropy takes raw scores (logits)"],
             )
+    classes = p.n_classes or 0
+    if p.task == "binary" and classes > 2:
+        return Finding(
+            "loss.task",
+            "fail",
+            "a binary task, but the labels hold more than two classes",
+            f"{p.n_outputs} output(s) for labels 0 .. {classes - 1}.",
+            ev,
+            [f"give the last layer {classes} outputs (one score per class) and train it "
+             "with cross_entropy"],
+        )
     if (
         p.task == "multiclass"
+        and p.loss_cfg is not None
         and p.n_classes
         and p.n_outputs != p.n_classes
-        and p.loss_name == "cross_entropy"
     ):
         return Finding(
             "loss.task",
@@ -71,7 +87,7 @@ def check_loss_fits(p: Problem) -> Finding:
 
 
 def check_initial_loss(p: Problem, tolerance: float, n: int = 512) -> Finding:
-    """Lecture 002, step 1: turn off weight decay, check the loss at init, e.g. log(C) for softmax."""
+    """Lecture 002, step 1: turn off weight decay, check the loss at init (log C for softmax)."""
     model = p.fresh().eval()
     with torch.no_grad():
         xb, yb = p.X[:n], p.target(p.y[:n])
@@ -101,15 +117,14 @@ def check_initial_loss(p: Problem, tolerance: float, n: int = 512) -> Finding:
             ev,
         )
     rel = loss / expected
-    if p.loss_name == "mse":
-        tolerance *= 3  # the outputs' own variance at init adds to E[y^2]
+    if p.task == "regression":
+        tolerance *= 3  # the outputs' own variance at init adds to the loss of zero outputs
     ev["ratio"] = rel
-    what = {
-        "cross_entropy": f"log(C) = log({p.n_classes})",
-        "bce": "log 2",
-        "mse": "E[y^2] (outputs ~ 0 at init)",
-    }.get(p.loss_name, "its expected value")
-    detail = f"loss at step 0 is {loss:.4g}; expected {expected:.4g} = {what} (ratio {rel:.2f})."
+    classes = f" over {p.n_outputs} classes" if p.task == "multiclass" else ""
+    detail = (
+        f"loss at step 0 is {loss:.4g}; expected {expected:.4g}, the {p.loss_name} loss of "
+        f"all-zero outputs{classes} (ratio {rel:.2f})."
+    )
     adv = [
         "scale down the last layer's init so the initial scores are near 0 (lecture 002 step 1)",
         "check that the loss matches the outputs (logits vs probabilities)",

@@ -1,4 +1,4 @@
-"""Learning-rate tools: the LR range test and lecture 002's coarse probe (1e-1 ... 1e-4, ~100 its)."""
+"""Learning-rate tools: the LR range test and lecture 002's coarse probe (1e-1 ... 1e-4)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from trainwell.diagnose.problem import OptimizerFactory, Problem, batches
+from trainwell.diagnose.problem import OptimizerSpec, Problem, batches
 
 
 @dataclass
@@ -48,34 +48,34 @@ def lr_range_test(
     its minimum or is not finite; that LR is reported as where the loss diverges. The suggestion
     is the LR of the lowest smoothed loss divided by 10.
     """
-    torch.manual_seed(p.seed)
-    model = p.fresh().train()
-    opt = p.optimizer(model.parameters(), lr_min)
-    gamma = (lr_max / lr_min) ** (1 / max(iters - 1, 1))
-    res = LRRangeResult()
-    avg, best = 0.0, math.inf
-    it = batches(len(p.X), batch_size, torch.Generator().manual_seed(p.seed))
-    for i in range(iters):
-        lr = lr_min * gamma**i
-        for g in opt.param_groups:
-            g["lr"] = lr
-        idx = next(it)
-        loss = p.loss(model(p.X[idx]), p.target(p.y[idx]))
-        value = loss.item()
-        if not math.isfinite(value):
-            res.diverge_lr = lr
-            break
-        avg = beta * avg + (1 - beta) * value
-        smooth = avg / (1 - beta ** (i + 1))
-        res.lrs.append(lr)
-        res.losses.append(smooth)
-        best = min(best, smooth)
-        if i > 5 and smooth > diverge_factor * best:
-            res.diverge_lr = lr
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    with p.seeded():  # dropout draws from the forked, seeded RNG
+        model = p.fresh().train()
+        opt = p.optimizer(model.parameters(), lr_min)
+        gamma = (lr_max / lr_min) ** (1 / max(iters - 1, 1))
+        res = LRRangeResult()
+        avg, best = 0.0, math.inf
+        it = batches(len(p.X), batch_size, torch.Generator().manual_seed(p.seed))
+        for i in range(iters):
+            lr = lr_min * gamma**i
+            for g in opt.param_groups:
+                g["lr"] = lr
+            idx = next(it)
+            loss = p.loss(model(p.X[idx]), p.target(p.y[idx]))
+            value = loss.item()
+            if not math.isfinite(value):
+                res.diverge_lr = lr
+                break
+            avg = beta * avg + (1 - beta) * value
+            smooth = avg / (1 - beta ** (i + 1))
+            res.lrs.append(lr)
+            res.losses.append(smooth)
+            best = min(best, smooth)
+            if i > 5 and smooth > diverge_factor * best:
+                res.diverge_lr = lr
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     if res.losses:
         k = min(range(len(res.losses)), key=res.losses.__getitem__)
         res.min_loss_lr = res.lrs[k]
@@ -85,23 +85,23 @@ def lr_range_test(
 
 def train_at(p: Problem, lr: float, iters: int = 100, batch_size: int = 64) -> dict[str, Any]:
     """Train a fresh copy for ``iters`` minibatches at a constant LR; start and end loss."""
-    torch.manual_seed(p.seed)
-    model = p.fresh().train()
-    opt = p.optimizer(model.parameters(), lr)
-    it = batches(len(p.X), batch_size, torch.Generator().manual_seed(p.seed))
-    losses: list[float] = []
-    diverged_at = None
-    for i in range(iters):
-        idx = next(it)
-        loss = p.loss(model(p.X[idx]), p.target(p.y[idx]))
-        value = loss.item()
-        if not math.isfinite(value):
-            diverged_at = i
-            break
-        losses.append(value)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    with p.seeded():
+        model = p.fresh().train()
+        opt = p.optimizer(model.parameters(), lr)
+        it = batches(len(p.X), batch_size, torch.Generator().manual_seed(p.seed))
+        losses: list[float] = []
+        diverged_at = None
+        for i in range(iters):
+            idx = next(it)
+            loss = p.loss(model(p.X[idx]), p.target(p.y[idx]))
+            value = loss.item()
+            if not math.isfinite(value):
+                diverged_at = i
+                break
+            losses.append(value)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     k = max(1, min(10, len(losses) // 5))
     start = losses[0] if losses else float("nan")
     end = sum(losses[-k:]) / k if losses else float("nan")
@@ -133,7 +133,7 @@ def find_lr(
     *,
     loss: Any = None,
     task: str | None = None,
-    optimizer: str | dict[str, Any] | OptimizerFactory | None = None,
+    optimizer: OptimizerSpec = None,
     iters: int = 100,
     lr_min: float = 1e-6,
     lr_max: float = 10.0,
@@ -141,6 +141,8 @@ def find_lr(
     seed: int = 0,
 ) -> LRRangeResult:
     """The LR range test on any ``nn.Module`` and ``(X, y)``; the module itself is not trained.
+
+    ``loss``, ``task`` and ``optimizer`` take what :func:`trainwell.diagnose.doctor` takes.
 
     Example:
         >>> import torch

@@ -6,7 +6,7 @@ from typing import Any
 
 from trainwell.diagnose.lr import coarse_probe, lr_range_test, train_at
 from trainwell.diagnose.problem import Problem
-from trainwell.diagnose.report import Finding
+from trainwell.diagnose.report import Finding, Status
 
 NO_LR_ADVICE = (
     "check the init and the inputs: loss not going down means LR too low or a bad init; loss "
@@ -86,18 +86,19 @@ def check_lr(p: Problem, cfg: Any) -> tuple[list[Finding], float | None]:
     if suggested is None and best is not None:
         suggested = best["lr"]
     if p.lr is not None:
-        found.append(_check_setting(p, cfg, rng.diverge_lr, suggested, best))
+        found.append(_check_setting(p, p.lr, cfg, rng.diverge_lr, suggested, best))
     return found, suggested
 
 
 def _check_setting(
     p: Problem,
+    lr: float,
     cfg: Any,
     diverge_lr: float | None,
     suggested: float | None,
     best: dict[str, Any] | None,
 ) -> Finding:
-    lr = float(p.lr)  # type: ignore[arg-type]
+    """The configured ``lr``, trained at for ``probe_iters`` minibatches."""
     run = train_at(p, lr, cfg.probe_iters, min(cfg.batch_size, len(p.X)))
     ev = {"lr": lr, "run": run, "diverge_lr": diverge_lr, "suggested_lr": suggested}
     tip = (
@@ -121,7 +122,7 @@ def _check_setting(
             ],
         )
     if diverge_lr is not None and lr >= diverge_lr:
-        status = "fail" if run["end_loss"] > 0.5 * run["start_loss"] else "warn"
+        status: Status = "fail" if run["end_loss"] > 0.5 * run["start_loss"] else "warn"
         return Finding(
             "lr.setting",
             status,

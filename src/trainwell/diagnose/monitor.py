@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from trainwell.diagnose.curves import verdict
-from trainwell.diagnose.report import Finding
+from trainwell.diagnose.report import Finding, json_safe
 from trainwell.diagnose.stats import WEIGHTED, kind_of, layer_map, layer_stats
 
 if TYPE_CHECKING:
@@ -55,12 +55,12 @@ class TrainingMonitor:
         self.last_sample: dict[str, Any] | None = None
         self.initial_loss: float | None = None
         self.divergence: dict[str, Any] | None = None
-        self._epoch: list[dict[str, dict[str, float]]] = []
+        self._epoch: list[dict[str, dict[str, float | None]]] = []
         self._handles: list[Any] = []
         self._acts: dict[str, dict[str, Any]] = {}
         self._sampled = False
         self._before: dict[str, torch.Tensor] = {}
-        self._current: dict[str, dict[str, float]] = {}
+        self._current: dict[str, dict[str, float | None]] = {}
         self._map: dict[str, tuple[nn.Module, str]] = {}
 
     # ------------------------------------------------------------------ events
@@ -96,6 +96,8 @@ class TrainingMonitor:
                 h.remove()
             self._handles = []
         loss = trainer.loss
+        if loss is None:
+            return
         if self._sampled or loss.device.type == "cpu":  # free on the CPU; one sync on a GPU
             value = loss.item()
             if self.initial_loss is None and trainer.step == 0:
@@ -112,12 +114,13 @@ class TrainingMonitor:
             return
         self._before = {}
         for name, mod in self._weighted(trainer.model):
-            if not isinstance(getattr(mod, "weight", None), torch.Tensor):
+            weight = getattr(mod, "weight", None)
+            if not isinstance(weight, torch.Tensor):
                 continue
             entry = self._current.setdefault(name, {})
-            g = mod.weight.grad
+            g = weight.grad
             entry["grad_norm"] = g.detach().float().norm().item() if g is not None else None
-            self._before[name] = mod.weight.detach().clone()
+            self._before[name] = weight.detach().clone()
 
     def after_step(self, trainer: Trainer) -> None:
         if not self._sampled:
@@ -146,7 +149,8 @@ class TrainingMonitor:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             MetricsLog(self.run_dir / "stats.jsonl").append(record)
 
-    def after_fit(self, trainer: Trainer) -> None:
+    def end(self, trainer: Trainer) -> None:
+        """The trainer's last event, after any ending (a divergence too): the verdict."""
         self.finish(trainer)
 
     # ------------------------------------------------------------------ results
@@ -160,29 +164,27 @@ class TrainingMonitor:
         return {"init": self.first_sample or {}, "end": self.last_sample or {}}
 
     def finish(self, trainer: Trainer) -> Finding:
-        """Give the verdict; add it to ``run_dir/doctor.json``. Call it also after a divergence."""
+        """Give the verdict; add it to ``run_dir/doctor.json`` (the ``end`` event calls it)."""
         if self._handles:
             for h in self._handles:
                 h.remove()
             self._handles = []
-        if getattr(trainer, "diverged", False) and self.divergence is None:
+        if trainer.diverged and self.divergence is None:
             self.divergence = {"step": trainer.step, "epoch": trainer.epoch}
-        found = self.verdict(list(getattr(trainer, "history", [])))
+        found = self.verdict(list(trainer.history))
         if self.run_dir is not None and self.write_doctor:
-            self._write_doctor(found)
+            self._write_doctor(self.run_dir / "doctor.json", found)
         return found
 
-    def _write_doctor(self, found: Finding) -> None:
-        from trainwell.diagnose.report import _clean
+    def _write_doctor(self, path: Path, found: Finding) -> None:
         from trainwell.runs import read_json, write_json_atomic
 
-        path = self.run_dir / "doctor.json"  # type: ignore[operator]
         doc = read_json(path) if path.exists() else {"findings": [], "activation_stats": {}}
         doc["findings"] = [f for f in doc.get("findings", []) if f.get("check") != found.check]
         doc["findings"].append(found.to_dict())
         stats = doc.setdefault("activation_stats", {})
-        stats.setdefault("init", _clean(self.activation_stats()["init"]))
-        stats["end"] = _clean(self.activation_stats()["end"])
+        stats.setdefault("init", json_safe(self.activation_stats()["init"]))
+        stats["end"] = json_safe(self.activation_stats()["end"])
         write_json_atomic(path, doc)
 
     # ------------------------------------------------------------------ divergence
@@ -197,7 +199,7 @@ class TrainingMonitor:
         info: dict[str, Any] = {
             "step": trainer.step + 1,
             "epoch": trainer.epoch,
-            "lr": getattr(trainer, "lr", None),
+            "lr": trainer.lr,
         }
         bad_params = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
         info["nonfinite_params"] = bad_params[:10]
@@ -215,7 +217,7 @@ class TrainingMonitor:
                         first.append(name)
 
                 handles.append(mod.register_forward_hook(hook))
-        batch = getattr(trainer, "batch", None)
+        batch = trainer.batch
         try:
             if batch is not None:
                 with torch.no_grad():

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainwell.diagnose.problem import Problem
+from trainwell.diagnose.problem import Problem, optimizer_factory
 from trainwell.diagnose.report import Finding
+from trainwell.diagnose.stats import BATCHNORM_LAYERS, DROPOUT_LAYERS
 
 
 def fit_subset(
@@ -23,43 +24,45 @@ def fit_subset(
 ) -> dict[str, Any]:
     """Train a fresh copy on ``X[idx]`` with Adam (train mode, dropout on); stop once it is fitted.
 
+    Adam is built by the trainer's :func:`~trainwell.train.optim.make_optimizer`.
+
     Fitted means 100% training accuracy with a loss under ``loss_tol`` for classification, and a
     loss under ``rel_tol * initial loss`` for regression.
     """
-    torch.manual_seed(p.seed)
-    model = p.fresh().train()
-    if len(idx) == 1:  # BatchNorm cannot normalise one example: use its (initial) running stats
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    X, y = p.X[idx], p.target(p.y[idx])
-    gen = torch.Generator().manual_seed(p.seed)
-    losses: list[float] = []
-    start = None
-    it = 0
-    fitted = False
-    for it in range(1, iters + 1):
-        if batch_size and batch_size < len(idx):
-            sel = torch.randperm(len(idx), generator=gen)[:batch_size]
-            xb, yb = X[sel], y[sel]
-        else:
-            xb, yb = X, y
-        loss = p.loss(model(xb), yb)
-        if not torch.isfinite(loss):
-            losses.append(float("nan"))
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if start is None:
-            start = losses[0]
-        if it % 10 == 0 or it == iters:
-            fitted = _fitted(p, model, X, y, start, loss_tol, rel_tol)
-            if fitted:
+    with p.seeded():  # dropout draws from the forked, seeded RNG
+        model = p.fresh().train()
+        if len(idx) == 1:  # BatchNorm cannot normalise one example: use its (initial) running stats
+            for m in model.modules():
+                if isinstance(m, BATCHNORM_LAYERS):
+                    m.eval()
+        opt = optimizer_factory("adam")(model.parameters(), lr)
+        X, y = p.X[idx], p.target(p.y[idx])
+        gen = torch.Generator().manual_seed(p.seed)
+        losses: list[float] = []
+        start = None
+        it = 0
+        fitted = False
+        for it in range(1, iters + 1):
+            if batch_size and batch_size < len(idx):
+                sel = torch.randperm(len(idx), generator=gen)[:batch_size]
+                xb, yb = X[sel], y[sel]
+            else:
+                xb, yb = X, y
+            loss = p.loss(model(xb), yb)
+            if not torch.isfinite(loss):
+                losses.append(float("nan"))
                 break
-    final = _evaluate(p, model, X, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if start is None:
+                start = losses[0]
+            if it % 10 == 0 or it == iters:
+                fitted = _fitted(p, model, X, y, start, loss_tol, rel_tol)
+                if fitted:
+                    break
+        final = _evaluate(p, model, X, y)
     tail = [v for v in losses[-10:] if math.isfinite(v)]
     return {
         "iters": it,
@@ -105,7 +108,7 @@ def _suspects(model: nn.Module) -> list[str]:
     """Parts of the model that commonly prevent fitting (for the advice)."""
     out = []
     for name, m in model.named_modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p >= 0.5:
+        if isinstance(m, DROPOUT_LAYERS) and m.p >= 0.5:
             out.append(
                 f"dropout p={m.p} in {name} drops {m.p:.0%} of the units at every step: lower it "
                 "(typical p is 0.1-0.5; lecture 000)"
@@ -114,7 +117,7 @@ def _suspects(model: nn.Module) -> list[str]:
 
 
 def check_overfit(p: Problem, cfg: Any) -> list[Finding]:
-    """One example to ~0 loss, then one minibatch, then 5-10 minibatches to 100% training accuracy."""
+    """One example to ~0 loss, then one minibatch, then 5-10 minibatches to 100% accuracy."""
     gen = torch.Generator().manual_seed(p.seed)
     perm = torch.randperm(len(p.X), generator=gen)
     bs = min(cfg.batch_size, len(p.X))
@@ -160,8 +163,8 @@ def check_overfit(p: Problem, cfg: Any) -> list[Finding]:
             continue
         advice = suspects + [
             (
-                "the loss does not go down: check the model definition and the loss (lecture 004: a "
-                "single example must reach ~0 loss)"
+                "the loss does not go down: check the model definition and the loss (lecture "
+                "004: a single example must reach ~0 loss)"
             ),
             "try another learning rate or init; remove regularization while debugging",
         ]

@@ -12,19 +12,20 @@ from torch import nn
 
 from trainwell.diagnose.config import CHECKS, DoctorConfig
 from trainwell.diagnose.problem import (
-    TASKS,
-    OptimizerFactory,
+    OptimizerSpec,
     Problem,
     as_split,
-    infer_task,
-    make_loss,
+    loss_config,
     optimizer_factory,
+    output_width,
+    validated,
 )
 from trainwell.diagnose.report import DoctorReport, Finding
 from trainwell.errors import ConfigError, DataError
+from trainwell.tasks import check_task, infer_task
+from trainwell.train import losses
 
 log = logging.getLogger(__name__)
-CHECK_GROUPS = CHECKS
 
 
 def make_problem(
@@ -33,13 +34,19 @@ def make_problem(
     *,
     task: str | None = None,
     loss: Any = None,
-    optimizer: str | dict[str, Any] | OptimizerFactory | None = None,
+    optimizer: OptimizerSpec = None,
     lr: float | None = None,
     val: Any = None,
     test: Any = None,
     seed: int = 0,
 ) -> Problem:
-    """Validate the inputs and bundle them (see :func:`doctor` for the arguments)."""
+    """Validate the inputs and bundle them (see :func:`doctor` for the arguments).
+
+    The task, the loss and the optimizer come from the trainer's own factories: the task from
+    :func:`trainwell.tasks.infer_task` (the targets, the output width and the loss), the loss
+    from :func:`trainwell.train.losses.make_loss`, the optimizer from
+    :func:`trainwell.train.optim.make_optimizer`.
+    """
     if not isinstance(module, nn.Module):
         raise ConfigError(f"doctor: module must be a torch.nn.Module; got {type(module).__name__}")
     if hasattr(data, "train") and not isinstance(data, (tuple, list)):
@@ -53,15 +60,21 @@ def make_problem(
     X, y = train
     device = next((t.device for t in module.parameters()), torch.device("cpu"))
     X, y = X.to(device), y.to(device)  # the doctor runs where the module lives
-    if task is not None and task not in TASKS:
-        raise ConfigError(f"doctor: task must be one of {', '.join(TASKS)}; got {task!r}")
+    if task is not None:
+        check_task(task, "doctor: task")
+    if lr is not None and not lr > 0:
+        raise ConfigError(f"doctor: lr must be a positive float; got {lr!r}")
+    make_optimizer = optimizer_factory(optimizer)
+    cfg, fn = loss_config(loss)
     try:
-        inferred, n_out = infer_task(module, X, y)
+        n_out = output_width(module, X)
     except Exception as exc:  # noqa: BLE001 - any failure here is a data/model mismatch to report
         raise DataError(
             f"doctor: the model cannot run on the data (X shape {tuple(X.shape)}): {exc}"
         ) from None
-    task = task or inferred
+    if task is None:
+        fits = losses.loss_tasks(cfg.name) if cfg is not None else None
+        task = infer_task(y, n_outputs=n_out, loss_tasks=fits)
     if task != "regression" and y.is_floating_point():
         if not torch.equal(y, y.round()):
             raise DataError(
@@ -74,25 +87,42 @@ def make_problem(
         if (y < 0).any():
             raise DataError("doctor: class labels must be 0 .. C-1; got negative labels")
         n_classes = max(int(y.max()) + 1, 2)
-    loss_fn, loss_name = make_loss(loss, task)
-    if lr is not None and not lr > 0:
-        raise ConfigError(f"doctor: lr must be a positive float; got {lr!r}")
+    name, error = "custom", None
+    if cfg is not None:
+        name = losses.AUTO_LOSS[task] if cfg.name == "auto" else cfg.name
+        try:
+            cfg = losses.resolve_loss(cfg, task, n_out)
+            if fn is None:  # built exactly as the trainer builds it
+                fn = losses.make_loss(cfg, task, n_out)
+        except ConfigError as exc:
+            error = str(exc)
     val_split, test_split = as_split(val, "val"), as_split(test, "test")
     return Problem(
         model=module,
         X=X,
         y=y,
         task=task,
-        loss_fn=loss_fn,
-        loss_name=loss_name,
+        loss_fn=fn if fn is not None else _refused(error),
+        loss_name=name,
+        loss_cfg=cfg,
+        loss_error=error,
         n_outputs=n_out,
         n_classes=n_classes,
-        optimizer=optimizer_factory(optimizer),
+        optimizer=make_optimizer,
         lr=lr,
         val=val_split,
         test=test_split,
         seed=seed,
     )
+
+
+def _refused(error: str | None) -> Any:
+    """The loss of a problem whose loss does not fit: raises what the trainer would raise."""
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise ConfigError(error or "the loss does not fit the task")
+
+    return loss
 
 
 def doctor(
@@ -101,7 +131,7 @@ def doctor(
     *,
     task: str | None = None,
     loss: Any = None,
-    optimizer: str | dict[str, Any] | OptimizerFactory | None = None,
+    optimizer: OptimizerSpec = None,
     lr: float | None = None,
     val: Any = None,
     test: Any = None,
@@ -121,16 +151,21 @@ def doctor(
     Args:
         module: any ``nn.Module`` mapping a batch of X to outputs (logits for classification).
         data: ``(X, y)`` tensors, a ``Split``, or a ``PreparedData`` (its val/test are used).
-        task: ``"binary"``, ``"multiclass"`` or ``"regression"``; inferred from y and the outputs.
-        loss: a name (``"cross_entropy"``, ``"bce"``, ``"mse"`` ...) or a callable ``(out, y)``.
-        optimizer: a name, ``{"name": ..., **kwargs}`` or ``f(params, lr)``; default Adam.
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"``; default: inferred as the
+            trainer infers it, from the loss, the targets and the width of the outputs.
+        loss: what the trainer takes: a registered name (``"cross_entropy"``, ``"hinge"``,
+            ``"l2"`` ... or ``"auto"``, the default), a dict / ``LossConfig`` (``reduction``,
+            ``delta``, ``margin``), or a callable ``(out, y)``.
+        optimizer: what the trainer takes: a name, a dict / ``OptimizerConfig`` (its ``lr`` is
+            set by each loop), or a factory ``f(params, lr)``; default Adam.
         lr: the LR the user plans to train with; checked against the range test.
         val: held-out ``(X, y)`` (for the leakage check).
         test: held-out ``(X, y)`` (for the leakage check).
         config: budgets and tolerances (:class:`DoctorConfig`).
         checks: check groups to run; default ``config.checks``.
         gradcheck: also compare autograd with finite differences.
-        seed: seeds every loop.
+        seed: seeds every loop; torch's global RNG is left as it was (a training run that
+            follows gets the same numbers with or without the doctor).
         out_dir: where pictures (the image batch) go; ``doctor.json`` is written by ``save``.
 
     Returns:
@@ -161,19 +196,18 @@ def doctor(
     if gradcheck if gradcheck is not None else cfg.gradcheck:
         groups.append("gradcheck")
     for g in groups:
-        if g not in CHECK_GROUPS:
+        if g not in CHECKS:
             from trainwell.registry import unknown_name_message
 
             raise ConfigError(
-                "doctor.checks: " + unknown_name_message("check", g, list(CHECK_GROUPS))
+                "doctor.checks: " + unknown_name_message("check", g, list(CHECKS))
             )
     report = DoctorReport(info={"task": p.task, "loss": p.loss_name, "n_train": len(p.X)})
     timings: dict[str, float] = {}
     state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     needs_loss = {"init", "initial_loss", "overfit", "lr", "gradcheck"}
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        for group in CHECK_GROUPS:
+    with p.seeded():  # the caller's RNG is left as it was: training numbers do not change
+        for group in CHECKS:
             if group not in groups:
                 continue
             if group in needs_loss and "loss_fits" not in timings:
@@ -218,18 +252,7 @@ def doctor(
 def _config(config: DoctorConfig | dict[str, Any] | None) -> DoctorConfig:
     if config is None:
         return DoctorConfig()
-    if isinstance(config, DoctorConfig):
-        return config
-    from pydantic import ValidationError
-
-    try:
-        return DoctorConfig.model_validate(config)
-    except ValidationError as exc:
-        from trainwell.config import format_validation_error
-
-        raise ConfigError(
-            f"invalid doctor config:\n{format_validation_error(exc, DoctorConfig)}"
-        ) from None
+    return validated(DoctorConfig, config, "doctor config")
 
 
 def _run_group(

@@ -8,20 +8,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 Status = Literal["pass", "warn", "fail"]
-_RANK = {"pass": 0, "warn": 1, "fail": 2}
+_RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
 _MARK = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON-safe copy: tensors and arrays to lists, non-finite floats to strings."""
     if hasattr(obj, "detach"):
         obj = obj.detach().cpu().tolist()
     elif hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
         obj = obj.tolist()
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
     if isinstance(obj, Path):
@@ -59,7 +59,7 @@ class Finding:
             "status": self.status,
             "title": self.title,
             "detail": self.detail,
-            "evidence": _clean(self.evidence),
+            "evidence": json_safe(self.evidence),
             "advice": list(self.advice),
         }
 
@@ -76,7 +76,7 @@ class DoctorReport:
     def status(self) -> Status:
         """The worst status of all findings (``"pass"`` when there are none)."""
         worst = max((_RANK[f.status] for f in self.findings), default=0)
-        return next(s for s, r in _RANK.items() if r == worst)  # type: ignore[return-value]
+        return next(s for s, r in _RANK.items() if r == worst)
 
     @property
     def ok(self) -> bool:
@@ -108,7 +108,7 @@ class DoctorReport:
         """The ``doctor.json`` object of the run-directory contract."""
         return {
             "findings": [f.to_dict() for f in self.findings],
-            "activation_stats": _clean(self.activation_stats),
+            "activation_stats": json_safe(self.activation_stats),
         }
 
     def save(self, folder: str | Path) -> Path:
@@ -119,7 +119,7 @@ class DoctorReport:
 
     def summary(self, verbose: bool = False) -> str:
         """A readable summary: one line per finding, then detail and advice for the others."""
-        counts = {s: len(self.by_status(s)) for s in _RANK}  # type: ignore[arg-type]
+        counts = {s: len(self.by_status(s)) for s in _RANK}
         lines = [
             f"doctor: {counts['fail']} failed, {counts['warn']} warnings, {counts['pass']} passed"
         ]

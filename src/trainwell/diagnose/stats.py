@@ -1,4 +1,4 @@
-"""Activation and gradient statistics through forward hooks (lecture 001's experiment, automated)."""
+"""Activation and gradient statistics through forward hooks (lecture 001's experiment)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,21 @@ RELU_LIKE = (
     nn.Softplus,
     nn.Hardswish,
 )
-# units saturate where the local gradient is ~0 (lecture 001: "saturated neurons kill the gradients")
+# units saturate where the local gradient is ~0
+# (lecture 001: "saturated neurons kill the gradients")
 TANH_LIKE = (nn.Tanh, nn.Hardtanh, nn.Softsign)
 SIGMOID_LIKE = (nn.Sigmoid, nn.Hardsigmoid, nn.LogSigmoid)
 ACTIVATIONS = RELU_LIKE + TANH_LIKE + SIGMOID_LIKE
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Bilinear)
+DROPOUT_LAYERS = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
+BATCHNORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 HIST_BINS = 30
 
 
@@ -46,7 +56,9 @@ def kind_of(module: nn.Module) -> str:
 
 def watched_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Activation modules, in forward-registration order; weighted layers when there are none."""
-    acts = [(n, m) for n, m in model.named_modules() if isinstance(m, ACTIVATIONS)]
+    acts: list[tuple[str, nn.Module]] = [
+        (n, m) for n, m in model.named_modules() if isinstance(m, ACTIVATIONS)
+    ]
     if acts:
         return acts
     return [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHTED)]
@@ -146,9 +158,9 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
     """The L2 norm of each layer's weight gradient."""
     out = {}
     for name, mod in param_layers(model):
-        g = mod.weight.grad
-        if g is not None:
-            out[name] = g.detach().float().norm().item()
+        weight = mod.weight
+        if isinstance(weight, torch.Tensor) and weight.grad is not None:
+            out[name] = weight.grad.detach().float().norm().item()
     return out
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from trainwell.train.metrics import higher_is_better
+from trainwell.errors import ConfigError
+from trainwell.tasks import metric_mode
 
 
 class EarlyStopping:
@@ -17,7 +18,8 @@ class EarlyStopping:
 
     Args:
         metric: a key of the epoch record (``val_loss``, ``val_accuracy``, ``train_loss`` ...).
-        mode: ``min``, ``max``, or ``auto`` (max for accuracy, F1, R^2, top-k).
+        mode: ``min``, ``max``, or ``auto``: max where a larger value is better (accuracy, F1,
+            AUC, R^2, top-k; :func:`trainwell.tasks.metric_mode`).
         patience: epochs without an improvement of at least ``min_delta`` before stopping;
             None never stops.
         min_delta: the smallest change that counts as an improvement.
@@ -33,7 +35,11 @@ class EarlyStopping:
     def __init__(self, metric: str = "val_loss", mode: str = "auto", patience: int | None = 10,
                  min_delta: float = 0.0) -> None:
         self.metric = metric
-        self.mode = ("max" if higher_is_better(metric) else "min") if mode == "auto" else mode
+        if mode not in ("auto", "min", "max"):
+            raise ConfigError(
+                f"train.early_stopping.mode must be one of auto, min, max; got {mode!r}"
+            )
+        self.mode = metric_mode(metric, mode)
         self.patience = patience
         self.min_delta = min_delta
         self.best = -math.inf if self.mode == "max" else math.inf

@@ -256,13 +256,21 @@ def loss_tasks(loss: str) -> tuple[str, ...] | None:
 
 
 def _as_config(cfg: LossConfig | str | dict[str, Any]) -> LossConfig:
+    from pydantic import ValidationError
+
     from trainwell.train.config import LossConfig
 
     if isinstance(cfg, LossConfig):
         return cfg
-    if isinstance(cfg, str):
-        return LossConfig(name=cfg)
-    return LossConfig(**cfg)
+    try:
+        return LossConfig(name=cfg) if isinstance(cfg, str) else LossConfig(**cfg)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'loss'}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise ConfigError(f"train.loss: {problems}") from None
 
 
 def resolve_loss(

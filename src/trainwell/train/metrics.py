@@ -82,9 +82,4 @@ def metric_names(
     return [f"{prefix}_loss"] + [f"{prefix}_{n}" for n in names]
 
 
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (accuracy, F1, R^2, top-k)."""
-    return any(w in metric for w in ("acc", "f1", "r2", "top"))
-
-
-__all__ = ["higher_is_better", "macro_f1", "metric_names", "predict_labels", "task_metrics"]
+__all__ = ["macro_f1", "metric_names", "predict_labels", "task_metrics"]

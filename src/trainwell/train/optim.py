@@ -6,11 +6,14 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from trainwell.errors import ConfigError
+from trainwell.schema import format_validation_error
 from trainwell.train.config import OPTIMIZER_NAMES, OPTIMIZER_TABLE, OptimizerConfig
 
 logger = logging.getLogger(__name__)
@@ -29,7 +32,13 @@ def _raw(cls: type, name: str) -> Callable[..., Any] | None:
     return None
 
 
-class _Eager:
+if TYPE_CHECKING:  # the mixin is only ever used in front of a torch.optim class
+    _OptimizerBase = torch.optim.Optimizer
+else:
+    _OptimizerBase = object
+
+
+class _Eager(_OptimizerBase):
     """Mixed into a ``torch.optim`` class: its methods without the ``torch.compile`` guards.
 
     torch wraps ``add_param_group``, ``zero_grad``, ``state_dict``, ``load_state_dict`` and
@@ -43,34 +52,34 @@ class _Eager:
     _raw_methods: ClassVar[dict[str, Callable[..., Any]]] = {}
 
     def _direct(self) -> bool:
-        differentiable = self.defaults.get("differentiable", False)  # type: ignore[attr-defined]
+        differentiable = self.defaults.get("differentiable", False)
         return not torch.compiler.is_compiling() and not differentiable
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self._direct():  # torch sets ``defaults`` before adding the first group
             return self._raw_methods["add_param_group"](self, param_group)
-        return super().add_param_group(param_group)  # type: ignore[misc]
+        return super().add_param_group(param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         if self._direct():
             return self._raw_methods["zero_grad"](self, set_to_none)
-        return super().zero_grad(set_to_none)  # type: ignore[misc]
+        return super().zero_grad(set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
         if self._direct():
             return self._raw_methods["state_dict"](self)
-        return super().state_dict()  # type: ignore[misc]
+        return super().state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if self._direct():
             return self._raw_methods["load_state_dict"](self, state_dict)
-        return super().load_state_dict(state_dict)  # type: ignore[misc]
+        return super().load_state_dict(state_dict)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         if self._direct():
             with torch.no_grad():  # what torch's guard does when differentiable=False
                 return self._raw_methods["step"](self, closure)
-        return super().step(closure)  # type: ignore[misc]
+        return super().step(closure)
 
 
 _GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict", "step")
@@ -99,6 +108,29 @@ def _fused_ok(cls: type[torch.optim.Optimizer], params: list[nn.Parameter]) -> b
     return device in {"cpu", "cuda", "mps"} and all(p.is_floating_point() for p in params)
 
 
+def optimizer_config(cfg: OptimizerConfig | dict[str, Any] | str) -> OptimizerConfig:
+    """``cfg`` as an :class:`OptimizerConfig`; a ConfigError naming the bad field otherwise.
+
+    Example:
+        >>> optimizer_config("sgd_nesterov").name
+        'nesterov'
+    """
+    if isinstance(cfg, OptimizerConfig):
+        return cfg
+    raw = {"name": cfg} if isinstance(cfg, str) else cfg
+    try:
+        return OptimizerConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, OptimizerConfig)
+        raise ConfigError(f"invalid train.optimizer:\n{lines}") from None
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The ``torch.optim`` class (with eager methods) of a registered optimizer name."""
+    torch_name, _defaults = OPTIMIZER_TABLE[OPTIMIZER_NAMES.canonical(name)]
+    return eager_class(getattr(torch.optim, torch_name))
+
+
 def make_optimizer(
     cfg: OptimizerConfig | dict[str, Any] | str,
     params: Iterable[nn.Parameter] | nn.Module,
@@ -110,26 +142,30 @@ def make_optimizer(
         >>> opt.param_groups[0]["nesterov"], opt.param_groups[0]["momentum"]
         (True, 0.9)
     """
-    if isinstance(cfg, str):
-        cfg = OptimizerConfig(name=cfg)
-    elif isinstance(cfg, dict):
-        cfg = OptimizerConfig(**cfg)
+    cfg = optimizer_config(cfg)
     if isinstance(params, nn.Module):
         params = params.parameters()
     params = [p for p in params if p.requires_grad]
-    cls = eager_class(getattr(torch.optim, OPTIMIZER_TABLE[cfg.name][0]))
+    cls = optimizer_class(cfg.name)
+    build: Callable[..., torch.optim.Optimizer] = cls
     kwargs = cfg.kwargs()
     fused = cfg.fused if cfg.fused is not None else _fused_ok(cls, params)
     if fused:
         try:
-            return cls(params, **kwargs, fused=True)
+            return build(params, **kwargs, fused=True)
         except (RuntimeError, TypeError, ValueError) as exc:  # no fused kernel for this device
             if cfg.fused:
                 raise
             logger.debug("fused %s unavailable (%s); using foreach", cls.__name__, exc)
     if "foreach" in inspect.signature(cls.__init__).parameters:
         kwargs["foreach"] = True
-    return cls(params, **kwargs)
+    return build(params, **kwargs)
 
 
-__all__ = ["eager_class", "list_optimizers", "make_optimizer"]
+__all__ = [
+    "eager_class",
+    "list_optimizers",
+    "make_optimizer",
+    "optimizer_class",
+    "optimizer_config",
+]

@@ -3,16 +3,26 @@
 Each decay is a small pure function of the time ``t`` (in epochs or steps) returning the factor
 that multiplies the initial LR ``lr0``; :class:`LRSchedule` puts a linear warmup in front and
 sets the optimizer's LR before every step. Reduce-on-plateau and one-cycle come from torch.
+
+Every name of :data:`~trainwell.train.config.SCHEDULE_NAMES` is registered here once, in
+:data:`SCHEDULES`, with its decay and, for the two torch drives, the torch scheduler that
+sets the LR instead.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 
-from trainwell.train.config import ScheduleConfig
+from trainwell.errors import ConfigError
+from trainwell.registry import Registry
+from trainwell.tasks import metric_mode
+from trainwell.train.config import SCHEDULE_NAMES, ScheduleConfig
 
 # ---------------------------------------------------------------------------- decay factors
 
@@ -52,11 +62,69 @@ def warmup(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
 
 
+# ---------------------------------------------------------------------------- the registry
+
+#: ``(t, cfg, T) -> lr / lr0`` at time ``t`` after the warmup; ``T`` is the run's length
+Decay = Callable[[float, ScheduleConfig, float], float]
+#: ``(optimizer, cfg, schedule) -> a torch scheduler`` that drives the LR itself
+Driver = Callable[[torch.optim.Optimizer, ScheduleConfig, "LRSchedule"], Any]
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A registered schedule: its decay factor, or the torch scheduler that sets the LR."""
+
+    name: str
+    decay: Decay
+    driver: Driver | None = None
+
+
+SCHEDULES: Registry[ScheduleSpec] = Registry("schedule", ConfigError)
+
+
+def register_schedule(name: str, decay: Decay, driver: Driver | None = None) -> ScheduleSpec:
+    """Register the schedule ``name`` of :data:`~trainwell.train.config.SCHEDULE_NAMES`."""
+    name = SCHEDULE_NAMES.canonical(name)
+    return SCHEDULES.register(name)(ScheduleSpec(name, decay, driver))
+
+
+def list_schedules() -> list[str]:
+    """The schedule names ``train.schedule.name`` accepts (canonical; aliases map to them)."""
+    return SCHEDULE_NAMES.names()
+
+
+def _plateau(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, _s: LRSchedule) -> Any:
+    return ReduceLROnPlateau(
+        optimizer, mode=metric_mode(cfg.metric), factor=cfg.factor, patience=cfg.patience,
+        threshold=cfg.threshold, min_lr=cfg.min_lr,
+    )
+
+
+def _onecycle(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, s: LRSchedule) -> Any:
+    d = optimizer.defaults
+    cycle = "betas" in d or d.get("momentum", 0) > 0
+    return OneCycleLR(
+        optimizer, max_lr=cfg.max_lr or s.base_lrs[0], total_steps=max(s.total_steps, 2),
+        pct_start=cfg.pct_start, cycle_momentum=cycle,
+    )
+
+
+def _one(t: float, c: ScheduleConfig, total: float) -> float:
+    return 1.0
+
+
+register_schedule("constant", _one)
+register_schedule("time", lambda t, c, total: time_based(t, c.k))
+register_schedule("step", lambda t, c, total: step_decay(t, c.milestones, c.gamma))
+register_schedule("exponential", lambda t, c, total: exponential(t, c.k))
+register_schedule("cosine", lambda t, c, total: cosine(t, total))
+register_schedule("linear", lambda t, c, total: linear(t, total))
+register_schedule("inverse_sqrt", lambda t, c, total: inverse_sqrt(t))
+register_schedule("plateau", _one, _plateau)  # torch scales the LR at epoch ends
+register_schedule("onecycle", _one, _onecycle)  # torch sets the LR of every step
+
+
 # ---------------------------------------------------------------------------- the scheduler
-
-
-def _metric_mode(metric: str) -> str:
-    return "max" if any(w in metric for w in ("acc", "f1", "r2", "top")) else "min"
 
 
 class LRSchedule:
@@ -89,20 +157,10 @@ class LRSchedule:
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.step_count = 0
-        self._plateau: Any = None
-        self._onecycle: Any = None
-        if cfg.name == "plateau":
-            self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode=_metric_mode(cfg.metric), factor=cfg.factor, patience=cfg.patience,
-                threshold=cfg.threshold, min_lr=cfg.min_lr,
-            )
-        elif cfg.name == "onecycle":
-            d = optimizer.defaults
-            cycle = "betas" in d or d.get("momentum", 0) > 0
-            self._onecycle = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=cfg.max_lr or self.base_lrs[0], total_steps=max(self.total_steps, 2),
-                pct_start=cfg.pct_start, cycle_momentum=cycle,
-            )
+        self.spec = SCHEDULES.get(cfg.name)
+        driver = self.spec.driver(optimizer, cfg, self) if self.spec.driver else None
+        self._plateau = driver if isinstance(driver, ReduceLROnPlateau) else None
+        self._onecycle = driver if isinstance(driver, OneCycleLR) else None
         self._apply()
 
     def factor(self, step: int) -> float:
@@ -110,20 +168,7 @@ class LRSchedule:
         if step < self.warmup_steps:
             return warmup(step, self.warmup_steps)
         t = (step - self.warmup_steps) / self.unit_steps
-        c, name = self.cfg, self.cfg.name
-        if name == "time":
-            return time_based(t, c.k)
-        if name == "step":
-            return step_decay(t, c.milestones, c.gamma)
-        if name == "exponential":
-            return exponential(t, c.k)
-        if name == "cosine":
-            return cosine(t, self.total)
-        if name == "linear":
-            return linear(t, self.total)
-        if name == "inverse_sqrt":
-            return inverse_sqrt(t)
-        return 1.0  # constant, plateau (scaled by torch at epoch ends)
+        return self.spec.decay(t, self.cfg, self.total)
 
     def lr_at(self, step: int) -> float:
         """The LR of the first group at update ``step`` (one-cycle and plateau: the current LR)."""
@@ -137,7 +182,7 @@ class LRSchedule:
         if self._plateau is not None and self.step_count > self.warmup_steps:
             return
         f = self.factor(self.step_count)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * f
 
     def step(self) -> None:
@@ -155,10 +200,9 @@ class LRSchedule:
             return
         value = metrics.get(self.cfg.metric)
         if value is None:
-            from trainwell.errors import ConfigError
-
             raise ConfigError(
-                f"train.schedule.metric {self.cfg.metric!r} is not logged; logged: {', '.join(sorted(metrics))}"
+                f"train.schedule.metric {self.cfg.metric!r} is not logged; logged: "
+                f"{', '.join(sorted(metrics))}"
             )
         self._plateau.step(value)
 
@@ -181,18 +225,23 @@ class LRSchedule:
         if self._plateau is not None and "plateau" in state:
             self._plateau.load_state_dict({**self._plateau.state_dict(), **state["plateau"]})
         if self._onecycle is not None:
-            self._onecycle.last_epoch = int(state["onecycle_last_epoch"])
-            self._onecycle._step_count = self._onecycle.last_epoch + 1
+            done = int(state["onecycle_last_epoch"])  # torch's own state keys, through its API
+            own = self._onecycle.state_dict()
+            self._onecycle.load_state_dict({**own, "last_epoch": done, "_step_count": done + 1})
             return
         self._apply()
 
 
 __all__ = [
+    "SCHEDULES",
     "LRSchedule",
+    "ScheduleSpec",
     "cosine",
     "exponential",
     "inverse_sqrt",
     "linear",
+    "list_schedules",
+    "register_schedule",
     "step_decay",
     "time_based",
     "warmup",
