@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
 
-MAX_INFERRED_CLASSES = 50
+MAX_INFERRED_CLASSES = 20
 """A numeric label column with more distinct integers than this is inferred as regression."""
 
 # substrings of metric names where a larger value is better

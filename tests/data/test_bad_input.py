@@ -27,7 +27,8 @@ def _missing_file(tmp_path):
 
 def _unreadable_parquet(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
-    return f'source = "parquet:{(tmp_path / "bad.parquet").as_posix()}"', "bad.parquet cannot be read"
+    source = f'source = "parquet:{(tmp_path / "bad.parquet").as_posix()}"'
+    return source, "bad.parquet cannot be read"
 
 
 def _csv_is_a_folder(tmp_path):
@@ -37,7 +38,8 @@ def _csv_is_a_folder(tmp_path):
 
 def _npz_without_y(tmp_path):
     np.savez(tmp_path / "a.npz", X=np.zeros((4, 2)))
-    return f'source = "npz:{(tmp_path / "a.npz").as_posix()}"', "must hold arrays 'X' and 'y'.*\\['X'\\]"
+    source = f'source = "npz:{(tmp_path / "a.npz").as_posix()}"'
+    return source, "must hold arrays 'X' and 'y'.*\\['X'\\]"
 
 
 def _no_target_column(tmp_path):

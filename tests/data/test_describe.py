@@ -22,9 +22,11 @@ def test_describe_table_shows_task_balance_missing_and_stats(tmp_path, monkeypat
     assert "task: multiclass, 3 classes: 0='cat', 1='dog', 2='eel'" in out
     assert "model input: shape (8,) per sample, n_outputs 3" in out
     assert "splits: train 39, val 9, test 12 (stratified, val=0.15, test=0.2, seed 0)" in out
-    assert "age: 2 (train" in out and "imputed with the training mean, indicator column 'missing_age'" in out
+    assert "age: 2 (train" in out
+    assert "imputed with the training mean, indicator column 'missing_age'" in out
     assert "city: 1 (train" in out and "most frequent" in out
-    assert "preprocessing (fitted on train only): impute(strategy=mean, indicator=True) -> onehot -> standardize" in out
+    assert ("preprocessing (fitted on train only): impute(strategy=mean, indicator=True) -> onehot "
+            "-> standardize") in out
     row = next(line for line in out.splitlines() if line.strip().startswith("income"))
     assert float(row.split()[1]) > 1000  # raw scale before
     after = [line for line in out.splitlines() if line.strip().startswith("income")][1].split()
@@ -48,8 +50,11 @@ def test_describe_images_writes_a_grid_png(tmp_path, monkeypatch, capsys):
 
 
 def test_describe_regression_and_dropped_rows(tmp_path, monkeypatch, capsys):
-    pd.DataFrame({"x": np.arange(40.0), "y": [0.5, None, 2.5, 3.5] * 10}).to_csv(tmp_path / "r.csv", index=False)
-    (tmp_path / "r.toml").write_text('[data]\nsource = "csv:r.csv"\ntarget = "y"\nmissing_target = "drop"\n')
+    frame = pd.DataFrame({"x": np.arange(40.0), "y": [0.5, None, 2.5, 3.5] * 10})
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    (tmp_path / "r.toml").write_text(
+        '[data]\nsource = "csv:r.csv"\ntarget = "y"\nmissing_target = "drop"\n'
+    )
     monkeypatch.chdir(tmp_path)
     assert main(["data", "describe", "r.toml"]) == 0
     out = capsys.readouterr().out

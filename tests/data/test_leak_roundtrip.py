@@ -85,7 +85,8 @@ def test_csv_round_trip_is_exact_and_target_optional(tmp_path):
                                                      "preprocess.safetensors"]
     saved = json.loads((run / "data.json").read_text())
     assert saved["classes"] == ["cat", "dog", "eel"] and saved["input_shape"] == [5]
-    assert saved["splits"] == {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+    sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+    assert saved["splits"] == sizes
     assert set(read_safetensors(run / "preprocess.safetensors")) >= {"3.pca.components"}
     inp = load_inference(run)
     assert inp.classes == data.classes and inp.task == "multiclass"

@@ -11,6 +11,7 @@ from sklearn.datasets import load_iris
 from trainwell.data import prepare
 from trainwell.data.builtin import BUILTINS
 from trainwell.data.config import DataConfig
+from trainwell.data.sources import SOURCES, read_source, source_from_path
 from trainwell.data.tables import infer_type
 from trainwell.errors import DataError
 
@@ -46,7 +47,8 @@ def test_builtin_matches_sklearn_and_digits_images_are_the_digits_scaled():
     iris = load_iris()
     data = prepare(DataConfig(source="builtin:iris", preprocess=[]), seed=0)
     assert data.feature_names == list(iris.feature_names)
-    np.testing.assert_array_equal(data.train.X.numpy(), iris.data[data.train.index].astype(np.float32))
+    np.testing.assert_array_equal(data.train.X.numpy(),
+                                  iris.data[data.train.index].astype(np.float32))
     flat = prepare(DataConfig(source="builtin:digits", preprocess=[]), seed=3)
     img = prepare(DataConfig(source="builtin:digits_images", preprocess=[]), seed=3)
     np.testing.assert_array_equal(flat.train.index, img.train.index)
@@ -55,7 +57,8 @@ def test_builtin_matches_sklearn_and_digits_images_are_the_digits_scaled():
 
 
 def test_generator_params_and_seed():
-    cfg = DataConfig(source="builtin:blobs", params={"n_samples": 90, "centers": 4, "n_features": 5})
+    cfg = DataConfig(source="builtin:blobs",
+                     params={"n_samples": 90, "centers": 4, "n_features": 5})
     a, b = prepare(cfg, seed=1), prepare(cfg, seed=1)
     assert a.input_shape == (5,) and a.n_outputs == 4
     assert len(a.train) + len(a.val) + len(a.test) == 90
@@ -68,7 +71,8 @@ def test_generator_params_and_seed():
 
 
 def test_csv_infers_column_types_onehots_and_maps_text_labels(mixed_csv):
-    cfg = DataConfig(source=f"csv:{mixed_csv}", target="label", preprocess=["impute", "standardize"])
+    cfg = DataConfig(source=f"csv:{mixed_csv}", target="label",
+                     preprocess=["impute", "standardize"])
     data = prepare(cfg, seed=0)
     assert data.info["feature_types"] == {"age": "numeric", "income": "numeric",
                                           "member": "boolean", "city": "categorical"}
@@ -82,10 +86,11 @@ def test_csv_infers_column_types_onehots_and_maps_text_labels(mixed_csv):
 
 def test_csv_column_overrides_and_ignore(tmp_path):
     path = tmp_path / "z.csv"
-    pd.DataFrame({"zip": [75001, 75002, 75001, 75003] * 5, "id": range(20),
-                  "x": np.arange(20.0), "y": [0.5 * i for i in range(20)]}).to_csv(path, index=False)
-    cfg = DataConfig(source=f"csv:{path}", target="y", columns={"zip": "categorical", "id": "ignore"},
-                     preprocess=["onehot"], split={"val": 0.0, "test": 0.2})
+    pd.DataFrame({"zip": [75001, 75002, 75001, 75003] * 5, "id": range(20), "x": np.arange(20.0),
+                  "y": [0.5 * i for i in range(20)]}).to_csv(path, index=False)
+    cfg = DataConfig(source=f"csv:{path}", target="y",
+                     columns={"zip": "categorical", "id": "ignore"}, preprocess=["onehot"],
+                     split={"val": 0.0, "test": 0.2})
     data = prepare(cfg, seed=0)
     assert data.task == "regression"  # fractional numbers
     assert data.feature_names == ["x", "zip=75001", "zip=75002", "zip=75003"]
@@ -231,6 +236,8 @@ def test_mostly_numeric_text_is_numeric_and_the_odd_value_is_named(tmp_path):
     ([True, False] * 20, "binary", [False, True]),
     (list(np.linspace(0, 1, 40)), "regression", None),
     (list(range(40)), "regression", None),  # > 20 distinct whole numbers
+    (list(range(21)) + [0] * 19, "regression", None),  # 21: one more than docs/data.md allows
+    (list(range(20)) * 2, "multiclass", list(range(20))),  # 20 distinct: still classes
 ])
 def test_task_inference_and_label_mapping(tmp_path, labels, task, classes):
     path = tmp_path / "l.csv"
@@ -244,5 +251,60 @@ def test_task_override(tmp_path):
     pd.DataFrame({"x": np.arange(40.0), "y": [0, 1, 2, 3] * 10}).to_csv(path, index=False)
     reg = prepare(DataConfig(source=f"csv:{path}", target="y", task="regression"), 0)
     assert reg.task == "regression" and reg.train.y.dtype == torch.float32
-    multi = prepare(DataConfig(source=f"builtin:moons", task="multiclass"), 0)
+    multi = prepare(DataConfig(source="builtin:moons", task="multiclass"), 0)
     assert multi.task == "multiclass" and multi.n_outputs == 2
+
+
+# ---------------------------------------------------------------------------- conformance
+
+
+FRAME = pd.DataFrame({"x": np.arange(12.0), "y": [0, 1] * 6})
+
+
+def _csv(tmp_path):
+    FRAME.to_csv(tmp_path / "e.csv", index=False)
+    return tmp_path / "e.csv"
+
+
+def _parquet(tmp_path):
+    FRAME.to_parquet(tmp_path / "e.parquet")
+    return tmp_path / "e.parquet"
+
+
+def _npz(tmp_path):
+    np.savez(tmp_path / "e.npz", X=FRAME[["x"]].to_numpy(), y=FRAME["y"].to_numpy())
+    return tmp_path / "e.npz"
+
+
+def _images(tmp_path):
+    from .conftest import write_image_folder
+
+    return write_image_folder(tmp_path / "e", per_class=6)
+
+
+# one example of each source kind (the part after ``KIND:``): a new kind is read here the day
+# it is registered
+SOURCE_EXAMPLES = {"builtin": lambda tmp_path: "iris", "csv": _csv, "parquet": _parquet,
+                   "npz": _npz, "images": _images}
+
+
+def test_every_source_kind_has_an_example():
+    assert sorted(SOURCE_EXAMPLES) == SOURCES.names()
+
+
+@pytest.mark.parametrize("kind", SOURCES.names())
+def test_source_kind_conformance(kind, tmp_path):
+    what = str(SOURCE_EXAMPLES[kind](tmp_path))
+    raw = read_source(f"{kind}:{what}", {}, 0)
+    rows = len(raw.frame) if hasattr(raw, "frame") else len(raw.paths)
+    assert rows == (150 if kind == "builtin" else 12) and raw.origin
+    if SOURCES.get(kind).path:  # a bare path of this kind is recognised by its suffix or folder
+        assert source_from_path(what) == f"{kind}:{what}"
+
+
+def test_data_task_is_auto_or_the_task_vocabulary():
+    from typing import get_args
+
+    from trainwell.tasks import TASKS
+
+    assert get_args(DataConfig.model_fields["task"].annotation) == ("auto", *TASKS)

@@ -8,10 +8,10 @@ from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
-from trainwell.data.image_steps import IMAGE_STEPS
-from trainwell.data.steps import parse_step, parse_steps
-from trainwell.data.table_steps import TABLE_STEPS, Table
-from trainwell.errors import ConfigError, DataError
+from trainwell.data.pipeline import Pipeline
+from trainwell.data.steps import KIND_FAMILIES, list_steps, parse_step, parse_steps, step_class
+from trainwell.data.table_steps import Table
+from trainwell.errors import ConfigError, DataError, NotFittedError, RunError
 
 RNG = np.random.default_rng(0)
 TRAIN = RNG.normal(3.0, 2.0, (50, 4)) @ RNG.normal(size=(4, 4))
@@ -19,7 +19,7 @@ OTHER = RNG.normal(0.0, 5.0, (20, 4))
 
 
 def _fit(name, **params):
-    return TABLE_STEPS[name](**params).fit(Table(TRAIN.copy(), list("abcd")))
+    return step_class(name)(**params).fit(Table(TRAIN.copy(), list("abcd")))
 
 
 def _apply(step, X):
@@ -72,7 +72,7 @@ def test_impute_with_indicators_matches_sklearn():
     test = OTHER.copy()
     test[[0, 4], [0, 1]] = np.nan  # column b: missing at test time only -> no indicator
     for strategy in ("mean", "median", "most_frequent"):
-        step = TABLE_STEPS["impute"](strategy=strategy, indicator=True).fit(Table(X, list("abcd")))
+        step = step_class("impute")(strategy=strategy, indicator=True).fit(Table(X, list("abcd")))
         out = step.transform(Table(test, list("abcd")))
         oracle = SimpleImputer(strategy=strategy, add_indicator=True).fit(X)
         np.testing.assert_allclose(out.num, oracle.transform(test), rtol=1e-12)
@@ -84,12 +84,12 @@ def test_impute_without_indicator_and_strategies_differ():
     new = Table(np.array([[np.nan], [5.0]]), ["a"])
     got = {}
     for strategy in ("mean", "median", "most_frequent"):
-        step = TABLE_STEPS["impute"](strategy=strategy, indicator=False).fit(Table(X, ["a"]))
+        step = step_class("impute")(strategy=strategy, indicator=False).fit(Table(X, ["a"]))
         out = step.transform(new)
         assert out.num_names == ["a"] and out.num[1, 0] == 5.0  # present values untouched
         got[strategy] = out.num[0, 0]
     assert got == {"mean": 3.75, "median": 2.0, "most_frequent": 2.0}
-    mean_step = TABLE_STEPS["impute"](strategy="mean").fit(Table(X[:4], ["a"]))
+    mean_step = step_class("impute")(strategy="mean").fit(Table(X[:4], ["a"]))
     # no value missing in train: no indicator column, and a test-time gap still gets the mean
     out = mean_step.transform(new)
     assert out.num_names == ["a"] and out.num[0, 0] == 3.75
@@ -99,11 +99,11 @@ def test_onehot_and_categorical_impute_match_sklearn():
     cat = np.array([["r"], ["g"], [None], ["b"], ["g"]], dtype=object)
     new = np.array([["g"], ["zzz"], [None]], dtype=object)
     num = np.zeros((5, 0))
-    imp = TABLE_STEPS["impute"]().fit(Table(num, [], cat, ["c"]))
+    imp = step_class("impute")().fit(Table(num, [], cat, ["c"]))
     filled = imp.transform(Table(np.zeros((3, 0)), [], new, ["c"]))
     assert filled.cat[:, 0].tolist() == ["g", "zzz", "g"]  # most frequent training category
     assert filled.num_names == ["missing_c"] and filled.num[:, 0].tolist() == [0, 0, 1]
-    oh = TABLE_STEPS["onehot"]().fit(Table(num, [], cat, ["c"]))
+    oh = step_class("onehot")().fit(Table(num, [], cat, ["c"]))
     out = oh.transform(Table(np.zeros((3, 0)), [], new, ["c"]))
     oracle = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(
         np.where(cat == None, np.nan, cat))  # noqa: E711
@@ -122,13 +122,14 @@ def test_image_steps_match_numpy():
         / IMAGES.std((0, 2, 3), keepdims=True)[0],
     }
     for name, want in expect.items():
-        step = IMAGE_STEPS[name]().fit([IMAGES[:10], IMAGES[10:]])  # streamed in two batches
-        np.testing.assert_allclose(step.transform(IMAGES.astype(np.float32)), want, rtol=1e-5, atol=1e-5)
+        step = step_class(name)().fit([IMAGES[:10], IMAGES[10:]])  # streamed in two batches
+        np.testing.assert_allclose(step.transform(IMAGES.astype(np.float32)), want,
+                                   rtol=1e-5, atol=1e-5)
         assert step.shift_.shape == ((3, 4, 5) if name == "mean_image" else (3, 1, 1))
 
 
 def test_image_step_refuses_other_shape():
-    step = IMAGE_STEPS["channel_mean"]().fit([IMAGES])
+    step = step_class("channel_mean")().fit([IMAGES])
     with pytest.raises(DataError, match="fitted on images of shape \\(3, 4, 5\\)"):
         step.transform(np.zeros((2, 3, 4, 4), dtype=np.float32))
 
@@ -149,3 +150,74 @@ def test_step_parsing_names_aliases_and_errors():
         parse_step({"name": "impute", "strategy": "mode"}, 0)
     with pytest.raises(ConfigError, match="must come before 'standardize'"):
         parse_steps(["standardize", "impute"])
+
+
+# ---------------------------------------------------------------------------- conformance
+
+# one example of each step's parameters, and of the data of its family: every registered step
+# is fitted, saved and loaded here the day it is registered
+STEP_PARAMS = {"minmax": {"range": [-1.0, 1.0]}, "pca": {"components": 2},
+               "whiten": {"components": 2}, "impute": {"strategy": "median"}}
+CAT = np.array([["r"], ["g"], [None], ["b"], ["g"]] * 10, dtype=object)
+
+
+def _family_data(family):
+    if family == "image":
+        return IMAGES
+    num = TRAIN.copy()
+    if family == "column":
+        num[[1, 7], 2] = np.nan
+        return Table(num, list("abcd"), CAT.copy(), ["c"])
+    return Table(num, list("abcd"))
+
+
+def test_every_step_belongs_to_a_kind_of_data():
+    families = {f for fams in KIND_FAMILIES.values() for f in fams}
+    assert sorted(list_steps()) == sorted(n for f in families for n in list_steps(f))
+
+
+@pytest.mark.parametrize("name", list_steps())
+def test_step_conformance(name):
+    spec = parse_step({"name": name, **STEP_PARAMS.get(name, {})}, 0)
+    cls = step_class(name)
+    assert spec.name == name == cls.name and spec.family == cls.family
+    kind = next(k for k, fams in KIND_FAMILIES.items() if cls.family in fams)
+    data = _family_data(cls.family)
+    with pytest.raises(NotFittedError, match=name):
+        cls(**spec.params).transform(data if kind == "table" else data.astype(np.float32))
+    pipe = Pipeline(kind, {"columns": []}, [spec])
+    if kind == "table":
+        pipe.fit_table(data)
+        before = pipe.transform_table(data)
+    else:
+        pipe.fit_images(lambda steps: iter([data]))
+        before = pipe.transform_images(data)
+    loaded = Pipeline.from_state(*pipe.state())  # what a run saves, read back
+    if kind == "table":
+        after = loaded.transform_table(data)
+        np.testing.assert_array_equal(after.num, before.num)
+        assert after.num_names == before.num_names
+    else:
+        np.testing.assert_array_equal(loaded.transform_images(data), before)
+
+
+def test_a_saved_step_of_the_wrong_kind_is_refused():
+    pipe = Pipeline("table", {"columns": []}, [parse_step("standardize", 0)])
+    pipe.fit_table(_family_data("matrix"))
+    doc, arrays = pipe.state()
+    doc["kind"] = "image"
+    with pytest.raises(RunError, match="step 0 is 'standardize', not a step for images"):
+        Pipeline.from_state(doc, arrays)
+    doc["kind"], doc["steps"][0]["name"] = "table", "sharpen"
+    with pytest.raises(RunError, match="step 0 is 'sharpen', not a step for a table"):
+        Pipeline.from_state(doc, arrays)
+
+
+def test_docs_list_every_registered_step():
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "data.md").read_text(encoding="utf-8")
+    section = docs.split("## Preprocessing")[1].split("\n## ")[0]
+    documented = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+    assert sorted(documented) == list_steps()

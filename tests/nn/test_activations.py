@@ -73,7 +73,8 @@ def test_value_and_gradient_match_closed_form(key):
     value, derivative = CLOSED_FORMS[key]
     act = make_activation(SPECS.get(key, key), num_features=1).double()
     if key == "srelu":  # float32-born parameters: refill with the exact defaults in float64
-        for p, v in zip((act.t_left, act.a_left, act.t_right, act.a_right), (-0.4, 0.2, 0.4, 0.2)):
+        params = (act.t_left, act.a_left, act.t_right, act.a_right)
+        for p, v in zip(params, (-0.4, 0.2, 0.4, 0.2), strict=True):
             p.data.fill_(v)
     x = X.clone().view(-1, 1).requires_grad_(True)  # (N, 1): one unit
     y = act(x)
@@ -105,7 +106,8 @@ def test_gradcheck_maxout_srelu_swish_float64():
     names = ("t_left", "a_left", "t_right", "a_right")
 
     def f(*params):
-        return torch.func.functional_call(srelu, dict(zip(names, params)), (xs.detach(),))
+        named = dict(zip(names, params, strict=True))
+        return torch.func.functional_call(srelu, named, (xs.detach(),))
 
     params = tuple(getattr(srelu, n).detach().clone().requires_grad_(True) for n in names)
     assert torch.autograd.gradcheck(f, params)
@@ -121,7 +123,8 @@ def test_srelu_parameters_learn_per_unit():
     s = SReLU(3).double()
     x = torch.tensor([[1.0, 0.0, -1.0]], dtype=torch.float64)
     s(x).sum().backward()
-    # unit 0 is right of t_r: d/da_r = x - t_r = 0.6, d/dt_r = 1 - a_r = 0.8; unit 2 mirrors on the left
+    # unit 0 is right of t_r: d/da_r = x - t_r = 0.6, d/dt_r = 1 - a_r = 0.8; unit 2 mirrors on
+    # the left
     torch.testing.assert_close(s.a_right.grad, torch.tensor([0.6, 0.0, 0.0], dtype=torch.float64))
     torch.testing.assert_close(s.t_right.grad, torch.tensor([0.8, 0.0, 0.0], dtype=torch.float64))
     torch.testing.assert_close(s.a_left.grad, torch.tensor([0.0, 0.0, -0.6], dtype=torch.float64))

@@ -1,4 +1,5 @@
-"""Builders give the expected parameter counts and output shapes; bad specs fail with their message."""
+"""Builders give the expected parameter counts and output shapes; bad specs fail with their
+message."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def test_mlp_counts_and_shape():
     m = build((10,), hidden=[32, 16])
     assert n_params(m) == (10 * 32 + 32) + (32 * 16 + 16) + (16 * 3 + 3)
     assert m(torch.randn(7, 10)).shape == (7, 3)
-    # batch norm before the activation: the linear bias is redundant and dropped; BN adds gamma, beta
+    # batch norm before the activation: the linear bias is redundant and dropped; BN adds gamma and
+    # beta
     bn = build((10,), hidden=[32, 16], norm="batch")
     assert n_params(bn) == 10 * 32 + 2 * 32 + 32 * 16 + 2 * 16 + 16 * 3 + 3
     assert [type(x).__name__ for x in bn][:3] == ["Linear", "BatchNorm1d", "ReLU"]
@@ -136,7 +138,8 @@ def test_python_factory(tmp_path, monkeypatch):
             from torch import nn
 
             def make(input_shape, n_outputs, width=4):
-                return nn.Sequential(nn.Linear(input_shape[0], width), nn.ReLU(), nn.Linear(width, n_outputs))
+                return nn.Sequential(nn.Linear(input_shape[0], width), nn.ReLU(),
+                                     nn.Linear(width, n_outputs))
 
             def wrong_size(input_shape, n_outputs):
                 return nn.Sequential(nn.Linear(input_shape[0] + 1, n_outputs))
@@ -174,13 +177,15 @@ def test_python_factory(tmp_path, monkeypatch):
 def test_conv_stack_that_shrinks_an_8x8_image_below_1x1_is_refused():
     with pytest.raises(
         ModelSpecError,
-        match=r"model.pool: the max pool 2x2 after conv block 4 gets a 1x1 input and would output 0x0",
+        match=r"model.pool: the max pool 2x2 after conv block 4 gets a 1x1 input and would "
+        r"output 0x0",
     ):
         build((1, 8, 8), arch="cnn", channels=[4, 4, 4, 4])
     build((1, 8, 8), arch="cnn", channels=[4, 4, 4])  # one block fewer fits: 8 -> 4 -> 2 -> 1
     with pytest.raises(
         ModelSpecError,
-        match=r"conv block 2 \(conv2d 5x5, stride 1, padding 0\) gets a 4x4 input and would output 0x0",
+        match=r"conv block 2 \(conv2d 5x5, stride 1, padding 0\) gets a 4x4 input and would "
+        r"output 0x0",
     ):
         build((1, 8, 8), arch="cnn", channels=[4, 4], kernel_size=5, padding=0, pool="none")
 
@@ -212,7 +217,8 @@ def test_wrong_input_rank_task_and_outputs_are_refused():
         ({"norm": "batchh"}, "model.norm: unknown norm 'batchh'; did you mean 'batch'?"),
         (
             {"activation": {"name": "maxout", "k": 1}},
-            "model.activation: maxout k (the number of affine pieces) must be an integer >= 2; got 1",
+            "model.activation: maxout k (the number of affine pieces) must be an integer >= 2; "
+            "got 1",
         ),
         (
             {"activation": "rleu"},
@@ -224,7 +230,7 @@ def test_wrong_input_rank_task_and_outputs_are_refused():
         ({"pool": "maxx"}, "model.pool: unknown pool 'maxx'; did you mean 'max'?"),
         (
             {"arch": "resnet", "widths": [8, 16]},
-            "model.blocks needs one entry per stage of model.widths (2)",
+            "model.blocks: needs one entry per stage of model.widths (2)",
         ),
         ({"dropout": 1.0}, "model.dropout: Input should be less than 1"),
     ],

@@ -6,6 +6,7 @@ must cover every name).
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -27,8 +28,7 @@ from trainwell.nn import (
     make_norm,
     model_summary,
 )
-from trainwell.nn.activations import activation_expansion
-from trainwell.nn.initialize import activation_of
+from trainwell.nn.activations import ACTIVATIONS, activation_expansion, activation_of
 
 
 @pytest.mark.parametrize("name", list_activations())
@@ -45,6 +45,10 @@ def test_activation_conformance(name):
     assert (
         activation_of(act) is not None and activation_of(act)[0] == name
     )  # the init policy sees it
+    if ACTIVATIONS.get(name).modules:  # the same module in a model of the user's own is read alike
+        plain = copy.deepcopy(act)
+        del plain.activation_name
+        assert activation_of(plain) == activation_of(act)
     assert name in AUTO_TABLE
     if name != "step":
         x = (torch.rand(3, 6 * k, dtype=torch.float64, generator=g) * 4 - 2).requires_grad_(True)

@@ -23,7 +23,8 @@ def test_inverted_dropout_mean_over_masks_matches_inference():
     x = torch.randn(4, 50)
     drop = nn.Dropout(0.35)  # lecture 000's example rate; kept units are scaled by 1 / (1 - 0.35)
     mean = _mean_of_training_passes(drop, x, 4000)
-    # each entry is x * Bernoulli(0.65) / 0.65 averaged over 4000 masks: std |x| * sqrt(0.35/0.65/4000)
+    # each entry is x * Bernoulli(0.65) / 0.65 averaged over 4000 masks:
+    # std |x| * sqrt(0.35 / 0.65 / 4000)
     tol = 5 * x.abs() * math.sqrt(0.35 / 0.65 / 4000)
     assert ((mean - drop.eval()(x)).abs() <= tol).all()
     assert drop.train()(x).eq(0).float().mean().item() == pytest.approx(0.35, abs=0.05)

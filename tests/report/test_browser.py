@@ -4,10 +4,9 @@ no sideways scrolling on a phone, and a screenshot of each page."""
 from __future__ import annotations
 
 import pytest
+from reporthelp import Page
 
 from trainwell.report import write_comparison, write_study_report
-
-from reporthelp import Page
 
 pytestmark = pytest.mark.browser
 

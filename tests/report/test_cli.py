@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from trainwell.cli import main
-
 from reporthelp import Page
+
+from trainwell.cli import main
 
 
 def test_report_of_one_run_and_of_a_study(iris_run, study_dir, tmp_path, capsys):

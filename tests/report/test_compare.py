@@ -6,12 +6,11 @@ import json
 import tomllib
 
 import pytest
+from reporthelp import Page, assert_self_contained
 
 from trainwell.errors import RunError
 from trainwell.report import write_comparison
 from trainwell.report.html import fmt
-
-from reporthelp import Page, assert_self_contained
 
 
 def test_comparison_overlays_curves_and_tabulates_differences(iris_run, iris_run_fast, tmp_path):
@@ -27,7 +26,7 @@ def test_comparison_overlays_curves_and_tabulates_differences(iris_run, iris_run
            for r in (iris_run, iris_run_fast)]
     assert diff[1][1:] == [fmt(v) for v in lrs] and lrs[1] == 0.01
     results = page.table_with("best epoch")
-    for row, run in zip(results[1:], (iris_run, iris_run_fast)):
+    for row, run in zip(results[1:], (iris_run, iris_run_fast), strict=True):
         best = json.loads((run / "results.json").read_text())["best"]
         col = results[0].index("val_loss (best)")
         assert float(row[col]) == pytest.approx(best["val_loss"], rel=1e-3)

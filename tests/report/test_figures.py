@@ -76,11 +76,11 @@ def _clipped_texts(builder, *args):
 def test_run_figures_keep_every_label_inside_the_image(iris_run):
     """The fixed layout's margins are sized from the labels: nothing is cut off."""
     from trainwell.report import run_figures as rf
+    from trainwell.report.run_report import layer_snapshots
     from trainwell.report.rundata import load_run
-    from trainwell.report.run_report import _snapshots
 
     run = load_run(iris_run)
-    snaps, _ = _snapshots(run)
+    snaps, _ = layer_snapshots(run)
     assert _clipped_texts(rf.curves_figure, run, rf.metric_groups(run)) == {}
     assert _clipped_texts(rf.lr_figure, run) == {}
     assert _clipped_texts(rf.layer_bars_figure, snaps, list(rf.LAYER_STATS)) == {}

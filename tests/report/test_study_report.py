@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from reporthelp import Page, assert_self_contained
 
 from trainwell.errors import RunError
 from trainwell.report import write_run_report, write_study_report
 from trainwell.report.studydata import load_study_dir
-
-from reporthelp import Page, assert_self_contained
 
 STUDY_SECTIONS = ["summary", "history", "parallel", "importance", "leaderboard", "curves"]
 STUDY_FIGURES = ["fig-history", "fig-best", "fig-parallel", "fig-importance", "fig-trial-curves"]

@@ -6,11 +6,10 @@ import json
 import sys
 
 import pytest
+from reporthelp import fit_run
 
 from trainwell.errors import ConfigError
 from trainwell.report.tensorboard import TensorBoardLogger, require_tensorboard, scalar_tag
-
-from reporthelp import fit_run
 
 
 def test_events_hold_the_metrics_of_every_epoch(runs_root):

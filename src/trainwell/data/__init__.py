@@ -9,8 +9,8 @@ from trainwell._lazy import lazy_getattr
 
 _LAZY = {
     "prepare": "trainwell.data.preparation",
-    "PreparedData": "trainwell.data.prepared",
-    "Split": "trainwell.data.prepared",
+    "PreparedData": "trainwell.data.prepared_data",
+    "Split": "trainwell.data.prepared_data",
     "Pipeline": "trainwell.data.pipeline",
     "InferenceData": "trainwell.data.inference",
     "load_inference": "trainwell.data.inference",

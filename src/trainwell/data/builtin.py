@@ -30,6 +30,7 @@ import numpy as np
 
 from trainwell.errors import ConfigError, DataError
 from trainwell.registry import Registry, closest
+from trainwell.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Builtin:
     loader: str  # sklearn.datasets function name
     images: bool = False
     generator: bool = False
+    task: Task | None = None  # None: classification, binary for two classes, else multiclass
 
 
 BUILTINS: Registry[Builtin] = Registry("builtin dataset", ConfigError)
@@ -46,7 +48,7 @@ for _name, _b, _aliases in [
     ("iris", Builtin("load_iris"), ()),
     ("wine", Builtin("load_wine"), ()),
     ("breast_cancer", Builtin("load_breast_cancer"), ("cancer",)),
-    ("diabetes", Builtin("load_diabetes"), ()),
+    ("diabetes", Builtin("load_diabetes", task="regression"), ()),
     ("moons", Builtin("make_moons", generator=True), ()),
     ("circles", Builtin("make_circles", generator=True), ()),
     ("blobs", Builtin("make_blobs", generator=True), ()),
@@ -68,7 +70,13 @@ class BuiltinData:
     X: np.ndarray            # (n, d) features or (n, C, H, W) images
     y: np.ndarray
     feature_names: list[str]
-    task: str
+    task: Task
+
+
+def _task(spec: Builtin, y: np.ndarray) -> Task:
+    if spec.task is not None:
+        return spec.task
+    return "binary" if len(np.unique(y)) == 2 else "multiclass"
 
 
 def _generator_params(func: Callable[..., Any], name: str, params: dict[str, Any],
@@ -105,24 +113,19 @@ def load_builtin(name: str, params: dict[str, Any], seed: int) -> BuiltinData:
             )
         bunch = func()
         X, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
-        names = [str(n) for n in getattr(bunch, "feature_names", [])] or [f"x{i}" for i in range(X.shape[1])]
-        if canonical == "diabetes":
-            task = "regression"
-        else:
-            task = "binary" if len(np.unique(y)) == 2 else "multiclass"
+        names = [str(n) for n in getattr(bunch, "feature_names", [])]
+        names = names or [f"x{i}" for i in range(X.shape[1])]
         if spec.images:
             X = (X / 16.0).reshape(-1, 1, 8, 8)  # pixel values 0..16 -> [0, 1]
             names = []
-        return BuiltinData(X, y, names, task)
+        return BuiltinData(X, y, names, _task(spec, y))
     kwargs = _generator_params(func, canonical, params, seed)
     try:
         X, y = func(**kwargs)[:2]
     except (TypeError, ValueError) as exc:
         raise DataError(f"builtin:{canonical} refused data.params {params}: {exc}") from None
-    X = np.asarray(X, dtype=np.float64)
-    n_classes = len(np.unique(y))
-    task = "binary" if n_classes == 2 else "multiclass"
-    return BuiltinData(X, np.asarray(y), [f"x{i}" for i in range(X.shape[1])], task)
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+    return BuiltinData(X, y, [f"x{i}" for i in range(X.shape[1])], _task(spec, y))
 
 
 __all__ = ["BUILTINS", "BuiltinData", "load_builtin"]

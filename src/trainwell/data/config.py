@@ -2,7 +2,7 @@
 
 This module imports neither torch nor scikit-learn, so ``trainwell check`` stays fast. The names
 it checks (source kinds, bundled sets, preprocessing steps and their parameters) come from the
-tables in ``sources.py``, ``builtin.py`` and ``steps.py``.
+registries in ``sources.py``, ``builtin.py`` and ``steps.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from trainwell.schema import Section
+from trainwell.tasks import Task
 
 ColumnType = Literal["numeric", "categorical", "boolean", "ignore"]
 
@@ -79,7 +80,7 @@ class DataConfig(Section):
     source: str = "builtin:digits"
     params: dict[str, Any] = Field(default_factory=dict)
     target: str | list[str] | None = None
-    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    task: Literal["auto", Task] = "auto"
     columns: dict[str, ColumnType] = Field(
         default_factory=dict, description="per-column type overrides for csv/parquet sources"
     )
@@ -131,8 +132,10 @@ class DataConfig(Section):
 
     def resolve_paths(self, base: Path) -> None:
         """Make relative file paths (source, split index files) relative to the config's folder."""
-        kind, sep, rest = self.source.partition(":")
-        if sep and kind in {"csv", "parquet", "npz", "images"} and rest and not Path(rest).is_absolute():
+        from trainwell.data.sources import is_path_source
+
+        kind, _, rest = self.source.partition(":")
+        if is_path_source(self.source) and rest and not Path(rest).is_absolute():
             self.source = f"{kind}:{(base / rest)}"
         idx = self.split.indices
         if isinstance(idx, str) and not Path(idx).is_absolute():

@@ -15,13 +15,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from trainwell.data.steps import Step, register_step
 from trainwell.errors import DataError, NotFittedError
 
 
-class ImageStep:
+class ImageStep(Step):
     """Base: ``fit(batches)`` on training images (N, C, H, W), ``transform`` any (..., C, H, W)."""
 
-    name: ClassVar[str]
     per_channel: ClassVar[bool] = True
     with_std: ClassVar[bool] = False
 
@@ -83,22 +83,23 @@ class ImageStep:
         return self
 
 
+@register_step("mean_image", family="image")
 class MeanImage(ImageStep):
-    name = "mean_image"
+    """Subtract the training mean image (C, H, W)."""
+
     per_channel = False
 
 
+@register_step("channel_mean", "per_channel_mean", family="image")
 class ChannelMean(ImageStep):
-    name = "channel_mean"
+    """Subtract the training per-channel mean."""
 
 
+@register_step("channel_mean_std", "per_channel_mean_std", family="image")
 class ChannelMeanStd(ImageStep):
-    name = "channel_mean_std"
+    """Subtract the per-channel mean, divide by the per-channel std."""
+
     with_std = True
 
 
-IMAGE_STEPS: dict[str, type[ImageStep]] = {
-    cls.name: cls for cls in (MeanImage, ChannelMean, ChannelMeanStd)
-}
-
-__all__ = ["IMAGE_STEPS", "ImageStep"]
+__all__ = ["ChannelMean", "ChannelMeanStd", "ImageStep", "MeanImage"]

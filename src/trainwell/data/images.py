@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch.utils.data import Dataset
 
 from trainwell.data.image_steps import ImageStep
 from trainwell.errors import DataError
@@ -77,8 +78,8 @@ def read_image(path: Path, mode: str, size: Sequence[int] | None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img = img.convert(mode)
+        with Image.open(path) as opened:
+            img = opened.convert(mode)
             if size is not None and (img.height, img.width) != (size[0], size[1]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.float32) / 255.0
@@ -121,13 +122,7 @@ def iter_batches(paths: list[Path], mode: str, size: Sequence[int], steps: list[
         yield x
 
 
-def _dataset_base() -> type:
-    from torch.utils.data import Dataset
-
-    return Dataset
-
-
-class ImageFolderDataset(_dataset_base()):  # type: ignore[misc]
+class ImageFolderDataset(Dataset[tuple[Any, Any]]):
     """Images read lazily: ``dataset[i]`` decodes file i and returns ``(x, y)``.
 
     x is float32 (C, H, W) after the fitted image steps; y the int64 class index. Plain

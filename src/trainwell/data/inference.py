@@ -51,8 +51,13 @@ class InferenceData:
         import pandas as pd
         import torch
 
-        from trainwell.data.sources import RawImageFolder, RawImages, RawTable, read_source
-        from trainwell.data.sources import source_from_path
+        from trainwell.data.sources import (
+            RawImageFolder,
+            RawImages,
+            RawTable,
+            read_source,
+            source_from_path,
+        )
 
         if isinstance(path_or_source, pd.DataFrame):
             raw: Any = RawTable(path_or_source, "the given DataFrame", None)
@@ -115,7 +120,8 @@ def load_inference(run_dir: str | Path) -> InferenceData:
 
 
 def load_prepared_transform(run_dir: str | Path) -> InferenceData:
-    """A callable turning new raw input (a path, a source string or a DataFrame) into model input."""
+    """A callable turning new raw input (a path, a source string or a DataFrame) into model
+    input."""
     return InferenceData(run_dir)
 
 

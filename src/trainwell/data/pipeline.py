@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainwell.data.image_steps import IMAGE_STEPS, ImageStep
-from trainwell.data.steps import StepSpec
-from trainwell.data.table_steps import TABLE_STEPS, Table, TableStep
-from trainwell.errors import DataError, RunError
+from trainwell.data.image_steps import ImageStep
+from trainwell.data.steps import KIND_FAMILIES, StepSpec, step_class
+from trainwell.data.table_steps import Table, TableStep
+from trainwell.errors import ConfigError, DataError, RunError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,16 +42,17 @@ class Pipeline:
         """Fit every step on the training Table in order; return the transformed training Table."""
         self.steps = []
         for spec in self.specs:
-            step = TABLE_STEPS[spec.name](**spec.params).fit(t)
+            step = table_step(spec).fit(t)
             t = step.transform(t)
             self.steps.append(step)
         return t
 
     def fit_images(self, batches_of: Any) -> None:
-        """Fit image steps; ``batches_of(steps)`` yields training batches already passed through ``steps``."""
+        """Fit image steps; ``batches_of(steps)`` yields training batches already passed through
+        ``steps``."""
         self.steps = []
         for spec in self.specs:
-            step = IMAGE_STEPS[spec.name](**spec.params).fit(batches_of(list(self.steps)))
+            step = image_step(spec).fit(batches_of(list(self.steps)))
             self.steps.append(step)
 
     # ---------------------------------------------------------------- applying
@@ -72,7 +73,9 @@ class Pipeline:
         bad = np.isnan(out.num).any(axis=0)
         if bad.any():
             cols = [out.num_names[i] for i in np.flatnonzero(bad)]
-            raise DataError(f"columns {cols} have missing values; add \"impute\" to data.preprocess")
+            raise DataError(
+                f"columns {cols} have missing values; add \"impute\" to data.preprocess"
+            )
         return out.num.astype(np.float32)
 
     def frame_to_array(self, frame: pd.DataFrame, origin: str) -> np.ndarray:
@@ -110,7 +113,8 @@ class Pipeline:
         doc, arrays = self.state()
         run_dir = Path(run_dir)
         write_safetensors_atomic(run_dir / "preprocess.safetensors",
-                                 {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()},
+                                 {k: torch.from_numpy(np.ascontiguousarray(v))
+                                  for k, v in arrays.items()},
                                  metadata={"format": str(FORMAT_VERSION)})
         write_json_atomic(run_dir / "preprocess.json", doc)
 
@@ -119,17 +123,23 @@ class Pipeline:
         if doc.get("format") != FORMAT_VERSION or doc.get("kind") not in {"table", "image"}:
             raise RunError(f"preprocess.json has an unknown format {doc.get('format')!r} / kind "
                            f"{doc.get('kind')!r}; expected format {FORMAT_VERSION}")
-        registry: dict[str, type[TableStep]] | dict[str, type[ImageStep]]
-        registry = TABLE_STEPS if doc["kind"] == "table" else IMAGE_STEPS
-        pipe = cls(doc["kind"], doc["input"])
+        kind = doc["kind"]
+        pipe = cls(kind, doc["input"])
         for i, entry in enumerate(doc["steps"]):
             name = entry["name"]
-            if name not in registry:
-                raise RunError(f"preprocess.json step {i} is {name!r}, not a {doc['kind']} step")
+            try:
+                known = step_class(name).family in KIND_FAMILIES[kind]
+            except ConfigError:
+                known = False
+            if not known:
+                what = "a table" if kind == "table" else "images"
+                raise RunError(f"preprocess.json step {i} is {name!r}, not a step for {what}")
             prefix = f"{i}.{name}."
             mine = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-            pipe.specs.append(StepSpec(name, dict(entry["params"])))
-            pipe.steps.append(registry[name](**entry["params"]).load(entry["state"], mine))
+            spec = StepSpec(name, dict(entry["params"]))
+            step = table_step(spec) if kind == "table" else image_step(spec)
+            pipe.specs.append(spec)
+            pipe.steps.append(step.load(entry["state"], mine))
         return pipe
 
     @classmethod
@@ -142,4 +152,20 @@ class Pipeline:
         return cls.from_state(doc, {k: v.numpy() for k, v in tensors.items()})
 
 
-__all__ = ["Pipeline"]
+def table_step(spec: StepSpec) -> TableStep:
+    """A new, unfitted table step (column or matrix family) for ``spec``."""
+    cls = step_class(spec.name)
+    if not issubclass(cls, TableStep):
+        raise DataError(f"preprocessing step {spec.name!r} works on images, not on a table")
+    return cls(**spec.params)
+
+
+def image_step(spec: StepSpec) -> ImageStep:
+    """A new, unfitted image step for ``spec``."""
+    cls = step_class(spec.name)
+    if not issubclass(cls, ImageStep):
+        raise DataError(f"preprocessing step {spec.name!r} works on a table, not on images")
+    return cls(**spec.params)
+
+
+__all__ = ["Pipeline", "image_step", "table_step"]

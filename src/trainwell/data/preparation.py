@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainwell.data.pipeline import Pipeline
-from trainwell.data.prepared import PreparedData, Split
+from trainwell.data.image_steps import ChannelMeanStd
+from trainwell.data.pipeline import Pipeline, table_step
+from trainwell.data.prepared_data import PreparedData, Split
 from trainwell.data.sources import RawImageFolder, RawImages, RawTable, read_source
 from trainwell.data.split import make_splits
-from trainwell.data.steps import StepSpec, parse_steps, step_names
-from trainwell.data.table_steps import Table
+from trainwell.data.steps import KIND_FAMILIES, StepSpec, list_steps, parse_steps
+from trainwell.data.table_steps import OneHot, Standardize, Table
 from trainwell.data.targets import Target, make_target, missing_mask
 from trainwell.errors import DataError
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 AUTO_TARGETS = ("target", "label", "y", "class")
-DEFAULT_STEPS = {"table": ["standardize"], "image": ["channel_mean_std"]}
+DEFAULT_STEPS = {"table": [Standardize.name], "image": [ChannelMeanStd.name]}
 
 
 def prepare(cfg: DataConfig, seed: int) -> PreparedData:
@@ -59,7 +60,7 @@ def prepare(cfg: DataConfig, seed: int) -> PreparedData:
 
 def _specs(cfg: DataConfig, kind: str, origin: str) -> list[StepSpec]:
     specs = parse_steps(cfg.preprocess if cfg.preprocess is not None else DEFAULT_STEPS[kind])
-    allowed = step_names("image") if kind == "image" else step_names("column") + step_names("matrix")
+    allowed = [name for family in KIND_FAMILIES[kind] for name in list_steps(family)]
     for spec in specs:
         if spec.name not in allowed:
             what = "images" if kind == "image" else "a table"
@@ -108,7 +109,8 @@ def _stats(a: np.ndarray, axis: Any = 0) -> dict[str, list[float]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, std = np.nanmean(a, axis=axis), np.nanstd(a, axis=axis)
-    return {"mean": np.atleast_1d(mean).astype(float).tolist(), "std": np.atleast_1d(std).astype(float).tolist()}
+    return {"mean": np.atleast_1d(mean).astype(float).tolist(),
+            "std": np.atleast_1d(std).astype(float).tolist()}
 
 
 # ---------------------------------------------------------------------------- tables
@@ -127,7 +129,8 @@ def _target_names(cfg: DataConfig, raw: RawTable) -> list[str]:
         if guess in raw.frame.columns:
             return [guess]
     raise DataError(f"data.target is not set and {raw.origin} has no column named "
-                    f"{' / '.join(AUTO_TARGETS)}; set data.target to one of {list(map(str, raw.frame.columns))}")
+                    f"{' / '.join(AUTO_TARGETS)}; set data.target to one of "
+                    f"{list(map(str, raw.frame.columns))}")
 
 
 def _take(t: Table, idx: np.ndarray) -> Table:
@@ -136,14 +139,15 @@ def _take(t: Table, idx: np.ndarray) -> Table:
 
 def _missing_report(t: Table, splits: dict[str, np.ndarray], specs: list[StepSpec],
                     origin: str) -> dict[str, Any]:
-    """Per column: missing counts per split and what is done with them; raise if nothing would be."""
+    """Per column: missing counts per split and what is done with them (by the first step, in
+    order, that handles them); raise if nothing would be."""
     import pandas as pd
 
-    impute = next((s for s in specs if s.name == "impute"), None)
-    onehot = any(s.name == "onehot" for s in specs)
+    steps = [table_step(s) for s in specs]
     report: dict[str, Any] = {}
     blocks = [(t.num_names, np.isnan(t.num), "numeric"),
-              (t.cat_names, np.asarray(pd.isna(t.cat), dtype=bool).reshape(t.cat.shape), "categorical")]
+              (t.cat_names, np.asarray(pd.isna(t.cat), dtype=bool).reshape(t.cat.shape),
+               "categorical")]
     for names, miss, kind in blocks:
         for j, name in enumerate(names):
             total = int(miss[:, j].sum())
@@ -155,14 +159,9 @@ def _missing_report(t: Table, splits: dict[str, np.ndarray], specs: list[StepSpe
                 raise DataError(f"feature column {name!r} of {origin} is missing in every training "
                                 f"row ({n_train}); nothing can be learned from it to fill it; set "
                                 f"data.columns.{name} = \"ignore\"")
-            if impute is not None:
-                stat = impute.params["strategy"] if kind == "numeric" else "most_frequent"
-                action = f"imputed with the training {stat.replace('_', ' ')}"
-                if impute.params["indicator"] and per["train"]:
-                    action += f", indicator column 'missing_{name}'"
-            elif kind == "categorical" and onehot:
-                action = f"kept as its own category '{name}=<missing>' by onehot"
-            else:
+            actions = (step.missing_action(name, kind, per["train"] > 0) for step in steps)
+            action = next((a for a in actions if a is not None), None)
+            if action is None:
                 raise DataError(
                     f"feature column {name!r} of {origin} has {total} missing values "
                     f"(train {per['train']}, val {per['val']}, test {per['test']}); add \"impute\" "
@@ -206,9 +205,9 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int) -> PreparedData:
     splits, how = make_splits(cfg.split, len(kept), y_strat, seed, col_values, len(frame), kept,
                               origin)
     specs = _specs(cfg, "table", origin)
-    if table.cat_names and not any(s.name == "onehot" for s in specs):
+    if table.cat_names and not any(s.name == OneHot.name for s in specs):
         at = next((i for i, s in enumerate(specs) if s.family == "matrix"), len(specs))
-        specs.insert(at, StepSpec("onehot", {}))
+        specs.insert(at, StepSpec(OneHot.name, {}))
     missing = _missing_report(table, splits, specs, origin)
 
     pipe = Pipeline("table", {"columns": [[c, t] for c, t in types.items()], "target": targets,

@@ -2,11 +2,13 @@
 
 ``read_source`` turns a source string into raw data of one of three shapes: a ``RawTable`` (a
 DataFrame with feature and target columns), ``RawImages`` (an in-memory (N, C, H, W) array) or
-``RawImageFolder`` (image paths and class names). Nothing is transformed here.
+``RawImageFolder`` (image paths and class names). Nothing is transformed here. Each kind is
+registered once in :data:`SOURCES`, with its reader and the file suffixes that name it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,37 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trainwell.errors import ConfigError, DataError
-from trainwell.registry import unknown_name_message
+from trainwell.registry import Registry
 
 if TYPE_CHECKING:
     import pandas as pd
-
-KINDS = ("builtin", "csv", "parquet", "npz", "images")
-
-
-def split_source(source: str) -> tuple[str, str]:
-    """``"csv:data/train.csv"`` -> ("csv", "data/train.csv")."""
-    kind, sep, rest = source.partition(":")
-    if not sep:
-        raise ConfigError(
-            f"data.source must look like KIND:WHAT with KIND one of {', '.join(KINDS)} "
-            f"(e.g. \"csv:train.csv\", \"builtin:iris\"); got {source!r}"
-        )
-    kind = kind.strip().lower()
-    if kind not in KINDS:
-        raise ConfigError(f"data.source: {unknown_name_message('source kind', kind, list(KINDS))}")
-    if not rest.strip():
-        raise ConfigError(f"data.source {source!r} names no {'dataset' if kind == 'builtin' else 'path'}")
-    return kind, rest.strip()
-
-
-def check_source(source: str) -> None:
-    """Validate a source string's syntax (and a builtin's name) without reading anything."""
-    kind, rest = split_source(source)
-    if kind == "builtin":
-        from trainwell.data.builtin import BUILTINS
-
-        BUILTINS.canonical(rest)
 
 
 @dataclass
@@ -76,6 +51,74 @@ class RawImageFolder:
 Raw = RawTable | RawImages | RawImageFolder
 
 
+Reader = Callable[[str, dict[str, Any], int, bool], Raw]
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of source.
+
+    Attributes:
+        read: ``read(what, params, seed, for_prediction)`` -> raw data; ``what`` is the part of
+            the source after ``KIND:``.
+        path: ``what`` is a file or folder (made relative to the config's folder), not a name.
+        suffixes: a bare path ending so is of this kind (a folder is ``images``).
+        check: validates ``what`` without reading anything (a builtin's name), if set.
+    """
+
+    read: Reader
+    path: bool = True
+    suffixes: tuple[str, ...] = ()
+    check: Callable[[str], object] | None = None
+
+
+SOURCES: Registry[SourceKind] = Registry("source kind", ConfigError)
+
+
+def register_source(kind: str, **entry: Any) -> Callable[[Reader], Reader]:
+    """Register a reader under ``kind``; ``entry`` holds the other fields of
+    :class:`SourceKind`."""
+
+    def deco(read: Reader) -> Reader:
+        SOURCES.register(kind)(SourceKind(read, **entry))
+        return read
+
+    return deco
+
+
+def split_source(source: str) -> tuple[str, str]:
+    """``"csv:data/train.csv"`` -> ("csv", "data/train.csv")."""
+    kind, sep, rest = source.partition(":")
+    if not sep:
+        raise ConfigError(
+            f"data.source must look like KIND:WHAT with KIND one of {', '.join(SOURCES.names())} "
+            f"(e.g. \"csv:train.csv\", \"builtin:iris\"); got {source!r}"
+        )
+    try:
+        kind = SOURCES.canonical(kind)
+    except ConfigError as exc:
+        raise ConfigError(f"data.source: {exc}") from None
+    if not rest.strip():
+        what = "path" if SOURCES.get(kind).path else "dataset"
+        raise ConfigError(f"data.source {source!r} names no {what}")
+    return kind, rest.strip()
+
+
+def is_path_source(source: str) -> bool:
+    """Whether ``source`` (``KIND:WHAT``) names a file or folder rather than a bundled set."""
+    kind, sep, _ = source.partition(":")
+    key = kind.strip().lower()
+    return bool(sep) and key in SOURCES and SOURCES.get(key).path
+
+
+def check_source(source: str) -> None:
+    """Validate a source string's syntax (and a builtin's name) without reading anything."""
+    kind, rest = split_source(source)
+    check = SOURCES.get(kind).check
+    if check is not None:
+        check(rest)
+
+
 def _npz(path: Path, need_y: bool) -> tuple[np.ndarray, np.ndarray | None, list[Any] | None]:
     from trainwell.data.tables import check_file
 
@@ -90,7 +133,8 @@ def _npz(path: Path, need_y: bool) -> tuple[np.ndarray, np.ndarray | None, list[
             names = list(z.files)
             if "X" not in names or (need_y and "y" not in names):
                 raise DataError(
-                    f"npz file {path} must hold arrays 'X' and 'y'{'' if need_y else ' (y optional)'}; "
+                    f"npz file {path} must hold arrays 'X' and 'y'"
+                    f"{'' if need_y else ' (y optional)'}; "
                     f"it holds {names}"
                 )
             X = z["X"]
@@ -137,63 +181,100 @@ def _npz_raw(path: Path, need_y: bool) -> Raw:
     return RawTable(frame, origin, target, feature_names=names)
 
 
-def read_source(source: str, params: dict[str, Any], seed: int, for_prediction: bool = False) -> Raw:
+def read_source(
+    source: str, params: dict[str, Any], seed: int, for_prediction: bool = False
+) -> Raw:
     """Read a source string into raw data.
 
     Raises:
         DataError: a missing or unreadable file, or contents that cannot be used.
     """
+    kind, rest = split_source(source)
+    return SOURCES.get(kind).read(rest, params, seed, for_prediction)
+
+
+def _check_builtin(name: str) -> str:
+    from trainwell.data.builtin import BUILTINS
+
+    return BUILTINS.canonical(name)
+
+
+@register_source("builtin", path=False, check=_check_builtin)
+def _read_builtin(name: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
     import pandas as pd
 
-    kind, rest = split_source(source)
-    if kind == "builtin":
-        from trainwell.data.builtin import load_builtin
+    from trainwell.data.builtin import load_builtin
 
-        b = load_builtin(rest, params, seed)
-        origin = f"builtin:{rest}"
-        if b.X.ndim == 4:
-            return RawImages(b.X.astype(np.float32), b.y, origin, b.task, list(range(len(b.y))))
-        frame = pd.DataFrame(b.X, columns=b.feature_names)
-        frame["target"] = b.y
-        return RawTable(frame, origin, ["target"], b.task, list(b.feature_names))
-    path = Path(rest)
-    if kind == "csv":
-        from trainwell.data.tables import read_csv
+    b = load_builtin(name, params, seed)
+    origin = f"builtin:{name}"
+    if b.X.ndim == 4:
+        return RawImages(b.X.astype(np.float32), b.y, origin, b.task, list(range(len(b.y))))
+    frame = pd.DataFrame(b.X, columns=b.feature_names)
+    frame["target"] = b.y
+    return RawTable(frame, origin, ["target"], b.task, list(b.feature_names))
 
-        return RawTable(read_csv(path), f"csv file {path}", None)
-    if kind == "parquet":
-        from trainwell.data.tables import read_parquet
 
-        return RawTable(read_parquet(path), f"parquet file {path}", None)
-    if kind == "npz":
-        return _npz_raw(path, need_y=not for_prediction)
+@register_source("csv", suffixes=(".csv", ".txt"))
+def _read_csv(path: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
+    from trainwell.data.tables import read_csv
+
+    return RawTable(read_csv(Path(path)), f"csv file {Path(path)}", None)
+
+
+@register_source("parquet", suffixes=(".parquet", ".pq"))
+def _read_parquet(path: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
+    from trainwell.data.tables import read_parquet
+
+    return RawTable(read_parquet(Path(path)), f"parquet file {Path(path)}", None)
+
+
+@register_source("npz", suffixes=(".npz",))
+def _read_npz(path: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
+    return _npz_raw(Path(path), need_y=not for_prediction)
+
+
+@register_source("images")
+def _read_images(path: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
     from trainwell.data.images import list_class_folders, list_images_for_prediction
 
+    root = Path(path)
     if for_prediction:
-        paths, labels = list_images_for_prediction(path)
+        paths, labels = list_images_for_prediction(root)
     else:
-        paths, labels = list_class_folders(path)
-    return RawImageFolder(path, paths, labels, f"image folder {path}")
+        paths, labels = list_class_folders(root)
+    return RawImageFolder(root, paths, labels, f"image folder {root}")
 
 
 def source_from_path(path_or_source: str | Path) -> str:
     """A source string from a bare path: by extension, or ``images:`` for a folder."""
     text = str(path_or_source)
     kind = text.partition(":")[0].lower()
-    if kind in KINDS and ":" in text:
+    if kind in SOURCES and ":" in text:
         return text
     p = Path(text)
     suffix = p.suffix.lower()
     if p.is_dir():
         return f"images:{p}"
-    for kinds, exts in (("csv", (".csv", ".txt")), ("parquet", (".parquet", ".pq")),
-                        ("npz", (".npz",))):
-        if suffix in exts:
-            return f"{kinds}:{p}"
+    for name in SOURCES.names():
+        if suffix in SOURCES.get(name).suffixes:
+            return f"{name}:{p}"
     if not p.exists():
         raise DataError(f"input {p} does not exist")
     raise DataError(f"cannot tell the type of {p}: use a .csv, .parquet, .npz file or an image "
                     "folder, or write KIND:path (csv:, parquet:, npz:, images:)")
 
 
-__all__ = ["KINDS", "Raw", "RawImageFolder", "RawImages", "RawTable", "read_source", "split_source"]
+__all__ = [
+    "SOURCES",
+    "Raw",
+    "RawImageFolder",
+    "RawImages",
+    "RawTable",
+    "SourceKind",
+    "check_source",
+    "is_path_source",
+    "read_source",
+    "register_source",
+    "source_from_path",
+    "split_source",
+]

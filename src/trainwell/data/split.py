@@ -43,12 +43,14 @@ def split_by_fraction(n: int, y: np.ndarray | None, val: float, test: float, str
     elif strat is not None:
         counts = np.bincount(strat)
         k = int((counts > 0).sum())
-        parts = [c for c, on in ((n_test, test > 0), (n_val, val > 0), (n_rest - n_val, True)) if on]
+        sizes = ((n_test, test > 0), (n_val, val > 0), (n_rest - n_val, True))
+        parts = [c for c, on in sizes if on]
         if counts[counts > 0].min() < len(parts):
             why = (f"stratifying needs every class in every split, but the smallest class has "
                    f"{int(counts[counts > 0].min())} rows for {len(parts)} splits")
         elif min(parts) < k:
-            why = f"stratifying needs at least {k} rows (one per class) in each split; sizes {parts}"
+            why = (f"stratifying needs at least {k} rows (one per class) in each split; "
+                   f"sizes {parts}")
     if why:
         raise DataError(
             f"{n} rows are fewer than the splits need (data.split.val={val}, data.split.test="
@@ -71,7 +73,8 @@ def split_by_fraction(n: int, y: np.ndarray | None, val: float, test: float, str
 
 
 def split_by_column(values: np.ndarray, column: str, origin: str) -> dict[str, np.ndarray]:
-    """Rows whose ``column`` says train / val / test (also training, validation, valid, dev, testing)."""
+    """Rows whose ``column`` says train / val / test (also training, validation, valid, dev,
+    testing)."""
     out: dict[str, list[int]] = {k: [] for k in SPLITS}
     for i, v in enumerate(values):
         key = _COLUMN_VALUES.get(str(v).strip().lower()) if isinstance(v, str) else None
@@ -116,7 +119,8 @@ def read_index_files(spec: str | dict[str, str]) -> dict[str, list[Any]]:
 
 def split_by_indices(raw: dict[str, list[Any]], n_rows: int, kept: np.ndarray,
                      where: str) -> dict[str, np.ndarray]:
-    """Map user row numbers (0-based rows of the source) to kept positions; check range and overlap."""
+    """Map user row numbers (0-based rows of the source) to kept positions; check range and
+    overlap."""
     pos = np.full(n_rows, -1, dtype=np.int64)
     pos[kept] = np.arange(len(kept))
     out: dict[str, np.ndarray] = {}
@@ -132,7 +136,8 @@ def split_by_indices(raw: dict[str, list[Any]], n_rows: int, kept: np.ndarray,
                 raise DataError(f"split indices ({where}, {key}) hold {v!r}; row numbers must be "
                                 f"integers in [0, {n_rows - 1}]") from None
             if not 0 <= r < n_rows:
-                raise DataError(f"split indices ({where}, {key}) hold row {r}, outside [0, {n_rows - 1}]")
+                raise DataError(f"split indices ({where}, {key}) hold row {r}, outside "
+                                f"[0, {n_rows - 1}]")
             if r in owner:
                 raise DataError(f"split indices ({where}): row {r} is in both {owner[r]} and {key}")
             owner[r] = key

@@ -1,4 +1,4 @@
-"""Preprocessing step names, their parameters, and parsing of ``data.preprocess``.
+"""The registry of preprocessing steps, their parameters, and parsing of ``data.preprocess``.
 
 A step is written as a name (``"standardize"``) or a table (``{name = "pca", components = 0.95}``).
 Three families (lectures 000-002):
@@ -8,91 +8,84 @@ Three families (lectures 000-002):
   ``whiten``;
 - image steps, on (C, H, W) images: ``mean_image``, ``channel_mean``, ``channel_mean_std``.
 
-Column steps come before matrix steps. This module imports neither torch nor scikit-learn.
+Column steps come before matrix steps. Each step is a class registered once, with its name,
+family and parameter model, where it is defined (:mod:`trainwell.data.table_steps`,
+:mod:`trainwell.data.image_steps`); parsing, preparation and loading a saved pipeline look the
+name up here. Importing this module loads neither torch nor scikit-learn.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from trainwell.errors import ConfigError
 from trainwell.registry import Registry, closest
 from trainwell.schema import Section
+
+Family = Literal["column", "matrix", "image"]
+
+#: the step families each kind of data takes, in the order they run
+KIND_FAMILIES: dict[str, tuple[Family, ...]] = {"table": ("column", "matrix"), "image": ("image",)}
 
 
 class NoParams(Section):
     """A step without parameters."""
 
 
-class ImputeParams(Section):
-    strategy: Literal["mean", "median", "most_frequent"] = "mean"
-    indicator: bool = True
+class Step:
+    """What every preprocessing step class carries; :func:`register_step` sets it."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[Family]
+    params_model: ClassVar[type[Section]] = NoParams
 
 
-class MinMaxParams(Section):
-    range: list[float] = Field(default_factory=lambda: [0.0, 1.0])
+S = TypeVar("S", bound=type[Step])
 
-    @field_validator("range")
-    @classmethod
-    def _range(cls, v: list[float]) -> list[float]:
-        if len(v) != 2 or not v[0] < v[1]:
-            raise ValueError("range must be [low, high] with low < high")
-        return v
+STEPS: Registry[type[Step]] = Registry("preprocessing step", ConfigError)
 
 
-def _check_components(v: int | float | None) -> int | float | None:
-    if v is None:
-        return v
-    bad = (isinstance(v, bool) or (isinstance(v, int) and v < 1)
-           or (isinstance(v, float) and not 0.0 < v < 1.0))
-    if bad:
-        raise ValueError("components must be an int >= 1 or a fraction in (0, 1)")
-    return v
+def register_step(
+    name: str, *aliases: str, family: Family, params: type[Section] = NoParams
+) -> Callable[[S], S]:
+    """Register a step class under ``name`` (and ``aliases``) in ``family``, with the pydantic
+    model that checks its parameters."""
+
+    def deco(cls: S) -> S:
+        cls.name = name
+        cls.family = family
+        cls.params_model = params
+        STEPS.register(name, *aliases)(cls)
+        return cls
+
+    return deco
 
 
-class PCAParams(Section):
-    components: int | float | None = None
+def step_registry() -> Registry[type[Step]]:
+    """:data:`STEPS`, with every step module imported (they register themselves)."""
+    import trainwell.data.image_steps  # noqa: F401 - registers the image steps
+    import trainwell.data.table_steps  # noqa: F401 - registers the column and matrix steps
 
-    @field_validator("components", mode="before")
-    @classmethod
-    def _components(cls, v: int | float | None) -> int | float | None:
-        return _check_components(v)
-
-
-class WhitenParams(Section):
-    components: int | float | None = None
-    eps: float = Field(default=1e-5, ge=0.0)
-
-    @field_validator("components", mode="before")
-    @classmethod
-    def _components(cls, v: int | float | None) -> int | float | None:
-        return _check_components(v)
+    return STEPS
 
 
-@dataclass(frozen=True)
-class StepInfo:
-    family: Literal["column", "matrix", "image"]
-    params: type[Section]
-    doc: str
+def step_class(name: str) -> type[Step]:
+    """The class of the step named ``name`` (or an alias).
+
+    Raises:
+        ConfigError: an unknown name; the valid ones and the closest are listed.
+    """
+    return step_registry().get(name)
 
 
-STEPS: Registry[StepInfo] = Registry("preprocessing step", ConfigError)
-for _name, _info, _aliases in [
-    ("impute", StepInfo("column", ImputeParams, "fill missing values (mean, median, most_frequent) and add missing-indicator columns"), ()),
-    ("onehot", StepInfo("column", NoParams, "one-hot encode categorical columns"), ("one_hot",)),
-    ("center", StepInfo("matrix", NoParams, "subtract the training mean of each feature"), ("zero_center", "centre")),
-    ("standardize", StepInfo("matrix", NoParams, "z-score: (x - mean) / std, training statistics"), ("zscore", "z_score", "standardise")),
-    ("minmax", StepInfo("matrix", MinMaxParams, "scale each feature to [low, high] using the training min and max"), ("min_max",)),
-    ("pca", StepInfo("matrix", PCAParams, "project on the top principal components (k, or a variance fraction)"), ()),
-    ("whiten", StepInfo("matrix", WhitenParams, "PCA whitening: project, then divide by sqrt(eigenvalue + eps)"), ("pca_whiten", "pca_whitening")),
-    ("mean_image", StepInfo("image", NoParams, "subtract the training mean image (C, H, W)"), ()),
-    ("channel_mean", StepInfo("image", NoParams, "subtract the training per-channel mean"), ("per_channel_mean",)),
-    ("channel_mean_std", StepInfo("image", NoParams, "subtract the per-channel mean, divide by the per-channel std"), ("per_channel_mean_std",)),
-]:
-    STEPS.register(_name, *_aliases)(_info)
+def list_steps(family: str | None = None) -> list[str]:
+    """The registered step names (aliases not included), of one ``family`` when given."""
+    reg = step_registry()
+    return [n for n in reg.names() if family is None or reg.get(n).family == family]
 
 
 @dataclass(frozen=True)
@@ -103,8 +96,8 @@ class StepSpec:
     params: dict[str, Any]
 
     @property
-    def family(self) -> str:
-        return STEPS.get(self.name).family
+    def family(self) -> Family:
+        return step_class(self.name).family
 
     def label(self) -> str:
         if not self.params:
@@ -131,10 +124,10 @@ def parse_step(item: str | dict[str, Any], position: int) -> StepSpec:
     else:
         raise ConfigError(f"{where}: expected a step name or a table; got {item!r}")
     try:
-        name = STEPS.canonical(raw_name)
+        name = step_registry().canonical(raw_name)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    model = STEPS.get(name).params
+    model = step_class(name).params_model
     unknown = [k for k in raw_params if k not in model.model_fields]
     if unknown:
         valid = sorted(model.model_fields)
@@ -142,7 +135,8 @@ def parse_step(item: str | dict[str, Any], position: int) -> StepSpec:
         did = f" did you mean {hint!r}?" if hint else ""
         allowed = ", ".join(valid) if valid else "none"
         raise ConfigError(
-            f"{where}: step {name!r} has no parameter {unknown[0]!r};{did} its parameters: {allowed}"
+            f"{where}: step {name!r} has no parameter {unknown[0]!r};{did} its parameters: "
+            f"{allowed}"
         )
     try:
         params = model.model_validate(raw_params).model_dump()
@@ -154,7 +148,7 @@ def parse_step(item: str | dict[str, Any], position: int) -> StepSpec:
     return StepSpec(name, params)
 
 
-def parse_steps(items: list[str | dict[str, Any]]) -> list[StepSpec]:
+def parse_steps(items: Sequence[str | dict[str, Any]]) -> list[StepSpec]:
     """Parse and order-check ``data.preprocess``: column steps must precede matrix steps."""
     specs = [parse_step(item, i) for i, item in enumerate(items)]
     seen_matrix: str | None = None
@@ -169,8 +163,16 @@ def parse_steps(items: list[str | dict[str, Any]]) -> list[StepSpec]:
     return specs
 
 
-def step_names(family: str) -> list[str]:
-    return [n for n in STEPS.names() if STEPS.get(n).family == family]
-
-
-__all__ = ["STEPS", "StepInfo", "StepSpec", "parse_step", "parse_steps", "step_names"]
+__all__ = [
+    "KIND_FAMILIES",
+    "STEPS",
+    "NoParams",
+    "Step",
+    "StepSpec",
+    "list_steps",
+    "parse_step",
+    "parse_steps",
+    "register_step",
+    "step_class",
+    "step_registry",
+]

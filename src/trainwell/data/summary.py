@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from trainwell.data.prepared import PreparedData
+from trainwell.data.prepared_data import PreparedData
 
 
 def _clean(v: float, scale: float = 1.0) -> float:
@@ -118,7 +118,6 @@ def image_grid_png(data: PreparedData, n: int = 32, cols: int = 8, seed: int = 0
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
     import torch
 
     train = data.train

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
+from trainwell.data.steps import Step, register_step
 from trainwell.errors import DataError, NotFittedError
+from trainwell.schema import Section
 
 
 @dataclass
@@ -50,10 +53,8 @@ def pd_isna(a: np.ndarray) -> np.ndarray:
     return np.asarray(pd.isna(a), dtype=bool)
 
 
-class TableStep(ABC):
+class TableStep(Step, ABC):
     """Base: ``fit`` on a training Table, ``transform`` any Table, ``state`` / ``from_state``."""
-
-    name: ClassVar[str]
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -79,6 +80,11 @@ class TableStep(ABC):
     def load(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TableStep:
         """Restore the fitted state that :meth:`meta` and :meth:`arrays` saved; return self."""
 
+    def missing_action(self, column: str, kind: str, missing_in_train: bool) -> str | None:
+        """What this step does with the missing values of ``column`` (``kind`` is numeric or
+        categorical), in words; None when it leaves them (the default)."""
+        return None
+
     def _check_fitted(self) -> None:
         if not self.fitted_:
             raise NotFittedError(f"preprocessing step {self.name!r} is used before it was fitted")
@@ -101,6 +107,12 @@ def _no_missing(t: Table, step: str) -> None:
         )
 
 
+class ImputeParams(Section):
+    strategy: Literal["mean", "median", "most_frequent"] = "mean"
+    indicator: bool = True
+
+
+@register_step("impute", family="column", params=ImputeParams)
 class Impute(TableStep):
     """``SimpleImputer`` with missing-indicator columns (lecture 002: imputation + indicator).
 
@@ -109,7 +121,12 @@ class Impute(TableStep):
     had missing values in the training split (scikit-learn's ``features="missing-only"``).
     """
 
-    name = "impute"
+    def missing_action(self, column: str, kind: str, missing_in_train: bool) -> str:
+        stat = self.params.get("strategy", "mean") if kind == "numeric" else "most_frequent"
+        action = f"imputed with the training {stat.replace('_', ' ')}"
+        if self.params.get("indicator", True) and missing_in_train:
+            action += f", indicator column 'missing_{column}'"
+        return action
 
     def fit(self, t: Table) -> Impute:
         from sklearn.impute import SimpleImputer
@@ -167,6 +184,7 @@ class Impute(TableStep):
         return self
 
 
+@register_step("onehot", "one_hot", family="column")
 class OneHot(TableStep):
     """``OneHotEncoder(handle_unknown="ignore")``: one 0/1 column per training category.
 
@@ -174,7 +192,10 @@ class OneHot(TableStep):
     before) is a category of its own, ``<col>=<missing>``.
     """
 
-    name = "onehot"
+    def missing_action(self, column: str, kind: str, missing_in_train: bool) -> str | None:
+        if kind != "categorical":
+            return None
+        return f"kept as its own category '{column}=<missing>' by {self.name}"
 
     def fit(self, t: Table) -> OneHot:
         from sklearn.preprocessing import OneHotEncoder
@@ -184,7 +205,9 @@ class OneHot(TableStep):
             enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
             enc.fit(_cat_for_sklearn(t.cat))
             for cats in enc.categories_:
-                self.categories_.append([None if pd_isna(np.array([c]))[0] else str(c) for c in cats])
+                self.categories_.append(
+                    [None if pd_isna(np.array([c]))[0] else str(c) for c in cats]
+                )
         self.num_width_ = t.num.shape[1]
         self.fitted_ = True
         return self
@@ -231,10 +254,10 @@ class _Affine(TableStep):
         return self
 
 
+@register_step("center", "zero_center", "centre", family="matrix")
 class Center(_Affine):
-    """Zero-centering (lecture 001: ``X -= np.mean(X, axis=0)``), ``StandardScaler(with_std=False)``."""
-
-    name = "center"
+    """Zero-centering (lecture 001: ``X -= np.mean(X, axis=0)``), with
+    ``StandardScaler(with_std=False)``."""
 
     def fit(self, t: Table) -> Center:
         from sklearn.preprocessing import StandardScaler
@@ -246,10 +269,10 @@ class Center(_Affine):
         return self
 
 
+@register_step("standardize", "zscore", "z_score", "standardise", family="matrix")
 class Standardize(_Affine):
-    """z-score, z = (x - mu) / sigma (lecture 000), ``StandardScaler``; a constant feature keeps scale 1."""
-
-    name = "standardize"
+    """z-score, z = (x - mu) / sigma (lecture 000), ``StandardScaler``; a constant feature keeps
+    scale 1."""
 
     def fit(self, t: Table) -> Standardize:
         from sklearn.preprocessing import StandardScaler
@@ -261,10 +284,21 @@ class Standardize(_Affine):
         return self
 
 
-class MinMax(_Affine):
-    """Min-max scaling to ``range`` with ``MinMaxScaler``: x' = (x - min) / (max - min) * (hi - lo) + lo."""
+class MinMaxParams(Section):
+    range: list[float] = Field(default_factory=lambda: [0.0, 1.0])
 
-    name = "minmax"
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v: list[float]) -> list[float]:
+        if len(v) != 2 or not v[0] < v[1]:
+            raise ValueError("range must be [low, high] with low < high")
+        return v
+
+
+@register_step("minmax", "min_max", family="matrix", params=MinMaxParams)
+class MinMax(_Affine):
+    """Min-max scaling to ``range`` with ``MinMaxScaler``:
+    x' = (x - min) / (max - min) * (hi - lo) + lo."""
 
     def fit(self, t: Table) -> MinMax:
         from sklearn.preprocessing import MinMaxScaler
@@ -279,6 +313,30 @@ class MinMax(_Affine):
         return self
 
 
+def _check_components(v: int | float | None) -> int | float | None:
+    if v is None:
+        return v
+    bad = (isinstance(v, bool) or (isinstance(v, int) and v < 1)
+           or (isinstance(v, float) and not 0.0 < v < 1.0))
+    if bad:
+        raise ValueError("components must be an int >= 1 or a fraction in (0, 1)")
+    return v
+
+
+class PCAParams(Section):
+    components: int | float | None = None
+
+    @field_validator("components", mode="before")
+    @classmethod
+    def _components(cls, v: int | float | None) -> int | float | None:
+        return _check_components(v)
+
+
+class WhitenParams(PCAParams):
+    eps: float = Field(default=1e-5, ge=0.0)
+
+
+@register_step("pca", family="matrix", params=PCAParams)
 class PCAStep(TableStep):
     """PCA (lecture 000/002) with scikit-learn's ``PCA``: k components or a variance fraction.
 
@@ -287,7 +345,6 @@ class PCAStep(TableStep):
     becomes the identity.
     """
 
-    name = "pca"
     whiten = False
 
     def fit(self, t: Table) -> PCAStep:
@@ -331,13 +388,21 @@ class PCAStep(TableStep):
         return self
 
 
+@register_step("whiten", "pca_whiten", "pca_whitening", family="matrix", params=WhitenParams)
 class Whiten(PCAStep):
-    name = "whiten"
+    """PCA whitening: project, then divide by sqrt(eigenvalue + eps)."""
+
     whiten = True
 
 
-TABLE_STEPS: dict[str, type[TableStep]] = {
-    cls.name: cls for cls in (Impute, OneHot, Center, Standardize, MinMax, PCAStep, Whiten)
-}
-
-__all__ = ["TABLE_STEPS", "Table", "TableStep"]
+__all__ = [
+    "Center",
+    "Impute",
+    "MinMax",
+    "OneHot",
+    "PCAStep",
+    "Standardize",
+    "Table",
+    "TableStep",
+    "Whiten",
+]

@@ -162,9 +162,12 @@ def _to_boolean(col: pd.Series, name: str, origin: str) -> np.ndarray:
     for i, (row, v) in enumerate(zip(col.index, col.tolist(), strict=True)):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             continue
-        key = str(v).strip().lower() if not isinstance(v, (bool, np.bool_)) else str(bool(v)).lower()
-        if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)):
-            key = {1: "1", 0: "0"}.get(v, str(v))  # type: ignore[call-overload]
+        if isinstance(v, (bool, np.bool_)):
+            key = str(bool(v)).lower()
+        elif isinstance(v, (int, float, np.number)):
+            key = "1" if v == 1 else "0" if v == 0 else str(v)  # 1.0 reads as "1"
+        else:
+            key = str(v).strip().lower()
         if key in TRUE_TOKENS:
             out[i] = 1.0
         elif key in FALSE_TOKENS:
@@ -196,7 +199,8 @@ def _to_categorical(col: pd.Series) -> np.ndarray:
 
 
 def encode(frame: pd.DataFrame, types: dict[str, str], origin: str) -> Table:
-    """Encode typed columns: numeric and boolean into float64 (NaN = missing), categorical as text."""
+    """Encode typed columns: numeric and boolean into float64 (NaN = missing), categorical as
+    text."""
     require_columns(frame, list(types), "feature column", origin)
     n = frame.shape[0]
     num_names = [c for c, t in types.items() if t in {"numeric", "boolean"}]
@@ -211,8 +215,13 @@ def encode(frame: pd.DataFrame, types: dict[str, str], origin: str) -> Table:
     return Table(num, num_names, cat, cat_names)
 
 
-def missing_counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
-    return {c: int(frame[c].isna().sum()) for c in columns if int(frame[c].isna().sum())}
-
-
-__all__ = ["encode", "infer_types", "missing_counts", "read_csv", "read_parquet", "require_columns"]
+__all__ = [
+    "category_text",
+    "check_file",
+    "encode",
+    "infer_type",
+    "infer_types",
+    "read_csv",
+    "read_parquet",
+    "require_columns",
+]

@@ -1,9 +1,10 @@
-"""Targets: missing / infinite values, mixed label types, task inference, the label mapping.
+"""Targets: missing / infinite values, mixed label types, the task, the label mapping.
 
-Task inference (override with ``data.task``): several target columns -> regression; text or
-boolean labels -> classification; numbers with a fractional part -> regression; whole numbers
-with at most ``MAX_INFERRED_CLASSES`` distinct values -> classification, more -> regression.
-Classification with two classes is ``binary``, with more ``multiclass``.
+Task inference (override with ``data.task``) is :func:`trainwell.tasks.infer_task_from_labels`:
+several target columns -> regression; text or boolean labels -> classification; numbers with a
+fractional part -> regression; whole numbers with at most
+:data:`~trainwell.tasks.MAX_INFERRED_CLASSES` distinct values -> classification, more ->
+regression. Classification with two classes is ``binary``, with more ``multiclass``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from trainwell.errors import DataError
-
-MAX_INFERRED_CLASSES = 20
+from trainwell.tasks import infer_task_from_labels
 
 
 @dataclass
@@ -62,7 +62,8 @@ def missing_mask(values: np.ndarray) -> np.ndarray:
     """True where a target value is missing (None / NaN)."""
     import pandas as pd
 
-    return np.asarray(pd.isna(values), dtype=bool).reshape(len(values), -1).any(axis=1)
+    flags = np.asarray(pd.isna(values), dtype=bool).reshape(len(values), -1)
+    return np.asarray(flags.any(axis=1), dtype=bool)
 
 
 def check_finite(values: np.ndarray, names: list[str], origin: str) -> None:
@@ -75,7 +76,8 @@ def check_finite(values: np.ndarray, names: list[str], origin: str) -> None:
             bad = np.array([isinstance(v, (float, np.floating)) and np.isinf(v) for v in col])
         if bad.any():
             raise DataError(
-                f"target {name!r} of {origin} holds an infinite value (row {int(np.flatnonzero(bad)[0])}); "
+                f"target {name!r} of {origin} holds an infinite value "
+                f"(row {int(np.flatnonzero(bad)[0])}); "
                 "targets must be finite"
             )
 
@@ -96,19 +98,6 @@ def check_label_types(values: np.ndarray, name: str, origin: str) -> str:
         )
     kind = next(iter(examples), "text")
     return kind
-
-
-def infer_task(values: np.ndarray, kinds: list[str]) -> str:
-    if len(kinds) > 1:
-        return "regression"
-    kind = kinds[0]
-    if kind != "number":
-        return "binary" if len(np.unique(values.astype(str))) == 2 else "multiclass"
-    nums = values.astype(np.float64).ravel()
-    uniq = np.unique(nums)
-    if not np.all(np.mod(uniq, 1) == 0) or len(uniq) > MAX_INFERRED_CLASSES:
-        return "regression"
-    return "binary" if len(uniq) == 2 else "multiclass"
 
 
 def _sorted_labels(values: np.ndarray, kind: str) -> tuple[list[Any], np.ndarray]:
@@ -138,7 +127,7 @@ def make_target(values: np.ndarray, names: list[str], task: str, origin: str) ->
     check_finite(values, names, origin)
     kinds = [check_label_types(values[:, j], names[j], origin) for j in range(values.shape[1])]
     if task == "auto":
-        task = infer_task(values, kinds)
+        task = infer_task_from_labels(values, kinds)
     if task == "regression":
         for j, kind in enumerate(kinds):
             if kind != "number":
@@ -165,4 +154,4 @@ def make_target(values: np.ndarray, names: list[str], task: str, origin: str) ->
     return Target(idx.astype(np.int64), task, classes, n_out)
 
 
-__all__ = ["MAX_INFERRED_CLASSES", "Target", "make_target", "missing_mask"]
+__all__ = ["Target", "check_finite", "check_label_types", "make_target", "missing_mask"]

@@ -12,20 +12,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainwell.errors import ModelSpecError
-from trainwell.nn.builders import MODELS, check_arch
+from trainwell.errors import ConfigError, ModelSpecError
+from trainwell.nn.architectures import MODELS, check_arch
 from trainwell.nn.config import ModelConfig
-from trainwell.nn.initialize import init_model_
+from trainwell.nn.init_model import init_model_, record_scheme
+from trainwell.tasks import check_task
 
 log = logging.getLogger(__name__)
-
-TASKS = ("binary", "multiclass", "regression")
 
 
 def head_size(task: str, n_outputs: int) -> int:
     """C logits for multiclass, one logit for binary, n outputs for regression."""
-    if task not in TASKS:
-        raise ModelSpecError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    try:
+        check_task(task)
+    except ConfigError as exc:  # the task vocabulary's own message, as a model spec error
+        raise ModelSpecError(str(exc)) from None
     if task == "binary":
         if n_outputs not in (1, 2):
             raise ModelSpecError(f"a binary task has one output logit; got n_outputs={n_outputs}")
@@ -98,7 +99,8 @@ def _python_model(
         ) from None
     if not isinstance(model, nn.Module):
         raise ModelSpecError(
-            f"model.arch = {arch!r}: the factory returned {type(model).__name__}, not a torch.nn.Module"
+            f"model.arch = {arch!r}: the factory returned {type(model).__name__}, not a "
+            "torch.nn.Module"
         )
     return model
 
@@ -157,7 +159,9 @@ def build_model(
         input_shape: per sample: ``(n_features,)``, ``(C, H, W)`` or ``(T, F)``.
         n_outputs: classes for multiclass, 1 for binary, targets for regression.
         task: "binary", "multiclass" or "regression".
-        example_batch: a batch of inputs, needed by ``init = "lsuv"``.
+        example_batch: a batch of inputs, needed by ``init = "lsuv"``; the output layer the
+            init policy starts small is found by running it (a batch of zeros of
+            ``input_shape`` when it is None).
 
     Returns:
         A plain ``nn.Module`` in training mode, ``init_scheme`` recorded on its layers.
@@ -183,9 +187,9 @@ def build_model(
     if arch.startswith("python:") and cfg.init == "auto":
         for m in model.modules():  # a user's module keeps the init its factory gave it
             if any(True for _ in m.parameters(recurse=False)):
-                m.init_scheme = "factory"
+                record_scheme(m, "factory")
     else:
-        init_model_(model, cfg.init, example_batch, cfg.zero_init_residual)
+        init_model_(model, cfg.init, example_batch, cfg.zero_init_residual, input_shape)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
         "built %s for input %s -> %d outputs: %d parameters", arch, input_shape, n_out, n_params

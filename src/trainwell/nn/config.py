@@ -82,7 +82,7 @@ class ModelConfig(Section):
     @field_validator("arch")
     @classmethod
     def _check_arch(cls, value: str) -> str:
-        from trainwell.nn.builders import check_arch
+        from trainwell.nn.architectures import check_arch
 
         return check_arch(value)
 
@@ -101,7 +101,7 @@ class ModelConfig(Section):
     @field_validator("init")
     @classmethod
     def _check_init(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        from trainwell.nn.init import make_init
+        from trainwell.nn.init_schemes import make_init
 
         make_init(value)
         return value

@@ -10,11 +10,12 @@ import math
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 from trainwell.errors import ModelSpecError
 from trainwell.nn.activations import activation_expansion, make_activation
-from trainwell.nn.builders import MODELS, dense_stack, need_dims
+from trainwell.nn.architectures import MODELS, dense_stack, need_dims
 from trainwell.nn.layers import FractionalMaxPool2d, GlobalAvgPool2d, ResidualBlock, make_norm
 
 if TYPE_CHECKING:
@@ -67,8 +68,9 @@ def build_cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_out: int) -> nn.
         if oh < 1 or ow < 1:
             raise ModelSpecError(
                 f"model.channels: conv block {i} (conv2d {cfg.kernel_size}x{cfg.kernel_size}, "
-                f"stride {cfg.stride}, padding {cfg.padding}) gets a {h}x{w} input and would output "
-                f"{max(oh, 0)}x{max(ow, 0)}; use fewer conv blocks, more padding, or a smaller kernel"
+                f"stride {cfg.stride}, padding {cfg.padding}) gets a {h}x{w} input and would "
+                f"output {max(oh, 0)}x{max(ow, 0)}; use fewer conv blocks, more padding, or a "
+                "smaller kernel"
             )
         layers[f"conv{i}"] = nn.Conv2d(
             c, out * k, cfg.kernel_size, cfg.stride, cfg.padding, bias=not norm_before
@@ -113,7 +115,7 @@ class ResNet(nn.Module):
         total = sum(cfg.blocks)
         stages: list[nn.Module] = []
         index = 0
-        for s, (out, n) in enumerate(zip(cfg.widths, cfg.blocks)):
+        for s, (out, n) in enumerate(zip(cfg.widths, cfg.blocks, strict=True)):
             blocks = []
             for b in range(n):
                 index += 1
@@ -127,7 +129,7 @@ class ResNet(nn.Module):
         self.pool = GlobalAvgPool2d()
         self.head = nn.Linear(width, n_out)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.stages(self.stem(x))))
 
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from trainwell.errors import ModelSpecError
-from trainwell.nn.activations import ACTIVATIONS, make_activation
-from trainwell.nn.specs import parse_spec, require_float, require_int
+from trainwell.nn.activations import activation_of, make_activation
+from trainwell.nn.specs import require_float, require_int
 from trainwell.registry import Registry
 
 LAYERS: Registry[Any] = Registry("layer", ModelSpecError)
@@ -22,7 +22,8 @@ def _check_p(what: str, p: float) -> float:
 
 
 class DropConnectLinear(nn.Linear):
-    """A linear layer whose weights are dropped at random in training (Wan et al. 2013; lecture 001).
+    """A linear layer whose weights are dropped at random in training (Wan et al. 2013; lecture
+    001).
 
     Training: each weight is kept with probability 1 - p, a fresh mask per forward pass, and the
     kept weights are scaled by 1 / (1 - p) ("inverted", as for dropout) so that the expected
@@ -192,12 +193,13 @@ class ResidualBlock(nn.Module):
             )
         self.drop_path = StochasticDepth(drop_prob)
         self.act2 = make_activation(activation, out_channels)
-        # conv2 and the shortcut conv feed the sum, then act2: tell the init policy so
-        name, params = parse_spec(activation, "activation")
+        # conv2 and the shortcut conv feed the sum, then act2: tell the init policy so (plain
+        # attributes that it reads, not parameters or submodules)
+        after_sum = activation_of(self.act2)
         for conv in [self.conv2, *(m for m in self.shortcut.modules() if isinstance(m, nn.Conv2d))]:
-            conv.followed_by = (ACTIVATIONS.canonical(name), params)  # type: ignore[assignment]
+            conv.__dict__["followed_by"] = after_sum
         last = self.norm2 if not isinstance(self.norm2, nn.Identity) else self.conv2
-        last.zero_init_last = True  # type: ignore[assignment]
+        last.__dict__["zero_init_last"] = True
         if getattr(self.act1, "expansion", 1) != 1:
             raise ModelSpecError(
                 "maxout changes the width, so it cannot be used inside residual blocks"

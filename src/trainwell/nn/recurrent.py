@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from trainwell.nn.builders import MODELS, need_dims
+from trainwell.nn.architectures import MODELS, need_dims
 
 if TYPE_CHECKING:
     from trainwell.nn.config import ModelConfig

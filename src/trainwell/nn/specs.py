@@ -30,19 +30,12 @@ def parse_spec(spec: str | dict[str, Any], kind: str) -> tuple[str, dict[str, An
         name = spec.get("name")
         if not isinstance(name, str):
             raise ModelSpecError(
-                f"a {kind} table needs a string 'name' key, e.g. {{name = \"...\", ...}}; got {spec!r}"
+                f"a {kind} table needs a string 'name' key, e.g. {{name = \"...\", ...}}; "
+                f"got {spec!r}"
             )
         params = {k: v for k, v in spec.items() if k != "name"}
         return name.strip().lower(), params
     raise ModelSpecError(f"a {kind} must be a name or a table with a 'name' key; got {spec!r}")
-
-
-def describe_spec(name: str, params: dict[str, Any]) -> str:
-    """``leaky_relu(negative_slope=0.1)``; just the name when there are no parameters."""
-    if not params:
-        return name
-    inner = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
-    return f"{name}({inner})"
 
 
 def call_with_params(factory: Any, kind: str, name: str, params: dict[str, Any], *args: Any) -> Any:

@@ -29,7 +29,7 @@ def overlay_figure(runs: Sequence[RunData], labels: Sequence[str], key: str) -> 
     """One column of metrics.jsonl for every run on one figure (lecture 002)."""
     fig, ax = new_figure(height=3.6, layout="constrained")
     seen: list[float] = []
-    for i, (run, label) in enumerate(zip(runs, labels)):
+    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
         xs, ys = run.series(key)
         if xs:
             ax.plot(xs, ys, marker="o", ms=2.5, lw=1.5, color=f"C{i % 10}", label=label,
@@ -82,7 +82,7 @@ def results_rows(runs: Sequence[RunData],
     header = ["run", "status", "best epoch", *(f"{k} ({sec})" for sec, k in keys),
               "wall time", "parameters"]
     rows = []
-    for run, label in zip(runs, labels):
+    for run, label in zip(runs, labels, strict=True):
         vals = []
         for sec, k in keys:
             block = run.results.get(sec)
@@ -105,8 +105,8 @@ def render_comparison(runs: Sequence[RunData]) -> str:
     figs = [h.figure(f"fig-overlay-{key}", render(overlay_figure, runs, labels, key),
                      f"{key} per epoch of every run") for key in keys]
     curves = h.figures(figs) if figs else h.note("no run recorded metrics.jsonl")
-    missing = [f"{label}: {run.problems['metrics.jsonl']}" for run, label in zip(runs, labels)
-               if "metrics.jsonl" in run.problems]
+    missing = [f"{label}: {run.problems['metrics.jsonl']}"
+               for run, label in zip(runs, labels, strict=True) if "metrics.jsonl" in run.problems]
     curves += "".join(h.note(m) for m in missing)
     sections = [
         ("results", "Results", results),

@@ -12,14 +12,15 @@ import base64
 import io
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 DPI = 110
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "figure.facecolor": "white",
     "axes.grid": True,
     "grid.alpha": 0.3,
@@ -37,9 +38,9 @@ CHAR_IN = 0.105  # width of one tick-label character at the report's font size, 
 
 
 def new_figure(width: float = 5.2, height: float = 3.4, nrows: int = 1, ncols: int = 1, *,
-               layout: str = "fixed", left: float = 0.95, right: float = 0.2, bottom: float = 0.62,
-               top: float = 0.2, wgap: float = 0.75, hgap: float = 0.75,
-               **kwargs: Any) -> tuple[Figure, Any]:
+               layout: Literal["fixed", "constrained"] = "fixed", left: float = 0.95,
+               right: float = 0.2, bottom: float = 0.62, top: float = 0.2, wgap: float = 0.75,
+               hgap: float = 0.75, **kwargs: Any) -> tuple[Figure, Any]:
     """A figure and its axes (an array when ``nrows * ncols > 1``).
 
     ``layout="fixed"`` (the default) places the axes by margins and gaps given in inches,
@@ -98,7 +99,8 @@ def fit_margins(fig: Figure) -> None:
     nrows, ncols, margins = grid
     need_first, need_other = 0.0, 0.0
     for ax in fig.axes:
-        if not ax.get_visible() or ax.get_subplotspec() is None:
+        spec = ax.get_subplotspec()
+        if not ax.get_visible() or spec is None:
             continue
         if not ax.yaxis.get_tick_params().get("labelleft", True):
             continue
@@ -106,7 +108,7 @@ def fit_margins(fig: Figure) -> None:
         locs = [v for v in ax.yaxis.get_major_locator()() if lo <= v <= hi]
         labels = ax.yaxis.get_major_formatter().format_ticks(locs) if locs else []
         need = label_width(labels, 0.2) + (0.3 if ax.get_ylabel() else 0.0)
-        if ax.get_subplotspec().is_first_col():
+        if spec.is_first_col():
             need_first = max(need_first, need)
         else:
             need_other = max(need_other, need)

@@ -99,7 +99,7 @@ def curves_figure(run: RunData, groups: dict[str, Sequence[str]]) -> Figure:
     fig, axes = new_figure(*_grid_size(rows, cols), rows, cols, top=0.4, hgap=0.9)
     axes = list(np.atleast_1d(axes).ravel())
     _loss_panel(axes[0], run)
-    for ax, (base, names) in zip(axes[1:], groups.items()):
+    for ax, (base, names) in zip(axes[1:], groups.items(), strict=False):  # spare panels stay
         for name in names:
             split, _ = split_metric(name)
             xs, ys = run.series(name)
@@ -156,7 +156,7 @@ def layer_bars_figure(snapshots: Sequence[tuple[str, dict[str, dict[str, float]]
     axes = list(np.atleast_1d(axes).ravel())
     bar_h = 0.8 / max(1, len(snapshots))
     colors = ["tab:gray", "tab:purple", "tab:cyan"]
-    for k, (ax, stat) in enumerate(zip(axes, stats)):
+    for k, (ax, stat) in enumerate(zip(axes, stats, strict=False)):  # spare panels stay
         seen: list[float] = []
         for j, (label, table) in enumerate(snapshots):
             ys = [i + (j - (len(snapshots) - 1) / 2) * bar_h for i in range(len(layers))]
@@ -188,7 +188,7 @@ def layer_epochs_figure(records: Sequence[dict[str, Any]], stats: Sequence[str])
     rows, cols = grid_shape(len(stats), 2)
     fig, axes = new_figure(*_grid_size(rows, cols), rows, cols, top=0.4, hgap=0.9)
     axes = list(np.atleast_1d(axes).ravel())
-    for ax, stat in zip(axes, stats):
+    for ax, stat in zip(axes, stats, strict=False):  # spare panels stay
         seen: list[float] = []
         for k, layer in enumerate(layers):
             pts = [(e, t[layer][stat]) for e, t in tables if stat in t.get(layer, {})]

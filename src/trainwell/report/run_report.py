@@ -13,8 +13,6 @@ from trainwell.report.rundata import RunData, load_run
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = ("summary", "curves", "lr", "layers", "doctor", "predictions", "config")
-
 
 def _absent(run: RunData, name: str, what: str) -> str:
     why = run.problems.get(name, f"{name} holds nothing for this section")
@@ -23,9 +21,7 @@ def _absent(run: RunData, name: str, what: str) -> str:
 
 def summary_section(run: RunData) -> str:
     meta, data, res, cfg = run.meta, run.data, run.results, run.config
-    model = cfg.get("model", {}) if isinstance(cfg.get("model"), dict) else {}
-    train = cfg.get("train", {}) if isinstance(cfg.get("train"), dict) else {}
-    splits = data.get("splits") if isinstance(data.get("splits"), dict) else {}
+    model, train, splits = _table(cfg, "model"), _table(cfg, "train"), _table(data, "splits")
     classes = data.get("classes")
     features = data.get("feature_names")
     cards = [
@@ -71,9 +67,7 @@ def summary_section(run: RunData) -> str:
 
 def results_tables(run: RunData) -> str:
     res = run.results
-    best = res.get("best") if isinstance(res.get("best"), dict) else {}
-    final = res.get("final") if isinstance(res.get("final"), dict) else {}
-    test = res.get("test") if isinstance(res.get("test"), dict) else {}
+    best, final, test = _table(res, "best"), _table(res, "final"), _table(res, "test")
     if not (best or final or test):
         if "results.json" in run.problems:
             return _absent(run, "results.json", "no best or final metrics to show")
@@ -107,7 +101,11 @@ def lr_section(run: RunData) -> str:
                                "Learning rate of each epoch, as the schedule ran")])
 
 
-def _snapshots(run: RunData) -> tuple[list[tuple[str, dict[str, dict[str, float]]]], str]:
+def layer_snapshots(
+    run: RunData,
+) -> tuple[list[tuple[str, dict[str, dict[str, float]]]], str]:
+    """The per-layer statistics the layers section compares, as (label, table) pairs, and the
+    file they come from: the doctor's at init and end, else the first and last epoch's."""
     acts = run.doctor.get("activation_stats") if isinstance(run.doctor, dict) else None
     if isinstance(acts, dict):
         snaps = [(label, rf.layer_table(acts.get(label))) for label in ("init", "end")]
@@ -129,7 +127,7 @@ def _present_stats(tables: list[dict[str, dict[str, float]]]) -> list[str]:
 
 
 def layers_section(run: RunData) -> str:
-    snaps, source = _snapshots(run)
+    snaps, source = layer_snapshots(run)
     figs: list[str] = []
     details = ""
     if snaps:
@@ -190,7 +188,7 @@ def doctor_section(run: RunData) -> str:
         counts[status] = counts.get(status, 0) + 1
         cls = status if status in ("pass", "warn", "fail") else "info"
         advice = f.get("advice") if isinstance(f.get("advice"), list) else []
-        evidence = f.get("evidence") if isinstance(f.get("evidence"), dict) else {}
+        evidence = _table(f, "evidence")
         item = (f'<div class="finding {cls}"><h3><span class="badge {cls}">{h.esc(status)}</span> '
                 f'{h.esc(f.get("title", f.get("check", "")))}</h3>')
         if f.get("check"):
@@ -315,9 +313,14 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     return path
 
 
+def _table(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """``record[key]`` when it is a table (a JSON object), else an empty one."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _get(cfg: dict[str, Any], section: str, key: str) -> Any:
-    sec = cfg.get(section)
-    return sec.get(key) if isinstance(sec, dict) else None
+    return _table(cfg, section).get(key)
 
 
 # The model settings the summary shows, when the config has them; the Config section has all.

@@ -86,9 +86,9 @@ class RunData:
         """(epochs, values) of one metrics column, skipping epochs that lack it."""
         xs, ys = [], []
         for i, rec in enumerate(self.metrics):
-            value = rec.get(key)
-            if _is_number(value):
-                xs.append(float(rec.get("epoch", i + 1)))
+            value, epoch = rec.get(key), rec.get("epoch")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                xs.append(float(epoch) if isinstance(epoch, (int, float)) else float(i + 1))
                 ys.append(float(value))
         return xs, ys
 

@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from trainwell.report.figures import empty_axes, epoch_axis, log_scale, new_figure, use_log_scale
+from trainwell.report.studydata import objective_values
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 def _norm(study: StudyData):  # noqa: ANN202 - a matplotlib Normalize
     from matplotlib.colors import Normalize
 
-    values = [float(t.value) for t in study.completed()]  # type: ignore[arg-type]
+    values = objective_values(study.completed())
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     return Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
 
@@ -39,11 +40,11 @@ def history_figure(study: StudyData) -> Figure:
                label="completed trial", zorder=3)
     other = [t for t in study.trials if t not in done]
     if other:
-        values = [float(t.value) for t in done]  # type: ignore[arg-type]
+        values = objective_values(done)
         worst = max(values) if study.direction == "minimize" else min(values)
         ax.scatter([t.index for t in other], [worst] * len(other), marker="x", color="tab:red",
                    label="pruned / failed (no value)", zorder=3)
-    if use_log_scale([float(t.value) for t in done], 100.0):  # type: ignore[arg-type]
+    if use_log_scale(objective_values(done), 100.0):
         log_scale(ax)
     epoch_axis(ax, "trial (in the order they ran)" if study.staged else "trial")
     ax.set_ylabel(study.metric)
@@ -59,11 +60,10 @@ def best_so_far_figure(study: StudyData) -> Figure:
         empty_axes(ax, "no completed trial")
         return fig
     better = max if study.direction == "maximize" else min
-    xs, ys, best = [], [], None
-    for t in done:
-        best = t.value if best is None else better(best, t.value)  # type: ignore[type-var]
-        xs.append(t.index)
-        ys.append(best)
+    xs = [t.index for t in done]
+    ys: list[float] = []
+    for value in objective_values(done):
+        ys.append(value if not ys else better(ys[-1], value))
     ax.plot(xs, ys, drawstyle="steps-post", color="tab:green", lw=2, label=f"best {study.metric}")
     ax.scatter([t.index for t in done], [t.value for t in done], s=12, color="0.6",
                label="trial", zorder=3)
@@ -99,7 +99,7 @@ def parallel_figure(study: StudyData) -> Figure:
         empty_axes(ax, "no completed trial with parameters")
         return fig
     columns = [_axis_values(study, n, done) for n in names]
-    obj = [float(t.value) for t in done]  # type: ignore[arg-type]
+    obj = objective_values(done)
     lo, hi = min(obj), max(obj)
     columns.append(([(v - lo) / ((hi - lo) or 1.0) for v in obj], [f"{lo:.4g}", f"{hi:.4g}"]))
     norm, cmap = _norm(study), _cmap(study)
@@ -112,7 +112,7 @@ def parallel_figure(study: StudyData) -> Figure:
         ax.plot(xs, ys, color="tab:red" if is_best else cmap(norm(obj[i])),
                 lw=2.4 if is_best else 1.1, alpha=1.0 if is_best else 0.75,
                 label=f"best (trial {done[i].label(study.staged)})" if is_best else None)
-    for x, (_, (bottom, top)) in zip(xs, columns):
+    for x, (_, (bottom, top)) in zip(xs, columns, strict=True):
         ax.axvline(x, color="0.3", lw=0.8)
         ax.text(x, -0.06, bottom, ha="center", va="top", fontsize=9.5)
         ax.text(x, 1.06, top, ha="center", va="bottom", fontsize=9.5)

@@ -40,6 +40,11 @@ class TrialData:
         return f"{self.stage} {self.number}" if staged and self.stage else str(self.number)
 
 
+def objective_values(trials: list[TrialData]) -> list[float]:
+    """The objective values of ``trials`` that have one (every completed trial does)."""
+    return [float(t.value) for t in trials if t.value is not None]
+
+
 @dataclass
 class StudyData:
     path: Path

@@ -105,7 +105,7 @@ class TensorBoardLogger:
             self._grads = {}
         self.writer.flush()
 
-    def after_fit(self, trainer: Any) -> None:
+    def end(self, trainer: Any) -> None:  # also after a divergence or an error
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -1,7 +1,9 @@
-"""Model builders by name (``mlp``, ``cnn``, ``resnet``, ``rnn``) and the MLP itself.
+"""The registry of architectures (``model.arch``), the pieces they share, and the MLP.
 
 A builder takes the ``[model]`` config, the per-sample input shape and the size of the output
-head, checks that the sizes fit, and returns a plain ``nn.Module``.
+head, checks that the sizes fit, and returns a plain ``nn.Module``. ``mlp`` is registered here,
+``cnn`` and ``resnet`` in :mod:`trainwell.nn.convnets`, ``rnn`` in :mod:`trainwell.nn.recurrent`;
+:func:`trainwell.nn.build.build_model` looks the name up and checks and initializes the result.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def check_arch(value: str) -> str:
                 "a python model is named python:module:factory, e.g. python:mypkg.nets:make_net"
             )
         return value
-    import trainwell.nn.convnets
-    import trainwell.nn.recurrent  # noqa: F401  (registers rnn)
+    import trainwell.nn.convnets  # noqa: F401 - registers cnn and resnet
+    import trainwell.nn.recurrent  # noqa: F401 - registers rnn
 
     return MODELS.canonical(value)
 
@@ -57,11 +59,14 @@ def dropout_kind(cfg: ModelConfig) -> str:
 
 
 def need_dims(arch: str, input_shape: tuple[int, ...], dims: int, what: str) -> None:
+    """Refuse an input shape that is not ``dims``-dimensional, naming ``arch`` and ``what``."""
     if len(input_shape) != dims or any(int(s) < 1 for s in input_shape):
         hint = ""
         if len(input_shape) == 1:
-            hint = ("; table rows are (n_features,): use arch = \"mlp\", or an image source "
-                    "(e.g. data.source = \"builtin:digits_images\" for the digits as 1x8x8)")
+            hint = (
+                '; table rows are (n_features,): use arch = "mlp", or an image source '
+                '(e.g. data.source = "builtin:digits_images" for the digits as 1x8x8)'
+            )
         raise ModelSpecError(
             f"model.arch = {arch!r} needs {what} per sample; got input shape "
             f"{tuple(input_shape)}{hint}"

@@ -74,7 +74,8 @@ class PreparedData:
         if self.classes is None:
             return None
         k = len(self.classes)
-        return {name: np.bincount(s.y.numpy(), minlength=k).tolist() for name, s in self.splits.items()}
+        return {name: np.bincount(s.y.numpy(), minlength=k).tolist()
+                for name, s in self.splits.items()}
 
     def summary(self) -> dict[str, Any]:
         """The contents of ``data.json``."""
@@ -95,7 +96,8 @@ class PreparedData:
         }
 
     def save(self, run_dir: str | Path) -> None:
-        """Write ``data.json``, ``preprocess.json`` and ``preprocess.safetensors`` into ``run_dir``."""
+        """Write ``data.json``, ``preprocess.json`` and ``preprocess.safetensors`` into
+        ``run_dir``."""
         from trainwell.runs import write_json_atomic
 
         run_dir = Path(run_dir)

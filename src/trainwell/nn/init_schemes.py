@@ -1,4 +1,5 @@
-"""Initialization schemes by name, the ``auto`` policy and LSUV (lectures 000-003).
+"""Initialization schemes by name and the ``auto`` policy (lectures 000-003): what fills one
+weight tensor. Applying a scheme to a whole model is :mod:`trainwell.nn.init_model`.
 
 A scheme fills one weight tensor and returns a short description of what it did; that
 description is recorded on each module as ``module.init_scheme`` (shown by the summary).
@@ -7,31 +8,23 @@ For convolutions ``fan_in = kernel height x kernel width x input channels`` (lec
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-import logging
 import math
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainwell.errors import ModelSpecError
-from trainwell.nn.specs import (
-    call_with_params,
-    parse_spec,
-    require_float,
-    require_int,
-)
+from trainwell.nn.activations import ACTIVATIONS, NamedParams, auto_scheme
+from trainwell.nn.specs import call_with_params, parse_spec, require_float, require_int
 from trainwell.registry import Registry
 
-log = logging.getLogger(__name__)
+INITS: Registry[type[InitScheme]] = Registry("init", ModelSpecError)
 
-INITS: Registry[Any] = Registry("init", ModelSpecError)
-
-WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
-RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
+#: Under ``init = "auto"`` the output layer's weights are scaled by this after their scheme.
+HEAD_SCALE = 0.1
 
 
 def fans(weight: torch.Tensor) -> tuple[int, int]:
@@ -56,15 +49,23 @@ def _fan(weight: torch.Tensor, mode: str) -> float:
 
 
 class InitScheme(ABC):
-    """Base: ``weight_(w, followed_by)`` fills ``w`` in place and returns a description."""
+    """Base: ``weight_(w, followed_by)`` fills ``w`` in place and returns a description.
+
+    Attributes:
+        head_scale: when set, the model's output layer(s) are scaled by it after the scheme,
+            and their biases are 0 (``auto``: outputs start near 0, the chance loss).
+    """
 
     name = "scheme"
+    head_scale: float | None = None
 
     @abstractmethod
-    def weight_(
-        self, w: torch.Tensor, followed_by: tuple[str, dict[str, Any]] | None = None
-    ) -> str:
+    def weight_(self, w: torch.Tensor, followed_by: NamedParams | None = None) -> str:
         """Fill ``w`` in place; ``followed_by`` is the next activation and its parameters."""
+
+    def recurrent_scheme(self) -> InitScheme:
+        """The scheme for a recurrent layer's hidden-to-hidden weights (default: this one)."""
+        return self
 
 
 def _warn_symmetry(what: str) -> None:
@@ -81,7 +82,7 @@ def _warn_symmetry(what: str) -> None:
 class ZerosInit(InitScheme):
     name = "zeros"
 
-    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+    def weight_(self, w: torch.Tensor, followed_by: NamedParams | None = None) -> str:
         _warn_symmetry("a zeros")
         nn.init.zeros_(w)
         return "zeros"
@@ -94,7 +95,7 @@ class ConstantInit(InitScheme):
     def __init__(self, value: float = 0.0) -> None:
         self.value = require_float("init constant value", value)
 
-    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+    def weight_(self, w: torch.Tensor, followed_by: NamedParams | None = None) -> str:
         _warn_symmetry("a constant")
         nn.init.constant_(w, self.value)
         return f"constant({self.value})"
@@ -110,7 +111,7 @@ class NormalInit(InitScheme):
         self.std = require_float("init normal std", std, low=0.0, low_open=True)
         self.mean = require_float("init normal mean", mean)
 
-    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+    def weight_(self, w: torch.Tensor, followed_by: NamedParams | None = None) -> str:
         nn.init.normal_(w, self.mean, self.std)
         return f"normal(std={self.std:g})"
 
@@ -127,7 +128,7 @@ class UniformInit(InitScheme):
         if self.a >= self.b:
             raise ModelSpecError(f"init uniform needs a < b; got a={self.a}, b={self.b}")
 
-    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+    def weight_(self, w: torch.Tensor, followed_by: NamedParams | None = None) -> str:
         nn.init.uniform_(w, self.a, self.b)
         return f"uniform({self.a:g}, {self.b:g})"
 
@@ -145,7 +146,7 @@ class _StdScheme(InitScheme):
     def label(self) -> str:
         """The scheme's name as ``model summary`` shows it."""
 
-    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+    def weight_(self, w: torch.Tensor, followed_by: NamedParams | None = None) -> str:
         std = self.std(w)
         with torch.no_grad():
             if self.uniform:
@@ -220,7 +221,8 @@ class KaimingUniformInit(KaimingNormalInit):
 
 @INITS.register("lecun_normal", "lecun")
 class LecunNormalInit(_StdScheme):
-    """LeCun: std = 1 / sqrt(fan_in), the init SELU's self-normalization assumes (Klambauer et al.)."""
+    """LeCun: std = 1 / sqrt(fan_in), the init SELU's self-normalization assumes (Klambauer et
+    al.)."""
 
     name = "lecun_normal"
 
@@ -240,7 +242,7 @@ class OrthogonalInit(InitScheme):
     def __init__(self, gain: float = 1.0) -> None:
         self.gain = require_float("init orthogonal gain", gain, low=0.0, low_open=True)
 
-    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+    def weight_(self, w: torch.Tensor, followed_by: NamedParams | None = None) -> str:
         nn.init.orthogonal_(w, gain=self.gain)
         return f"orthogonal(gain={self.gain:g})"
 
@@ -257,49 +259,37 @@ class LSUVInit(OrthogonalInit):
         self.tol = require_float("init lsuv tol", tol, low=0.0, low_open=True)
         self.max_iter = require_int("init lsuv max_iter", max_iter, low=1)
 
+    def recurrent_scheme(self) -> InitScheme:
+        return OrthogonalInit()
+
 
 # ---------------------------------------------------------------------------- auto policy
 
-# The activation that follows a layer -> the scheme ``init = "auto"`` uses (docs/models.md).
-AUTO_TABLE: dict[str, tuple[str, dict[str, Any]]] = {
-    "relu": ("kaiming_normal", {"nonlinearity": "relu"}),
-    "leaky_relu": ("kaiming_normal", {"nonlinearity": "leaky_relu"}),  # a = the layer's slope
-    "prelu": ("kaiming_normal", {"nonlinearity": "leaky_relu"}),  # a = the initial slope
-    "elu": ("kaiming_normal", {"nonlinearity": "relu"}),
-    "gelu": ("kaiming_normal", {"nonlinearity": "relu"}),
-    "swish": ("kaiming_normal", {"nonlinearity": "relu"}),
-    "softplus": ("kaiming_normal", {"nonlinearity": "relu"}),
-    "selu": ("lecun_normal", {}),
-    "tanh": ("xavier_normal", {"mode": "fan_in"}),
-    "sigmoid": ("xavier_normal", {"mode": "fan_in"}),
-    "maxout": ("xavier_normal", {"mode": "fan_in"}),  # max of k pieces keeps E[h^2] (not halved)
-    "srelu": ("xavier_normal", {"mode": "fan_in"}),  # identity between its thresholds
-    "step": ("xavier_normal", {"mode": "fan_in"}),
-    "identity": ("xavier_normal", {"mode": "fan_in"}),  # also: no activation (output layers)
+# The activation that follows a layer -> the scheme ``init = "auto"`` uses (docs/models.md). Each
+# activation's choice is registered with it (``Activation.auto_init``); this is the same, read
+# from the registry, with the default parameters of each activation.
+AUTO_TABLE: dict[str, NamedParams] = {
+    name: ACTIVATIONS.get(name).auto_init({}) for name in ACTIVATIONS.names()
 }
 
 
 @INITS.register("auto")
 class AutoInit(InitScheme):
-    """Picks the scheme from the activation that follows each layer (:data:`AUTO_TABLE`)."""
+    """Picks the scheme from the activation that follows each layer (:data:`AUTO_TABLE`), and
+    starts the output layer small (x :data:`HEAD_SCALE`)."""
 
     name = "auto"
+    head_scale = HEAD_SCALE
 
-    def resolve(self, followed_by: tuple[str, dict[str, Any]] | None) -> InitScheme:
-        act, params = followed_by if followed_by is not None else ("identity", {})
-        scheme_name, scheme_params = AUTO_TABLE.get(act, AUTO_TABLE["identity"])
-        scheme_params = dict(scheme_params)
-        if scheme_params.get("nonlinearity") == "leaky_relu":
-            slope = (
-                params.get("negative_slope", 0.01)
-                if act == "leaky_relu"
-                else params.get("init", 0.25)
-            )
-            scheme_params["negative_slope"] = float(slope)
+    def resolve(self, followed_by: NamedParams | None) -> InitScheme:
+        scheme_name, scheme_params = auto_scheme(followed_by)
         return INITS.get(scheme_name)(**scheme_params)
 
-    def weight_(self, w, followed_by=None):  # type: ignore[no-untyped-def]
+    def weight_(self, w: torch.Tensor, followed_by: NamedParams | None = None) -> str:
         return self.resolve(followed_by).weight_(w, followed_by)
+
+    def recurrent_scheme(self) -> InitScheme:
+        return OrthogonalInit()  # Saxe et al.: orthogonal recurrent weights
 
 
 def list_inits() -> list[str]:
@@ -322,3 +312,17 @@ def make_init(spec: str | dict[str, Any]) -> tuple[InitScheme, float]:
     bias = require_float("init bias", params.pop("bias", 0.0))
     canonical = INITS.canonical(name)
     return call_with_params(INITS.get(canonical), "init", canonical, params), bias
+
+
+__all__ = [
+    "AUTO_TABLE",
+    "HEAD_SCALE",
+    "INITS",
+    "AutoInit",
+    "InitScheme",
+    "LSUVInit",
+    "OrthogonalInit",
+    "fans",
+    "list_inits",
+    "make_init",
+]
