@@ -281,3 +281,74 @@ def test_supervised_setup_does_not_draw_from_the_global_rng():
     Supervised().setup(model, batch)
     assert torch.equal(before, torch.get_rng_state())
     assert model.training
+
+
+class CountingObjective(Supervised):
+    """Keeps a generator and a running count: its state must survive a checkpoint."""
+
+    def __init__(self) -> None:
+        super().__init__("cross_entropy")
+        self.gen = torch.Generator().manual_seed(5)
+        self.noise: list[float] = []
+        self.steps_seen = 0
+
+    def loss(self, model, batch):
+        assert self.trainer.step == self.steps_seen  # bound to the trainer running it
+        self.steps_seen += 1
+        x, y = batch
+        x = x + 0.1 * torch.randn(x.shape, generator=self.gen)  # its own randomness
+        out = model(x)
+        return StepResult(self.loss_fn(out, y), out, y)
+
+    def epoch_end(self):
+        return {"train_steps_seen": float(self.steps_seen)}
+
+    def train_metric_names(self):
+        return ["train_steps_seen"]
+
+    def state_dict(self):
+        return {"gen": self.gen.get_state(), "steps_seen": self.steps_seen}
+
+    def load_state_dict(self, state):
+        self.gen.set_state(state["gen"])
+        self.steps_seen = int(state["steps_seen"])
+
+
+def test_an_objectives_state_and_epoch_terms_are_checkpointed(tmp_path):
+    train, val = iris()
+
+    def run(epochs, resume=None, ckpt=None):
+        torch.manual_seed(0)
+        t = Trainer(
+            nn.Linear(4, 3),
+            step=CountingObjective(),
+            epochs=epochs,
+            batch_size=16,
+            seed=0,
+            checkpoint_dir=ckpt,
+            checkpoint_every=1,
+        )
+        return t.fit(train, val, resume=resume)
+
+    full = run(4)
+    assert [r["train_steps_seen"] for r in full.history] == [7.0, 14.0, 21.0, 28.0]
+    run(2, ckpt=tmp_path)
+    resumed = run(4, resume=tmp_path, ckpt=tmp_path)
+    strip = lambda h: [{k: v for k, v in r.items() if "time" not in k} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+
+
+def test_early_stopping_may_watch_an_objectives_own_term():
+    from trainwell.train.config import EarlyStoppingConfig
+
+    train, _ = iris()
+    es = EarlyStoppingConfig(metric="train_steps_seen", mode="min", patience=1)
+    t = Trainer(
+        nn.Linear(4, 3),
+        step=CountingObjective(),
+        epochs=5,
+        batch_size=16,
+        seed=0,
+        early_stopping=es,
+    ).fit(train)
+    assert t.stopped_early and t.epoch == 2  # the count only grows: no improvement after epoch 1

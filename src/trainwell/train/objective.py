@@ -31,6 +31,7 @@ from trainwell.train.metrics import metric_names, task_metrics
 
 if TYPE_CHECKING:
     from trainwell.train.config import LossConfig
+    from trainwell.train.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,34 @@ class Objective(ABC):
     top_k: int = 5
     eval_index: int = 0  # the index of the evaluation batch being computed
 
+    def bind(self, trainer: Trainer) -> None:
+        """Called once when a fit starts, before :meth:`setup`: the trainer running this objective.
+
+        An objective that needs the training progress (a schedule over ``trainer.step`` and
+        ``trainer.epochs * trainer.steps_per_epoch``) or the device keeps it.
+        """
+        self.trainer = trainer
+
     def setup(self, model: nn.Module, first_batch: Any) -> None:
         """Called once before training with the first training batch (on the device)."""
+        return None
+
+    def epoch_end(self) -> dict[str, float]:
+        """Extra terms of the epoch's record (``train_<name>``), computed from what the steps kept;
+        called once at the end of each training epoch, before evaluation. None by default."""
+        return {}
+
+    def train_metric_names(self) -> list[str]:
+        """The names :meth:`epoch_end` logs, known before training."""
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        """What exact resume needs of the objective (its generators, counters); tensors, lists,
+        dicts and numbers only, as a checkpoint holds them."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
         return None
 
     @abstractmethod

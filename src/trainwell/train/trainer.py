@@ -322,6 +322,7 @@ class Trainer:
             record["train_loss"] = float(
                 (torch.stack(losses).double() * weights).sum() / weights.sum()
             )
+            record.update(self.objective.epoch_end())  # the step's own terms (train_<name>)
             if val_data is not None:
                 record.update(self.evaluate(val_data, prefix="val"))
             self.elapsed = time.perf_counter() - start
@@ -354,6 +355,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch = len(batches)
         if steps_per_epoch == 0:
             raise ConfigError("the training data is empty")
+        self.objective.bind(self)
         self.objective.setup(self.model, batches.peek())  # the task, the loss, the output width
         self.task = self.objective.task
         self._check_metric_names(has_val)
@@ -362,7 +364,8 @@ class Trainer:
 
     def _check_metric_names(self, has_val: bool) -> None:
         """Refuse, before training, an early-stopping or plateau metric that is never logged."""
-        logged = ["train_loss", "lr"] + (self.objective.metric_names("val") if has_val else [])
+        logged = ["train_loss", "lr", *self.objective.train_metric_names()]
+        logged += self.objective.metric_names("val") if has_val else []
         wanted = [("train.early_stopping.metric", self.early_stopping.metric)]
         if self.schedule_spec.name == "plateau":
             wanted.append(("train.schedule.metric", self.schedule_spec.metric))
@@ -477,6 +480,7 @@ class Trainer:
             "history": self.history,
             "rng": rng_state(self.generator),
             "data_rng": [g.get_state() for g in self._data_generators],
+            "objective": self.objective.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -502,6 +506,7 @@ class Trainer:
             )
         for g, g_state in zip(self._data_generators, saved, strict=True):
             g.set_state(g_state)
+        self.objective.load_state_dict(state.get("objective") or {})
 
     def save_checkpoint(self, directory: str | Path | None = None) -> Path | None:
         directory = Path(directory) if directory is not None else self.checkpoint_dir
