@@ -20,11 +20,22 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/trainwell demo
 
+# Four stages, each announced, the first failure ending the target: lint, types, the system
+# packages of the browser and database tests (installed once, before the test workers start;
+# tests/sysdeps.py), the suite.
 test: $(STAMP)
+	@echo "== make test 1/4: ruff check (lint, line length 100) =="
+	$(VENV)/bin/ruff check .
+	@echo "== make test 2/4: mypy (types of src/trainwell) =="
+	$(VENV)/bin/mypy
+	@echo "== make test 3/4: system packages (Chromium, PostgreSQL) =="
+	$(PY) tests/sysdeps.py
+	@echo "== make test 4/4: pytest (2 workers) =="
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info .pytest_cache .mypy_cache \
+		.ruff_cache

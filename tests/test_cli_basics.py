@@ -36,7 +36,8 @@ def test_help_does_not_import_heavy_libraries():
 
     code = (
         "import sys, trainwell.cli as c; c.build_parser();"
-        "heavy = [m for m in ('torch', 'pandas', 'sklearn', 'optuna', 'matplotlib') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'pandas', 'sklearn', 'optuna', 'matplotlib')"
+        " if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -65,7 +66,8 @@ def test_union_field_gets_one_message(tmp_path, capsys):
 
 def test_check_refuses_a_loss_that_does_not_fit_the_task(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[data]\nsource = "builtin:diabetes"\ntask = "regression"\n[train]\nloss = "hinge"\n')
+    cfg.write_text('[data]\nsource = "builtin:diabetes"\ntask = "regression"\n'
+                   '[train]\nloss = "hinge"\n')
     assert main(["check", str(cfg)]) == 2
     assert "train.loss 'hinge' does not fit a regression task" in capsys.readouterr().err
 
@@ -85,7 +87,8 @@ def test_augmentation_is_refused_rather_than_ignored(tmp_path, capsys):
 
 
 def test_the_command_skips_teardown_but_not_exit_handlers_codes_or_output(tmp_path):
-    """``trainwell`` (``cli.run``) ends with os._exit after the atexit handlers, with main's code."""
+    """``trainwell`` (``cli.run``) ends with os._exit after the atexit handlers, with main's
+    exit code."""
     import subprocess
     import sys
 
@@ -115,58 +118,3 @@ def test_the_command_skips_teardown_but_not_exit_handlers_codes_or_output(tmp_pa
     assert "config is valid" in subprocess.run(
         [sys.executable, "-m", "trainwell", "check", str(cfg)], capture_output=True, text=True,
         check=True).stdout
-
-
-def test_train_command_pauses_the_collector_only_while_starting(tmp_path):
-    """In the command's process: no collection during imports, frozen startup objects, the
-    collector on during training; main() from Python and failed commands leave it as it was."""
-    import subprocess
-    import sys
-
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[data]\nsource = "builtin:iris"\n[train]\nepochs = 2\n[log]\nreport = false\n')
-    code = (
-        "import gc, sys\n"
-        "import trainwell._collector as c\n"
-        "c.command_process = sys.argv[1] == 'command'\n"
-        "seen = []\n"
-        "gc.callbacks.append(lambda phase, info: seen.append(info['generation']))\n"
-        "class Probe:\n"
-        "    def before_fit(self, trainer):\n"
-        "        print('training with gc', gc.isenabled(), 'frozen', gc.get_freeze_count() > 0)\n"
-        "import trainwell.api as api\n"
-        "fit = api.fit\n"
-        "api.fit = lambda *a, **k: fit(*a, **{**k, 'callbacks': [Probe()]})\n"
-        "from trainwell.cli import main\n"
-        "rc = main(sys.argv[2:])\n"
-        "print('rc', rc, 'gc on', gc.isenabled(), 'full collections', seen.count(2))\n"
-    )
-
-    def run(*args):
-        return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True,
-                              text=True, check=True).stdout
-
-    out = run("command", "train", str(cfg), "--quiet", "--name", "a")
-    assert "training with gc True frozen True" in out and "rc 0 gc on True full collections 0" in out
-    out = run("python", "train", str(cfg), "--quiet", "--name", "b")
-    assert "training with gc True frozen False" in out and "rc 0 gc on True" in out
-    out = run("command", "train", str(tmp_path / "missing.toml"))
-    assert "rc 2 gc on True" in out
-
-
-def test_collector_paused_block_restores_the_previous_state():
-    import gc
-
-    from trainwell._collector import paused
-
-    assert gc.isenabled()
-    with paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with paused():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from trainwell.errors import RunError
-from trainwell.runs import (MetricsLog, new_run_dir, read_json, read_safetensors, write_json_atomic,
-                            write_safetensors_atomic, write_text_atomic)
+from trainwell.runs import (
+    MetricsLog,
+    new_run_dir,
+    read_json,
+    read_safetensors,
+    write_json_atomic,
+    write_safetensors_atomic,
+    write_text_atomic,
+)
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
@@ -72,3 +79,39 @@ def test_metrics_log_append_torn_line_and_truncate(tmp_path):
     assert [r["epoch"] for r in log.read()] == [1, 2, 3]
     log.truncate_to(2)
     assert [r["epoch"] for r in log.read()] == [1, 2]
+
+
+@pytest.fixture
+def umask_027():
+    """The process's umask set to 0o027 for one test (the library only follows it)."""
+    old = os.umask(0o027)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_run_directory_and_files_get_the_umasks_modes(runs_dir, umask_027):
+    with new_run_dir(runs_dir, "r1") as staging:
+        assert staging.stat().st_mode & 0o777 == 0o750  # not tempfile's 0o700
+        write_text_atomic(staging / "config.toml", "x = 1\n")
+        write_safetensors_atomic(staging / "w.safetensors", {"w": torch.zeros(2)})
+    run = runs_dir / "r1"
+    assert run.stat().st_mode & 0o777 == 0o750
+    assert {p.name: p.stat().st_mode & 0o777 for p in run.iterdir()} == {
+        "config.toml": 0o640, "w.safetensors": 0o640}  # not tempfile's 0o600
+    os.umask(0o022)
+    write_text_atomic(run / "config.toml", "x = 2\n")
+    assert (run / "config.toml").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_taken_temporary_name_is_skipped(tmp_path, monkeypatch):
+    import trainwell.runs as runs
+
+    names = iter(["aaaa", "aaaa", "bbbb"])
+    monkeypatch.setattr(runs.secrets, "token_hex", lambda n: next(names))
+    (tmp_path / ".x.txt.aaaa.tmp").write_text("someone else's")
+    write_text_atomic(tmp_path / "x.txt", "mine")
+    assert (tmp_path / "x.txt").read_text() == "mine"
+    assert (tmp_path / ".x.txt.aaaa.tmp").read_text() == "someone else's"
+    assert sorted(os.listdir(tmp_path)) == [".x.txt.aaaa.tmp", "x.txt"]

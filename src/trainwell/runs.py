@@ -1,5 +1,9 @@
 """Run directories: layout, atomic writes, the metrics log.
 
+Files and folders get the modes a plain ``open(path, "w")`` and ``mkdir`` would give: 0o666 and
+0o777 less the process's umask (0o644 and 0o755 under the usual umask 0o022). The umask is
+the calling program's to set; nothing here reads or changes it.
+
 Layout of ``runs/<name>/`` (every file written to a temporary name, then renamed)::
 
     config.toml            the resolved config
@@ -20,8 +24,8 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,14 +35,33 @@ from trainwell.errors import RunError
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def _file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give (0o666 less the umask)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
+_TRIES = 100  # random temporary names tried before giving up (a clash is a 1 in 2**48 event)
 
 
-_FILE_MODE = _file_mode()
+def _new_file(folder: Path, prefix: str) -> tuple[Path, int]:
+    """A new empty file ``folder/<prefix><random>.tmp``, open for writing: its path and fd.
+
+    Made with the umask's mode, as by ``open(path, "w")`` (:mod:`tempfile` makes 0o600).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_TRIES):
+        path = folder / f"{prefix}{secrets.token_hex(6)}.tmp"
+        with contextlib.suppress(FileExistsError):
+            return path, os.open(path, flags, 0o666)
+    raise RunError(f"no free temporary file name in {folder} after {_TRIES} tries")
+
+
+def _new_folder(root: Path, prefix: str) -> Path:
+    """A new empty folder ``root/<prefix><random>.staging``.
+
+    Made with the umask's mode, as by ``mkdir`` (:func:`tempfile.mkdtemp` makes 0o700).
+    """
+    for _ in range(_TRIES):
+        path = root / f"{prefix}{secrets.token_hex(6)}.staging"
+        with contextlib.suppress(FileExistsError):
+            path.mkdir()
+            return path
+    raise RunError(f"no free staging folder name in {root} after {_TRIES} tries")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -54,9 +77,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp, fd = _new_file(path.parent, f".{path.name}.")
     try:
-        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; give the usual mode
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -172,6 +194,19 @@ def validate_run_name(name: str) -> str:
     return name
 
 
+def default_run_name(source: str, arch: str) -> str:
+    """``<data>-<arch>``: the name of a run whose config sets none (``digits-mlp``).
+
+    Example:
+        >>> default_run_name("csv:data/houses.csv", "python:models:make_net")
+        'houses-make_net'
+    """
+    source = source.replace("\\", "/").rstrip("/")
+    stem = Path(source.partition(":")[2] or source).stem or "data"
+    text = f"{stem}-{arch.rpartition(':')[2]}"
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-.") or "run"
+
+
 def unique_name(root: Path, base: str) -> str:
     """``base`` if free under ``root``, else ``base-2``, ``base-3`` ..."""
     if not (root / base).exists():
@@ -199,7 +234,7 @@ def new_run_dir(root: str | os.PathLike[str], name: str, exist_ok: bool = False)
             f"--resume {final}"
         )
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".staging", dir=root))
+    staging = _new_folder(root, f".{name}.")
     try:
         yield staging
     except BaseException:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -27,28 +26,12 @@ FLAGS = [
 ]
 
 
-def find_binaries() -> tuple[str | None, str | None]:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return browser, driver
-
-
 def ensure_chromium() -> tuple[str, str]:
-    """Paths of chromium and chromedriver, installing Debian's packages when missing (root)."""
-    browser, driver = find_binaries()
-    if browser and driver:
-        return browser, driver
-    if os.geteuid() != 0:
-        raise RuntimeError("chromium and chromium-driver are missing and this is not root: "
-                           "apt-get install -y chromium chromium-driver")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
-                   check=True, env=env, capture_output=True)
-    browser, driver = find_binaries()
-    if not (browser and driver):
-        raise RuntimeError("apt-get installed chromium but its binaries are not on PATH")
-    return browser, driver
+    """Paths of chromium and chromedriver, installing Debian's packages when missing (as root,
+    one process at a time: :func:`sysdeps.ensure`)."""
+    import sysdeps
+
+    return sysdeps.ensure(sysdeps.CHROMIUM)[0]
 
 
 def _free_port() -> int:

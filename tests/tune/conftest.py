@@ -1,50 +1,24 @@
 """Fixtures of the tuning tests: a real PostgreSQL server, started once per session.
 
 The server comes from Debian's ``postgresql`` package. When ``initdb`` / ``pg_ctl`` are
-missing the fixture installs the package (``apt-get install -y postgresql``, as root) and says
-so; when that is impossible the test fails with the reason (it is never skipped). As root, the
-server runs as the ``postgres`` user, listening on a Unix socket in a private folder only.
+missing the fixture installs the package (as root, one process at a time:
+:func:`sysdeps.ensure`) and says so; when that is impossible the test fails with the reason (it
+is never skipped). As root, the server runs as the ``postgres`` user, listening on a Unix socket
+in a private folder only.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import pytest
-
-
-def _pg_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found and shutil.which("initdb"):
-        return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(versions[-1]).parent if versions else None
-
-
-def _install() -> str:
-    """Install Debian's postgresql package; return what happened, for the failure message."""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "initdb/pg_ctl not found and cannot install them (needs root and apt-get)"
-    print(
-        "PostgreSQL is missing: installing it with apt-get install -y postgresql", file=sys.stderr
-    )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
-    ):
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        if res.returncode != 0:
-            return f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]}"
-    return "installed"
+import sysdeps
 
 
 def _free_port() -> int:
@@ -56,13 +30,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def postgres_url():
     """A SQLAlchemy URL of a fresh PostgreSQL server, stopped at the end of the session."""
-    bindir = _pg_bin()
-    if bindir is None:
-        outcome = _install()
-        bindir = _pg_bin()
-        if bindir is None:
-            pytest.fail(f"PostgreSQL test: {outcome}")
-        # pytest captures the fixture's print; a warning shows in the run's summary
+    try:
+        bindir, installed = sysdeps.ensure(sysdeps.POSTGRESQL)
+    except sysdeps.MissingSystemPackage as exc:
+        pytest.fail(f"PostgreSQL test: {exc}")
+    if installed:  # pytest captures the fixture's print; a warning shows in the run's summary
         warnings.warn(
             "PostgreSQL was missing: installed Debian's postgresql package with apt-get",
             UserWarning,

@@ -33,13 +33,14 @@ def default_grid_path(config: str) -> str:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    from trainwell.cli import load_config_from_args
-    from trainwell.data.preparation import prepare
+    from trainwell.cli import TRAINING_LIBRARIES, import_libraries, load_config_from_args
+    from trainwell.data import prepare
     from trainwell.data.summary import describe, image_grid_png
     from trainwell.errors import DataError
     from trainwell.runs import write_bytes_atomic
 
     cfg = load_config_from_args(args)
+    import_libraries(*TRAINING_LIBRARIES)
     data = prepare(cfg.data, cfg.seed)
     print(describe(data, max_features=max(args.max_features, 0)))
     if len(data.input_shape) == 3 and not args.no_grid:
@@ -48,6 +49,8 @@ def _describe(args: argparse.Namespace) -> int:
         try:
             write_bytes_atomic(path, png)
         except OSError as exc:
-            raise DataError(f"cannot write the image grid to {path}: {exc.strerror or exc}") from None
+            raise DataError(
+                f"cannot write the image grid to {path}: {exc.strerror or exc}"
+            ) from None
         print(f"image grid of a training batch: {path}")
     return 0

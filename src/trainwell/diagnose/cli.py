@@ -59,7 +59,12 @@ def _doctor(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    from trainwell.cli import import_libraries, load_config_from_args
+    from trainwell.cli import (
+        REPORT_LIBRARIES,
+        TRAINING_LIBRARIES,
+        import_libraries,
+        load_config_from_args,
+    )
     from trainwell.diagnose.from_config import apply_suggestion, default_out_dir, doctor_from_config
     from trainwell.errors import ConfigError
 
@@ -70,7 +75,7 @@ def _doctor(args: argparse.Namespace) -> int:
             f"{cfg.doctor.checks} (add 'lr')"
         )
     out = args.out or default_out_dir(cfg)
-    import_libraries("matplotlib.figure")
+    import_libraries(*TRAINING_LIBRARIES, *REPORT_LIBRARIES)
     t0 = time.perf_counter()
     logging.getLogger("trainwell").info("running the doctor on %s", args.config)
     report = doctor_from_config(cfg, gradcheck=args.gradcheck, out_dir=out)

@@ -32,12 +32,13 @@ def _example_batch(X, n: int = 256):
 def _summary(args: argparse.Namespace) -> int:
     import torch
 
-    from trainwell.cli import load_config_from_args
+    from trainwell.cli import TRAINING_LIBRARIES, import_libraries, load_config_from_args
     from trainwell.data import prepare
-    from trainwell.nn.build import build_model
+    from trainwell.nn import build_model
     from trainwell.nn.summary import format_summary, model_summary
 
     cfg = load_config_from_args(args)
+    import_libraries(*TRAINING_LIBRARIES)
     if cfg.model.arch.startswith("python:"):  # a factory module may sit beside the config
         import sys
         from pathlib import Path

@@ -25,6 +25,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from trainwell.cli import REPORT_LIBRARIES, import_libraries
     from trainwell.errors import RunError
     from trainwell.report import write_comparison, write_run_report, write_study_report
     from trainwell.report.rundata import is_run_dir, is_study_dir
@@ -34,6 +35,7 @@ def _report(args: argparse.Namespace) -> int:
         if not p.is_dir():
             raise RunError(f"{p} is not a directory; give a run directory (runs/<name>) "
                            "or a study directory")
+    import_libraries(*REPORT_LIBRARIES)
     if len(paths) == 1:
         path = paths[0]
         if is_study_dir(path):

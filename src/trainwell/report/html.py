@@ -163,18 +163,10 @@ def figures(items: Iterable[str]) -> str:
 
 
 def write_page(path: str | os.PathLike[str], render_page: Callable[[], str]) -> Path:
-    """Render a page and write it atomically.
-
-    The garbage collector is paused while the page renders: matplotlib makes objects by the
-    hundred thousand, few of them garbage, and a full collection in a process that holds
-    torch would walk every object it has.
-    """
-    from trainwell._collector import paused
+    """Render a page and write it atomically (a reader never sees half a page)."""
     from trainwell.runs import write_text_atomic
 
-    with paused():
-        text = render_page()
-    return write_text_atomic(path, text)
+    return write_text_atomic(path, render_page())
 
 
 def section(sec_id: str, title: str, body: str) -> str:
@@ -185,9 +177,9 @@ def timestamp() -> str:
     """The generation time in UTC; honours ``SOURCE_DATE_EPOCH`` for reproducible builds."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch and epoch.isdigit():
-        when = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
+        when = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.UTC)
     else:
-        when = _dt.datetime.now(tz=_dt.timezone.utc)
+        when = _dt.datetime.now(tz=_dt.UTC)
     return when.replace(microsecond=0).isoformat()
 
 

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a config; leaves a run directory",
                        description="Train from CONFIG, or continue a killed run with --resume RUN.")
-    p.add_argument("config", metavar="CONFIG", nargs="?", help="experiment TOML file (not with --resume)")
+    p.add_argument("config", metavar="CONFIG", nargs="?",
+                   help="experiment TOML file (not with --resume)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.optimizer.lr=0.01 (repeatable; not with --resume)")
-    p.add_argument("--name", help="run directory name under runs_dir (default: config name, else data-arch)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN (a run directory) from its last checkpoint, with its own config.toml")
+                   help="override a config field, e.g. --set train.optimizer.lr=0.01 "
+                        "(repeatable; not with --resume)")
+    p.add_argument("--name",
+                   help="run directory name under runs_dir (default: config name, else data-arch)")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue RUN (a run directory) from its last checkpoint, with its own "
+                        "config.toml")
     p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("predict", help="predict with a trained run on new data",
-                       description="Apply RUN's fitted preprocessing and model to INPUT (CSV, Parquet, "
-                       "NPZ or an image folder) and write labels and probabilities to --out.")
+                       description="Apply RUN's fitted preprocessing and model to INPUT (CSV, "
+                       "Parquet, NPZ or an image folder) and write labels and probabilities to "
+                       "--out.")
     p.add_argument("run", metavar="RUN", help="a run directory")
     p.add_argument("input", metavar="INPUT", help="CSV, Parquet, NPZ file or image folder")
-    p.add_argument("--out", required=True, metavar="FILE", help="output file: .csv, .parquet or .npz")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="output file: .csv, .parquet or .npz")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("demo", help="train an MLP on the bundled digits set (under a minute)")
@@ -35,21 +43,17 @@ def _summary(run) -> str:
     parts = [f"{k.removeprefix('test_')} {v:.4g}" for k, v in test.items()]
     best = f"best epoch {run.results.get('best_epoch')}"
     stop = ", stopped early" if run.results.get("stopped_early") else ""
-    line = f"run {run.run_dir}: {best}{stop}; test " + (", ".join(parts) if parts else "split empty")
+    scores = ", ".join(parts) if parts else "split empty"
+    line = f"run {run.run_dir}: {best}{stop}; test {scores}"
     if (run.run_dir / "report.html").exists():
         line += f"\nreport: {run.run_dir / 'report.html'}"
     return line
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainwell._collector import startup_pause
-
-    with startup_pause():  # fit resumes collection before training
-        return _run_train(args)
-
-
-def _run_train(args: argparse.Namespace) -> int:
     from trainwell.api import fit
+    from trainwell.cli import REPORT_LIBRARIES, TRAINING_LIBRARIES, import_libraries
+    from trainwell.config import load_config
     from trainwell.errors import ConfigError
 
     if args.resume and args.config:
@@ -58,6 +62,10 @@ def _run_train(args: argparse.Namespace) -> int:
         raise ConfigError("trainwell train needs a CONFIG file (or --resume RUN)")
     if args.resume and args.name:
         raise ConfigError("--name does not apply to --resume RUN: the run keeps its directory")
+    drawing: tuple[str, ...] = ()
+    if args.config:  # a bad config is refused before torch loads
+        drawing = REPORT_LIBRARIES if load_config(args.config, args.overrides).log.report else ()
+    import_libraries(*TRAINING_LIBRARIES, *drawing)
     if args.resume:
         run = fit(resume=args.resume, quiet=args.quiet, overrides=args.overrides)
     else:  # the path, so that a python:module:factory beside the config is found
@@ -67,21 +75,16 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from trainwell._collector import startup_pause
-
-    with startup_pause():  # fit resumes collection before training
-        return _run_demo(args)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
     from importlib.resources import as_file, files
 
     from trainwell.api import fit
+    from trainwell.cli import REPORT_LIBRARIES, TRAINING_LIBRARIES, import_libraries
     from trainwell.config import load_config
     from trainwell.runs import unique_name
 
     with as_file(files("trainwell") / "examples" / "demo.toml") as path:
         cfg = load_config(path)
+    import_libraries(*TRAINING_LIBRARIES, *REPORT_LIBRARIES)
     from pathlib import Path
 
     name = args.name or unique_name(Path(cfg.runs_dir), cfg.name or "demo-digits")
@@ -95,11 +98,13 @@ def _predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trainwell.api import load
+    from trainwell.cli import TRAINING_LIBRARIES, import_libraries
     from trainwell.errors import ConfigError
 
     out = Path(args.out)
     if out.suffix.lower() not in {".csv", ".parquet", ".npz"}:
         raise ConfigError(f"--out must end in .csv, .parquet or .npz; got {out.name!r}")
+    import_libraries(*TRAINING_LIBRARIES)
     predictor = load(args.run)
     table = predictor.predict_table(args.input)
     if out.suffix.lower() == ".npz":
@@ -110,7 +115,8 @@ def _predict(args: argparse.Namespace) -> int:
         from trainwell.runs import write_bytes_atomic
 
         buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(v) for k, v in table.items()})
+        arrays: dict[str, Any] = {k: np.asarray(v) for k, v in table.items()}
+        np.savez(buf, **arrays)
         write_bytes_atomic(out, buf.getvalue())
     else:
         import pandas as pd
