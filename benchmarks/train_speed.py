@@ -42,14 +42,18 @@ def _data():
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
     mean, std = Xtr.mean(0), Xtr.std(0) + 1e-8
     Xtr, Xte = (Xtr - mean) / std, (Xte - mean) / std
-    t = lambda a, dt: torch.tensor(np.asarray(a), dtype=dt)
+    def t(a, dt):
+        return torch.tensor(np.asarray(a), dtype=dt)
+
     return t(Xtr, torch.float32), t(ytr, torch.int64), t(Xte, torch.float32), t(yte, torch.int64)
 
 
 def _mlp(width):
     from torch import nn
 
-    return nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+    return nn.Sequential(
+        nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
+    )
 
 
 def _accuracy(model, X, y):
@@ -72,7 +76,7 @@ def run_tensor(width, bs):
         model.train()
         perm = torch.randperm(len(Xtr))
         for i in range(0, len(Xtr), bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             loss = F.cross_entropy(model(Xtr[idx]), ytr[idx])
             opt.zero_grad()
             loss.backward()
@@ -104,8 +108,14 @@ def run_trainwell(width, bs):
     from trainwell.train import Trainer
 
     Xtr, ytr, Xte, yte = _data()
-    trainer = Trainer(_mlp(width), loss="cross_entropy", optimizer={"name": "adam", "lr": 1e-3},
-                      epochs=EPOCHS, batch_size=bs, seed=0)
+    trainer = Trainer(
+        _mlp(width),
+        loss="cross_entropy",
+        optimizer={"name": "adam", "lr": 1e-3},
+        epochs=EPOCHS,
+        batch_size=bs,
+        seed=0,
+    )
     t = time.perf_counter()
     trainer.fit((Xtr, ytr), (Xte, yte))  # validates on the held-out 20% every epoch
     return time.perf_counter() - t, trainer.history[-1]["val_accuracy"]  # the last epoch's model
@@ -118,9 +128,18 @@ def run_sklearn(width, bs):
     from sklearn.neural_network import MLPClassifier
 
     Xtr, ytr, Xte, yte = (a.numpy() for a in _data())
-    clf = MLPClassifier(hidden_layer_sizes=(width, width), activation="relu", solver="adam",
-                        learning_rate_init=1e-3, batch_size=bs, max_iter=EPOCHS, tol=0.0,
-                        n_iter_no_change=EPOCHS + 1, alpha=0.0, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(width, width),
+        activation="relu",
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=bs,
+        max_iter=EPOCHS,
+        tol=0.0,
+        n_iter_no_change=EPOCHS + 1,
+        alpha=0.0,
+        random_state=0,
+    )
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -152,8 +171,15 @@ def run_lightning(width, bs):
             return torch.optim.Adam(self.parameters(), lr=1e-3)
 
     module = Module()
-    trainer = L.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=EPOCHS,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     loader = DataLoader(TensorDataset(Xtr, ytr), batch_size=bs, shuffle=True)
     t = time.perf_counter()
     trainer.fit(module, loader)
@@ -203,16 +229,37 @@ def cli_process(width, bs, threads, extra=()):
         cfg = Path(tmp) / "bench.toml"
         cfg.write_text(CLI_TOML.format(w=width, bs=bs, epochs=EPOCHS))
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "trainwell", "train", str(cfg), "--quiet", "--name", "b", *extra],
-                       cwd=tmp, env=_env(threads), check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trainwell",
+                "train",
+                str(cfg),
+                "--quiet",
+                "--name",
+                "b",
+                *extra,
+            ],
+            cwd=tmp,
+            env=_env(threads),
+            check=True,
+            capture_output=True,
+        )
         wall = time.perf_counter() - t
         lines = (Path(tmp) / "runs" / "b" / "metrics.jsonl").read_text().splitlines()
         last = json.loads(lines[-1])
         return {"train_s": last["time"], "acc": last["val_accuracy"], "process_s": wall}
 
 
-RUNNERS = {"trainwell": run_trainwell, "tensor": run_tensor, "loader": run_loader,
-           "sklearn": run_sklearn, "lightning": run_lightning, "peak": run_peak}
+RUNNERS = {
+    "trainwell": run_trainwell,
+    "tensor": run_tensor,
+    "loader": run_loader,
+    "sklearn": run_sklearn,
+    "lightning": run_lightning,
+    "peak": run_peak,
+}
 
 
 def _env(threads):
@@ -225,7 +272,9 @@ def worker(name, size, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     train_s, acc = RUNNERS[name](*SIZES[size])
-    print(json.dumps({"train_s": train_s, "acc": acc, "import_and_setup_s": time.perf_counter() - T0}))
+    print(
+        json.dumps({"train_s": train_s, "acc": acc, "import_and_setup_s": time.perf_counter() - T0})
+    )
 
 
 def run_one(name, size, threads):
@@ -234,8 +283,13 @@ def run_one(name, size, threads):
     if name == "cli-noreport":
         return cli_process(*SIZES[size], threads, ("--set", "log.report=false"))
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--worker", name, "--size", size, "--threads", str(threads)],
-                         env=_env(threads), check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", name, "--size", size, "--threads", str(threads)],
+        env=_env(threads),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["process_s"] = time.perf_counter() - t
     return res
@@ -250,12 +304,15 @@ def _flops_per_run(width, bs, n_train=1437, n_val=360):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sizes", default="small,large")
-    ap.add_argument("--contestants",
-                    default="tensor,trainwell,loader,sklearn,lightning,cli,cli-noreport")
+    ap.add_argument(
+        "--contestants", default="tensor,trainwell,loader,sklearn,lightning,cli,cli-noreport"
+    )
     ap.add_argument("--worker")
     ap.add_argument("--size", default="small")
     args = ap.parse_args()
@@ -279,11 +336,18 @@ def main():
                 rows[n].append(run_one(n, size, args.threads))
         peak = statistics.median(peaks)
         base = statistics.median(r["train_s"] for r in rows["tensor"]) if "tensor" in rows else None
-        base_proc = statistics.median(r["process_s"] for r in rows["tensor"]) if "tensor" in rows else None
+        base_proc = (
+            statistics.median(r["process_s"] for r in rows["tensor"]) if "tensor" in rows else None
+        )
         steps = EPOCHS * -(-1437 // bs)
-        print(f"\n{size}: MLP 64-{width}-{width}-10, batch {bs}, {steps} steps; "
-              f"fp32 matmul throughput {peak / 1e9:.1f} GFLOP/s (median of {len(peaks)})")
-        print("| contestant | train s (median) | range | x tensor loop | ms/step | test acc | process s | x tensor process | % of matmul peak |")
+        print(
+            f"\n{size}: MLP 64-{width}-{width}-10, batch {bs}, {steps} steps; "
+            f"fp32 matmul throughput {peak / 1e9:.1f} GFLOP/s (median of {len(peaks)})"
+        )
+        print(
+            "| contestant | train s (median) | range | x tensor loop | ms/step | test acc "
+            "| process s | x tensor process | % of matmul peak |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for n, rs in rows.items():
             ts = [r["train_s"] for r in rs]
@@ -294,8 +358,11 @@ def main():
             flops = train_f + (val_f if n in ("trainwell", "cli", "cli-noreport") else 0)
             ratio = f"{med / base:.2f}" if base else "-"
             pratio = f"{proc / base_proc:.2f}" if base_proc else "-"
-            print(f"| {n} | {med:.2f} | {min(ts):.2f}-{max(ts):.2f} | {ratio} | {1000 * med / steps:.2f} | "
-                  f"{acc:.4f} | {proc:.2f} | {pratio} | {100 * flops / med / peak:.0f}% |")
+            print(
+                f"| {n} | {med:.2f} | {min(ts):.2f}-{max(ts):.2f} | {ratio} "
+                f"| {1000 * med / steps:.2f} | "
+                f"{acc:.4f} | {proc:.2f} | {pratio} | {100 * flops / med / peak:.0f}% |"
+            )
     return 0
 
 
