@@ -18,13 +18,22 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-SAMPLERS = ("trainwell", "trainwell-ucb", "trainwell-ei", "gp", "tpe", "random")
+# the benchmark's sampler names and the tune.method each one is made by (trainwell's registry)
+SAMPLERS = {
+    "trainwell": "bayes",
+    "trainwell-ucb": "ucb",
+    "trainwell-ei": "ei",
+    "gp": "gp",
+    "tpe": "tpe",
+    "random": "random",
+}
 LABELS = {
     "trainwell": "trainwell bayes (default)",
     "trainwell-ucb": "trainwell ucb (lecture: 0.8^t)",
@@ -33,26 +42,27 @@ LABELS = {
     "tpe": "optuna TPE",
     "random": "random",
 }
+# Branin and Hartmann-6 live with the tests' objectives (tests/tune/synthetic.py)
+SYNTHETIC = Path(__file__).resolve().parents[1] / "tests" / "tune" / "synthetic.py"
 
 
 def make_sampler(name: str, seed: int) -> Any:
-    import optuna
+    """The sampler ``name`` as ``trainwell tune`` makes it, with ``[tune]``'s defaults."""
+    from trainwell.search.config import TuneConfig
+    from trainwell.search.samplers import make_sampler as make
 
-    from trainwell.tune.bayes import BayesSampler
+    if name not in SAMPLERS:
+        raise SystemExit(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+    return make(TuneConfig(), seed, SAMPLERS[name])
 
-    if name == "trainwell":
-        return BayesSampler(seed=seed)
-    if name == "trainwell-ucb":
-        return BayesSampler(acquisition="ucb", seed=seed)
-    if name == "trainwell-ei":
-        return BayesSampler(acquisition="ei", seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise SystemExit(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+
+def problems() -> dict[str, Any]:
+    """The synthetic problems by name, from the tests' module (imported from its folder)."""
+    if str(SYNTHETIC.parent) not in sys.path:
+        sys.path.insert(0, str(SYNTHETIC.parent))
+    import synthetic
+
+    return dict(synthetic.PROBLEMS)
 
 
 def timed(sampler: Any) -> Any:
@@ -152,9 +162,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> tuple[str, str, int, np.ndar
         study.optimize(lambda t: digits_objective(t, epochs), n_trials=n_trials)
         offset = 0.0
     else:
-        from trainwell.tune.synthetic import PROBLEMS
-
-        p = PROBLEMS[problem]
+        p = problems()[problem]
         study.optimize(p.objective, n_trials=n_trials)
         offset = p.optimum
     values = np.array([t.value for t in study.trials]) - offset
@@ -195,7 +203,8 @@ def summarize(
                 )
                 late = f"{t_late * 1e3:6.1f}ms" if n >= 50 else ""
                 lines.append(
-                    f"{problem:<10} {n:>6}  {LABELS[name]:<31} {med:>10.3g} {q25:>10.3g} {q75:>10.3g} "
+                    f"{problem:<10} {n:>6}  {LABELS[name]:<31} {med:>10.3g} {q25:>10.3g} "
+                    f"{q75:>10.3g} "
                     f"{win:>9} {t_all * 1e3:>8.1f}ms {late:>8}"
                 )
         lines.append("")
@@ -231,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = [run_one(j) for j in jobs]
     print(
-        f"# {len(jobs)} runs in {time.time() - t0:.0f} s; simple regret (synthetic), best validation "
-        f"log-loss (digits, {args.epochs} epochs a trial)"
+        f"# {len(jobs)} runs in {time.time() - t0:.0f} s; simple regret (synthetic), "
+        f"best validation log-loss (digits, {args.epochs} epochs a trial)"
     )
     print(summarize(results, budgets))
     return 0

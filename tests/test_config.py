@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import field_validator
 
 from trainwell.config import load_config, parse_override
 from trainwell.errors import ConfigError
+from trainwell.schema import Section, get_path, set_path, validate_section
 
 
 def test_unknown_nested_key_suggests_the_closest():
@@ -34,7 +36,9 @@ def test_set_overrides_are_validated_the_same_way(tmp_path):
     assert cfg.data.split.val == 0.3 and cfg.seed == 4 and cfg.data.params == {"noise": 0.1}
     with pytest.raises(ConfigError, match="data.split.val.*got 2"):
         load_config(path, ["data.split.val=2"])
-    with pytest.raises(ConfigError, match="data.split.tst: unknown key. did you mean 'data.split.test'"):
+    with pytest.raises(
+        ConfigError, match="data.split.tst: unknown key. did you mean 'data.split.test'"
+    ):
         load_config(path, ["data.split.tst=0.1"])
     with pytest.raises(ConfigError, match="--set expects section.key=value"):
         parse_override("data.split.val")
@@ -60,7 +64,9 @@ def test_data_section_checks_sources_and_steps_up_front():
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     sub = tmp_path / "exp"
     sub.mkdir()
-    (sub / "c.toml").write_text('[data]\nsource = "csv:d/t.csv"\n[data.split]\nindices = "i.json"\n')
+    (sub / "c.toml").write_text(
+        '[data]\nsource = "csv:d/t.csv"\n[data.split]\nindices = "i.json"\n'
+    )
     cfg = load_config(sub / "c.toml")
     assert cfg.data.source == f"csv:{sub / 'd' / 't.csv'}"
     assert cfg.data.split.indices == str(sub / "i.json")
@@ -73,7 +79,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
      "data.preprocess: step 0: pca.components: components must be an int >= 1 or a fraction in "
      "(0, 1); got True"),
     ({"preprocess": [{"name": "minmax", "range": [2, 1]}]},
-     "data.preprocess: step 0: minmax.range: range must be [low, high] with low < high; got [2, 1]"),
+     "data.preprocess: step 0: minmax.range: range must be [low, high] with low < high; "
+     "got [2, 1]"),
     ({"preprocess": ["standardize", "impute"]},
      "data.preprocess: 'impute' works on raw columns, so it must come before 'standardize'; "
      "got ['standardize', 'impute']"),
@@ -91,3 +98,78 @@ def test_data_messages_name_the_path_and_show_the_value_once(data, message):
     assert line.startswith(message), line
     shown = line.split("; got ")[1:]
     assert len(shown) == len(set(shown)), line  # never the same value twice
+
+
+def test_check_names_each_field_path_once(tmp_path, capsys):
+    """``trainwell check`` on a bad TOML: the path once, the value once (the validator's own
+    message already says the path and the value)."""
+    from trainwell.cli import main
+    from trainwell.train.config import SCHEDULE_NAMES
+
+    path = tmp_path / "bad.toml"
+    path.write_text('[data]\nsource = "builtin:iris"\n\n[train.schedule]\nname = "cosinee"\n')
+    assert main(["check", str(path)]) == 2
+    valid = ", ".join(SCHEDULE_NAMES.names(aliases=True))
+    assert capsys.readouterr().err == (
+        f"error: invalid config ({path}):\n"
+        "  train.schedule.name: unknown schedule 'cosinee'; did you mean 'cosine'? "
+        f"valid: {valid}\n"
+    )
+
+
+class _Inner(Section):
+    name: str = "a"
+    rate: float = 0.1
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value != "a":
+            # a validator that names a shorter path than the field's, then the value
+            raise ValueError(f"inner: unknown name {value!r}; valid: a")
+        return value
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, value: float) -> float:
+        if value > 1:
+            raise ValueError("inner.rate must be at most 1")
+        return value
+
+
+class _Outer(Section):
+    inner: _Inner = _Inner()
+    size: int = 1
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("size must be >= 1")  # an ordinary first word, not a path
+        return value
+
+
+@pytest.mark.parametrize(("raw", "line"), [
+    ({"inner": {"name": "b"}}, "inner.name: unknown name 'b'; valid: a"),
+    ({"inner": {"rate": 2.0}}, "inner.rate: must be at most 1; got 2.0"),
+    ({"size": 0}, "size: size must be >= 1; got 0"),
+    ({"inner": {"nmae": "a"}}, "inner.nmae: unknown key. did you mean 'inner.name'? valid keys "
+                               "here: name, rate"),
+])
+def test_a_validators_own_path_and_value_are_not_repeated(raw, line):
+    with pytest.raises(ConfigError) as exc:
+        validate_section(_Outer, raw, "probe")
+    assert str(exc.value) == f"invalid config (probe):\n  {line}"
+
+
+def test_set_path_creates_tables_and_names_what_is_in_the_way():
+    raw: dict = {"model": {"activation": "relu", "hidden": [8]}}
+    set_path(raw, "model.activation.negative_slope", 0.1)
+    set_path(raw, "train.optimizer.lr", 0.01)
+    assert raw["model"]["activation"] == {"name": "relu", "negative_slope": 0.1}
+    assert get_path(raw, "train.optimizer.lr") == 0.01 and get_path(raw, "train.epochs") is None
+    with pytest.raises(ConfigError, match=r"model.hidden is \[8\], not a table, so it has no key"):
+        set_path(raw, "model.hidden.width", 4)
+    # --set goes through the same path tool
+    with pytest.raises(ConfigError, match=r"--set model.hidden.width=4: model.hidden is \[8\]"):
+        load_config({}, ["model.hidden=[8]", "model.hidden.width=4"])

@@ -7,29 +7,33 @@ turns pydantic's errors into messages that name the dotted path, the value and w
 
 from __future__ import annotations
 
+import os
 import tomllib
-import typing
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from trainwell import schema
 from trainwell.data.config import DataConfig
 from trainwell.diagnose.config import DoctorConfig
 from trainwell.errors import ConfigError
 from trainwell.nn.config import ModelConfig
-from trainwell.registry import closest
 from trainwell.report.config import LogConfig
 from trainwell.schema import Section
+from trainwell.search.config import TuneConfig
 from trainwell.train.config import TrainConfig
-from trainwell.tune.config import TuneConfig
 
 
 class Config(Section):
     """A whole experiment."""
 
-    name: str | None = Field(default=None, description="run name; default: derived from data and model")
-    seed: int = Field(default=0, ge=0, description="one seed for Python, NumPy, torch, splits and loader order")
+    name: str | None = Field(
+        default=None, description="run name; default: derived from data and model"
+    )
+    seed: int = Field(
+        default=0, ge=0, description="one seed for Python, NumPy, torch, splits and loader order"
+    )
     runs_dir: str = Field(default="runs", description="where run directories are created")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -47,105 +51,10 @@ class Config(Section):
         return tomli_w.dumps(self.to_dict())
 
 
-# ---------------------------------------------------------------------------- error formatting
-
-
-def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class found by walking ``loc`` from ``cls`` (None if not a model)."""
-    current: Any = cls
-    for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return None
-        current = _first_model(field.annotation)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _first_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _first_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # pydantic adds union-member tags ("str", "function-after[...]") into locs; drop them
-    out = []
-    for part in loc:
-        if isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool", "list", "dict"}):
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def _describe(err: dict[str, Any], root: type[BaseModel]) -> str:
-    loc = _clean_loc(tuple(err.get("loc", ())))
-    path = ".".join(str(p) for p in loc) or "(top level)"
-    kind = err.get("type", "")
-    value = err.get("input")
-    if kind == "extra_forbidden":
-        parent = _model_at(root, loc[:-1])
-        valid = sorted(parent.model_fields) if parent is not None else []
-        hint = closest(str(loc[-1]), valid) if loc else None
-        did = f" did you mean {'.'.join(map(str, loc[:-1] + (hint,)))!r}?" if hint else ""
-        allowed = f" valid keys here: {', '.join(valid)}" if valid else ""
-        return f"{path}: unknown key.{did}{allowed}"
-    msg = err.get("msg", "invalid value")
-    msg = msg.removeprefix("Value error, ")
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    if kind == "missing":
-        return f"{path}: required field is missing"
-    if "got " in msg:  # the validator already named the value it received
-        return f"{path}: {msg}"
-    return f"{path}: {msg}; got {shown}"
-
-
-_TYPE_WORDS = {
-    "string_type": "a string",
-    "dict_type": "a table",
-    "model_type": "a table",
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "a boolean",
-    "bool_parsing": "a boolean",
-    "list_type": "an array",
-    "literal_error": None,
-}
-
-
-def _merge_type_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One message per field when a union field (``str | dict``) rejects a value of every kind."""
-    by_loc: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for err in errors:
-        by_loc.setdefault(_clean_loc(tuple(err.get("loc", ()))), []).append(err)
-    out = []
-    for loc, errs in by_loc.items():
-        kinds = [_TYPE_WORDS.get(e.get("type", "")) for e in errs]
-        if len(errs) > 1 and all(kinds):
-            words = list(dict.fromkeys(k for k in kinds if k))
-            merged = dict(errs[0], loc=loc, type="union_type", msg="expected " + " or ".join(words))
-            out.append(merged)
-        else:
-            out.extend(errs)
-    return out
-
-
 def format_validation_error(exc: ValidationError, root: type[BaseModel] = Config) -> str:
-    seen: list[str] = []
-    for err in _merge_type_errors(list(exc.errors())):
-        line = _describe(err, root)
-        if line not in seen:
-            seen.append(line)
-    return "\n".join(f"  {line}" for line in seen)
+    """One line per invalid field of ``root`` (the whole Config by default); see
+    :func:`trainwell.schema.format_validation_error`."""
+    return schema.format_validation_error(exc, root)
 
 
 # ---------------------------------------------------------------------------- loading
@@ -172,34 +81,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``raw`` with each ``--set section.key=value`` applied (:func:`trainwell.schema.set_path`)."""
     for text in overrides:
         path, value = parse_override(text)
-        node = raw
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif isinstance(child, str):
-                # e.g. activation = "relu" then --set model.activation.negative_slope=0.1
-                child = node[part] = {"name": child}
-            elif not isinstance(child, dict):
-                raise ConfigError(
-                    f"--set {text}: {'.'.join(path[:-1])} is {child!r}, not a table, so it has "
-                    f"no key {path[-1]!r}"
-                )
-            node = child
-        node[path[-1]] = value
+        try:
+            schema.set_path(raw, path, value)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {text}: {exc}") from None
     return raw
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid config ({source}):\n{format_validation_error(exc)}") from None
+    """The validated Config of a dict; a ConfigError naming each invalid field otherwise."""
+    return schema.validate_section(Config, raw, source)
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -212,10 +109,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(
-    source: str | Path | dict[str, Any] | Config | None = None,
+    source: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
     overrides: list[str] | None = None,
 ) -> Config:
-    """Load and validate a config from a TOML path, a dict or a Config, then apply ``--set`` overrides.
+    """Load and validate a config from a TOML path, a dict or a Config, with ``--set`` overrides.
 
     Example:
         >>> cfg = load_config({"data": {"source": "builtin:iris"}}, ["train.epochs=3"])
@@ -252,9 +149,15 @@ def check_cross_fields(cfg: Config) -> None:
 
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)
     if cfg.tune.space and not cfg.tune.candidates:
-        from trainwell.tune.space import validate_space
+        from trainwell.search.space import validate_space
 
         validate_space(cfg)
 
 
-__all__ = ["Config", "apply_overrides", "config_from_dict", "format_validation_error", "load_config"]
+__all__ = [
+    "Config",
+    "apply_overrides",
+    "config_from_dict",
+    "format_validation_error",
+    "load_config",
+]

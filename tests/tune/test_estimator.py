@@ -1,4 +1,4 @@
-"""The network as a scikit-learn estimator: fit / predict / predict_proba / get_params / set_params."""
+"""The network as a scikit-learn estimator: fit, predict, predict_proba, get and set params."""
 
 from __future__ import annotations
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
+from pathlib import Path
 
 import optuna
 import pytest
 
 from trainwell.cli import main
 from trainwell.config import load_config
+from trainwell.errors import StopRun
+from trainwell.search.optuna_internals import trial_id
 from trainwell.tune.objective import PruningCallback
 from trainwell.tune.recipe import train_final
 from trainwell.tune.study import tune
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # synthetic.py, the objectives beside this file
+
 
 SPACE = {
     "train.optimizer.lr": "loguniform(1e-4, 1e-1)",
@@ -38,7 +47,7 @@ def test_recipe_narrows_the_space_and_refines_with_bayes(runs_dir):
             },
         },
     }
-    study = tune(cfg, objective="trainwell.tune.synthetic:quadratic", recipe=True)
+    study = tune(cfg, objective="synthetic:quadratic", recipe=True)
     info = json.loads((study.dir / "study.json").read_text())
     coarse, refine = info["stages"]
     assert (coarse["method"], coarse["trials"], coarse["epochs"]) == ("random", 8, 2)
@@ -145,12 +154,15 @@ def test_pruning_callback_reports_each_epoch_and_prunes():
         trainer.history.append({"epoch": epoch, "val_loss": loss})
         cb.after_epoch(trainer)
     study.tell(good, 0.2)
-    assert good.storage.get_trial(good._trial_id).intermediate_values == {1: 1.0, 2: 0.5, 3: 0.2}
+    assert good.storage.get_trial(trial_id(good)).intermediate_values == {1: 1.0, 2: 0.5, 3: 0.2}
     bad = study.ask()
     cb, trainer = PruningCallback(bad, "val_loss"), _FakeTrainer()
     trainer.history.append({"epoch": 1, "val_loss": 3.0})
-    with pytest.raises(optuna.TrialPruned):
+    # trainwell's own stop signal, with the status the run directory ends with
+    with pytest.raises(StopRun) as stop:
         cb.after_epoch(trainer)
+    assert stop.value.status == "pruned" and "pruned at epoch 1" in str(stop.value)
+    assert not isinstance(stop.value, optuna.TrialPruned)
     from trainwell.errors import ConfigError
 
     with pytest.raises(ConfigError, match="'val_acc' is not among the per-epoch metrics"):

@@ -48,7 +48,8 @@ def test_leaderboard_compares_candidates_on_the_same_validation_split(runs_dir):
     study = tune(_cfg(candidates, method="grid"), grid_points=2)
     rows = list(csv.DictReader((study.dir / "trials.csv").open()))
     # a grid over the algorithms: two points of each one's parameter
-    assert sorted(r["params.candidate"] for r in rows) == sorted(c["name"] for c in candidates for _ in (0, 1))
+    expected = sorted(c["name"] for c in candidates for _ in (0, 1))
+    assert sorted(r["params.candidate"] for r in rows) == expected
     # oracle: refit the scikit-learn candidates on the prepared split ourselves
     from trainwell.data import prepare
 

@@ -1,4 +1,5 @@
-"""Studies: every method end to end on a synthetic objective, files, resume, workers, dead workers."""
+"""Studies: every method end to end on a synthetic objective, files, resume, workers, dead
+workers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -16,9 +18,14 @@ import pytest
 import trainwell as tw
 from trainwell.config import load_config
 from trainwell.errors import ConfigError, RunError
-from trainwell.tune.study import resolve_direction, tune
+from trainwell.search.optuna_internals import claim_waiting, trial_id
+from trainwell.tune.study import tune
 
-QUAD = "trainwell.tune.synthetic:quadratic"
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # synthetic.py, the objectives beside this file
+
+QUAD = "synthetic:quadratic"
 SPACE = {
     "train.optimizer.lr": "loguniform(1e-4, 1e-1)",
     "model.dropout": "uniform(0, 0.5)",
@@ -116,15 +123,19 @@ def test_resume_continues_and_keeps_finished_trials(runs_dir):
     assert len(list(csv.DictReader((first.dir / "trials.csv").open()))) == 8
 
 
-def test_direction_follows_the_metric():
-    assert resolve_direction("val_accuracy") == "maximize"
-    assert resolve_direction("val_loss") == "minimize"
-    assert resolve_direction("val_loss", "maximize") == "maximize"
+def test_direction_follows_the_metric(runs_dir):
+    # the study's direction is trainwell.tasks.metric_direction's: accuracies up, losses down
+    cfg = _cfg("random", trials=2, metric="val_accuracy")
+    assert json.loads((tune(cfg, objective=QUAD).dir / "study.json").read_text())[
+        "direction"
+    ] == "maximize"
+    cfg = _cfg("random", trials=2, metric="val_accuracy", direction="minimize")
+    assert tune(cfg, objective=QUAD).direction == "minimize"
 
 
 def test_two_workers_share_one_sqlite_study(runs_dir):
     study = tune(
-        _cfg("random", trials=12), objective="trainwell.tune.synthetic:quadratic", workers=2
+        _cfg("random", trials=12), objective="synthetic:quadratic", workers=2
     )
     trials = _load(study.dir).trials
     assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
@@ -158,7 +169,7 @@ def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
         kwargs={
             "resume": study.dir,
             "sets": ["tune.trials=4"],
-            "objective": "trainwell.tune.synthetic:slow_quadratic",
+            "objective": "synthetic:slow_quadratic",
         },
     )
     proc.start()
@@ -212,10 +223,10 @@ def test_bad_storage_url_is_refused(runs_dir):
 
 
 def test_plain_postgresql_urls_get_the_installed_driver():
-    from trainwell.tune.storage import with_driver
-
     # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the postgres extra installs psycopg2
     import importlib.util
+
+    from trainwell.tune.storage import with_driver
 
     if importlib.util.find_spec("psycopg") is None:  # psycopg 3 absent, as in trainwell's env
         assert with_driver("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
@@ -244,10 +255,11 @@ def _boom(cfg, trial):
 
 
 def test_successive_halving_prunes_from_epoch_reports(runs_dir):
-    from trainwell.tune.worker import make_pruner
+    from trainwell.search.pruners import make_pruner
 
     cfg = _cfg("random", trials=12, pruner={"name": "halving", "warmup_epochs": 1})
-    assert isinstance(make_pruner(load_config(cfg)), optuna.pruners.SuccessiveHalvingPruner)
+    pruner = make_pruner(load_config(cfg).tune.pruner)
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
     study = tune(cfg, objective=QUAD)
     curves = json.loads((study.dir / "curves.json").read_text())
     pruned = [c for c in curves.values() if c["state"] == "PRUNED"]
@@ -262,13 +274,12 @@ def test_successive_halving_prunes_from_epoch_reports(runs_dir):
 
 def _claimer(url, name, barrier, out):
     from trainwell.tune.storage import open_storage
-    from trainwell.tune.worker import _claim_waiting
 
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     barrier.wait()  # every process claims at the same instant
     claimed = []
-    while (tid := _claim_waiting(study)) is not None:
-        claimed.append(tid)
+    while (trial := claim_waiting(study)) is not None:
+        claimed.append(trial_id(trial))
     out.put(claimed)
 
 
@@ -288,5 +299,5 @@ def test_concurrent_claims_on_sqlite_never_hand_out_a_trial_twice(tmp_path):
     claimed = [tid for _ in procs for tid in out.get(timeout=60)]
     for p in procs:
         p.join(timeout=30)
-    assert sorted(claimed) == sorted(t._trial_id for t in study.trials)  # each exactly once
+    assert sorted(claimed) == sorted(trial_id(t) for t in study.trials)  # each exactly once
     assert all(t.state.name == "RUNNING" and t.datetime_start for t in study.trials)

@@ -1,57 +1,43 @@
-"""Hyperparameter search: spaces, grid / random / Bayesian samplers on Optuna, the coarse-to-fine
-recipe, parallel and multi-machine studies, algorithm selection.
+"""Running hyperparameter searches: studies in a study directory, workers on one or many
+machines, the trial objective, the coarse-to-fine recipe, algorithm selection, the study files.
 
-Public names are imported lazily, so that reading a config (``trainwell check``) loads neither
-optuna nor torch.
+What is searched and how it is drawn (the ``[tune]`` section, spaces, samplers, pruners) is
+:mod:`trainwell.search`; its public names are re-exported here. Public names are imported
+lazily, so that importing this package loads neither optuna nor torch. The entry point is
+:func:`trainwell.tune.study.tune`, also ``trainwell.tune.tune`` and the top package's
+``tw.tune``.
 
 Example:
-    >>> import trainwell as tw
-    >>> study = tw.tune("experiment.toml", trials=20)  # doctest: +SKIP
+    >>> from trainwell.tune import tune
+    >>> study = tune("experiment.toml", trials=20)  # doctest: +SKIP
     >>> print(study.leaderboard())  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 from trainwell._lazy import lazy_getattr
 
 _LAZY = {
-    "BayesSampler": "trainwell.tune.bayes",
-    "expected_improvement": "trainwell.tune.bayes",
-    "ucb_beta": "trainwell.tune.bayes",
+    "BayesSampler": "trainwell.search.bayes",
+    "expected_improvement": "trainwell.search.bayes",
+    "ucb_beta": "trainwell.search.bayes",
     "NetClassifier": "trainwell.tune.estimator",
     "NetRegressor": "trainwell.tune.estimator",
-    "list_samplers": "trainwell.tune.samplers",
-    "make_sampler": "trainwell.tune.samplers",
-    "Param": "trainwell.tune.space",
-    "grid": "trainwell.tune.space",
-    "narrow": "trainwell.tune.space",
-    "parse_space": "trainwell.tune.space",
-    "validate_space": "trainwell.tune.space",
+    "list_pruners": "trainwell.search.pruners",
+    "make_pruner": "trainwell.search.pruners",
+    "list_samplers": "trainwell.search.samplers",
+    "make_sampler": "trainwell.search.samplers",
+    "Param": "trainwell.search.space",
+    "grid": "trainwell.search.space",
+    "narrow": "trainwell.search.space",
+    "parse_space": "trainwell.search.space",
+    "validate_space": "trainwell.search.space",
     "Study": "trainwell.tune.study",
-    "resolve_direction": "trainwell.tune.study",
     "tune": "trainwell.tune.study",
-    "TuneConfig": "trainwell.tune.config",
+    "TuneConfig": "trainwell.search.config",
 }
 
 __all__ = sorted(_LAZY)
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
-
-
-class _CallableModule(types.ModuleType):
-    """``trainwell.tune`` is both this package and the function ``tune``: once the package is
-    imported, ``import trainwell as tw; tw.tune(...)`` finds the package, so calling the package
-    calls :func:`trainwell.tune.study.tune`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from trainwell.tune.study import tune
-
-        return tune(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    from trainwell.cli import add_config_args
-
-    p = sub.add_parser(
+def add_commands(sub: Any) -> None:
+    """Add ``tune`` to the subcommands ``sub`` (what ``ArgumentParser.add_subparsers`` returns)."""
+    p: argparse.ArgumentParser = sub.add_parser(
         "tune",
         help="search hyperparameters: grid, random, Bayesian; --recipe for coarse-to-fine",
         description="Search the [tune] space of CONFIG; results go to a study directory "
         "(study.db, study.json, trials.csv, best_config.toml, trials/<n>/).",
     )
-    add_config_args(p)
-    for action in p._actions:  # CONFIG may be left out with --resume (the study keeps its config)
-        if action.dest == "config":
-            action.nargs = "?"
-            action.default = None
+    # CONFIG may be left out with --resume (the study keeps its config), so it is optional here
+    # while the other commands' add_config_args makes it required
+    p.add_argument(
+        "config", nargs="?", default=None, metavar="CONFIG",
+        help="experiment TOML file (left out with --resume)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set tune.trials=50 (repeatable)",
+    )
     p.add_argument(
         "--recipe",
         action="store_true",
-        help="coarse random search on short trials, then refine with Bayesian optimization, then train the best in full",
+        help="coarse random search on short trials, then refine with Bayesian optimization, "
+        "then train the best in full",
     )
     p.add_argument(
         "--workers", type=int, default=None, metavar="K", help="worker processes on this machine"

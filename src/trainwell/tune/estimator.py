@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from trainwell.errors import ConfigError, NotFittedError
+from trainwell.errors import NotFittedError
 
 
 class _NetBase(BaseEstimator):
@@ -46,39 +46,34 @@ class _NetBase(BaseEstimator):
 
     def _configs(self) -> tuple[Any, Any]:
         from trainwell.nn.config import ModelConfig
+        from trainwell.schema import validate_section
         from trainwell.train.config import TrainConfig
 
-        try:
-            model = ModelConfig.model_validate(
-                {
-                    "arch": "mlp",
-                    "hidden": [int(h) for h in np.atleast_1d(self.hidden)],
-                    "activation": self.activation,
-                    "dropout": float(self.dropout),
-                    "norm": self.norm,
-                }
-            )
-            train = TrainConfig.model_validate(
-                {
-                    "optimizer": {
-                        "name": self.optimizer,
-                        "lr": float(self.lr),
-                        "weight_decay": float(self.weight_decay),
-                    },
-                    "epochs": int(self.epochs),
-                    "batch_size": int(self.batch_size),
-                }
-            )
-        except Exception as exc:  # pydantic's ValidationError: name the estimator's parameter
-            from pydantic import ValidationError
-
-            if isinstance(exc, ValidationError):
-                from trainwell.config import format_validation_error
-
-                raise ConfigError(
-                    f"{type(self).__name__}: invalid parameters:\n{format_validation_error(exc)}"
-                ) from None
-            raise
+        source = f"{type(self).__name__} parameters"
+        model = validate_section(
+            ModelConfig,
+            {
+                "arch": "mlp",
+                "hidden": [int(h) for h in np.atleast_1d(self.hidden)],
+                "activation": self.activation,
+                "dropout": float(self.dropout),
+                "norm": self.norm,
+            },
+            source,
+        )
+        train = validate_section(
+            TrainConfig,
+            {
+                "optimizer": {
+                    "name": self.optimizer,
+                    "lr": float(self.lr),
+                    "weight_decay": float(self.weight_decay),
+                },
+                "epochs": int(self.epochs),
+                "batch_size": int(self.batch_size),
+            },
+            source,
+        )
         return model, train
 
     def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
@@ -98,15 +93,16 @@ class _NetBase(BaseEstimator):
                 )
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(
-                    f"{type(self).__name__}: X has {X.shape[1]} features, but it was fitted with {self.n_features_in_}"
+                    f"{type(self).__name__}: X has {X.shape[1]} features, but it was fitted "
+                    f"with {self.n_features_in_}"
                 )
         return X
 
     def _fit(self, X: np.ndarray, y_t: Any, task: str, n_outputs: int) -> None:
         import torch
 
-        from trainwell.data.prepared import Split
-        from trainwell.nn.build import build_model
+        from trainwell.data import Split
+        from trainwell.nn import build_model
         from trainwell.train.trainer import Trainer
 
         model_cfg, train_cfg = self._configs()

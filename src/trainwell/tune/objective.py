@@ -1,7 +1,15 @@
-"""Trial objectives: one training run per trial, with per-epoch reports for the pruner.
+"""The trial objective: what one trial of a study computes, in one place.
 
-The trainer does not import optuna; :class:`PruningCallback` adapts it: after each epoch it
-reports the metric to the trial and raises ``optuna.TrialPruned`` when the pruner says so.
+:func:`make_objective` turns a stage (:class:`trainwell.tune.worker.StageSpec`) into Optuna's
+trial function: sample the space into the config, then train that config
+(:func:`train_trial`) or call the user's objective on it (:func:`evaluate_config`). An
+algorithm-selection stage evaluates its ``network`` candidate through :func:`evaluate_config`
+too (:class:`trainwell.tune.select.SelectionObjective`).
+
+The trainer does not import optuna: :class:`PruningCallback` reports each epoch's metric to the
+trial and raises trainwell's :class:`~trainwell.errors.StopRun` (status ``pruned``) when the
+pruner says so; the run ends ``pruned`` and :func:`train_trial` hands Optuna its own
+``TrialPruned``.
 """
 
 from __future__ import annotations
@@ -14,12 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, StopRun
+from trainwell.tune.results import STAGE_ATTR
 
 if TYPE_CHECKING:
     import optuna
 
     from trainwell.config import Config
+    from trainwell.tune.worker import StageSpec
 
 ObjectiveFn = Callable[["Config", "optuna.Trial"], float]
 
@@ -37,8 +47,6 @@ class PruningCallback:
         self.metric = metric
 
     def after_epoch(self, trainer: Any) -> None:
-        import optuna
-
         record = trainer.history[-1] if trainer.history else {}
         value = record.get(self.metric)
         if value is None:
@@ -49,40 +57,31 @@ class PruningCallback:
         step = int(record.get("epoch", getattr(trainer, "epoch", len(trainer.history))))
         self.trial.report(float(value), step)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {step}: {self.metric} = {float(value):.4g}")
+            raise StopRun(
+                f"pruned at epoch {step}: {self.metric} = {float(value):.4g}", status="pruned"
+            )
 
 
 def load_objective(spec: str | ObjectiveFn) -> ObjectiveFn:
-    """A custom objective given as a callable or as ``"module:function"`` (importable in workers)."""
+    """A custom objective given as a callable or as ``"module:function"`` (importable in
+    workers)."""
     if callable(spec):
         return spec
     module, sep, name = str(spec).partition(":")
     if not sep or not module or not name:
         raise ConfigError(f"objective must be 'module:function'; got {spec!r}")
     try:
-        fn = getattr(importlib.import_module(module), name)
+        fn: ObjectiveFn = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"objective {spec!r} cannot be imported: {exc}") from None
     return fn
 
 
-def read_metric(run_dir: Path, metric: str) -> float:
-    """The best-epoch value of ``metric`` from a finished run's ``results.json``."""
-    from trainwell.runs import read_json
-
-    results = read_json(run_dir / "results.json")
-    best = results.get("best") or {}
-    if metric not in best:
-        raise ConfigError(
-            f"tune.metric: {metric!r} is not in the run's results (best: {', '.join(sorted(best))})"
-        )
-    return float(best[metric])
-
-
 def train_trial(
     cfg: Config, trial: optuna.Trial, metric: str, trials_dir: Path, prefix: str = ""
 ) -> float:
-    """Train ``cfg`` as trial ``trial.number`` in ``trials_dir/<prefix><number>/``; return its metric."""
+    """Train ``cfg`` as trial ``trial.number`` in ``trials_dir/<prefix><number>/``; return its
+    metric. A run the pruner stops raises :class:`~trainwell.errors.StopRun`."""
     from trainwell.api import fit
 
     cfg = cfg.model_copy(deep=True)
@@ -105,4 +104,65 @@ def train_trial(
     return value
 
 
-__all__ = ["PruningCallback", "load_objective", "read_metric", "train_trial"]
+def evaluate_config(
+    trial: optuna.Trial,
+    raw: dict[str, Any],
+    spec: StageSpec,
+    custom: ObjectiveFn | None,
+    trials_dir: Path,
+) -> float:
+    """The value of trial ``trial`` whose config dict is ``raw``: the stage's epochs set, the
+    config validated, then trained (or given to the user's objective ``custom``).
+
+    A run stopped by the pruner (:class:`~trainwell.errors.StopRun` with status ``pruned``)
+    becomes Optuna's ``TrialPruned``, so the trial is recorded PRUNED, not FAIL.
+    """
+    import optuna
+
+    from trainwell.config import config_from_dict
+
+    if spec.epochs is not None:
+        raw.setdefault("train", {})["epochs"] = int(spec.epochs)
+    trial_cfg = config_from_dict(raw, f"trial {trial.number}")
+    try:
+        if custom is not None:
+            return float(custom(trial_cfg, trial))
+        return train_trial(trial_cfg, trial, spec.metric, trials_dir, spec.trial_prefix)
+    except StopRun as exc:
+        if exc.status != "pruned":
+            raise
+        raise optuna.TrialPruned(str(exc)) from None
+
+
+def make_objective(
+    spec: StageSpec, cfg: Config, fn: ObjectiveFn | str | None = None
+) -> Callable[[optuna.Trial], float]:
+    """The trial function of a stage: sample the space into the config, then train it or call
+    the user's objective (``fn``, else the stage's ``objective``)."""
+    from trainwell.search.space import apply_params, parse_space, suggest
+
+    base = {k: v for k, v in spec.config.items() if k != "tune"}
+    source = fn if fn is not None else spec.objective
+    custom = load_objective(source) if source is not None else None
+    trials_dir = Path(spec.study_dir) / "trials"
+    if spec.candidates:
+        from trainwell.tune.select import SelectionObjective
+
+        return SelectionObjective(spec, cfg, custom, trials_dir)
+    params = parse_space(spec.space)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(STAGE_ATTR, spec.stage)
+        values = suggest(trial, params, base)
+        return evaluate_config(trial, apply_params(base, values), spec, custom, trials_dir)
+
+    return objective
+
+
+__all__ = [
+    "PruningCallback",
+    "evaluate_config",
+    "load_objective",
+    "make_objective",
+    "train_trial",
+]

@@ -7,25 +7,31 @@
 3. final: the best refined config trained in full (``final/``) and written as ``best_config.toml``.
 
 Both stages live in the same storage as two Optuna studies, ``<name>/coarse`` and
-``<name>/refine``; their trials' run directories are ``trials/coarse-<n>/`` and ``trials/refine-<n>/``.
+``<name>/refine``; their trials' run directories are ``trials/coarse-<n>/`` and
+``trials/refine-<n>/``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainwell.errors import TrainwellError
-from trainwell.tune.space import narrow, parse_space, to_spec
-from trainwell.tune.worker import StageSpec
+from trainwell.search.samplers import method_of
+from trainwell.search.space import narrow, parse_space, to_spec
+from trainwell.tune.worker import Direction, StageSpec
 
 if TYPE_CHECKING:
     from trainwell.config import Config
     from trainwell.tune.study import Study
 
 log = logging.getLogger(__name__)
+
+COARSE_METHOD = "random"  # the lecture's coarse stage: random search
+REFINE_METHOD = "bayes"  # the refine stage when tune.method does not learn from its trials
 
 
 def _top(study: Any, k: int, direction: str) -> list[dict[str, Any]]:
@@ -40,7 +46,7 @@ def run_recipe(
     url: str,
     study_name: str,
     metric: str,
-    direction: str,
+    direction: Direction,
     seed: int,
     obj_str: str | None,
     fn: Callable[..., float] | None,
@@ -50,24 +56,21 @@ def run_recipe(
     from trainwell.tune.study import finish, run_stage
 
     r = cfg.tune.recipe
-    common = dict(
+    coarse = StageSpec(
         study_dir=str(study_dir),
         storage=url,
+        study_name=f"{study_name}/coarse",
         config=cfg.to_dict(),
+        space=cfg.tune.space,
+        method=COARSE_METHOD,
+        trials=r.coarse_trials,
         metric=metric,
         direction=direction,
-        objective=obj_str,
-        seed=seed,
-    )
-    coarse = StageSpec(
-        study_name=f"{study_name}/coarse",
-        space=cfg.tune.space,
-        method="random",
-        trials=r.coarse_trials,
         stage="coarse",
         epochs=r.coarse_epochs,
+        objective=obj_str,
+        seed=seed,
         trial_prefix="coarse-",
-        **common,
     )
     coarse_study = run_stage(coarse, cfg, cfg.tune.workers, fn)
     best = _top(coarse_study, r.top_k, direction)
@@ -81,8 +84,10 @@ def run_recipe(
     refined = narrow(params, best, r.margin)
     refined_space = {p.path: to_spec(p) for p in refined}
     refine_epochs = r.refine_epochs or cfg.train.epochs
-    method = cfg.tune.method if cfg.tune.method not in ("grid", "random") else "bayes"
-    refine = StageSpec(
+    # the refine stage learns from its trials: the configured method if it does, else bayes
+    method = cfg.tune.method if method_of(cfg.tune.method).guided else REFINE_METHOD
+    refine = replace(
+        coarse,
         study_name=f"{study_name}/refine",
         space=refined_space,
         method=method,
@@ -90,7 +95,6 @@ def run_recipe(
         stage="refine",
         epochs=refine_epochs,
         trial_prefix="refine-",
-        **common,
     )
     refine_study = run_stage(refine, cfg, cfg.tune.workers, fn)
     info.update(
@@ -98,7 +102,7 @@ def run_recipe(
             "stages": [
                 {
                     "name": "coarse",
-                    "method": "random",
+                    "method": COARSE_METHOD,
                     "trials": r.coarse_trials,
                     "epochs": r.coarse_epochs,
                     "space": cfg.tune.space,

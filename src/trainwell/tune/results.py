@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainwell.runs import write_json_atomic, write_text_atomic
-from trainwell.tune.space import decode
+from trainwell.search.space import decode
 
 if TYPE_CHECKING:
     import optuna
@@ -140,7 +140,8 @@ def format_leaderboard(
     n_pruned = sum(r["state"] == "PRUNED" for r in rows)
     n_failed = sum(r["state"] == "FAIL" for r in rows)
     out = [
-        f"{len(rows)} trials: {n_done} complete, {n_pruned} pruned, {n_failed} failed ({direction} {metric})",
+        f"{len(rows)} trials: {n_done} complete, {n_pruned} pruned, {n_failed} failed "
+        f"({direction} {metric})",
         fmt.format(*head),
     ]
     out += [fmt.format(*c) for c in lines]

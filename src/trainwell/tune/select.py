@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainwell.errors import ConfigError
-from trainwell.registry import Registry
+from trainwell.registry import Registry, unknown_name_message
+from trainwell.tune.results import STAGE_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -110,7 +112,7 @@ def selection_space(cfg: Config) -> dict[str, Any]:
     Network parameters keep their config paths; a scikit-learn candidate's parameter ``C`` of
     ``svm`` is named ``sk.svm.C``.
     """
-    from trainwell.tune.space import parse_param
+    from trainwell.search.space import parse_param, to_spec
 
     names = [c.name for c in cfg.tune.candidates]
     space: dict[str, Any] = {"candidate": list(names)}
@@ -119,18 +121,15 @@ def selection_space(cfg: Config) -> dict[str, Any]:
             key = path if c.name == NETWORK else f"sk.{c.name}.{path}"
             p = parse_param(key, spec, f"tune.candidates[{c.name}].space")
             table: dict[str, Any] = {"when": {"candidate": c.name}}
-            table.update(
-                {"choices": list(p.choices)}
-                if p.kind == "choice"
-                else {"dist": f"{p.kind}({p.low}, {p.high})"}
-            )
+            body = to_spec(replace(p, when={}, important=False, points=None))
+            table.update({"choices": body} if isinstance(body, list) else {"dist": body})
             space[key] = table
     return space
 
 
 def validate_candidates(cfg: Config) -> None:
     """Refuse unknown candidates, parameters an estimator does not take, and unsupported metrics."""
-    from trainwell.tune.space import parse_space, validate_space
+    from trainwell.search.space import parse_space, validate_space
 
     seen = set()
     for i, c in enumerate(cfg.tune.candidates):
@@ -142,20 +141,21 @@ def validate_candidates(cfg: Config) -> None:
             sub.tune.space = dict(c.space)
             validate_space(sub)
             continue
-        make = _estimator(ESTIMATORS.canonical(c.name) if c.name in ESTIMATORS else c.name, False)
+        try:
+            make = _estimator(c.name, False)
+        except ConfigError as exc:
+            raise ConfigError(f"tune.candidates[{i}].name: {exc}") from None
         valid = sorted(make(_bare=True).get_params())
         for key in [*c.space, *c.params]:
             if key not in valid:
-                from trainwell.registry import closest
-
-                hint = closest(key, valid)
-                did = f" did you mean {hint!r}?" if hint else ""
                 raise ConfigError(
-                    f"tune.candidates[{i}] ({c.name}): unknown parameter {key!r};{did} valid: {', '.join(valid)}"
+                    f"tune.candidates[{i}] ({c.name}): "
+                    + unknown_name_message("parameter", key, valid)
                 )
     if any(c.name != NETWORK for c in cfg.tune.candidates) and cfg.tune.metric not in SK_METRICS:
         raise ConfigError(
-            f"tune.metric: {cfg.tune.metric!r} cannot score scikit-learn candidates; use one of {', '.join(SK_METRICS)}"
+            f"tune.metric: {cfg.tune.metric!r} cannot score scikit-learn candidates; use one of "
+            f"{', '.join(SK_METRICS)}"
         )
     parse_space(selection_space(cfg))
 
@@ -188,7 +188,7 @@ class SelectionObjective:
     def __init__(
         self, spec: Any, cfg: Config, custom: Callable[..., float] | None, trials_dir: Path
     ) -> None:
-        from trainwell.tune.space import parse_space
+        from trainwell.search.space import parse_space
 
         self.spec = spec
         self.cfg = cfg
@@ -206,10 +206,8 @@ class SelectionObjective:
         return self._data
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from trainwell.config import config_from_dict
-        from trainwell.tune.objective import train_trial
-        from trainwell.tune.space import apply_params, suggest
-        from trainwell.tune.worker import STAGE_ATTR
+        from trainwell.search.space import apply_params, suggest
+        from trainwell.tune.objective import evaluate_config
 
         trial.set_user_attr(STAGE_ATTR, self.spec.stage)
         base = {k: v for k, v in self.spec.config.items() if k != "tune"}
@@ -217,12 +215,8 @@ class SelectionObjective:
         name = values.pop("candidate")
         trial.set_user_attr("candidate", name)
         if name == NETWORK:
-            trial_cfg = config_from_dict(apply_params(base, values), f"trial {trial.number}")
-            if self.custom is not None:
-                return float(self.custom(trial_cfg, trial))
-            return train_trial(
-                trial_cfg, trial, self.spec.metric, self.trials_dir, self.spec.trial_prefix
-            )
+            raw = apply_params(base, values)
+            return evaluate_config(trial, raw, self.spec, self.custom, self.trials_dir)
         prefix = f"sk.{name}."
         kwargs = {
             **self.fixed.get(name, {}),

@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trainwell.errors import ConfigError
 
@@ -31,12 +31,15 @@ def open_storage(url: str, heartbeat: int = 30, max_retry: int = 1) -> optuna.st
     import sqlalchemy.exc
 
     url = with_driver(url)
-    engine_kwargs: dict = {}
+    engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # concurrent workers on one SQLite file wait for the write lock instead of failing
         engine_kwargs = {"connect_args": {"timeout": 120}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
+    # RetryHeartbeatStaleTrialCallback and heartbeat_stale_trial_callback are Optuna 4.9's
+    # names (before: RetryFailedTrialCallback, failed_trial_callback): hence optuna >= 4.9
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback
     try:
         with quiet_optuna():
             return optuna.storages.RDBStorage(
@@ -44,9 +47,7 @@ def open_storage(url: str, heartbeat: int = 30, max_retry: int = 1) -> optuna.st
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=int(heartbeat),
                 grace_period=int(2 * heartbeat + 1),
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=max_retry
-                ),
+                heartbeat_stale_trial_callback=retry(max_retry=max_retry),
             )
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
         raise ConfigError(
@@ -79,7 +80,8 @@ def with_driver(url: str) -> str:
 
 @contextlib.contextmanager
 def quiet_optuna() -> Iterator[None]:
-    """Silence Optuna's experimental-feature warnings about heartbeats, which trainwell relies on."""
+    """Silence Optuna's experimental-feature warnings about heartbeats, which trainwell relies
+    on."""
     import optuna
 
     with warnings.catch_warnings():
@@ -99,26 +101,31 @@ def _redact(url: str) -> str:
 
 
 class Heartbeat:
-    """Record a running trial's heartbeat every ``interval`` seconds in a daemon thread."""
+    """Record a running trial's heartbeat every ``interval`` seconds in a daemon thread.
+
+    Storages without heartbeats (Optuna's in-memory one) are left alone.
+    """
 
     def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int) -> None:
-        self.storage = storage
         self.trial_id = trial_id
+        # the heartbeat methods belong to RDB storages (and the cache around them) only
+        self._interval: int | None = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        self._record = getattr(storage, "record_heartbeat", None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Heartbeat:
-        interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
-        if interval:
-            self.storage.record_heartbeat(self.trial_id)  # type: ignore[attr-defined]
-            self._thread = threading.Thread(target=self._beat, args=(interval,), daemon=True)
+        if self._interval and self._record is not None:
+            self._record(self.trial_id)
+            self._thread = threading.Thread(target=self._beat, args=(self._interval,), daemon=True)
             self._thread.start()
         return self
 
     def _beat(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        record = self._record
+        while record is not None and not self._stop.wait(interval):
             try:
-                self.storage.record_heartbeat(self.trial_id)  # type: ignore[attr-defined]
+                record(self.trial_id)
             except Exception:  # noqa: BLE001 - a missed beat must not kill the trial
                 pass
 

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from trainwell.errors import ConfigError, RunError
 from trainwell.runs import read_json, unique_name, validate_run_name, write_text_atomic
-from trainwell.tune.space import apply_params, decode, grid, parse_space, validate_space
-from trainwell.tune.worker import StageSpec, enqueue_budget, run_workers
+from trainwell.search.samplers import method_of
+from trainwell.search.space import Param, apply_params, decode, grid, parse_space, validate_space
+from trainwell.tasks import metric_direction
+from trainwell.tune.results import STAGE_ATTR
+from trainwell.tune.worker import Direction, StageSpec, enqueue_budget, run_workers
 
 if TYPE_CHECKING:
     import optuna
@@ -27,24 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MAXIMIZE_HINTS = ("acc", "f1", "auc", "r2", "precision", "recall", "score")
-
-
-def resolve_direction(metric: str, direction: str = "auto") -> str:
-    """``minimize`` for losses and errors, ``maximize`` for accuracies and scores.
-
-    Example:
-        >>> resolve_direction("val_accuracy"), resolve_direction("val_loss")
-        ('maximize', 'minimize')
-    """
-    if direction != "auto":
-        return direction
-    return "maximize" if any(h in metric.lower() for h in _MAXIMIZE_HINTS) else "minimize"
-
-
 @dataclass
 class Study:
-    """The outcome of :func:`tune`: where it lives, the best trial, and every stage's Optuna study."""
+    """The outcome of :func:`tune`: where it lives, the best trial, and every stage's Optuna
+    study."""
 
     dir: Path
     metric: str
@@ -68,20 +57,14 @@ class Study:
 
 
 def _tune_fields(overrides: dict[str, Any]) -> list[str]:
-    from trainwell.tune.config import TuneConfig
+    from trainwell.registry import unknown_name_message
+    from trainwell.search.config import TuneConfig
 
-    sets = []
-    for key, value in overrides.items():
+    valid = list(TuneConfig.model_fields)
+    for key in overrides:
         if key not in TuneConfig.model_fields:
-            from trainwell.registry import closest
-
-            hint = closest(key, list(TuneConfig.model_fields))
-            did = f" did you mean {hint!r}?" if hint else ""
-            raise ConfigError(
-                f"tune(): unknown keyword {key!r};{did} valid: {', '.join(sorted(TuneConfig.model_fields))}"
-            )
-        sets.append((key, value))
-    return [f"tune.{k}={_toml_value(v)}" for k, v in sets]
+            raise ConfigError(f"tune(): {unknown_name_message('keyword', key, valid)}")
+    return [f"tune.{k}={_toml_value(v)}" for k, v in overrides.items()]
 
 
 def _toml_value(value: Any) -> str:
@@ -98,7 +81,8 @@ def _study_dir(cfg: Config, name: str | None) -> Path:
         path = root / name
         if path.exists():
             raise RunError(
-                f"study directory {path} already exists; pick another --name or continue it with --resume {path}"
+                f"study directory {path} already exists; pick another --name or continue it "
+                f"with --resume {path}"
             )
     else:
         path = root / unique_name(root, base)
@@ -106,7 +90,9 @@ def _study_dir(cfg: Config, name: str | None) -> Path:
     return path
 
 
-def _create_study(storage_url: str, study_name: str, direction: str, cfg: Config) -> optuna.Study:
+def _create_study(
+    storage_url: str, study_name: str, direction: Direction, cfg: Config
+) -> optuna.Study:
     import optuna
 
     from trainwell.tune.storage import open_storage
@@ -117,7 +103,7 @@ def _create_study(storage_url: str, study_name: str, direction: str, cfg: Config
     )
 
 
-def _enqueue_grid(study: optuna.Study, params: list, cfg: Config) -> int:
+def _enqueue_grid(study: optuna.Study, params: list[Param], cfg: Config) -> int:
     points = grid(
         params,
         cfg.tune.grid_points,
@@ -125,7 +111,7 @@ def _enqueue_grid(study: optuna.Study, params: list, cfg: Config) -> int:
         cfg.tune.important,
         cfg.to_dict(),
     )
-    if not any(t.user_attrs.get("trainwell:grid") for t in study.get_trials(deepcopy=False)):
+    if not any("trainwell:grid" in t.user_attrs for t in study.get_trials(deepcopy=False)):
         for i, point in enumerate(points):
             study.enqueue_trial(point, user_attrs={"trainwell:grid": i}, skip_if_exists=True)
     return len(points)
@@ -134,7 +120,7 @@ def _enqueue_grid(study: optuna.Study, params: list, cfg: Config) -> int:
 def run_stage(spec: StageSpec, cfg: Config, workers: int, fn: Any) -> optuna.Study:
     """Create (or reopen) one stage's Optuna study and run its workers to the end."""
     study = _create_study(spec.storage, spec.study_name, spec.direction, cfg)
-    if spec.method == "grid":
+    if method_of(spec.method).grid:
         if spec.candidates:  # a grid over algorithms and each one's own parameters
             from trainwell.tune.select import selection_space
 
@@ -220,7 +206,7 @@ def finish(
                 "value": best.value,
                 "params": params,
                 "run_dir": best.user_attrs.get("run_dir"),
-                "stage": best.user_attrs.get("trainwell:stage"),
+                "stage": best.user_attrs.get(STAGE_ATTR),
             },
             "importances": importances(best_study),
             "n_trials": {s.study_name.rpartition("/")[2]: len(s.trials) for s in studies},
@@ -317,7 +303,7 @@ def tune(
 
     url = cfg.tune.storage or default_url(study_dir)
     metric = cfg.tune.metric
-    direction = resolve_direction(metric, cfg.tune.direction)
+    direction = metric_direction(metric, cfg.tune.direction)
     study_name = cfg.tune.study_name or study_dir.name
     seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
     obj_str = objective if isinstance(objective, str) else None
@@ -366,4 +352,4 @@ def _write_report(study_dir: Path, cfg: Config) -> None:
         write_study_report(study_dir)
 
 
-__all__ = ["Study", "finish", "resolve_direction", "run_stage", "tune"]
+__all__ = ["Study", "finish", "run_stage", "tune"]

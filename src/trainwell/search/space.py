@@ -7,12 +7,15 @@ A space maps a dotted config path to a distribution::
     "model.hidden.depth" = "int(1, 3)"          # architecture: hidden = [width] * depth
     "model.hidden.width" = "logint(16, 256)"
     "model.activation" = ["relu", "tanh"]       # a list is a categorical choice
-    "train.optimizer.momentum" = { dist = "uniform(0.5, 0.99)", when = { "train.optimizer.name" = "sgd" } }
 
-Kinds: ``uniform(lo, hi)``, ``loguniform(lo, hi)``, ``int(lo, hi)``, ``logint(lo, hi)``,
-``choice(a, b, ...)``. A table may add ``when`` (the parameter exists only when every listed
-path has the given value, or one of a list of values), ``important = true`` (a finer grid) and
-``points`` (grid points for this parameter).
+    [tune.space."train.optimizer.momentum"]     # conditional: searched only with SGD
+    dist = "uniform(0.5, 0.99)"
+    when = { "train.optimizer.name" = "sgd" }
+
+Kinds (registered in :data:`KINDS`): ``uniform(lo, hi)``, ``loguniform(lo, hi)``,
+``int(lo, hi)``, ``logint(lo, hi)``, ``choice(a, b, ...)``. A table may add ``when`` (the
+parameter exists only when every listed path has the given value, or one of a list of values),
+``important = true`` (a finer grid) and ``points`` (grid points for this parameter).
 """
 
 from __future__ import annotations
@@ -25,22 +28,35 @@ import typing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
+from trainwell import schema
 from trainwell.errors import ConfigError
-from trainwell.registry import closest
+from trainwell.registry import Registry, closest
 
 if TYPE_CHECKING:
     import optuna
 
-    from trainwell.config import Config
-
-KINDS = ("uniform", "loguniform", "int", "logint", "choice")
 _CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$", re.S)
-_ALIASES = {
-    "log_uniform": "loguniform",
-    "float": "uniform",
-    "log_int": "logint",
-    "categorical": "choice",
-}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A distribution kind of ``[tune].space``: numbers (on a log scale or not, integers or not)
+    or a choice among listed values."""
+
+    numeric: bool = True
+    integer: bool = False
+    log: bool = False
+
+
+KINDS: Registry[Kind] = Registry("distribution", ConfigError)
+KINDS.register("uniform", "float")(Kind())
+KINDS.register("loguniform", "log_uniform")(Kind(log=True))
+KINDS.register("int")(Kind(integer=True))
+KINDS.register("logint", "log_int")(Kind(integer=True, log=True))
+KINDS.register("choice", "categorical")(Kind(numeric=False))
+
 ARCH_KEYS = ("depth", "width")  # virtual fields under a list-of-int field such as model.hidden
 
 
@@ -58,32 +74,55 @@ class Param:
     points: int | None = None
 
     @property
+    def spec(self) -> Kind:
+        return KINDS.get(self.kind)
+
+    @property
     def log(self) -> bool:
-        return self.kind in ("loguniform", "logint")
+        return self.spec.log
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)`` of a numeric parameter."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.path}: a {self.kind} parameter has no bounds")
+        return float(self.low), float(self.high)
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-        if self.kind == "choice":
+        if not self.spec.numeric:
             return CategoricalDistribution([_encode(c) for c in self.choices])
-        if self.kind in ("int", "logint"):
-            return IntDistribution(int(self.low), int(self.high), log=self.log)
-        return FloatDistribution(float(self.low), float(self.high), log=self.log)
+        lo, hi = self.bounds
+        if self.spec.integer:
+            return IntDistribution(int(lo), int(hi), log=self.log)
+        return FloatDistribution(lo, hi, log=self.log)
 
     def active(self, values: dict[str, Any], base: dict[str, Any]) -> bool:
-        """Whether every ``when`` condition holds for the values sampled so far (or the base config)."""
+        """Whether every ``when`` condition holds for the values sampled so far (or the base
+        config)."""
         for path, allowed in self.when.items():
             current = values[path] if path in values else get_path(base, path)
             if _normalize(current) not in [_normalize(a) for a in allowed]:
                 return False
         return True
 
+    def suggest(self, trial: optuna.Trial) -> Any:
+        """This parameter's value sampled in ``trial`` (decoded)."""
+        if not self.spec.numeric:
+            return decode(trial.suggest_categorical(self.path, [_encode(c) for c in self.choices]))
+        lo, hi = self.bounds
+        if self.spec.integer:
+            return trial.suggest_int(self.path, int(lo), int(hi), log=self.log)
+        return trial.suggest_float(self.path, lo, hi, log=self.log)
+
     def grid(self, n_points: int) -> list[Any]:
-        """Grid values: every choice; ``n_points`` evenly spaced values (log-spaced for log kinds)."""
-        if self.kind == "choice":
+        """Grid values: every choice; ``n_points`` evenly spaced values (log-spaced for log
+        kinds)."""
+        if not self.spec.numeric:
             return list(self.choices)
-        lo, hi = float(self.low), float(self.high)
-        if self.kind in ("int", "logint") and hi - lo + 1 <= n_points:
+        lo, hi = self.bounds
+        if self.spec.integer and hi - lo + 1 <= n_points:
             return list(range(int(lo), int(hi) + 1))
         if n_points == 1:
             pts = [math.sqrt(lo * hi) if self.log else (lo + hi) / 2]
@@ -95,7 +134,7 @@ class Param:
         else:
             pts = [lo + i * (hi - lo) / (n_points - 1) for i in range(n_points)]
         pts = [min(max(p, lo), hi) for p in pts]  # exp(log(x)) may step past a bound by an ulp
-        if self.kind in ("int", "logint"):
+        if self.spec.integer:
             return sorted({int(round(p)) for p in pts})
         return pts
 
@@ -168,7 +207,8 @@ def parse_param(path: str, spec: Any, prefix: str = "tune.space") -> Param:
             spec = (str(spec["type"]), args)
         else:
             raise ConfigError(
-                f"{where}: a table needs 'dist' (e.g. \"uniform(0, 1)\"), 'choices', or 'type' with 'low' and 'high'"
+                f"{where}: a table needs 'dist' (e.g. \"uniform(0, 1)\"), 'choices', or 'type' "
+                "with 'low' and 'high'"
             )
     if isinstance(spec, list):
         kind, args = "choice", spec
@@ -178,32 +218,34 @@ def parse_param(path: str, spec: Any, prefix: str = "tune.space") -> Param:
         m = _CALL.match(spec)
         if not m:
             raise ConfigError(
-                f'{where}: cannot read {spec!r}; write e.g. "loguniform(1e-4, 1e-1)"; kinds: {", ".join(KINDS)}'
+                f'{where}: cannot read {spec!r}; write e.g. "loguniform(1e-4, 1e-1)"; '
+                f"kinds: {', '.join(KINDS.names())}"
             )
-        kind, args = m.group(1).lower(), _parse_args(m.group(2), where)
+        kind, args = m.group(1), _parse_args(m.group(2), where)
     else:
         raise ConfigError(
-            f'{where}: expected a string such as "uniform(0, 0.5)", a list of choices or a table; got {spec!r}'
+            f'{where}: expected a string such as "uniform(0, 0.5)", a list of choices or a '
+            f"table; got {spec!r}"
         )
-    kind = _ALIASES.get(kind, kind)
-    if kind not in KINDS:
-        hint = closest(kind, list(KINDS))
-        did = f" did you mean {hint!r}?" if hint else ""
-        raise ConfigError(f"{where}: unknown distribution {kind!r};{did} valid: {', '.join(KINDS)}")
-    if kind == "choice":
+    try:
+        kind = KINDS.canonical(kind)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    info = KINDS.get(kind)
+    if not info.numeric:
         if not args:
-            raise ConfigError(f"{where}: choice needs at least one value; got an empty list")
+            raise ConfigError(f"{where}: {kind} needs at least one value; got an empty list")
         return Param(path, kind, choices=tuple(args), **extra)
     if len(args) != 2 or not all(
         isinstance(a, (int, float)) and not isinstance(a, bool) for a in args
     ):
         raise ConfigError(f"{where}: {kind} needs two numbers (low, high); got {args!r}")
     low, high = args
-    if kind in ("int", "logint") and (int(low) != low or int(high) != high):
+    if info.integer and (int(low) != low or int(high) != high):
         raise ConfigError(f"{where}: {kind} bounds must be integers; got ({low}, {high})")
     if not low < high:
         raise ConfigError(f"{where}: empty range: {kind}({low}, {high}) needs low < high")
-    if kind in ("loguniform", "logint") and low <= 0:
+    if info.log and low <= 0:
         raise ConfigError(f"{where}: {kind} needs low > 0; got low = {low}")
     return Param(path, kind, low=low, high=high, **extra)
 
@@ -231,32 +273,15 @@ def parse_space(space: dict[str, Any], prefix: str = "tune.space") -> list[Param
 
 
 def get_path(raw: dict[str, Any], path: str) -> Any:
-    node: Any = raw
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        if isinstance(node, list) and part in ARCH_KEYS:
-            return len(node) if part == "depth" else (node[0] if node else None)
-        if isinstance(node, str) and i == len(parts) - 1 and part == "name":
-            return node  # activation = "relu" read as activation.name
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
-def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    node = raw
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None or isinstance(child, list) and parts[-1] in ARCH_KEYS:
-            if isinstance(child, list):
-                break
-            child = node[part] = {}
-        elif isinstance(child, str):
-            child = node[part] = {"name": child}
-        node = child
-    node[parts[-1]] = value
+    """The value at ``path`` of a config dict (:func:`trainwell.schema.get_path`), where
+    ``X.depth`` and ``X.width`` of a list-of-int field such as ``model.hidden`` read its length
+    and its first width."""
+    head, _, last = path.rpartition(".")
+    if last in ARCH_KEYS:
+        node = schema.get_path(raw, head)
+        if isinstance(node, list):
+            return len(node) if last == "depth" else (node[0] if node else None)
+    return schema.get_path(raw, path)
 
 
 def apply_params(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -272,29 +297,25 @@ def apply_params(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]
     for path, value in values.items():
         value = decode(value)
         head, _, last = path.rpartition(".")
-        if last in ARCH_KEYS and isinstance(get_path(base, head), list):
+        if last in ARCH_KEYS and isinstance(schema.get_path(base, head), list):
             arch.setdefault(head, {})[last] = value
             continue
-        set_path(raw, path, value)
+        schema.set_path(raw, path, value)
     for head, dims in arch.items():
-        current = get_path(base, head) or [64]
+        current = schema.get_path(base, head) or [64]
         depth = int(dims.get("depth", len(current)))
         width = int(dims.get("width", current[0] if current else 64))
-        set_path(raw, head, [width] * depth)
+        schema.set_path(raw, head, [width] * depth)
     return raw
 
 
-def _annotation_at(path: str) -> tuple[Any, str | None]:
-    """Walk the Config's fields along ``path``; return (annotation, error message or None)."""
-    from pydantic import BaseModel
-
-    from trainwell.config import Config
-
-    current: Any = Config
+def _annotation_at(root: type[BaseModel], path: str) -> tuple[Any, str | None]:
+    """Walk ``root``'s fields along ``path``; return (annotation, error message or None)."""
+    current: Any = root
     parts = path.split(".")
     for i, part in enumerate(parts):
         here = ".".join(parts[:i]) or "the config"
-        model = _model_of(current)
+        model = schema.first_model(current, containers=False)
         if model is not None:
             fields = model.model_fields
             if part not in fields:
@@ -307,7 +328,8 @@ def _annotation_at(path: str) -> tuple[Any, str | None]:
                 )
                 return (
                     None,
-                    f"{path!r} is not a config field:{did} valid keys under {here}: {', '.join(valid)}",
+                    f"{path!r} is not a config field:{did} valid keys under {here}: "
+                    f"{', '.join(valid)}",
                 )
             current = fields[part].annotation
             continue
@@ -316,20 +338,9 @@ def _annotation_at(path: str) -> tuple[Any, str | None]:
         if _is_list(current) and part in ARCH_KEYS and i == len(parts) - 1:
             return int, None
         return None, f"{path!r} is not a config field: {here} is a single value, not a table"
-    if _model_of(current) is not None and issubclass(_model_of(current), BaseModel):
+    if schema.first_model(current, containers=False) is not None:
         return None, f"{path!r} is a whole section; search one of its fields instead"
     return current, None
-
-
-def _model_of(annotation: Any) -> Any:
-    from pydantic import BaseModel
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
 
 
 def _allows_dict(annotation: Any) -> bool:
@@ -346,32 +357,36 @@ def _is_list(annotation: Any) -> bool:
     )
 
 
-def validate_space(cfg: Config, params: list[Param] | None = None) -> list[Param]:
-    """Check every path of ``cfg.tune.space`` names a real Config field and that each sampled
-    value gives a valid config; raise ConfigError naming the dotted path otherwise."""
-    from trainwell.config import config_from_dict
+def validate_space(cfg: Any, params: list[Param] | None = None) -> list[Param]:
+    """Check every path of ``cfg.tune.space`` names a real field of the config ``cfg`` and that
+    each sampled value gives a valid config; raise ConfigError naming the dotted path otherwise.
 
-    params = parse_space(cfg.tune.space) if params is None else params
-    base = cfg.to_dict()
+    ``cfg`` is a whole :class:`trainwell.config.Config`; the paths are checked against its own
+    class, so this module needs no import of the config that composes the sections.
+    """
+    root: type[BaseModel] = type(cfg)
+    tune = cfg.tune
+    params = parse_space(tune.space) if params is None else params
+    base = cfg.model_dump(mode="json", exclude_none=True)
     for p in params:
         if p.path.startswith("tune."):
             raise ConfigError(
                 f"tune.space: {p.path!r} cannot be searched (it configures the search itself)"
             )
-        _, err = _annotation_at(p.path)
+        _, err = _annotation_at(root, p.path)
         if err:
             raise ConfigError(f"tune.space: {err}")
         for w in p.when:
-            _, err = _annotation_at(w)
+            _, err = _annotation_at(root, w)
             if err:
                 raise ConfigError(f"tune.space.{p.path!r}.when: {err}")
-        probes = p.grid(2) if p.kind != "choice" else list(p.choices)
+        probes = p.grid(2)  # both ends of a range, every choice
         context = {w: _encode(allowed[0]) for w, allowed in p.when.items()}  # make it active
         for value in probes:
             raw = apply_params(base, {**context, p.path: _encode(value)})
             raw.pop("tune", None)
             try:
-                config_from_dict(raw, "search space")
+                schema.validate_section(root, raw, "search space")
             except ConfigError as exc:
                 raise ConfigError(
                     f"tune.space.{p.path!r}: value {value!r} gives an invalid config:\n{exc}"
@@ -388,13 +403,7 @@ def suggest(trial: optuna.Trial, params: list[Param], base: dict[str, Any]) -> d
     for p in params:
         if not p.active(values, base):
             continue
-        if p.kind == "choice":
-            raw = trial.suggest_categorical(p.path, [_encode(c) for c in p.choices])
-        elif p.kind in ("int", "logint"):
-            raw = trial.suggest_int(p.path, int(p.low), int(p.high), log=p.log)
-        else:
-            raw = trial.suggest_float(p.path, float(p.low), float(p.high), log=p.log)
-        values[p.path] = decode(raw)
+        values[p.path] = p.suggest(trial)
     return values
 
 
@@ -441,28 +450,29 @@ def narrow(params: list[Param], best: list[dict[str, Any]], margin: float = 0.25
         if not seen:
             out.append(p)
             continue
-        if p.kind == "choice":
+        if not p.spec.numeric:
             keep = tuple(c for c in p.choices if any(_normalize(c) == _normalize(s) for s in seen))
             out.append(replace(p, choices=keep or p.choices))
             continue
         f = math.log if p.log else (lambda v: v)
         g = math.exp if p.log else (lambda v: v)
-        lo_all, hi_all = f(float(p.low)), f(float(p.high))
+        p_lo, p_hi = p.bounds
+        lo_all, hi_all = f(p_lo), f(p_hi)
         lo, hi = min(f(float(s)) for s in seen), max(f(float(s)) for s in seen)
         width = max(hi - lo, 0.1 * (hi_all - lo_all))
         lo, hi = max(lo_all, lo - margin * width), min(hi_all, hi + margin * width)
         low, high = g(lo), g(hi)
-        if p.kind in ("int", "logint"):
-            low, high = max(int(p.low), math.floor(low)), min(int(p.high), math.ceil(high))
+        if p.spec.integer:
+            low, high = max(int(p_lo), math.floor(low)), min(int(p_hi), math.ceil(high))
             if low >= high:
-                low, high = (low - 1, high) if low > int(p.low) else (low, high + 1)
+                low, high = (low - 1, high) if low > int(p_lo) else (low, high + 1)
         out.append(replace(p, low=low, high=high))
     return out
 
 
 def to_spec(p: Param) -> Any:
     """A Param back in the TOML form of ``[tune].space`` (for the study's records)."""
-    if p.kind == "choice":
+    if not p.spec.numeric:
         body: Any = list(p.choices)
     else:
         body = f"{p.kind}({p.low}, {p.high})"
@@ -479,10 +489,13 @@ def to_spec(p: Param) -> Any:
 
 
 __all__ = [
+    "ARCH_KEYS",
     "KINDS",
+    "Kind",
     "Param",
     "apply_params",
     "decode",
+    "get_path",
     "grid",
     "narrow",
     "parse_param",

@@ -9,7 +9,7 @@ import pytest
 
 from trainwell.config import load_config
 from trainwell.errors import ConfigError
-from trainwell.tune.space import (
+from trainwell.search.space import (
     apply_params,
     grid,
     narrow,

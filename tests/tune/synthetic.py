@@ -1,12 +1,22 @@
-"""Synthetic test functions for Bayesian optimization: Branin and Hartmann-6, with their optima."""
+"""Synthetic objectives for the tuning tests and ``benchmarks/tuning.py``.
+
+* Branin and Hartmann-6, box-bounded minimization problems with known optima, for the samplers;
+* ``f(cfg, trial)`` objectives for ``tune(..., objective="synthetic:quadratic")``: they exercise
+  the whole study machinery (spaces, workers, storage, pruning) without training.
+
+The tests put this folder on ``sys.path`` (workers are forked, so they import it too); the
+benchmark imports it by path.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import optuna
 
 _H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 _H6_A = np.array(
@@ -61,7 +71,7 @@ class Problem:
     def dim(self) -> int:
         return len(self.bounds)
 
-    def objective(self, trial) -> float:  # noqa: ANN001 - an optuna.Trial
+    def objective(self, trial: optuna.Trial) -> float:
         x = np.array(
             [trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(self.bounds)]
         )
@@ -79,15 +89,13 @@ __all__ = ["PROBLEMS", "Problem", "branin", "hartmann6", "quadratic", "slow_quad
 
 
 # ---------------------------------------------------------------------------- config objectives
-# Objectives of the form f(cfg, trial) -> float for ``tune(..., objective="module:function")``:
-# they exercise the whole study machinery (spaces, workers, storage) without training.
 
 
-def quadratic(cfg, trial) -> float:  # noqa: ANN001
+def quadratic(cfg: Any, trial: optuna.Trial) -> float:
     """``(log10(lr) + 2)^2 + (dropout - 0.2)^2`` (+ 0.1 unless the activation is tanh), with
     three per-epoch reports so pruners have something to read; minimum 0 at lr = 1e-2,
     dropout = 0.2, tanh."""
-    from trainwell.tune.space import get_path
+    from trainwell.schema import get_path
 
     raw = cfg.to_dict()
     lr = float(get_path(raw, "train.optimizer.lr") or 1e-3)
@@ -105,13 +113,11 @@ def quadratic(cfg, trial) -> float:  # noqa: ANN001
     for epoch in (1, 2, 3):
         trial.report(value * (1 + 1 / epoch), epoch)
         if trial.should_prune():
-            import optuna
-
             raise optuna.TrialPruned()
     return value
 
 
-def slow_quadratic(cfg, trial) -> float:  # noqa: ANN001
+def slow_quadratic(cfg: Any, trial: optuna.Trial) -> float:
     """:func:`quadratic` taking 30 seconds, so that a test can kill a worker in the middle of a
     trial however slowly a loaded machine notices the trial has started."""
     import time

@@ -10,9 +10,9 @@ configuration, then evaluate the configuration that maximizes an acquisition fun
 
 The surrogate (Matern-5/2 ARD kernel, hyperparameters by maximum a posteriori), the search-space
 normalization and the acquisition optimizer (Sobol candidates, then batched L-BFGS-B) are
-Optuna's own (``optuna._gp``), so this sampler works with Optuna's storages, pruners and
-dashboard like any other. Everything is written for maximization of the standardized,
-sign-flipped objective: a minimized metric is negated first.
+Optuna's own, reached through :mod:`trainwell.search.optuna_internals`, so this sampler works with
+Optuna's storages, pruners and dashboard like any other. Everything is written for maximization
+of the standardized, sign-flipped objective: a minimized metric is negated first.
 
 The default ``acquisition="auto"`` is a portfolio chosen on the benchmark
 (``benchmarks/tuning.py``, Branin and Hartmann-6 at 20 and 50 trials): EI on odd Bayesian steps,
@@ -34,13 +34,12 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from trainwell.errors import ConfigError
+from trainwell.search.config import ACQUISITIONS
+from trainwell.search.optuna_internals import GaussianProcess
 
 if TYPE_CHECKING:
-    import torch
     from optuna.distributions import BaseDistribution
     from optuna.study import Study
-
-ACQUISITIONS = ("auto", "ucb", "ei")
 
 
 def ucb_beta(t: int, beta0: float = 1.0, decay: float = 0.8, beta_min: float = 0.0) -> float:
@@ -78,39 +77,6 @@ def _warp(raw: np.ndarray) -> np.ndarray:
     z = (z - z.mean()) / z.std()
     out = -PowerTransformer(method="yeo-johnson", standardize=True).fit_transform(z)[:, 0]
     return out if np.isfinite(out).all() else -z[:, 0]
-
-
-def _acqf_classes() -> tuple[type, type]:
-    """The two acquisition classes, built lazily (they subclass a torch-backed Optuna class)."""
-    import torch
-    from optuna._gp import acqf as acqf_module
-
-    class UCBAcquisition(acqf_module.BaseAcquisitionFunc):
-        """``mu + beta * sigma`` (lecture 002; beta multiplies sigma, not the variance)."""
-
-        def __init__(self, gpr: Any, search_space: Any, beta: float) -> None:
-            self._gpr = gpr
-            self.beta = beta
-            super().__init__(gpr.length_scales, search_space)
-
-        def eval_acqf(self, x: torch.Tensor) -> torch.Tensor:
-            mean, var = self._gpr.posterior(x)
-            return mean + self.beta * torch.sqrt(var.clamp_min(1e-20))
-
-    class EIAcquisition(acqf_module.BaseAcquisitionFunc):
-        """``log EI`` with the lecture's margin ``delta``; the log keeps gradients alive far from
-        the incumbent and has the same argmax as EI."""
-
-        def __init__(self, gpr: Any, search_space: Any, best: float, delta: float) -> None:
-            self._gpr = gpr
-            self.f0 = best + delta
-            super().__init__(gpr.length_scales, search_space)
-
-        def eval_acqf(self, x: torch.Tensor) -> torch.Tensor:
-            mean, var = self._gpr.posterior(x)
-            return acqf_module.logei(mean=mean, var=var + 1e-12, f0=self.f0)
-
-    return UCBAcquisition, EIAcquisition
 
 
 class BayesSampler(BaseSampler):
@@ -163,7 +129,8 @@ class BayesSampler(BaseSampler):
     ) -> None:
         if acquisition not in ACQUISITIONS:
             raise ConfigError(
-                f"tune.bayes.acquisition must be one of {', '.join(ACQUISITIONS)}; got {acquisition!r}"
+                f"tune.bayes.acquisition must be one of {', '.join(ACQUISITIONS)}; "
+                f"got {acquisition!r}"
             )
         if not 0.0 < decay <= 1.0:
             raise ConfigError(f"tune.bayes.decay must be in (0, 1]; got {decay!r}")
@@ -188,7 +155,7 @@ class BayesSampler(BaseSampler):
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
         self._space = IntersectionSearchSpace()
-        self._gpr_cache: Any = None
+        self._model: GaussianProcess | None = None  # the last fit, to warm-start the next
         self.last_acquisition: tuple[str, float] | None = None  # (kind, beta or delta), for tests
         self.last_acqf: Any = None  # the acquisition function of the last Bayesian step
 
@@ -225,8 +192,8 @@ class BayesSampler(BaseSampler):
             return {}
         if len(study.directions) != 1:
             raise ConfigError("the bayes sampler optimizes one metric; got a multi-objective study")
-        trials = study._get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING), use_cache=False
+        trials = study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
         )
         done = [
             t
@@ -250,7 +217,8 @@ class BayesSampler(BaseSampler):
     # ------------------------------------------------------------------ the Bayesian step
 
     def step_acquisition(self, t: int) -> tuple[str, float]:
-        """The acquisition used at Bayesian step ``t`` (1-based) and its beta (UCB) or delta (EI)."""
+        """The acquisition used at Bayesian step ``t`` (1-based) and its beta (UCB) or delta
+        (EI)."""
         if self.acquisition == "ucb":
             return "ucb", ucb_beta(t, self.beta0, self.decay, self.beta_min)
         if self.acquisition == "ei":
@@ -267,13 +235,8 @@ class BayesSampler(BaseSampler):
         running: list[FrozenTrial],
         search_space: dict[str, BaseDistribution],
     ) -> dict[str, Any]:
-        import torch
-        from optuna._gp import gp, optim_mixed, prior
-        from optuna._gp import search_space as gp_space
-
-        relaxed = _relax_ints(search_space)
-        space = gp_space.SearchSpace(relaxed)
-        X = space.get_normalized_params(done)
+        model = GaussianProcess(relax_ints(search_space))
+        X = model.normalize(done)
         sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
         raw = sign * np.array([t.value for t in done], dtype=float)
         raw = np.where(np.isfinite(raw), raw, np.nan)
@@ -281,52 +244,38 @@ class BayesSampler(BaseSampler):
         raw = np.where(np.isnan(raw), worst, raw)
         scale = max(raw.std(), 1e-12)
         y = _warp(raw) if self.warp else (raw - raw.mean()) / scale
-        if (
-            self._gpr_cache is not None
-            and len(self._gpr_cache.inverse_squared_lengthscales) != space.dim
-        ):
-            self._gpr_cache = None
-        gpr = gp.fit_kernel_params(
-            X=X,
-            Y=y,
-            is_categorical=space.is_categorical,
-            log_prior=prior.default_log_prior,
-            minimum_noise=self.minimum_noise or prior.DEFAULT_MINIMUM_NOISE_VAR,
-            gpr_cache=self._gpr_cache,
-            deterministic_objective=self.deterministic,
+        model.fit(
+            X,
+            y,
+            minimum_noise=self.minimum_noise,
+            deterministic=self.deterministic,
+            previous=self._model,
         )
-        self._gpr_cache = gpr
+        self._model = model
         if running:
             # kriging believer: pending trials count as observed at their predicted mean, so
             # concurrent workers do not all pick the same point
-            x_run = torch.from_numpy(
-                space.get_normalized_params(running, [t.params for t in running])
-            )
-            with torch.no_grad():
-                mean_run, _ = gpr.posterior(x_run)
-            gpr.append_running_data(x_run, mean_run)
-        t = len(done) - self.startup_trials(space.dim) + 1
+            model.add_pending(model.normalize(running, [t.params for t in running]))
+        t = len(done) - self.startup_trials(model.dim) + 1
         kind, value = self.step_acquisition(t)
         self.last_acquisition = (kind, value)
-        ucb_cls, ei_cls = _acqf_classes()
         # the GP models standardized values: mu + beta * sigma keeps its argmax under that affine
         # map, and EI's margin delta (in the metric's units) is divided by the same scale
         acqf = (
-            ucb_cls(gpr, space, value)
+            model.ucb(value)
             if kind == "ucb"
-            else ei_cls(gpr, space, float(y.max()), value if self.warp else value / scale)
+            else model.log_ei(float(y.max()), value if self.warp else value / scale)
         )
         self.last_acqf = acqf
-        best = X[np.argmax(y), None]
-        x_next, _ = optim_mixed.optimize_acqf_mixed(
+        params = model.maximize(
             acqf,
-            warmstart_normalized_params_array=best,
-            n_preliminary_samples=self.n_candidates,
+            start=X[np.argmax(y), None],
+            n_candidates=self.n_candidates,
             n_local_search=self.n_local_search,
             tol=self.tol,
             rng=self._rng,
         )
-        return _round_ints(space.get_unnormalized_param(x_next), search_space)
+        return round_ints(params, search_space)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._random.before_trial(study, trial)
@@ -341,26 +290,32 @@ class BayesSampler(BaseSampler):
 MAX_DISCRETE_INT = 16
 
 
-def _relax_ints(search_space: dict[str, BaseDistribution]) -> dict[str, BaseDistribution]:
+def relax_ints(search_space: dict[str, BaseDistribution]) -> dict[str, BaseDistribution]:
     """Int parameters with many values as float ones, for the GP and the acquisition search.
 
     Optuna's mixed optimizer searches a discrete parameter by alternating line searches, several
     times slower than gradient steps; a width in [16, 256] needs no such care: the suggestion is
-    rounded to the nearest valid int (:func:`_round_ints`).
+    rounded to the nearest valid int (:func:`round_ints`).
     """
     from optuna.distributions import FloatDistribution, IntDistribution
 
     out: dict[str, BaseDistribution] = {}
     for name, dist in search_space.items():
-        if isinstance(dist, IntDistribution) and (dist.high - dist.low) // dist.step + 1 > MAX_DISCRETE_INT:
+        if (
+            isinstance(dist, IntDistribution)
+            and (dist.high - dist.low) // dist.step + 1 > MAX_DISCRETE_INT
+        ):
             out[name] = FloatDistribution(dist.low, dist.high, log=dist.log)
         else:
             out[name] = dist
     return out
 
 
-def _round_ints(params: dict[str, Any], search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-    """Each relaxed int parameter rounded to its nearest valid value (within bounds, on its step)."""
+def round_ints(
+    params: dict[str, Any], search_space: dict[str, BaseDistribution]
+) -> dict[str, Any]:
+    """Each relaxed int parameter rounded to its nearest valid value (within bounds, on its
+    step)."""
     from optuna.distributions import IntDistribution
 
     out = dict(params)
@@ -371,4 +326,12 @@ def _round_ints(params: dict[str, Any], search_space: dict[str, BaseDistribution
     return out
 
 
-__all__ = ["ACQUISITIONS", "BayesSampler", "expected_improvement", "ucb_beta"]
+__all__ = [
+    "ACQUISITIONS",
+    "MAX_DISCRETE_INT",
+    "BayesSampler",
+    "expected_improvement",
+    "relax_ints",
+    "round_ints",
+    "ucb_beta",
+]

@@ -1,20 +1,29 @@
-"""The ``[tune]`` section: method, budget, search space, metric, pruner, storage, recipe, candidates."""
+"""The ``[tune]`` section: method, budget, search space, metric, pruner, storage, recipe,
+candidates.
+
+Names are checked against their registries (``tune.method`` against the samplers,
+``tune.pruner.name`` against the pruners) and the space's entries are parsed, all without
+importing Optuna; the space's paths are checked against the whole config by
+:func:`trainwell.search.space.validate_space`.
+"""
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from trainwell.schema import Section
 
-METHODS = ("grid", "random", "bayes", "ucb", "ei", "tpe", "gp", "cmaes")
+Acquisition = Literal["auto", "ucb", "ei"]
+ACQUISITIONS: tuple[str, ...] = typing.get_args(Acquisition)
 
 
 class BayesConfig(Section):
     """Options of trainwell's GP sampler (lecture 002's UCB and EI)."""
 
-    acquisition: Literal["auto", "ucb", "ei"] = Field(
+    acquisition: Acquisition = Field(
         default="auto",
         description="auto: EI / floored-UCB portfolio; ucb: mu + beta0*decay^t*sigma; ei",
     )
@@ -31,20 +40,28 @@ class BayesConfig(Section):
     n_startup_trials: int | None = Field(default=None, ge=1, description="random trials first")
     deterministic: bool = Field(
         default=True,
-        description="fit the GP with a jitter only (seeded, repeatable objectives); false: fit a noise level",
+        description="fit the GP with a jitter only (seeded, repeatable objectives); "
+        "false: fit a noise level",
     )
 
 
 class PrunerConfig(Section):
     """Stopping hopeless trials from their per-epoch reports."""
 
-    name: Literal["none", "median", "halving"] = "median"
+    name: str = Field(default="median", description="a pruner of trainwell.search.list_pruners()")
     warmup_epochs: int = Field(
         default=1, ge=0, description="epochs reported before a trial can be pruned"
     )
     startup_trials: int = Field(
         default=4, ge=0, description="trials completed before pruning starts"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        from trainwell.search.pruners import PRUNERS
+
+        return PRUNERS.canonical(value)
 
 
 class RecipeConfig(Section):
@@ -59,7 +76,8 @@ class RecipeConfig(Section):
         default=0.25,
         ge=0.0,
         le=2.0,
-        description="widening of the refined range, as a fraction of its width (log width for log params)",
+        description="widening of the refined range, as a fraction of its width "
+        "(log width for log params)",
     )
     final: bool = Field(default=True, description="train the best config in full at the end")
 
@@ -77,7 +95,7 @@ class CandidateConfig(Section):
 class TuneConfig(Section):
     """The ``[tune]`` section (see docs/tuning.md)."""
 
-    method: Literal["grid", "random", "bayes", "ucb", "ei", "tpe", "gp", "cmaes"] = "bayes"
+    method: str = Field(default="bayes", description="a method of trainwell.search.list_samplers()")
     trials: int = Field(default=30, ge=1)
     space: dict[str, Any] = Field(default_factory=dict)
     metric: str = Field(default="val_loss", description="metric of results.json 'best' to optimize")
@@ -104,12 +122,20 @@ class TuneConfig(Section):
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     candidates: list[CandidateConfig] = Field(default_factory=list)
 
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, value: str) -> str:
+        from trainwell.search.samplers import SAMPLERS
+
+        return SAMPLERS.canonical(value)
+
     @field_validator("space")
     @classmethod
     def _check_space(cls, value: dict[str, Any]) -> dict[str, Any]:
         # parse every entry now so a malformed spec is refused at load; the paths are checked
-        # against the whole Config by trainwell.tune.space.validate_space (at tune start)
-        from trainwell.tune.space import parse_space
+        # against the whole Config by trainwell.search.space.validate_space (once the whole
+        # config is loaded, and again where tuning starts)
+        from trainwell.search.space import parse_space
 
         parse_space(value, prefix="tune.space")
         return value

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import optuna
 import pytest
-import torch
 
 from trainwell.errors import ConfigError
-from trainwell.tune.bayes import BayesSampler, _acqf_classes, expected_improvement, ucb_beta
-from trainwell.tune.config import TuneConfig
-from trainwell.tune.samplers import list_samplers, make_sampler
-from trainwell.tune.synthetic import PROBLEMS, branin
+from trainwell.search.bayes import BayesSampler, expected_improvement, ucb_beta
+from trainwell.search.config import TuneConfig
+from trainwell.search.optuna_internals import GaussianProcess
+from trainwell.search.samplers import list_samplers, make_sampler
+
+SYNTHETIC = Path(__file__).resolve().parents[1] / "tune"  # tests/tune/synthetic.py
+if str(SYNTHETIC) not in sys.path:
+    sys.path.insert(0, str(SYNTHETIC))
+
+from synthetic import PROBLEMS, branin  # noqa: E402
 
 
 def test_ucb_beta_is_the_lectures_schedule():
@@ -34,36 +42,26 @@ def test_expected_improvement_matches_numerical_integration():
     assert expected_improvement(mu, sigma, best, delta) == pytest.approx(exact, rel=1e-7, abs=1e-12)
 
 
-def _fitted_gpr(seed=0):
-    from optuna._gp import gp, prior
-    from optuna._gp.search_space import SearchSpace
+def _fitted_gp(seed=0):
     from optuna.distributions import FloatDistribution
 
-    space = SearchSpace({"x0": FloatDistribution(0, 1), "x1": FloatDistribution(0, 1)})
+    model = GaussianProcess({"x0": FloatDistribution(0, 1), "x1": FloatDistribution(0, 1)})
     rng = np.random.default_rng(seed)
     X = rng.random((12, 2))
     y = np.array([-branin(15 * a - 5, 15 * b) for a, b in X])
     y = (y - y.mean()) / y.std()
-    gpr = gp.fit_kernel_params(
-        X=X,
-        Y=y,
-        is_categorical=space.is_categorical,
-        log_prior=prior.default_log_prior,
-        minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR,
-        deterministic_objective=False,
-    )
-    return gpr, space, y
+    model.fit(X, y, deterministic=False)
+    return model, y
 
 
 def test_acquisitions_are_the_lectures_formulas_on_the_gp_posterior():
-    gpr, space, y = _fitted_gpr()
-    ucb_cls, ei_cls = _acqf_classes()
-    x = torch.from_numpy(np.random.default_rng(1).random((50, 2)))
-    mean, var = gpr.posterior(x)
-    mu, sigma = mean.numpy(), np.sqrt(var.numpy())
-    ucb = ucb_cls(gpr, space, beta=0.64).eval_acqf_no_grad(x.numpy())
+    model, y = _fitted_gp()
+    x = np.random.default_rng(1).random((50, 2))
+    mean, var = model.posterior(x)
+    mu, sigma = mean, np.sqrt(var)
+    ucb = model.evaluate(model.ucb(0.64), x)
     assert ucb == pytest.approx(mu + 0.64 * sigma, rel=1e-9)  # mu + beta * sigma
-    log_ei = ei_cls(gpr, space, best=float(y.max()), delta=0.05).eval_acqf_no_grad(x.numpy())
+    log_ei = model.evaluate(model.log_ei(best=float(y.max()), delta=0.05), x)
     assert np.exp(log_ei) == pytest.approx(
         expected_improvement(mu, sigma, float(y.max()), 0.05), rel=1e-5, abs=1e-12
     )
@@ -201,16 +199,20 @@ def test_wide_int_parameters_are_searched_continuously_and_rounded_back():
     import optuna
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    from trainwell.tune.bayes import BayesSampler, _relax_ints, _round_ints
+    from trainwell.search.bayes import relax_ints, round_ints
 
     space = {"width": IntDistribution(16, 256, log=True), "k": IntDistribution(0, 100, step=5),
              "depth": IntDistribution(1, 4)}
-    relaxed = _relax_ints(space)
+    relaxed = relax_ints(space)
     assert isinstance(relaxed["width"], FloatDistribution) and relaxed["width"].log
     assert isinstance(relaxed["k"], FloatDistribution)  # 21 values
     assert relaxed["depth"] is space["depth"]  # few values: stays discrete
-    assert _round_ints({"width": 40.6, "k": 12.6, "depth": 2}, space) == {"width": 41, "k": 15, "depth": 2}
-    assert _round_ints({"width": 300.0, "k": -1.0, "depth": 4}, space) == {"width": 256, "k": 0, "depth": 4}
+    assert round_ints({"width": 40.6, "k": 12.6, "depth": 2}, space) == {
+        "width": 41, "k": 15, "depth": 2
+    }
+    assert round_ints({"width": 300.0, "k": -1.0, "depth": 4}, space) == {
+        "width": 256, "k": 0, "depth": 4
+    }
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=BayesSampler(seed=0))
@@ -220,3 +222,25 @@ def test_wide_int_parameters_are_searched_continuously_and_rounded_back():
         assert isinstance(t.params["width"], int) and 16 <= t.params["width"] <= 256
         assert isinstance(t.params["k"], int) and t.params["k"] % 5 == 0
     assert study.best_value < 400
+
+
+def test_a_running_trial_counts_as_observed_at_its_predicted_mean():
+    """Kriging believer: a trial still running (another worker's) is in the GP at its predicted
+    mean, so the next suggestion goes elsewhere instead of repeating it."""
+
+    def bowl(t):
+        return (t.suggest_float("x", -2, 2) - 1) ** 2
+
+    suggestions = {}
+    for still_running in (True, False):
+        sampler = BayesSampler(acquisition="ucb", n_startup_trials=4, seed=0)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(bowl, n_trials=6)
+        first = study.ask()
+        x_first = first.suggest_float("x", -2, 2)
+        if not still_running:
+            study.tell(first, state=optuna.trial.TrialState.FAIL)  # gone: not in the GP
+        x_next = study.ask().suggest_float("x", -2, 2)
+        suggestions[still_running] = abs(x_next - x_first)
+    assert suggestions[False] < 1e-5  # the same GP suggests the same point again
+    assert suggestions[True] > 1e-3  # with the running trial believed, another one

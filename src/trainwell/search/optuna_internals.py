@@ -1,0 +1,270 @@
+"""Every use of Optuna's private modules, attributes and tables, in one place.
+
+Two parts of trainwell need what Optuna does not publish:
+
+* the GP sampler (:mod:`trainwell.search.bayes`) reuses Optuna's Gaussian process, search-space
+  normalization and acquisition optimizer (``optuna._gp``): :class:`GaussianProcess`;
+* the workers (:mod:`trainwell.tune.worker`) claim queued trials atomically and keep their
+  heartbeats, which needs a study's storage, a trial's id and one SQL statement on Optuna's
+  RDB tables: :func:`storage_of`, :func:`trial_id`, :func:`claim_waiting`.
+
+Each use says in one comment why the public API is not enough. No other module of trainwell
+touches a private name of Optuna (a test walks the source to keep it so). These internals move
+between Optuna releases: ``pyproject.toml`` states the range the test suite has been run on.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial
+
+
+# ---------------------------------------------------------------------------- studies and trials
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage a study reads and writes."""
+    # Study has no public accessor for its storage (only Trial.storage, once a trial exists)
+    storage: optuna.storages.BaseStorage = study._storage
+    return storage
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """A trial's id in its storage (unique across the studies of one storage)."""
+    # the storage API is keyed by trial id, which Trial and FrozenTrial keep private
+    return int(trial._trial_id)
+
+
+def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
+    """Atomically move one WAITING trial to RUNNING and return it; None when the queue is empty
+    (what ``Study.ask`` does first, without its fallback of creating a new trial).
+
+    On an RDB storage the claim is one conditional ``UPDATE ... WHERE state = WAITING`` whose
+    row count says who won. Optuna's own ``set_trial_state_values`` reads the state first with
+    ``SELECT ... FOR UPDATE``, which SQLite ignores: two workers on one SQLite study could both
+    claim a trial.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = storage_of(study)
+    # a study opened on an RDBStorage holds it wrapped in a cache (_CachedStorage), whose
+    # _backend is the only way back to the RDB engine the atomic claim needs
+    backend = getattr(storage, "_backend", storage)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        tid = trial_id(t)
+        if isinstance(backend, optuna.storages.RDBStorage):
+            if _claim_rdb(backend, tid):
+                return optuna.Trial(study, tid)
+            continue
+        try:
+            if storage.set_trial_state_values(tid, TrialState.RUNNING):
+                return optuna.Trial(study, tid)
+        except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile
+            continue
+    return None
+
+
+def _claim_rdb(storage: optuna.storages.RDBStorage, tid: int) -> bool:
+    """WAITING -> RUNNING for one trial in a single atomic statement (with its first heartbeat);
+    whether this call won."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy
+
+    # Optuna's table models: the public storage API has no compare-and-set of a trial's state
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    trials = models.TrialModel.__table__
+    # the start time Optuna's own RUNNING transition writes: naive UTC since Optuna 5 (which
+    # maps the column to TrialModel._datetime_start_utc), naive local time before
+    utc = hasattr(models.TrialModel, "_datetime_start_utc")
+    start = datetime.now(UTC).replace(tzinfo=None) if utc else datetime.now()
+    stmt = (
+        sqlalchemy.update(trials)
+        .where(trials.c.trial_id == tid, trials.c.state == TrialState.WAITING)
+        .values(state=TrialState.RUNNING, datetime_start=start)
+    )
+    with storage.engine.begin() as conn:
+        if conn.execute(stmt).rowcount != 1:
+            return False
+        if storage.get_heartbeat_interval():
+            # the first heartbeat in the same transaction: a worker killed right after its claim
+            # leaves a trial that goes stale (and is failed and re-queued), never one RUNNING
+            # forever; record_heartbeat cannot join the claim's transaction
+            conn.execute(sqlalchemy.insert(models.TrialHeartbeatModel).values(trial_id=tid))
+        return True
+
+
+# ---------------------------------------------------------------------------- the Gaussian process
+
+
+class GaussianProcess:
+    """Optuna's GP surrogate over one search space (``optuna._gp``), for trainwell's sampler.
+
+    Optuna publishes its GP only inside ``GPSampler``, with log-EI as the one acquisition; the
+    lecture's UCB with a decaying beta, EI with a margin and the kriging believer for parallel
+    workers need the model itself.
+
+    Args:
+        search_space: the parameters' distributions (Optuna's, as a sampler receives them).
+    """
+
+    def __init__(self, search_space: dict[str, BaseDistribution]) -> None:
+        # the normalization to [0, 1] that Optuna's GP and acquisition optimizer expect
+        from optuna._gp import search_space as gp_space
+
+        self.search_space = search_space
+        self._space = gp_space.SearchSpace(search_space)
+        self._gpr: Any = None
+        self.X: np.ndarray = np.empty((0, self.dim))
+
+    @property
+    def dim(self) -> int:
+        return int(self._space.dim)
+
+    def normalize(
+        self, trials: Sequence[FrozenTrial], params: list[dict[str, Any]] | None = None
+    ) -> np.ndarray:
+        """The trials' parameters (or ``params``, one dict per trial) scaled to [0, 1]."""
+        return np.asarray(self._space.get_normalized_params(list(trials), params))
+
+    def unnormalize(self, x: np.ndarray) -> dict[str, Any]:
+        """A point of [0, 1]^dim back as parameter values."""
+        return dict(self._space.get_unnormalized_param(x))
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        minimum_noise: float | None = None,
+        deterministic: bool = True,
+        previous: GaussianProcess | None = None,
+    ) -> None:
+        """Fit the kernel (Matern-5/2 ARD, maximum a posteriori) to normalized ``X`` and
+        standardized ``y``, starting from ``previous``'s kernel when it has the same dimension."""
+        # the GP fit and its kernel prior, which GPSampler keeps to itself
+        from optuna._gp import gp, prior
+
+        cache = previous._gpr if previous is not None and previous.dim == self.dim else None
+        self.X = X
+        self._gpr = gp.fit_kernel_params(
+            X=X,
+            Y=y,
+            is_categorical=self._space.is_categorical,
+            log_prior=prior.default_log_prior,
+            minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR
+            if minimum_noise is None
+            else minimum_noise,
+            gpr_cache=cache,
+            deterministic_objective=deterministic,
+        )
+
+    def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior mean and variance at normalized points ``x``."""
+        import torch
+
+        with torch.no_grad():
+            mean, var = self._gpr.posterior(torch.from_numpy(np.asarray(x, dtype=np.float64)))
+        return mean.numpy(), var.numpy()
+
+    def add_pending(self, x: np.ndarray) -> None:
+        """Count points being evaluated as observed at their predicted mean (kriging believer),
+        so that concurrent workers do not all pick the same point."""
+        import torch
+
+        x_t = torch.from_numpy(np.asarray(x, dtype=np.float64))
+        with torch.no_grad():
+            mean, _ = self._gpr.posterior(x_t)
+        self._gpr.append_running_data(x_t, mean)
+
+    def ucb(self, beta: float) -> Any:
+        """The acquisition ``mu + beta * sigma`` (lecture 002)."""
+        ucb_cls, _ = _acquisition_classes()
+        return ucb_cls(self._gpr, self._space, beta)
+
+    def log_ei(self, best: float, delta: float = 0.0) -> Any:
+        """The acquisition ``log EI`` with threshold ``best + delta`` (same argmax as EI)."""
+        _, ei_cls = _acquisition_classes()
+        return ei_cls(self._gpr, self._space, best, delta)
+
+    @staticmethod
+    def evaluate(acqf: Any, x: np.ndarray) -> np.ndarray:
+        """An acquisition's values at normalized points ``x``."""
+        return np.asarray(acqf.eval_acqf_no_grad(np.asarray(x, dtype=np.float64)))
+
+    def maximize(
+        self,
+        acqf: Any,
+        *,
+        start: np.ndarray,
+        n_candidates: int,
+        n_local_search: int,
+        tol: float,
+        rng: np.random.RandomState,
+    ) -> dict[str, Any]:
+        """The parameters maximizing ``acqf``: Sobol candidates scored, then batched L-BFGS-B
+        from the best of them and from ``start`` (normalized points, one per row)."""
+        # Optuna's mixed continuous / discrete acquisition optimizer: not published either
+        from optuna._gp import optim_mixed
+
+        x_next, _ = optim_mixed.optimize_acqf_mixed(
+            acqf,
+            warmstart_normalized_params_array=start,
+            n_preliminary_samples=n_candidates,
+            n_local_search=n_local_search,
+            tol=tol,
+            rng=rng,
+        )
+        return self.unnormalize(x_next)
+
+
+@functools.cache
+def _acquisition_classes() -> tuple[type, type]:
+    """UCB and EI as Optuna acquisition functions, built lazily (their base imports torch)."""
+    import torch
+
+    # the base class Optuna's acquisition optimizer takes: subclassing it is the only way to
+    # hand that optimizer an acquisition of our own
+    from optuna._gp import acqf as acqf_module
+
+    class UCBAcquisition(acqf_module.BaseAcquisitionFunc):
+        """``mu + beta * sigma`` (lecture 002; beta multiplies sigma, not the variance)."""
+
+        def __init__(self, gpr: Any, search_space: Any, beta: float) -> None:
+            self._gpr = gpr
+            self.beta = beta
+            super().__init__(gpr.length_scales, search_space)
+
+        def eval_acqf(self, x: torch.Tensor) -> torch.Tensor:
+            mean, var = self._gpr.posterior(x)
+            return mean + self.beta * torch.sqrt(var.clamp_min(1e-20))
+
+    class EIAcquisition(acqf_module.BaseAcquisitionFunc):
+        """``log EI`` with the lecture's margin ``delta``; the log keeps gradients alive far
+        from the incumbent and has the same argmax as EI."""
+
+        def __init__(self, gpr: Any, search_space: Any, best: float, delta: float) -> None:
+            self._gpr = gpr
+            self.f0 = best + delta
+            super().__init__(gpr.length_scales, search_space)
+
+        def eval_acqf(self, x: torch.Tensor) -> torch.Tensor:
+            mean, var = self._gpr.posterior(x)
+            return acqf_module.logei(mean=mean, var=var + 1e-12, f0=self.f0)
+
+    return UCBAcquisition, EIAcquisition
+
+
+__all__ = ["GaussianProcess", "claim_waiting", "storage_of", "trial_id"]
