@@ -157,7 +157,7 @@ def fit(
     """
     from trainwell.config import load_config
     from trainwell.runs import read_json
-    from trainwell.train.config import check_loss_for_task
+    from trainwell.train.losses import check_loss_for_task
 
     if resume is not None:
         run_dir = Path(resume)

@@ -145,7 +145,7 @@ def load_config(
 
 def check_cross_fields(cfg: Config) -> None:
     """Checks that span sections: the loss against the task, the search space against the config."""
-    from trainwell.train.config import check_loss_for_task
+    from trainwell.train.losses import check_loss_for_task
 
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)
     if cfg.tune.space and not cfg.tune.candidates:

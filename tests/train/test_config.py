@@ -38,7 +38,10 @@ def test_defaults_round_trip_through_toml():
         ("train.penalty.lambda=-1", "train.penalty.lambda"),
         ("train.grad_clip=0", "train.grad_clip"),
         ("train.precision='fp8'", "train.precision"),
-        ("train.device='tpu'", "train.device: must be one of auto, cpu, cuda, cuda:N, mps; got 'tpu'"),
+        (
+            "train.device='tpu'",
+            "train.device: must be one of auto, cpu, cuda, cuda:N, mps; got 'tpu'",
+        ),
         ("train.schedule.gamma=1.5", "train.schedule.gamma"),
         ("train.early_stopping.patience=0", "train.early_stopping.patience"),
         ("train.optimizer.nam='adam'", "did you mean 'train.optimizer.name'"),

@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from trainwell.errors import ConfigError
-from trainwell.train.config import PenaltyConfig, TrainConfig, check_loss_for_task
+from trainwell.train.config import PenaltyConfig, TrainConfig
 from trainwell.train.losses import (
     LOSSES,
     bce_loss,
     chance_loss,
+    check_loss_for_task,
     cross_entropy_loss,
     hinge_loss,
     huber_loss,

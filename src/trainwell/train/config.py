@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from trainwell.errors import ConfigError
 from trainwell.registry import Registry
 from trainwell.schema import Section
-from trainwell.train.losses import LOSSES, check_loss_for_task
+from trainwell.train.losses import LOSSES
 
 # ---------------------------------------------------------------------------- name tables
 
@@ -272,5 +272,4 @@ __all__ = [
     "PenaltyConfig",
     "ScheduleConfig",
     "TrainConfig",
-    "check_loss_for_task",
 ]
