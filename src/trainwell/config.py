@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from trainwell import schema
+import trainwell.schema as schema
 from trainwell.data.config import DataConfig
 from trainwell.diagnose.config import DoctorConfig
 from trainwell.errors import ConfigError

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from trainwell import schema
+import trainwell.schema as schema
 from trainwell.errors import ConfigError
 from trainwell.registry import Registry, closest
 
