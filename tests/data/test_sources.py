@@ -26,6 +26,8 @@ EXPECTED = {  # name -> (task, input_shape, n_outputs)
     "circles": ("binary", (2,), 1),
     "blobs": ("multiclass", (2,), 3),
     "classification": ("binary", (20,), 1),
+    "rotated_moons": ("binary", (2,), 1),
+    "multitask": ("regression", (10,), 2),  # several target columns: regression until [heads]
 }
 
 
@@ -37,7 +39,8 @@ def test_every_builtin_loads_with_its_task_and_shapes(name):
     assert data.train.X.shape == (len(data.train), *data.input_shape)
     assert data.train.X.dtype == torch.float32
     if data.task == "regression":
-        assert data.train.y.dtype == torch.float32 and data.train.y.shape == (len(data.train), 1)
+        assert data.train.y.dtype == torch.float32
+        assert data.train.y.shape == (len(data.train), data.n_outputs)
     else:
         assert data.train.y.dtype == torch.int64
         assert n == sum(sum(c) for c in data.class_counts().values())

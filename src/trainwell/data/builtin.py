@@ -13,6 +13,10 @@ moons          ``make_moons``: 2 features, 2 classes                   binary
 circles        ``make_circles``: 2 features, 2 classes                 binary
 blobs          ``make_blobs``: isotropic Gaussian clusters             multiclass
 classification ``make_classification``: informative + noise features   by n_classes
+rotated_moons  two moons (``domain = "source"``) or the same rotated by    binary
+               ``angle`` degrees (``"target"``): a domain-shift pair
+multitask      a class and a value (columns ``label``, ``value``) from     two targets
+               shared latent factors; ``labelled_*`` leave rows unlabelled
 ============== ====================================================== ============
 
 Generators take their scikit-learn parameters from ``data.params``; ``random_state`` defaults to
@@ -35,10 +39,11 @@ from trainwell.tasks import Task
 
 @dataclass(frozen=True)
 class Builtin:
-    loader: str  # sklearn.datasets function name
+    loader: str  # sklearn.datasets function name, or one of _OWN_GENERATORS
     images: bool = False
     generator: bool = False
     task: Task | None = None  # None: classification, binary for two classes, else multiclass
+    targets: tuple[str, ...] = ()  # the names of several target columns (one column: "target")
 
 
 BUILTINS: Registry[Builtin] = Registry("builtin dataset", ConfigError)
@@ -53,6 +58,9 @@ for _name, _b, _aliases in [
     ("circles", Builtin("make_circles", generator=True), ()),
     ("blobs", Builtin("make_blobs", generator=True), ()),
     ("classification", Builtin("make_classification", generator=True), ()),
+    ("rotated_moons", Builtin("rotated_moons", generator=True), ("twinning_moons",)),
+    ("multitask", Builtin("multitask_table", generator=True, task="regression",
+                          targets=("label", "value")), ("multitask_table",)),
 ]:
     BUILTINS.register(_name, *_aliases)(_b)
 
@@ -68,9 +76,90 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 @dataclass
 class BuiltinData:
     X: np.ndarray            # (n, d) features or (n, C, H, W) images
-    y: np.ndarray
+    y: np.ndarray            # (n,), or (n, k) for k named target columns
     feature_names: list[str]
     task: Task
+    target_names: list[str] | None = None  # the k columns of a 2-D y (None: one "target")
+
+
+# ---------------------------------------------------------------------------- own generators
+
+
+def _rng(random_state: int | np.random.RandomState | None, stream: int) -> np.random.Generator:
+    """A generator for one of a set's independent streams, reproducible from ``random_state``."""
+    if isinstance(random_state, np.random.RandomState):
+        random_state = int(random_state.randint(0, 2**31 - 1))
+    if random_state is None:
+        return np.random.default_rng()
+    return np.random.default_rng(np.random.SeedSequence([int(random_state), stream]))
+
+
+def rotated_moons(n_samples: int = 300, noise: float = 0.1, angle: float = 30.0,
+                  domain: str = "source",
+                  random_state: int | np.random.RandomState | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The inter-twinning moons of Ganin et al. (JMLR 2016, sec. 5.1.1): a domain-shift pair.
+
+    ``domain="source"`` gives two moons (``make_moons``); ``"target"`` an independent draw of the
+    same moons rotated by ``angle`` degrees about their centre, the domain a model trained on
+    the source must adapt to. One ``random_state`` gives both, as two independent streams.
+    """
+    from sklearn.datasets import make_moons
+
+    if domain not in ("source", "target"):
+        raise ValueError(f"domain must be 'source' or 'target'; got {domain!r}")
+    if not np.isfinite(angle):
+        raise ValueError(f"angle must be a finite number of degrees; got {angle!r}")
+    stream = 0 if domain == "source" else 1
+    seed = int(_rng(random_state, stream).integers(0, 2**31 - 1))
+    X, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
+    if domain == "target":
+        theta = np.deg2rad(angle)
+        rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+        centre = np.array([0.5, 0.25])  # the centre of make_moons' two half circles
+        X = (X - centre) @ rot.T + centre  # counter-clockwise by `angle`
+    return X, y
+
+
+def multitask_table(n_samples: int = 1000, n_features: int = 10, n_classes: int = 3,
+                    noise: float = 0.1, labelled_label: float = 1.0, labelled_value: float = 1.0,
+                    random_state: int | np.random.RandomState | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A table with two related targets from shared latent factors: a multitask set.
+
+    Three latent factors ``z`` make the ``n_features`` features through a random nonlinear map
+    (plus ``noise``). The regression ``value`` and the class ``label`` (``n_classes`` balanced
+    classes, cut at quantiles of a score) both rest on one nonlinear factor of ``z``, so the
+    features one head learns help the other. A fraction ``1 - labelled_label`` of the rows has
+    no label (-1) and ``1 - labelled_value`` no value (NaN): a head with scarce labels. The
+    masks are drawn last, so the same ``random_state`` gives the same rows at any fraction.
+    Returns ``X (n, n_features)`` and ``Y (n, 2)`` = [label, value].
+    """
+    for name, frac in (("labelled_label", labelled_label), ("labelled_value", labelled_value)):
+        if not 0.0 <= frac <= 1.0:
+            raise ValueError(f"{name} must be a fraction in [0, 1]; got {frac!r}")
+    if n_samples < 1 or n_features < 1 or n_classes < 2:
+        raise ValueError(f"need n_samples >= 1, n_features >= 1 and n_classes >= 2; got "
+                         f"{n_samples}, {n_features}, {n_classes}")
+    rng = _rng(random_state, 0)
+    z = rng.standard_normal((n_samples, 3))                   # (n, 3) latent factors
+    A = rng.standard_normal((3, 16))
+    B = rng.standard_normal((16, n_features)) / 4.0
+    X = np.tanh(z @ A) @ B + noise * rng.standard_normal((n_samples, n_features))
+    shared = np.sin(2 * z[:, 0]) + z[:, 1] * z[:, 2]             # a nonlinear factor both use
+    value = shared + 0.5 * np.cos(z[:, 2]) + 0.1 * rng.standard_normal(n_samples)
+    score = shared - 0.5 * z[:, 2]                              # the label's: related, not equal
+    cuts = np.quantile(score, np.linspace(0, 1, n_classes + 1)[1:-1])
+    label = np.digitize(score, cuts).astype(np.float64)       # n_classes balanced classes
+    label[rng.random(n_samples) >= labelled_label] = -1       # no label
+    value[rng.random(n_samples) >= labelled_value] = np.nan   # no value
+    return X, np.stack([label, value], axis=1)
+
+
+_OWN_GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "rotated_moons": rotated_moons,
+    "multitask_table": multitask_table,
+}
 
 
 def _task(spec: Builtin, y: np.ndarray) -> Task:
@@ -104,12 +193,13 @@ def load_builtin(name: str, params: dict[str, Any], seed: int) -> BuiltinData:
 
     canonical = BUILTINS.canonical(name)
     spec = BUILTINS.get(canonical)
-    func = getattr(skd, spec.loader)
+    func: Callable[..., Any] = _OWN_GENERATORS.get(spec.loader) or getattr(skd, spec.loader)
     if not spec.generator:
         if params:
+            generators = ", ".join(n for n in BUILTINS.names() if BUILTINS.get(n).generator)
             raise DataError(
                 f"builtin:{canonical} takes no data.params; got {sorted(params)} (parameters are "
-                "for the generators moons, circles, blobs, classification)"
+                f"for the generators {generators})"
             )
         bunch = func()
         X, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
@@ -125,7 +215,8 @@ def load_builtin(name: str, params: dict[str, Any], seed: int) -> BuiltinData:
     except (TypeError, ValueError) as exc:
         raise DataError(f"builtin:{canonical} refused data.params {params}: {exc}") from None
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
-    return BuiltinData(X, y, [f"x{i}" for i in range(X.shape[1])], _task(spec, y))
+    return BuiltinData(X, y, [f"x{i}" for i in range(X.shape[1])], _task(spec, y),
+                       list(spec.targets) or None)
 
 
-__all__ = ["BUILTINS", "BuiltinData", "load_builtin"]
+__all__ = ["BUILTINS", "BuiltinData", "load_builtin", "multitask_table", "rotated_moons"]

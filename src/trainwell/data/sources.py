@@ -210,8 +210,11 @@ def _read_builtin(name: str, params: dict[str, Any], seed: int, for_prediction: 
     if b.X.ndim == 4:
         return RawImages(b.X.astype(np.float32), b.y, origin, b.task, list(range(len(b.y))))
     frame = pd.DataFrame(b.X, columns=b.feature_names)
-    frame["target"] = b.y
-    return RawTable(frame, origin, ["target"], b.task, list(b.feature_names))
+    targets = list(b.target_names or ["target"])
+    y = b.y.reshape(len(b.y), -1)
+    for j, target in enumerate(targets):  # one column per target (a multitask table has several)
+        frame[target] = y[:, j]
+    return RawTable(frame, origin, targets, b.task, list(b.feature_names))
 
 
 @register_source("csv", suffixes=(".csv", ".txt"))
