@@ -34,7 +34,7 @@ def net(seed=0, width=32):
     return MultiHead(trunk, {"label": nn.Linear(width, 3), "value": nn.Linear(width, 1)})
 
 
-def setup(obj, model, batch):
+def set_up(obj, model, batch):
     obj.setup(model, batch)
     return obj
 
@@ -43,7 +43,7 @@ def test_the_loss_is_the_weighted_sum_of_the_heads_losses_by_hand():
     (X, Y), _ = table()
     x, y = X[:16], Y[:16]
     model = net()
-    obj = setup(Multitask(HEADS, loss_weights={"label": 0.7, "value": 0.2}), model, (x, y))
+    obj = set_up(Multitask(HEADS, loss_weights={"label": 0.7, "value": 0.2}), model, (x, y))
     res = obj.loss(model, (x, y))
     out = model(x)
     by_hand = 0.7 * F.cross_entropy(out["label"], y[:, 0].long()) + 0.2 * F.mse_loss(
@@ -60,7 +60,7 @@ def test_a_missing_label_is_masked_per_row():
     y[[1, 4], 0] = -1  # no label in rows 1 and 4
     y[[0, 4, 6], 1] = math.nan  # no value in rows 0, 4 and 6
     model = net()
-    obj = setup(Multitask(HEADS), model, (x, y))
+    obj = set_up(Multitask(HEADS), model, (x, y))
     res = obj.loss(model, (x, y))
     out = model(x)
     keep_l = torch.tensor([1, 0, 1, 1, 0, 1, 1, 1], dtype=torch.bool)
@@ -78,7 +78,7 @@ def test_a_head_with_no_labels_in_a_batch_contributes_zero_no_nan_and_no_gradien
     x, y = X[:8], Y[:8].clone()
     y[:, 1] = math.nan  # no value at all in this batch
     model = net()
-    obj = setup(Multitask(HEADS, loss_weights={"label": 1.0, "value": 5.0}), model, (X[:8], Y[:8]))
+    obj = set_up(Multitask(HEADS, loss_weights={"label": 1.0, "value": 5.0}), model, (X[:8], Y[:8]))
     res = obj.loss(model, (x, y))
     assert torch.isfinite(res.loss)
     assert res.loss.item() == pytest.approx(
