@@ -301,7 +301,7 @@ def _train(
     )
     _finish_run(run_dir, cfg, run)
     if diverged is not None:
-        diverged.run = run  # type: ignore[attr-defined]
+        diverged.run = run
         raise diverged
     return run
 
@@ -318,14 +318,14 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
     if trainer.best_epoch and _split_len(prepared.test):
         test = trainer.evaluate(prepared.test, prefix="test")
         out, y = trainer.predict_outputs(prepared.test)
-        arrays = _predictions(out, prepared.task)
+        arrays: dict[str, Any] = dict(_predictions(out, prepared.task))
         if y is None:
             raise DataError("the test split has no targets")
         arrays["y_true"] = y.cpu().numpy()
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        np.savez(buf, **arrays)
         write_bytes_atomic(run_dir / "predictions.npz", buf.getvalue())
     history = trainer.history
     best = next((r for r in history if r["epoch"] == trainer.best_epoch), {})

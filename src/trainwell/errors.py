@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TrainwellError(Exception):
     """Base of every error trainwell raises on purpose."""
@@ -24,7 +26,13 @@ class RunError(TrainwellError, RuntimeError):
 
 
 class DivergenceError(TrainwellError, FloatingPointError):
-    """The loss became NaN or inf during training."""
+    """The loss became NaN or inf during training.
+
+    Attributes:
+        run: the finished (diverged) run when raised by ``trainwell.fit``, else None.
+    """
+
+    run: Any = None
 
 
 class StopRun(TrainwellError):  # noqa: N818 - a signal, not a failure

@@ -111,7 +111,7 @@ def higher_is_better(metric: str) -> bool:
 def metric_mode(metric: str, mode: str = "auto") -> Literal["min", "max"]:
     """``max`` where a larger ``metric`` is better, else ``min``; an explicit ``mode`` wins."""
     if mode in ("min", "max"):
-        return mode  # type: ignore[return-value]
+        return "max" if mode == "max" else "min"
     return "max" if higher_is_better(metric) else "min"
 
 
@@ -123,7 +123,7 @@ def metric_direction(metric: str, direction: str = "auto") -> Literal["minimize"
         ('maximize', 'minimize')
     """
     if direction in ("minimize", "maximize"):
-        return direction  # type: ignore[return-value]
+        return "maximize" if direction == "maximize" else "minimize"
     return "maximize" if higher_is_better(metric) else "minimize"
 
 

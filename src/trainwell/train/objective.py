@@ -19,7 +19,7 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -179,6 +179,10 @@ def hard_targets(y: Tensor, task: str) -> Tensor:
     return y.reshape(-1).long() if y.is_floating_point() else y
 
 
+def _not_set_up(out: Tensor, y: Tensor) -> Tensor:
+    raise RuntimeError("Supervised.setup must run before the loss is computed")
+
+
 class Supervised(Objective):
     """One head: ``loss(model(x), y)`` on ``(x, y)`` batches. The default objective.
 
@@ -210,7 +214,7 @@ class Supervised(Objective):
         self.task = check_task(task) if task is not None else None
         self.top_k = top_k
         self.n_outputs: int | None = None
-        self.loss_fn: LossFn | None = None
+        self.loss_fn: LossFn = _not_set_up
         self.loss_name: str = "custom"
 
     def setup(self, model: nn.Module, first_batch: Any) -> None:
@@ -230,7 +234,7 @@ class Supervised(Objective):
             tasks = None if custom else loss_tasks(_loss_name(self.loss_spec))
             self.task = infer_task(y, n_outputs=self.n_outputs, loss_tasks=tasks)
         if custom:
-            self.loss_fn = self.loss_spec  # type: ignore[assignment]
+            self.loss_fn = cast("LossFn", self.loss_spec)
             return
         if self.task == "regression" and isinstance(y, Tensor) and self.n_outputs is not None:
             per_sample = y[0].numel() if y.ndim > 1 else 1
@@ -239,7 +243,8 @@ class Supervised(Objective):
                     f"the model gives {self.n_outputs} output(s) per sample but the "
                     f"regression targets have {per_sample}: they must match"
                 )
-        cfg = resolve_loss(self.loss_spec, self.task, self.n_outputs)  # type: ignore[arg-type]
+        spec = cast("LossConfig | str | dict[str, Any]", self.loss_spec)
+        cfg = resolve_loss(spec, self.task, self.n_outputs)
         self.loss_name = cfg.name
         self.loss_fn = make_loss(cfg, self.task, self.n_outputs)
         if isinstance(y, Tensor) and is_soft_target(y) and cfg.name != "cross_entropy":
@@ -251,14 +256,14 @@ class Supervised(Objective):
     def loss(self, model: nn.Module, batch: Any) -> StepResult:
         x, y = batch  # (x, y): the loop's in-memory batches are pairs
         out = model(x)
-        return StepResult(self.loss_fn(out, y), out, y)  # type: ignore[misc]
+        return StepResult(self.loss_fn(out, y), out, y)
 
     def eval_loss(self, model: nn.Module, batch: Any) -> StepResult:
         x, y = split_batch(batch)
         out = model(x)
         if y is None:
             raise DataError("evaluation data has no targets")
-        return StepResult(self.loss_fn(out, y), out, y)  # type: ignore[misc]
+        return StepResult(self.loss_fn(out, y), out, y)
 
     def evaluate(
         self, model: nn.Module, batches: Iterable[Any], prefix: str = "val"
@@ -276,7 +281,7 @@ class Supervised(Objective):
             if not outs or not ys:
                 return {}
             out, y = torch.cat(outs), torch.cat(ys)
-            res = {f"{prefix}_loss": float(self.loss_fn(out, y))}  # type: ignore[misc]
+            res = {f"{prefix}_loss": float(self.loss_fn(out, y))}
             metrics = task_metrics(
                 out,
                 hard_targets(y, self.task or "multiclass"),
