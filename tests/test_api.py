@@ -403,3 +403,15 @@ def test_predict_takes_npz_columns_by_position_for_a_table_run(runs_dir, tmp_pat
         main(["predict", str(runs_dir / "tab"), str(tmp_path / "narrow.npz"), "--out", str(out)])
         == 2
     )
+
+
+def test_tw_tune_is_the_entry_point_and_the_package_stays_importable():
+    import importlib
+    import sys
+
+    import trainwell as tw
+    from trainwell.tune import study as study_module
+
+    assert callable(tw.tune) and tw.tune.__module__ == "trainwell"
+    assert isinstance(sys.modules["trainwell.tune"], type(sys))  # the package is a module
+    assert importlib.import_module("trainwell.tune").Study is study_module.Study

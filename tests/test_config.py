@@ -173,3 +173,11 @@ def test_set_path_creates_tables_and_names_what_is_in_the_way():
     # --set goes through the same path tool
     with pytest.raises(ConfigError, match=r"--set model.hidden.width=4: model.hidden is \[8\]"):
         load_config({}, ["model.hidden=[8]", "model.hidden.width=4"])
+
+
+def test_a_bad_search_space_entry_names_its_own_path_once():
+    with pytest.raises(ConfigError) as info:
+        load_config({}, ['tune.space={"train.optimizer.lr"="foo(1,2)"}'])
+    line = str(info.value).splitlines()[1].strip()
+    assert line.startswith("tune.space.'train.optimizer.lr': unknown distribution 'foo'; valid: ")
+    assert "tune.space: tune.space" not in str(info.value) and "got {" not in line

@@ -20,7 +20,7 @@ def closest(name: str, valid: list[str]) -> str | None:
 def unknown_name_message(kind: str, name: object, valid: list[str]) -> str:
     """``unknown activation 'rleu'; did you mean 'relu'? valid: ...``."""
     hint = closest(str(name), valid)
-    did = f"; did you mean {hint!r}?" if hint else ""
+    did = f"; did you mean {hint!r}?" if hint else ";"
     return f"unknown {kind} {name!r}{did} valid: {', '.join(sorted(valid))}"
 
 

@@ -122,7 +122,8 @@ def model_at(root: type[BaseModel], path: str | Sequence[Any]) -> type[BaseModel
 # pydantic adds union-member tags ("str", "function-after[...]") into locs
 _UNION_TAGS = {"str", "int", "float", "bool", "list", "dict"}
 # a message that starts with a field path: "train.loss: ...", "train.optimizer.betas must ..."
-_LEADING_PATH = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(: | )")
+# a dotted path at the start of a message; a segment may be quoted ("tune.space.'train.lr'")
+_LEADING_PATH = re.compile(r"^([A-Za-z_][\w]*(?:\.(?:[A-Za-z_][\w]*|'[^']*'))*)(: | )")
 
 _TYPE_WORDS = {
     "string_type": "a string",
@@ -177,7 +178,10 @@ def _describe(err: dict[str, Any], root: type[BaseModel]) -> str:
     if kind == "missing":
         return f"{path}: required field is missing"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    field_path = path
     path, msg = _own_path(path, msg)
+    if path != field_path:  # the validator named a part of the value: the whole is not shown
+        return f"{path}: {msg}"
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."

@@ -78,7 +78,16 @@ def infer_task(
     if y is None:
         return "regression"
     if not y.is_floating_point():
-        return "binary" if n_outputs == 1 else "multiclass"
+        if n_outputs != 1:
+            return "multiclass"
+        if bool(((y == 0) | (y == 1)).all()):
+            return "binary"
+        from trainwell.errors import DataError
+
+        raise DataError(
+            f"the targets are integer labels with {int(y.unique().numel())} distinct values "
+            f"(e.g. {int(y.max())}) but the model has 1 output: give it one output per class for "
+            "classification, or pass float targets (or a regression loss) to regress them")
     if n_outputs == 1 and y.numel() and (y.ndim == 1 or y.shape[-1] == 1):
         if bool(((y == 0) | (y == 1)).all()):
             return "binary"

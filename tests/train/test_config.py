@@ -69,3 +69,39 @@ def test_boundary_values_are_accepted():
     )
     assert cfg.train.epochs == 1 and cfg.train.device == "cuda:0"
     assert TrainConfig(loss="mse").loss.name == "l2"
+
+
+def test_the_trainers_own_specs_are_checked_with_the_field_named_once():
+    from torch import nn
+
+    from trainwell.train import Trainer
+
+    with pytest.raises(
+        ConfigError,
+        match=r"^invalid train.schedule:\n  name: unknown schedule "
+        r"'cosinee'; did you mean 'cosine'\? valid: ",
+    ):
+        Trainer(nn.Linear(2, 2), schedule="cosinee")
+    with pytest.raises(
+        ConfigError,
+        match=r"^invalid train.optimizer:\n  name: unknown optimizer "
+        r"'foo'; valid: ",
+    ):
+        Trainer(nn.Linear(2, 2), optimizer="foo")
+
+
+def test_schedule_names_and_the_schedule_registry_agree():
+    from trainwell.train.config import SCHEDULE_NAMES
+    from trainwell.train.schedules import SCHEDULES
+
+    assert SCHEDULES.names() == SCHEDULE_NAMES.names()
+
+
+def test_penalty_names_and_the_penalty_registry_agree():
+    import typing
+
+    from trainwell.train.config import PenaltyConfig
+    from trainwell.train.penalties import PENALTIES
+
+    names = set(typing.get_args(PenaltyConfig.model_fields["name"].annotation)) - {"none"}
+    assert set(PENALTIES.names()) == names

@@ -108,3 +108,29 @@ def test_end_after_an_interrupt():
     with pytest.raises(KeyboardInterrupt):
         fit(rec, RaiseAt(1, KeyboardInterrupt())).fit(data())
     assert rec.ends[0][0] == "interrupted"
+
+
+def test_end_fires_when_the_fit_fails_before_training():
+    rec = EndRecorder()
+    es = EarlyStoppingConfig(metric="val_nonsense", patience=3)
+    X, y = data()
+    from trainwell.errors import ConfigError, RunError
+
+    with pytest.raises(ConfigError, match="val_nonsense"):
+        fit(rec, early_stopping=es).fit((X, y), (X, y))
+    assert rec.ends == [("failed", "ConfigError", 0)]
+    rec2 = EndRecorder()
+    with pytest.raises((RunError, ConfigError, FileNotFoundError)):
+        fit(rec2).fit((X, y), resume="no/such/checkpoint/dir")
+    assert rec2.ends and rec2.ends[0][0] == "failed"
+
+
+def test_every_end_runs_even_when_one_fails_and_the_first_error_is_raised():
+    class BrokenEnd(Callback):
+        def end(self, trainer):
+            raise RuntimeError("first end failed")
+
+    rec = EndRecorder()
+    with pytest.raises(RuntimeError, match="first end failed"):
+        fit(BrokenEnd(), rec).fit(data())
+    assert rec.ends == [("completed", None, 3)]

@@ -352,3 +352,41 @@ def test_early_stopping_may_watch_an_objectives_own_term():
         early_stopping=es,
     ).fit(train)
     assert t.stopped_early and t.epoch == 2  # the count only grows: no improvement after epoch 1
+
+
+def test_integer_labels_beyond_0_1_with_one_output_are_refused_not_trained_as_binary():
+    X = torch.randn(40, 4)
+    y = torch.arange(40) % 10  # ten classes
+    with pytest.raises(DataError, match="integer labels with 10 distinct values.*1 output"):
+        Trainer(nn.Linear(4, 1), epochs=1, seed=0).fit((X, y))
+
+
+def test_binary_soft_targets_are_scored_against_their_rounding():
+    from trainwell.train.objective import hard_targets
+
+    soft = torch.tensor([0.95, 0.05, 0.6, 0.4])
+    assert hard_targets(soft, "binary").tolist() == [1, 0, 1, 0]
+    assert hard_targets(soft.reshape(-1, 1), "binary").tolist() == [1, 0, 1, 0]
+
+
+def test_an_objective_subclass_may_return_a_bare_loss():
+    class BareLoss(Objective):
+        def loss(self, model, batch):
+            x, y = batch
+            return F.cross_entropy(model(x), y)
+
+    train, val = iris()
+    t = Trainer(nn.Linear(4, 3), step=BareLoss(), epochs=3, seed=0).fit(train, val)
+    assert t.history[-1]["train_loss"] < t.history[0]["train_loss"] and "val_loss" in t.history[-1]
+
+
+class DictIrisWithXY(DictIris):
+    """A Dataset that also has X and y attributes: it is still read item by item."""
+
+
+def test_a_dataset_with_x_and_y_attributes_is_read_item_by_item():
+    train, _ = iris()
+    torch.manual_seed(0)
+    t = Trainer(TwoInTwoOut(), step=two_head_step, epochs=2, batch_size=16, seed=0)
+    t.fit(DictIrisWithXY(*train))
+    assert t.steps_per_epoch == 7 and isinstance(t.batch, dict)

@@ -88,16 +88,6 @@ class Param:
             raise ValueError(f"{self.path}: a {self.kind} parameter has no bounds")
         return float(self.low), float(self.high)
 
-    def distribution(self) -> optuna.distributions.BaseDistribution:
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        if not self.spec.numeric:
-            return CategoricalDistribution([_encode(c) for c in self.choices])
-        lo, hi = self.bounds
-        if self.spec.integer:
-            return IntDistribution(int(lo), int(hi), log=self.log)
-        return FloatDistribution(lo, hi, log=self.log)
-
     def active(self, values: dict[str, Any], base: dict[str, Any]) -> bool:
         """Whether every ``when`` condition holds for the values sampled so far (or the base
         config)."""

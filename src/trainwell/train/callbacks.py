@@ -93,21 +93,27 @@ class Events:
                 raise
 
     def end(self, trainer: Trainer) -> None:
-        """Every callback's ``end``; with an error propagating, their own errors are logged."""
+        """Every callback's ``end``, each one even when another fails.
+
+        With an error already propagating, their own errors are logged; after a fit that ended
+        well, the first of them is raised once every callback has had its ``end``.
+        """
         failing = trainer.error is not None
+        first: Exception | None = None
         for cb, hook in self._hooks["end"]:
             try:
                 hook(trainer)
             except Exception as exc:
-                if not failing:
+                if failing:
+                    logger.error(
+                        "callback %s failed in event 'end' after the fit ended with %s: %s",
+                        type(cb).__name__, type(trainer.error).__name__, exc,
+                    )
+                elif first is None:
                     exc.add_note(f"raised by callback {type(cb).__name__} in event 'end'")
-                    raise
-                logger.error(
-                    "callback %s failed in event 'end' after the fit ended with %s: %s",
-                    type(cb).__name__,
-                    type(trainer.error).__name__,
-                    exc,
-                )
+                    first = exc
+        if first is not None:
+            raise first
 
 
 __all__ = ["EVENTS", "Callback", "Events"]

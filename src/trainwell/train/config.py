@@ -65,7 +65,7 @@ def _canonical(registry: Registry[Any], field: str, value: str) -> str:
     try:
         return registry.canonical(value)
     except ConfigError as exc:
-        raise ValueError(f"{field}: {exc}") from None
+        raise ValueError(str(exc)) from None  # the error names the field path itself
 
 
 # ---------------------------------------------------------------------------- sections

@@ -145,6 +145,8 @@ def as_batches(
         return data
     if isinstance(data, DataLoader):
         return LoaderBatches(data, device)
+    if isinstance(data, Dataset):
+        data = (data, None)  # a Dataset is read item by item, whatever attributes it has
     X, y = _xy(data)
     if isinstance(X, Tensor):
         y = torch.as_tensor(y) if y is not None and not isinstance(y, Tensor) else y

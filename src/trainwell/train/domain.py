@@ -262,7 +262,7 @@ class DomainAdversarial(Objective):
     # ------------------------------------------------------------------ the step
 
     def loss(self, model: nn.Module, batch: Any) -> StepResult:
-        if self.label.loss_fn is None:
+        if self.label.n_outputs is None:  # set by setup
             raise ConfigError(
                 "DomainAdversarial: call setup(model, first_batch) first (a Trainer does)"
             )

@@ -152,7 +152,7 @@ class Objective(ABC):
         model.eval()
         with torch.inference_mode():
             for self.eval_index, batch in enumerate(batches):
-                res = self.eval_loss(model, batch)
+                res = as_step_result(self.eval_loss(model, batch))
                 n = len(res.targets) if isinstance(res.targets, Tensor) else batch_len(batch)
                 total = total + res.loss.double().cpu() * n
                 count += n
@@ -176,11 +176,13 @@ def hard_targets(y: Tensor, task: str) -> Tensor:
         return y
     if is_soft_target(y) and task == "multiclass":
         return y.argmax(1)
-    return y.reshape(-1).long() if y.is_floating_point() else y
+    if y.is_floating_point():  # 0/1 labels, or probabilities of class 1
+        return (y.reshape(-1) >= 0.5).long()
+    return y
 
 
 def _not_set_up(out: Tensor, y: Tensor) -> Tensor:
-    raise RuntimeError("Supervised.setup must run before the loss is computed")
+    raise ConfigError("Supervised: call setup(model, first_batch) first (a Trainer does)")
 
 
 class Supervised(Objective):

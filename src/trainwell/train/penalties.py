@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from trainwell.errors import ConfigError
+from trainwell.registry import Registry
 from trainwell.train.config import PenaltyConfig
 
 
@@ -47,14 +49,27 @@ def make_penalty(cfg: PenaltyConfig | None, model: nn.Module) -> Callable[[], Te
     if cfg is None or cfg.name == "none" or cfg.lam == 0:
         return None
     params = penalized_parameters(model, cfg.apply_to)
-    lam, beta = cfg.lam, cfg.beta
     if not params:
         return None
-    if cfg.name == "l2":
-        return lambda: lam * l2_penalty(params)
-    if cfg.name == "l1":
-        return lambda: lam * l1_penalty(params)
-    return lambda: lam * elastic_penalty(params, beta)
+    lam, beta, penalty = cfg.lam, cfg.beta, PENALTIES.get(cfg.name)
+    return lambda: lam * penalty(params, beta)
 
 
-__all__ = ["elastic_penalty", "l1_penalty", "l2_penalty", "make_penalty", "penalized_parameters"]
+#: R(W) by name, ``(parameters, beta) -> scalar``; the names are ``PenaltyConfig.name``'s
+#: (a test checks they agree), ``none`` aside.
+PENALTIES: Registry[Callable[[list[nn.Parameter], float], Tensor]] = Registry(
+    "penalty", ConfigError
+)
+PENALTIES.register("l2")(lambda params, beta: l2_penalty(params))
+PENALTIES.register("l1")(lambda params, beta: l1_penalty(params))
+PENALTIES.register("elastic")(elastic_penalty)
+
+
+__all__ = [
+    "PENALTIES",
+    "elastic_penalty",
+    "l1_penalty",
+    "l2_penalty",
+    "make_penalty",
+    "penalized_parameters",
+]

@@ -38,7 +38,15 @@ from trainwell.train.config import (
 from trainwell.train.data import TensorBatches, as_batches, loader_generators
 from trainwell.train.device import autocast_context, resolve_device
 from trainwell.train.early_stopping import EarlyStopping
-from trainwell.train.objective import Objective, Supervised, batch_len, make_objective, split_batch
+from trainwell.train.objective import (
+    Objective,
+    StepResult,
+    Supervised,
+    as_step_result,
+    batch_len,
+    make_objective,
+    split_batch,
+)
 from trainwell.train.optim import make_optimizer
 from trainwell.train.penalties import make_penalty
 from trainwell.train.schedules import LRSchedule
@@ -101,7 +109,7 @@ class Trainer:
         task: str | None = None,
         step: Objective | Callable[[nn.Module, Any], Any] | None = None,
         optimizer: str | OptimizerConfig | dict[str, Any] | torch.optim.Optimizer = "adam",
-        schedule: str | ScheduleConfig | None = None,
+        schedule: str | dict[str, Any] | ScheduleConfig | None = None,
         penalty: PenaltyConfig | None = None,
         epochs: int = 10,
         batch_size: int = 64,
@@ -130,11 +138,7 @@ class Trainer:
             batch_index=lambda: self.batch_index,
         )
         self.task: str | None = self.objective.task
-        self.schedule_spec = (
-            schedule
-            if isinstance(schedule, ScheduleConfig)
-            else ScheduleConfig(name=schedule or "constant")
-        )
+        self.schedule_spec = schedule_config(schedule)
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.shuffle, self.grad_clip, self.top_k, self.num_workers = (
             shuffle,
@@ -220,22 +224,27 @@ class Trainer:
         Raises:
             DivergenceError: the loss became NaN or inf (the best snapshot is restored first).
         """
-        batches = as_batches(
-            train, self.batch_size, self.shuffle, self.generator, self.device, self.num_workers
-        )
-        val_data = as_batches(val, self.eval_batch_size, False, None, self.device, self.num_workers)
-        self._setup(batches, val_data is not None and len(val_data) > 0)
-        # a user's DataLoader may shuffle from its own generator; the trainer's is saved anyway
-        self._data_generators = [g for g in loader_generators(batches) if g is not self.generator]
-        if resume is not None:
-            self.load_checkpoint(resume)
         events = Events(self.callbacks)
-        autocast, scaler = autocast_context(self.device, self.precision)
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        start = time.perf_counter() - self.elapsed
         writer = CheckpointWriter()  # a periodic checkpoint is written during the next epoch
         self.outcome, self.error = "running", None
-        try:
+        try:  # from here on, every ending fires the `end` event
+            batches = as_batches(
+                train, self.batch_size, self.shuffle, self.generator, self.device,
+                self.num_workers,
+            )
+            val_data = as_batches(
+                val, self.eval_batch_size, False, None, self.device, self.num_workers
+            )
+            self._setup(batches, val_data is not None and len(val_data) > 0)
+            # a user's DataLoader may shuffle from its own generator; the trainer's is saved too
+            self._data_generators = [
+                g for g in loader_generators(batches) if g is not self.generator
+            ]
+            if resume is not None:
+                self.load_checkpoint(resume)
+            autocast, scaler = autocast_context(self.device, self.precision)
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            start = time.perf_counter() - self.elapsed
             events("before_fit", self)
             try:
                 self._loop(batches, val_data, events, autocast, scaler, params, start, writer)
@@ -273,7 +282,13 @@ class Trainer:
         start: float,
         writer: CheckpointWriter,
     ) -> None:
-        model, opt, sched, step = self.model, self.optimizer, self.schedule, self.objective.loss
+        model, opt, sched = self.model, self.optimizer, self.schedule
+        objective = self.objective
+        step: Callable[[nn.Module, Any], StepResult] = (
+            objective.loss  # the default returns a StepResult; others may return a bare loss
+            if isinstance(objective, Supervised)
+            else lambda m, b: as_step_result(objective.loss(m, b))
+        )
         assert sched is not None
         while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
             self.epoch += 1
@@ -456,11 +471,6 @@ class Trainer:
             return {}
         return self.objective.evaluate(self.model, self._eval_batches(data), prefix)
 
-    @property
-    def loss_fn(self) -> Any:
-        """The data loss ``(output, target) -> scalar`` of the default objective (else None)."""
-        return self.objective.loss_fn if isinstance(self.objective, Supervised) else None
-
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
@@ -516,6 +526,22 @@ class Trainer:
 
     def load_checkpoint(self, directory: str | Path) -> None:
         self.load_state_dict(load_checkpoint(directory))
+
+
+def schedule_config(spec: str | dict[str, Any] | ScheduleConfig | None) -> ScheduleConfig:
+    """A schedule name, dict or ``ScheduleConfig`` as a checked ``ScheduleConfig``."""
+    if isinstance(spec, ScheduleConfig):
+        return spec
+    from pydantic import ValidationError
+
+    from trainwell.schema import format_validation_error
+
+    raw = {"name": spec or "constant"} if spec is None or isinstance(spec, str) else spec
+    try:
+        return ScheduleConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, ScheduleConfig)
+        raise ConfigError(f"invalid train.schedule:\n{lines}") from None
 
 
 def _outcome_of(exc: BaseException) -> str:
