@@ -42,3 +42,29 @@ def test_the_users_module_is_not_trained(digits, make_mlp):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     doctor(model, digits, checks=["overfit"], config=FAST)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_advice_says_whether_the_loss_went_down_at_all():
+    import torch
+    from sklearn.datasets import load_iris
+    from torch import nn
+
+    import trainwell
+
+    X, y = load_iris(return_X_y=True)
+    X = torch.tensor((X - X.mean(0)) / X.std(0), dtype=torch.float32)
+    g = torch.Generator().manual_seed(0)
+    cases = [  # (data, config): a fit cut short, and labels a tiny net cannot learn
+        ((X, torch.tensor(y)), {"overfit_iters": 10}, True),
+        ((torch.randn(256, 4, generator=g), torch.randint(0, 3, (256,), generator=g)), None, False),
+    ]
+    for data, config, went_down in cases:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 32 if went_down else 4), nn.ReLU(),
+                            nn.Linear(32 if went_down else 4, 3))
+        report = trainwell.doctor(net, data, checks=["overfit"], config=config)
+        f = next(f for f in report.findings if f.status == "fail")
+        assert (f.evidence["loss"] < 0.5 * f.evidence["start_loss"]) == went_down
+        text = " ".join(f.advice)
+        assert ("goes down but not all the way" in text) == went_down
+        assert ("does not go down" in text) == (not went_down)

@@ -161,10 +161,14 @@ def check_overfit(p: Problem, cfg: Any) -> list[Finding]:
         if best["fitted"]:
             found.append(Finding(check, "pass", f"the model can overfit {what}", detail, ev))
             continue
+        falls = best["loss"] < 0.5 * best["start_loss"]
         advice = suspects + [
             (
-                "the loss does not go down: check the model definition and the loss (lecture "
-                "004: a single example must reach ~0 loss)"
+                "the loss goes down but not all the way: train the check longer "
+                "(doctor.overfit_iters) or with another learning rate before suspecting the model"
+                if falls
+                else "the loss does not go down: check the model definition and the loss "
+                "(lecture 004: a single example must reach ~0 loss)"
             ),
             "try another learning rate or init; remove regularization while debugging",
         ]

@@ -74,7 +74,11 @@ def make_problem(
         ) from None
     if task is None:
         fits = losses.loss_tasks(cfg.name) if cfg is not None else None
-        task = infer_task(y, n_outputs=n_out, loss_tasks=fits)
+        try:
+            task = infer_task(y, n_outputs=n_out, loss_tasks=fits)
+        except DataError:
+            # integer labels beyond 0/1 on one output: the loss.task check reports it with advice
+            task = "binary"
     if task != "regression" and y.is_floating_point():
         if not torch.equal(y, y.round()):
             raise DataError(
