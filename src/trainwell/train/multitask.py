@@ -29,7 +29,9 @@ from trainwell.train.metrics import metric_names, task_metrics
 from trainwell.train.objective import (
     Objective,
     StepResult,
+    forward_quietly,
     hard_targets,
+    loss_name_of,
     output_width,
     split_batch,
 )
@@ -291,12 +293,12 @@ class Multitask(Objective):
         x, y = split_batch(first_batch)
         if y is None:
             raise DataError("multitask training data has no targets: give (x, {head: y}) or (x, Y)")
-        outs = self.outputs(_forward_quietly(model, x))
+        outs = self.outputs(forward_quietly(model, x))
         for h in self.heads:
             yh = self.targets(y, h)
             h.n_outputs = output_width(outs[h.name])
             if h.task is None:
-                tasks = loss_tasks(_loss_name(h.loss))
+                tasks = loss_tasks(loss_name_of(h.loss))
                 h.task = infer_task(_labelled(yh), n_outputs=h.n_outputs, loss_tasks=tasks)
             if h.task == "regression" and h.n_outputs is not None and len(yh):
                 per_row = yh[0].numel() if yh.ndim > 1 else 1
@@ -440,25 +442,6 @@ def _labelled(y: Tensor) -> Tensor:
     if rows.is_floating_point():
         gone |= rows.isnan().any(1)
     return y[~gone]
-
-
-def _loss_name(spec: Any) -> str:
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, Mapping):
-        return str(spec.get("name", "auto"))
-    return str(getattr(spec, "name", "auto"))
-
-
-def _forward_quietly(model: nn.Module, x: Any) -> Any:
-    """``model(x[:2])`` in eval mode without gradients, leaving every RNG and mode as it was."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            return model(x[:2] if isinstance(x, Tensor) else x)
-    finally:
-        model.train(was)
 
 
 __all__ = ["MISSING_CLASS", "Head", "Multitask", "missing_rows"]

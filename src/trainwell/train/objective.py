@@ -226,14 +226,14 @@ class Supervised(Objective):
                 "the training data has no targets: give (X, y), or pass step= for a "
                 "step that needs none"
             )
-        self.n_outputs = output_width(_forward_quietly(model, x))
+        self.n_outputs = output_width(forward_quietly(model, x))
         custom = (
             callable(self.loss_spec)
             and not isinstance(self.loss_spec, (str, dict))
             and not hasattr(self.loss_spec, "model_fields")
         )
         if self.task is None:
-            tasks = None if custom else loss_tasks(_loss_name(self.loss_spec))
+            tasks = None if custom else loss_tasks(loss_name_of(self.loss_spec))
             self.task = infer_task(y, n_outputs=self.n_outputs, loss_tasks=tasks)
         if custom:
             self.loss_fn = cast("LossFn", self.loss_spec)
@@ -409,15 +409,16 @@ def _method_step(
     return lambda _model, batch: method(batch)
 
 
-def _loss_name(spec: Any) -> str:
+def loss_name_of(spec: Any) -> str:
+    """The loss name in a loss spec (a name, a dict or a ``LossConfig``); ``auto`` if none."""
     if isinstance(spec, str):
         return spec
-    if isinstance(spec, dict):
+    if isinstance(spec, Mapping):
         return str(spec.get("name", "auto"))
     return str(getattr(spec, "name", "auto"))
 
 
-def _forward_quietly(model: nn.Module, x: Any) -> Any:
+def forward_quietly(model: nn.Module, x: Any) -> Any:
     """``model(x[:2])`` in eval mode without gradients, leaving every RNG and mode as it was."""
     was = model.training
     model.eval()
@@ -435,7 +436,9 @@ __all__ = [
     "UserStep",
     "as_step_result",
     "batch_len",
+    "forward_quietly",
     "hard_targets",
+    "loss_name_of",
     "make_objective",
     "output_width",
     "split_batch",
