@@ -176,8 +176,12 @@ def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
-            # running, with its parameters sampled: the worker is inside the objective
-            running = [t for t in _load(study.dir).trials if t.state.name == "RUNNING" and t.params]
+            # running, with every parameter sampled (they are stored one by one): the worker is
+            # inside the objective, not between two suggestions
+            running = [
+                t for t in _load(study.dir).trials
+                if t.state.name == "RUNNING" and len(t.params) == len(SPACE)
+            ]
             if running:
                 break
             time.sleep(0.05)
