@@ -141,9 +141,7 @@ _TYPE_WORDS = {
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(
-        p for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS))
-    )
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
 
 
 def _own_path(path: str, msg: str) -> tuple[str, str]:
@@ -236,12 +234,34 @@ def validate_section(model: type[M], raw: dict[str, Any], source: str = "config"
         ) from None
 
 
+def section_from_spec(model: type[M], spec: Any, field: str) -> M:
+    """``spec`` (a ``model``, a name, or a dict) as a validated ``model``.
+
+    A ConfigError reads ``invalid <field>:`` and one line per invalid key.
+
+    Example:
+        >>> class Named(Section):
+        ...     name: str = "a"
+        >>> section_from_spec(Named, "b", "train.thing").name
+        'b'
+    """
+    if isinstance(spec, model):
+        return spec
+    raw = {"name": spec} if isinstance(spec, str) else spec
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, model)
+        raise ConfigError(f"invalid {field}:\n{lines}") from None
+
+
 __all__ = [
     "Section",
     "first_model",
     "format_validation_error",
     "get_path",
     "model_at",
+    "section_from_spec",
     "set_path",
     "split_path",
     "validate_section",

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from trainwell._lazy import lazy_getattr
 
-_LAZY = {
+#: public name -> the module defining it (trainwell.tune re-exports these too)
+PUBLIC_NAMES = {
     "BayesSampler": "trainwell.search.bayes",
     "expected_improvement": "trainwell.search.bayes",
     "ucb_beta": "trainwell.search.bayes",
@@ -30,7 +31,7 @@ _LAZY = {
     "TuneConfig": "trainwell.search.config",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(PUBLIC_NAMES)
 
 
-__getattr__ = lazy_getattr(__name__, _LAZY)
+__getattr__ = lazy_getattr(__name__, PUBLIC_NAMES)

@@ -9,11 +9,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import ValidationError
 from torch import nn
 
-from trainwell.errors import ConfigError
-from trainwell.schema import format_validation_error
+from trainwell.schema import section_from_spec
 from trainwell.train.config import OPTIMIZER_NAMES, OPTIMIZER_TABLE, OptimizerConfig
 
 logger = logging.getLogger(__name__)
@@ -97,8 +95,11 @@ def eager_class(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]
     raw = {name: _raw(cls, name) for name in _GUARDED}
     if any(fn is None for fn in raw.values()):
         return cls
-    return type(cls.__name__, (_Eager, cls), {"_raw_methods": raw, "__module__": __name__,
-                                               "__qualname__": cls.__qualname__})
+    return type(
+        cls.__name__,
+        (_Eager, cls),
+        {"_raw_methods": raw, "__module__": __name__, "__qualname__": cls.__qualname__},
+    )
 
 
 def _fused_ok(cls: type[torch.optim.Optimizer], params: list[nn.Parameter]) -> bool:
@@ -115,14 +116,7 @@ def optimizer_config(cfg: OptimizerConfig | dict[str, Any] | str) -> OptimizerCo
         >>> optimizer_config("sgd_nesterov").name
         'nesterov'
     """
-    if isinstance(cfg, OptimizerConfig):
-        return cfg
-    raw = {"name": cfg} if isinstance(cfg, str) else cfg
-    try:
-        return OptimizerConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = format_validation_error(exc, OptimizerConfig)
-        raise ConfigError(f"invalid train.optimizer:\n{lines}") from None
+    return section_from_spec(OptimizerConfig, cfg, "train.optimizer")
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from trainwell.errors import ConfigError, DivergenceError, StopRun
+from trainwell.schema import section_from_spec
 from trainwell.train.callbacks import Events
 from trainwell.train.checkpoint import (
     CheckpointWriter,
@@ -229,7 +230,11 @@ class Trainer:
         self.outcome, self.error = "running", None
         try:  # from here on, every ending fires the `end` event
             batches = as_batches(
-                train, self.batch_size, self.shuffle, self.generator, self.device,
+                train,
+                self.batch_size,
+                self.shuffle,
+                self.generator,
+                self.device,
                 self.num_workers,
             )
             val_data = as_batches(
@@ -530,18 +535,7 @@ class Trainer:
 
 def schedule_config(spec: str | dict[str, Any] | ScheduleConfig | None) -> ScheduleConfig:
     """A schedule name, dict or ``ScheduleConfig`` as a checked ``ScheduleConfig``."""
-    if isinstance(spec, ScheduleConfig):
-        return spec
-    from pydantic import ValidationError
-
-    from trainwell.schema import format_validation_error
-
-    raw = {"name": spec or "constant"} if spec is None or isinstance(spec, str) else spec
-    try:
-        return ScheduleConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = format_validation_error(exc, ScheduleConfig)
-        raise ConfigError(f"invalid train.schedule:\n{lines}") from None
+    return section_from_spec(ScheduleConfig, spec or "constant", "train.schedule")
 
 
 def _outcome_of(exc: BaseException) -> str:

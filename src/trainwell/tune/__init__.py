@@ -16,25 +16,14 @@ Example:
 from __future__ import annotations
 
 from trainwell._lazy import lazy_getattr
+from trainwell.search import PUBLIC_NAMES
 
 _LAZY = {
-    "BayesSampler": "trainwell.search.bayes",
-    "expected_improvement": "trainwell.search.bayes",
-    "ucb_beta": "trainwell.search.bayes",
+    **PUBLIC_NAMES,  # what is searched and how: trainwell.search's names
     "NetClassifier": "trainwell.tune.estimator",
     "NetRegressor": "trainwell.tune.estimator",
-    "list_pruners": "trainwell.search.pruners",
-    "make_pruner": "trainwell.search.pruners",
-    "list_samplers": "trainwell.search.samplers",
-    "make_sampler": "trainwell.search.samplers",
-    "Param": "trainwell.search.space",
-    "grid": "trainwell.search.space",
-    "narrow": "trainwell.search.space",
-    "parse_space": "trainwell.search.space",
-    "validate_space": "trainwell.search.space",
     "Study": "trainwell.tune.study",
     "tune": "trainwell.tune.study",
-    "TuneConfig": "trainwell.search.config",
 }
 
 __all__ = sorted(_LAZY)
