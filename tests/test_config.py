@@ -181,3 +181,16 @@ def test_a_bad_search_space_entry_names_its_own_path_once():
     line = str(info.value).splitlines()[1].strip()
     assert line.startswith("tune.space.'train.optimizer.lr': unknown distribution 'foo'; valid: ")
     assert "tune.space: tune.space" not in str(info.value) and "got {" not in line
+
+
+def test_a_config_path_that_is_a_folder_says_so(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value) == (f"config file {tmp_path} is a folder, not a file; give the path "
+                               "of a TOML config file")
+    (tmp_path / "b.toml").write_text("seed = 1\n")
+    (tmp_path / "a.toml").write_text("seed = 2\n")
+    with pytest.raises(ConfigError, match="is a folder, not a file; .* it holds a.toml, b.toml$"):
+        load_config(tmp_path)
+    with pytest.raises(ConfigError, match="nowhere.toml does not exist"):
+        load_config(tmp_path / "nowhere.toml")

@@ -25,6 +25,16 @@ from trainwell.errors import (
     StopRun,
     TrainwellError,
 )
+from trainwell.heads_run import (
+    LABEL_HEAD,
+    build_run_model,
+    domain_summary,
+    head_predictions,
+    head_truth,
+    run_step,
+    several_heads,
+    source_only_baseline,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,6 +42,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from trainwell.config import Config
+    from trainwell.data.domain_data import DomainData
     from trainwell.train.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -193,15 +204,24 @@ def fit(
     from trainwell.nn import build_model
 
     _seed_everything(cfg.seed)
-    prepared = prepare(cfg.data, cfg.seed)
-    check_loss_for_task(cfg.train.loss.name, prepared.task, prepared.n_outputs)
-    model = build_model(
-        cfg.model,
-        prepared.input_shape,
-        prepared.n_outputs,
-        prepared.task,
-        example_batch=_example_batch(prepared.train),
-    )
+    prepared = prepare(cfg.data, cfg.seed, cfg.head_targets())
+    domain = None
+    if cfg.domain is not None:
+        from trainwell.data.domain_data import prepare_domain
+
+        domain = prepare_domain(cfg.domain.target, cfg.domain.params, prepared, cfg.seed)
+    if several_heads(cfg):
+        model = build_run_model(cfg, prepared.input_shape, prepared.n_outputs, prepared.task,
+                                prepared.heads, _example_batch(prepared.train))
+    else:
+        check_loss_for_task(cfg.train.loss.name, prepared.task, prepared.n_outputs)
+        model = build_model(
+            cfg.model,
+            prepared.input_shape,
+            prepared.n_outputs,
+            prepared.task,
+            example_batch=_example_batch(prepared.train),
+        )
     from trainwell.runs import (
         default_run_name,
         new_run_dir,
@@ -229,7 +249,8 @@ def fit(
         write_json_atomic(run_dir / "meta.json", meta)
         started = meta.get("started", started)
     return _train(
-        run_dir, cfg, prepared, model, device, started, resume is not None, quiet, callbacks
+        run_dir, cfg, prepared, model, device, started, resume is not None, quiet, callbacks,
+        domain,
     )
 
 
@@ -243,6 +264,7 @@ def _train(
     resuming: bool,
     quiet: bool,
     callbacks: Iterable[Any],
+    domain: DomainData | None = None,
 ) -> Run:
     from trainwell.runs import MetricsLog, read_json, write_json_atomic
     from trainwell.train.progress import default_progress
@@ -261,16 +283,21 @@ def _train(
         elif cfg.doctor.enabled:
             _doctor_before_training(run_dir, cfg, prepared, model)
         own = _run_callbacks(run_dir, cfg)
+        step_kwargs: dict[str, Any] = {"task": prepared.task}
+        if several_heads(cfg):
+            step, step_callbacks, step_kwargs = run_step(cfg, prepared, domain)
+            step_kwargs.update(step=step)
+            own = [*step_callbacks, *own]
         trainer = Trainer.from_config(
             model,
             cfg.train,
-            task=prepared.task,
             seed=cfg.seed,
             device=device,
             callbacks=[default_progress(quiet), *own, *callbacks],
             checkpoint_dir=ckpt,
             checkpoint_every=cfg.train.checkpoint_every,
             metrics_log=log,
+            **step_kwargs,
         )
         try:
             trainer.fit(
@@ -287,6 +314,9 @@ def _train(
         write_json_atomic(run_dir / "meta.json", meta)
         raise
     results = _write_results(run_dir, trainer, prepared)
+    if cfg.domain is not None and domain is not None and status == "completed":
+        results["domain"] = _domain_results(cfg, prepared, domain, trainer, results, device)
+        write_json_atomic(run_dir / "results.json", results)
     meta = read_json(run_dir / "meta.json")
     meta.update(status=status, finished=_now())
     write_json_atomic(run_dir / "meta.json", meta)
@@ -311,6 +341,7 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
     import numpy as np
 
     from trainwell.runs import write_bytes_atomic, write_json_atomic, write_safetensors_atomic
+    from trainwell.train.metrics import output_predictions
 
     if trainer.best_epoch:
         write_safetensors_atomic(run_dir / "model.safetensors", trainer.model.state_dict())
@@ -318,19 +349,24 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
     if trainer.best_epoch and _split_len(prepared.test):
         test = trainer.evaluate(prepared.test, prefix="test")
         out, y = trainer.predict_outputs(prepared.test)
-        arrays: dict[str, Any] = dict(_predictions(out, prepared.task))
         if y is None:
             raise DataError("the test split has no targets")
-        arrays["y_true"] = y.cpu().numpy()
+        arrays: dict[str, Any]
+        if prepared.heads:
+            arrays = {**head_predictions(out, prepared.heads), **head_truth(y, prepared.heads)}
+        else:
+            label = out[LABEL_HEAD] if isinstance(out, dict) else out  # [domain]: the label head
+            arrays = {**output_predictions(label, prepared.task), "y_true": y.cpu().numpy()}
         import io
 
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         write_bytes_atomic(run_dir / "predictions.npz", buf.getvalue())
     history = trainer.history
-    best = next((r for r in history if r["epoch"] == trainer.best_epoch), {})
+    kept = trainer.best_epoch if trainer.keep_best or not history else history[-1]["epoch"]
+    best = next((r for r in history if r["epoch"] == kept), {})
     results = {
-        "best_epoch": trainer.best_epoch,
+        "best_epoch": kept,
         "best": {k: v for k, v in best.items() if k not in ("epoch_time", "time")},
         "final": {
             k: v
@@ -347,20 +383,18 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
     return results
 
 
-def _predictions(out: torch.Tensor, task: str) -> dict[str, np.ndarray]:
-    """``y_pred`` (class indices, or values) and ``proba`` from raw outputs."""
-    import torch
-
-    from trainwell.train.metrics import predict_labels
-
-    if task == "regression":
-        return {"y_pred": out.cpu().numpy()}
-    if task == "binary":
-        p1 = torch.sigmoid(out.reshape(-1))
-        proba = torch.stack([1 - p1, p1], dim=1)
-    else:
-        proba = torch.softmax(out, dim=1)
-    return {"y_pred": predict_labels(out, task).cpu().numpy(), "proba": proba.cpu().numpy()}
+def _domain_results(cfg: Config, prepared: Any, domain: DomainData, trainer: Trainer,
+                    results: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """``results.json["domain"]``: source, target and domain accuracy of the kept weights, the
+    source-only baseline's (``[domain] baseline``) and the verdict."""
+    assert cfg.domain is not None
+    baseline = None
+    if cfg.domain.baseline:
+        logger.info("training the source-only baseline (domain.baseline = true)")
+        baseline = source_only_baseline(cfg, prepared, domain, device,
+                                        _example_batch(prepared.train))
+    kept = results.get("best", {})
+    return domain_summary([kept] if kept else trainer.history, results.get("test", {}), baseline)
 
 
 def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
@@ -418,6 +452,8 @@ class Predictor:
         self.transform = transform
         self.task: str = data_info["task"]
         self.classes: list[Any] | None = data_info.get("classes")
+        #: with ``[heads]``: per head its task, classes and outputs (``data.json``'s ``heads``)
+        self.heads: dict[str, dict[str, Any]] | None = data_info.get("heads")
         self.data_info = data_info
 
     def _as_input(self, raw: Any) -> Any:
@@ -445,27 +481,50 @@ class Predictor:
             f"{' or a 2-D array' if columns else ''}; got {type(raw).__name__}"
         )
 
-    def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False) -> torch.Tensor:
-        """The model's raw outputs on ``raw``, preprocessed as in training (unless transformed)."""
+    def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False) -> Any:
+        """The model's raw outputs on ``raw``, preprocessed as in training (unless transformed):
+        a tensor, or ``{head: tensor}`` for a run with ``[heads]``; a domain-adversarial run
+        gives its label head's."""
         import torch
+
+        from trainwell.train.objective import concat_outputs
 
         X = raw if transformed else self.transform(self._as_input(raw))
         X = torch.as_tensor(X, dtype=torch.float32) if not isinstance(X, torch.Tensor) else X
         with torch.inference_mode():
-            return (
-                torch.cat(
-                    [
-                        self.model(X[i : i + batch_size]).float()
-                        for i in range(0, len(X), batch_size)
-                    ]
-                )
-                if len(X)
-                else torch.empty(0)
-            )
+            out = concat_outputs([self.model(X[i : i + batch_size])
+                                  for i in range(0, len(X), batch_size)])
+        if isinstance(out, dict) and not self.heads:
+            out = out[LABEL_HEAD]
+        if self.heads and not isinstance(out, dict):  # no rows
+            out = {name: out for name in self.heads}
+        return out
+
+    def _columns(self, out: Any, task: str, classes: list[Any] | None, prefix: str
+                 ) -> dict[str, Any]:
+        import numpy as np
+
+        from trainwell.train.metrics import output_predictions
+
+        arrays = output_predictions(out, task)
+        pred = arrays["y_pred"]
+        table: dict[str, Any] = {}
+        if task == "regression":
+            if pred.ndim == 2 and pred.shape[1] > 1:
+                table.update({f"{prefix}prediction_{i}": pred[:, i] for i in range(pred.shape[1])})
+            else:
+                table[f"{prefix}prediction"] = pred.reshape(-1)
+            return table
+        table[f"{prefix}prediction"] = np.asarray(classes)[pred] if classes is not None else pred
+        for i, p in enumerate(arrays["proba"].T):
+            label = classes[i] if classes is not None else i
+            table[f"{prefix}proba_{label}"] = p
+        return table
 
     def predict_table(self, raw: Any) -> dict[str, Any]:
         """Columns for a prediction file: ``id``, ``prediction`` and ``proba_<class>`` (or, for
-        regression, ``prediction`` / ``prediction_<i>`` per target)."""
+        regression, ``prediction`` / ``prediction_<i>`` per target); with ``[heads]`` the same
+        per head, prefixed ``<head>_``."""
         import numpy as np
 
         raw = self._as_input(raw)
@@ -474,36 +533,50 @@ class Predictor:
         else:
             X = self.transform(raw)
             ids = list(range(len(X)))
-        arrays = _predictions(self.outputs(X, transformed=True), self.task)
+        out = self.outputs(X, transformed=True)
         ids_arr = np.asarray(ids)
         table: dict[str, Any] = {"id": ids_arr if ids_arr.dtype != object else ids_arr.astype(str)}
-        pred = arrays["y_pred"]
-        if self.task == "regression":
-            if pred.ndim == 2 and pred.shape[1] > 1:
-                table.update({f"prediction_{i}": pred[:, i] for i in range(pred.shape[1])})
-            else:
-                table["prediction"] = pred.reshape(-1)
-            return table
-        table["prediction"] = np.asarray(self.classes)[pred] if self.classes is not None else pred
-        for i, p in enumerate(arrays["proba"].T):
-            label = self.classes[i] if self.classes is not None else i
-            table[f"proba_{label}"] = p
+        if self.heads:
+            for name, h in self.heads.items():
+                table.update(self._columns(out[name], h["task"], h.get("classes"), f"{name}_"))
+        else:
+            table.update(self._columns(out, self.task, self.classes, ""))
         return table
 
-    def predict_proba(self, raw: Any) -> np.ndarray:
-        """Class probabilities, one column per class in the order of ``classes``."""
+    def predict_proba(self, raw: Any) -> Any:
+        """Class probabilities, one column per class in the order of ``classes``; with
+        ``[heads]``, ``{head: probabilities}`` for each classification head."""
+        from trainwell.train.metrics import output_predictions
+
+        out = self.outputs(raw)
+        if self.heads:
+            proba = {name: output_predictions(out[name], h["task"])["proba"]
+                     for name, h in self.heads.items() if h["task"] != "regression"}
+            if not proba:
+                raise TrainwellError("predict_proba needs a classification head; every head of "
+                                     "this run is regression")
+            return proba
         if self.task == "regression":
             raise TrainwellError("predict_proba needs a classification run; this run is regression")
-        return _predictions(self.outputs(raw), self.task)["proba"]
+        return output_predictions(out, self.task)["proba"]
 
-    def predict(self, raw: Any) -> np.ndarray:
-        """Labels in the training data's own values (classification) or predicted values."""
+    def predict(self, raw: Any) -> Any:
+        """Labels in the training data's own values (classification) or predicted values; with
+        ``[heads]``, ``{head: predictions}``."""
         import numpy as np
 
-        arrays = _predictions(self.outputs(raw), self.task)
-        if self.task == "regression" or self.classes is None:
-            return arrays["y_pred"]
-        return np.asarray(self.classes)[arrays["y_pred"]]
+        from trainwell.train.metrics import output_predictions
+
+        out = self.outputs(raw)
+
+        def labels(o: Any, task: str, classes: list[Any] | None) -> np.ndarray:
+            pred = output_predictions(o, task)["y_pred"]
+            return pred if task == "regression" or classes is None else np.asarray(classes)[pred]
+
+        if self.heads:
+            return {name: labels(out[name], h["task"], h.get("classes"))
+                    for name, h in self.heads.items()}
+        return labels(out, self.task, self.classes)
 
 
 def load(run_dir: str | Path) -> Predictor:
@@ -523,13 +596,13 @@ def load(run_dir: str | Path) -> Predictor:
     shape = tuple(info["input_shape"])
     with torch.random.fork_rng(devices=[]):  # building draws initial weights; keep the caller's RNG
         torch.manual_seed(cfg.seed)
-        model = build_model(
-            cfg.model,
-            shape,
-            info["n_outputs"],
-            info["task"],
-            example_batch=torch.zeros((2, *shape)),
-        )
+        example = torch.zeros((2, *shape))
+        if several_heads(cfg):
+            model = build_run_model(
+                cfg, shape, info["n_outputs"], info["task"], info.get("heads"), example
+            )
+        else:
+            model = build_model(cfg.model, shape, info["n_outputs"], info["task"], example)
     model.load_state_dict(read_safetensors(run_dir / "model.safetensors"))
     return Predictor(run_dir, model, load_prepared_transform(run_dir), info)
 

@@ -23,6 +23,7 @@ from trainwell.report.config import LogConfig
 from trainwell.schema import Section
 from trainwell.search.config import TuneConfig
 from trainwell.train.config import TrainConfig
+from trainwell.train.heads_config import DomainConfig, HeadConfig
 
 
 class Config(Section):
@@ -41,6 +42,19 @@ class Config(Section):
     doctor: DoctorConfig = Field(default_factory=DoctorConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    heads: dict[str, HeadConfig] = Field(
+        default_factory=dict,
+        description="named heads on one trunk (multitask learning); empty: one output",
+    )
+    domain: DomainConfig | None = Field(
+        default=None, description="domain-adversarial training on unlabelled target data"
+    )
+
+    def head_targets(self) -> dict[str, tuple[list[str], str]] | None:
+        """``{head: (target columns, task)}`` for data preparation; None without ``[heads]``."""
+        from trainwell.train.heads_config import head_target_specs
+
+        return head_target_specs(self.heads) if self.heads else None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -98,6 +112,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        tomls = sorted(p.name for p in path.glob("*.toml"))
+        held = f"; it holds {', '.join(tomls[:5])}" if tomls else ""
+        raise ConfigError(f"config file {path} is a folder, not a file; give the path of a TOML "
+                          f"config file{held}")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
@@ -148,10 +167,64 @@ def check_cross_fields(cfg: Config) -> None:
     from trainwell.train.losses import check_loss_for_task
 
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)
+    if cfg.heads or cfg.domain is not None:
+        _check_heads_domain(cfg)
     if cfg.tune.space and not cfg.tune.candidates:
         from trainwell.search.space import validate_space
 
         validate_space(cfg)
+
+
+def _check_heads_domain(cfg: Config) -> None:
+    """``[heads]`` and ``[domain]`` against the rest of the config."""
+    from trainwell.train.heads_config import check_heads
+
+    if cfg.heads and cfg.domain is not None:
+        raise ConfigError(
+            "[heads] and [domain] cannot be combined yet: domain-adversarial training has one "
+            "label head (data.target); remove one of the two sections"
+        )
+    if cfg.heads:
+        check_heads(cfg.heads)
+        for field, value, default in (
+            ("data.target", cfg.data.target, None),
+            ("train.loss", cfg.train.loss.name, "auto"),
+            ("data.task", cfg.data.task, "auto"),
+        ):
+            if value != default:
+                raise ConfigError(
+                    f"{field} = {value!r} does not apply with [heads]: each head names its own "
+                    f"target, task and loss (heads.<name>.target / .task / .loss); remove {field}"
+                )
+    for field, metric in (
+        ("train.early_stopping.metric", cfg.train.early_stopping.metric),
+        ("tune.metric", cfg.tune.metric),
+    ):
+        if cfg.heads and metric.startswith("val_") and metric != "val_loss":
+            _check_head_metric(field, metric, cfg)
+
+
+def _check_head_metric(field: str, metric: str, cfg: Config) -> None:
+    """A per-head metric name (``val_<head>_<metric>``) names a head and one of its metrics."""
+    from trainwell.train.heads_config import HEAD_METRICS
+
+    rest = metric.removeprefix("val_")
+    for name, head in cfg.heads.items():
+        if rest.startswith(name + "_"):
+            what = rest[len(name) + 1 :]
+            tasks = [head.task] if head.task != "auto" else list(HEAD_METRICS)
+            allowed = {"loss", *(m for t in tasks for m in HEAD_METRICS[t])}
+            if what in allowed or what.endswith("_accuracy") and "multiclass" in tasks:
+                return
+            raise ConfigError(
+                f"{field} = {metric!r}: head {name!r} logs val_{name}_loss and "
+                + ", ".join(f"val_{name}_{m}" for m in sorted(allowed - {"loss"}))
+            )
+    heads = ", ".join(cfg.heads)
+    raise ConfigError(
+        f"{field} = {metric!r} names no head; with [heads] it is val_loss (the weighted total) "
+        f"or val_<head>_<metric> for a head of: {heads}"
+    )
 
 
 __all__ = [

@@ -215,6 +215,9 @@ def load_builtin(name: str, params: dict[str, Any], seed: int) -> BuiltinData:
     except (TypeError, ValueError) as exc:
         raise DataError(f"builtin:{canonical} refused data.params {params}: {exc}") from None
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+    if canonical == "multitask":  # in a table a missing label is an empty cell, not -1
+        y = y.astype(np.float64)
+        y[y[:, 0] < 0, 0] = np.nan
     return BuiltinData(X, y, [f"x{i}" for i in range(X.shape[1])], _task(spec, y),
                        list(spec.targets) or None)
 

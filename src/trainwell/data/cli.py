@@ -41,7 +41,12 @@ def _describe(args: argparse.Namespace) -> int:
 
     cfg = load_config_from_args(args)
     import_libraries(*TRAINING_LIBRARIES)
-    data = prepare(cfg.data, cfg.seed)
+    data = prepare(cfg.data, cfg.seed, cfg.head_targets())
+    if cfg.domain is not None:
+        from trainwell.data.domain_data import prepare_domain
+
+        # records in data.info what the target data got, for describe
+        prepare_domain(cfg.domain.target, cfg.domain.params, data, cfg.seed)
     print(describe(data, max_features=max(args.max_features, 0)))
     if len(data.input_shape) == 3 and not args.no_grid:
         path = args.grid or default_grid_path(args.config)

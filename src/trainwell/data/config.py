@@ -1,4 +1,4 @@
-"""The ``[data]`` section: source, target, task, splits, images and preprocessing steps.
+"""The ``[data]`` section: source, target, task, CSV dialect, splits, images and preprocessing.
 
 This module imports neither torch nor scikit-learn, so ``trainwell check`` stays fast. The names
 it checks (source kinds, bundled sets, preprocessing steps and their parameters) come from the
@@ -8,12 +8,15 @@ registries in ``sources.py``, ``builtin.py`` and ``steps.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from trainwell.schema import Section
 from trainwell.tasks import Task
+
+if TYPE_CHECKING:
+    from trainwell.data.tables import CsvDialect
 
 ColumnType = Literal["numeric", "categorical", "boolean", "ignore"]
 
@@ -86,6 +89,15 @@ class DataConfig(Section):
     )
     id_column: str | None = None
     missing_target: Literal["error", "drop"] = "error"
+    delimiter: str | None = Field(
+        default=None, description="csv: the one character between fields; default: detected "
+        "from the file (, ; tab |)"
+    )
+    decimal: Literal[".", ","] = Field(default=".", description="csv: the decimal mark")
+    encoding: str | None = Field(
+        default=None, description="csv: a Python codec name (\"latin-1\", \"cp1252\" ...); "
+        "default: UTF-8, or what a byte-order mark says"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
     images: ImageConfig = Field(default_factory=ImageConfig)
     preprocess: list[str | dict[str, Any]] | None = Field(
@@ -107,6 +119,59 @@ class DataConfig(Section):
                 f"data.augment empty (got {v!r})"
             )
         return v
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) != 1 or v.isalnum() or v in "\r\n\".'"):
+            raise ValueError(
+                "must be one character that is not a letter, a digit, a quote, a dot or a line "
+                f"break, e.g. \",\", \";\", \"\\t\" (tab) or \"|\"; got {v!r}"
+            )
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str | None) -> str | None:
+        import codecs
+
+        if v is not None:
+            try:
+                codecs.lookup(v)
+            except LookupError:
+                raise ValueError(f"must be a Python codec name such as \"utf-8\", \"latin-1\" "
+                                 f"or \"cp1252\"; got {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataConfig:
+        from trainwell.data.sources import split_source
+
+        targets = [self.target] if isinstance(self.target, str) else list(self.target or [])
+        ignored = [t for t in targets if self.columns.get(t) == "ignore"]
+        if ignored:
+            raise ValueError(
+                f"data.columns.{ignored[0]}: \"ignore\" contradicts data.target, which names "
+                f"{ignored[0]!r}; a target cannot be ignored: remove data.columns.{ignored[0]} "
+                "or choose another target"
+            )
+        if self.delimiter is not None and self.delimiter == self.decimal:
+            raise ValueError(f"data.delimiter: {self.delimiter!r} is also data.decimal; with a "
+                             "decimal comma the fields are usually separated by \";\"")
+        dialect = {k: v for k, v in (("delimiter", self.delimiter), ("encoding", self.encoding),
+                                     ("decimal", None if self.decimal == "." else self.decimal))
+                   if v is not None}
+        if dialect and split_source(self.source)[0] != "csv":
+            name, value = next(iter(dialect.items()))
+            raise ValueError(f"data.{name}: {value!r} applies to csv sources only, and "
+                             f"data.source is {self.source!r}; remove data.{name}")
+        return self
+
+    def csv_dialect(self) -> CsvDialect:
+        """How the CSV source (and a run's CSV input at prediction) is read."""
+        from trainwell.data.tables import CsvDialect
+
+        return CsvDialect(self.delimiter, self.decimal, self.encoding)
 
     @field_validator("source")
     @classmethod

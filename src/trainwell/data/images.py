@@ -1,7 +1,10 @@
 """Image folders: one subfolder per class, read with Pillow, one mode and one size.
 
-Pixels become float32 (C, H, W) in [0, 1]. A folder whose decoded pixels exceed
-``data.images.memory_mb`` is served by ``ImageFolderDataset``, which reads each image when asked.
+Pixels become float32 (C, H, W) in [0, 1]: 8-bit values divided by 255, 16-bit grayscale by
+65535. A folder whose decoded pixels exceed ``data.images.memory_mb`` is served by
+``ImageFolderDataset``, which reads each image when asked. Entries of a class folder that are not
+images are skipped and listed, and an image whose header claims more pixels than Pillow decodes
+safely is refused before it is decoded.
 """
 
 from __future__ import annotations
@@ -20,9 +23,18 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
 CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS)
+def _is_image(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in IMAGE_EXTS
+
+
+def _images_in(folder: Path, root: Path) -> tuple[list[Path], list[str]]:
+    """The image files of ``folder``, and what else it holds (relative to ``root``; a folder
+    ends with ``/``). Hidden entries (``.DS_Store``) are neither."""
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    images = [p for p in entries if _is_image(p)]
+    others = [p.relative_to(root).as_posix() + ("/" if p.is_dir() else "")
+              for p in entries if not _is_image(p)]
+    return images, others
 
 
 def _check_dir(root: Path) -> None:
@@ -32,8 +44,10 @@ def _check_dir(root: Path) -> None:
         raise DataError(f"images: source {root} is not a folder (expected one subfolder per class)")
 
 
-def list_class_folders(root: Path) -> tuple[list[Path], list[str]]:
-    """Image paths and their class names (subfolder names), in sorted order.
+def list_class_folders(root: Path) -> tuple[list[Path], list[str], list[str]]:
+    """Image paths, their class names (subfolder names) in sorted order, and the entries that
+    are skipped: files that are not images (by suffix) and folders inside a class folder, and
+    files beside the class folders.
 
     Raises:
         DataError: the folder is missing, has no class subfolders, or a class folder is empty.
@@ -45,10 +59,11 @@ def list_class_folders(root: Path) -> tuple[list[Path], list[str]]:
             f"image folder {root} has no class subfolders; put each class's images in its own "
             "subfolder (e.g. cats/, dogs/)"
         )
+    skipped = [p.name for p in sorted(root.iterdir()) if p.is_file() and not p.name.startswith(".")]
     paths: list[Path] = []
     labels: list[str] = []
     for folder in classes:
-        found = _images_in(folder)
+        found, others = _images_in(folder, root)
         if not found:
             raise DataError(
                 f"class folder {folder} has no images (looked for {', '.join(IMAGE_EXTS)}); "
@@ -56,48 +71,113 @@ def list_class_folders(root: Path) -> tuple[list[Path], list[str]]:
             )
         paths += found
         labels += [folder.name] * len(found)
-    return paths, labels
+        skipped += others
+    return paths, labels, skipped
 
 
-def list_images_for_prediction(root: Path) -> tuple[list[Path], list[str] | None]:
-    """Images to predict on: a flat folder, or class subfolders (labels then returned too)."""
+def list_images_for_prediction(root: Path) -> tuple[list[Path], list[str] | None, list[str]]:
+    """Images to predict on: a flat folder, or class subfolders (labels then returned too); and
+    the entries skipped (see :func:`list_class_folders`)."""
     _check_dir(root)
-    flat = _images_in(root)
+    flat, others = _images_in(root, root)
     if flat:
-        return flat, None
-    paths, labels = list_class_folders(root)
-    return paths, labels
+        return flat, None, others
+    return list_class_folders(root)
+
+
+#: full-scale value of the grayscale modes with more than 8 bits per pixel (Pillow's names)
+DEEP_GRAY_SCALE = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0,
+                   "I": 65535.0, "F": 1.0}
+
+
+def _open(path: Path) -> Any:
+    """Pillow's lazy image (the header only), refusing one too large to decode safely."""
+    import warnings
+
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS  # Pillow's own bound; None where a user lifted it
+    claimed = ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError:  # over twice the bound: Pillow refuses to open it
+        img = None
+    if img is not None and limit and img.width * img.height > limit:
+        claimed = f" ({img.width}x{img.height})"
+        img.close()
+        img = None
+    if img is None:
+        raise DataError(f"image {path} claims more than {limit:,} pixels{claimed}: a corrupt file "
+                        "or a decompression bomb; it is not decoded (make it smaller or remove it)")
+    return img
+
+
+def _deep_gray(img: Any, path: Path) -> np.ndarray:
+    """A grayscale image of more than 8 bits (16-bit PNG: ``I;16``) as float32 (H, W) in [0, 1],
+    divided by its full-scale value (65535 for 16 bits) instead of clipped to 8 bits."""
+    scale = DEEP_GRAY_SCALE[img.mode]
+    bits = getattr(img, "tag_v2", {}).get(258) if img.mode == "I" else None  # TIFF BitsPerSample
+    if bits:
+        scale = float(2 ** int(bits[0] if isinstance(bits, tuple) else bits) - 1)
+    arr = np.asarray(img, dtype=np.float64) / scale
+    if arr.size and (arr.min() < 0 or arr.max() > 1):
+        low, high = arr.min() * scale, arr.max() * scale
+        raise DataError(f"image {path} (mode {img.mode}) has pixel values from {low:g} to "
+                        f"{high:g}, outside 0..{scale:g}; save it as an 8- or 16-bit image")
+    return arr.astype(np.float32)
+
+
+def _pixels(img: Any, path: Path, mode: str, size: Sequence[int] | None) -> np.ndarray:
+    """float32 (H, W) or (H, W, C) in [0, 1] in ``mode``, resized to ``size`` ([H, W])."""
+    from PIL import Image
+
+    to = None if size is None or (img.height, img.width) == tuple(size) else (size[1], size[0])
+    if img.mode not in DEEP_GRAY_SCALE:
+        img = img.convert(mode)
+        if to is not None:
+            img = img.resize(to, Image.Resampling.BILINEAR)
+        return np.asarray(img, dtype=np.float32) / 255.0
+    gray = _deep_gray(img, path)
+    if to is not None:  # a float32 array is a mode "F" image
+        gray = np.asarray(Image.fromarray(gray).resize(to, Image.Resampling.BILINEAR))
+    if mode == "L":
+        return gray
+    planes = [gray] * 3 + ([np.ones_like(gray)] if mode == "RGBA" else [])
+    return np.stack(planes, axis=-1)
 
 
 def read_image(path: Path, mode: str, size: Sequence[int] | None) -> np.ndarray:
     """One image as float32 (C, H, W) in [0, 1]; ``size`` is [height, width].
 
+    8-bit pixels are divided by 255; deeper grayscale (16-bit PNG or TIFF) by its own full
+    scale, 65535 for 16 bits.
+
     Raises:
-        DataError: naming the file, when Pillow cannot decode it.
+        DataError: naming the file, when Pillow cannot decode it, or when its header claims more
+            pixels than Pillow decodes safely (a decompression bomb).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as opened:
-            img = opened.convert(mode)
-            if size is not None and (img.height, img.width) != (size[0], size[1]):
-                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
+        with _open(path) as opened:
+            arr = _pixels(opened, path, mode, size)
+    except DataError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"image {path} cannot be read (corrupt or not an image): {exc}") from None
     if arr.ndim == 2:
         arr = arr[None]
     else:
         arr = arr.transpose(2, 0, 1)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def verify_image(path: Path) -> tuple[int, int]:
     """Check that Pillow can decode ``path``; return its (height, width)."""
-    from PIL import Image
-
     read_image(path, "L", None)  # a full decode catches truncated files that verify() misses
-    with Image.open(path) as img:
+    with _open(path) as img:
         return img.height, img.width
 
 

@@ -58,12 +58,15 @@ class InferenceData:
             read_source,
             source_from_path,
         )
+        from trainwell.data.tables import CsvDialect
 
+        pipe = self.pipeline
         if isinstance(path_or_source, pd.DataFrame):
             raw: Any = RawTable(path_or_source, "the given DataFrame", None)
-        else:
-            raw = read_source(source_from_path(path_or_source), {}, 0, for_prediction=True)
-        pipe = self.pipeline
+        else:  # a CSV is read as the training CSV was (the run's data.delimiter, decimal ...)
+            dialect = CsvDialect.from_dict(pipe.input.get("csv"))
+            raw = read_source(source_from_path(path_or_source), {}, 0, for_prediction=True,
+                              dialect=dialect)
         if pipe.kind == "table":
             if not isinstance(raw, RawTable):
                 raise DataError(f"this run was fitted on a table; {raw.origin} gives images")
@@ -105,6 +108,11 @@ class InferenceData:
         cols = self.pipeline.columns
         missing = [c for c in cols if c not in frame.columns]
         names = list(getattr(raw, "feature_names", None) or [])
+        if raw.origin.startswith("npz file") and names and len(names) != len(cols):
+            shown = ", ".join(list(cols)[:8]) + (" ..." if len(cols) > 8 else "")
+            raise DataError(f"{raw.origin}: X has {len(names)} columns, but this run was fitted "
+                            f"on {len(cols)} input columns ({shown}); give X of shape "
+                            f"(n, {len(cols)})")
         if missing and raw.origin.startswith("npz file") and len(names) == len(cols):
             # an NPZ array has no column names: its columns are the run's inputs, by position
             frame = frame.rename(columns=dict(zip(names, cols, strict=True)))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trainwell.data.head_targets import HeadTarget, HeadTargetSpec, head_targets, heads_info
 from trainwell.data.image_steps import ChannelMeanStd
 from trainwell.data.pipeline import Pipeline, table_step
 from trainwell.data.prepared_data import PreparedData, Split
@@ -30,12 +31,17 @@ AUTO_TARGETS = ("target", "label", "y", "class")
 DEFAULT_STEPS = {"table": [Standardize.name], "image": [ChannelMeanStd.name]}
 
 
-def prepare(cfg: DataConfig, seed: int) -> PreparedData:
+def prepare(cfg: DataConfig, seed: int, heads: dict[str, HeadTargetSpec] | None = None
+            ) -> PreparedData:
     """Load, split and preprocess the data a config describes.
 
     Args:
         cfg: the ``[data]`` section.
         seed: fixes the split (and generated builtin sets).
+        heads: ``{head: (target columns, task)}`` of ``[heads]``
+            (:func:`~trainwell.train.heads_config.head_target_specs`): one target block per
+            head (tables only), missing labels
+            kept as NaN; ``task`` is then ``"multitask"`` and ``heads`` describes each head.
 
     Returns:
         The train / val / test splits after preprocessing fitted on train only.
@@ -49,9 +55,12 @@ def prepare(cfg: DataConfig, seed: int) -> PreparedData:
         >>> data.task, data.input_shape, data.n_outputs, len(data.train)
         ('multiclass', (4,), 3, 104)
     """
-    raw = read_source(cfg.source, cfg.params, seed)
+    raw = read_source(cfg.source, cfg.params, seed, dialect=cfg.csv_dialect())
     if isinstance(raw, RawTable):
-        return _prepare_table(cfg, raw, seed)
+        return _prepare_table(cfg, raw, seed, heads or None)
+    if heads:
+        raise DataError(f"[heads] takes a table (CSV, Parquet, NPZ or a builtin table); "
+                        f"{raw.origin} gives images with one class each")
     return _prepare_images(cfg, raw, seed)
 
 
@@ -94,6 +103,26 @@ def _target(cfg: DataConfig, values: np.ndarray, names: list[str], origin: str,
     return kept, target, dropped
 
 
+def _classes_not_in_train(target: Target, splits: dict[str, np.ndarray],
+                          origin: str) -> dict[str, list[Any]]:
+    """Per split, the classes it holds that train does not (the model never learns them);
+    each is logged as a warning."""
+    if target.classes is None:
+        return {}
+    count = {k: np.bincount(target.y[idx], minlength=len(target.classes))
+             for k, idx in splits.items()}
+    unseen: dict[str, list[Any]] = {}
+    for split in ("val", "test"):
+        only = np.flatnonzero((count[split] > 0) & (count["train"] == 0))
+        for c in only:
+            log.warning("class %r of %s is in the %s split (%d rows) but not in train: the model "
+                        "cannot learn it; give train rows of it (data.split)",
+                        target.classes[c], origin, split, count[split][c])
+        if len(only):
+            unseen[split] = [target.classes[c] for c in only]
+    return unseen
+
+
 def _torch_y(target: Target, idx: np.ndarray) -> Any:
     import torch
 
@@ -127,6 +156,10 @@ def _target_names(cfg: DataConfig, raw: RawTable) -> list[str]:
         return names
     for guess in AUTO_TARGETS:
         if guess in raw.frame.columns:
+            if cfg.columns.get(guess) == "ignore":
+                raise DataError(f"data.target is not set, so column {guess!r} of {raw.origin} "
+                                f"would be the target, but data.columns.{guess} = \"ignore\"; "
+                                "set data.target to the label column")
             return [guess]
     raise DataError(f"data.target is not set and {raw.origin} has no column named "
                     f"{' / '.join(AUTO_TARGETS)}; set data.target to one of "
@@ -171,14 +204,18 @@ def _missing_report(t: Table, splits: dict[str, np.ndarray], specs: list[StepSpe
     return report
 
 
-def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int) -> PreparedData:
+def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int,
+                   heads: dict[str, HeadTargetSpec] | None = None) -> PreparedData:
     import torch
 
     from trainwell.data.tables import encode, infer_types, require_columns
 
     frame, origin = raw.frame, raw.origin
     frame.columns = [str(c) for c in frame.columns]
-    targets = _target_names(cfg, raw)
+    if heads:
+        targets = list(dict.fromkeys(c for cols, _ in heads.values() for c in cols))
+    else:
+        targets = _target_names(cfg, raw)
     extra = [c for c in (cfg.split.column, cfg.id_column) if c]
     require_columns(frame, extra, "column", origin)
     skip = set(targets) | set(extra) | {"_id"}
@@ -187,7 +224,16 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int) -> PreparedData:
     if not types:
         raise DataError(f"{origin} has no feature columns left (target {targets}, ignored "
                         f"{sorted(k for k, v in cfg.columns.items() if v == 'ignore')})")
-    kept, target, dropped = _target(cfg, frame[targets].to_numpy(), targets, origin, raw.task_hint)
+    head_list: list[HeadTarget] = []
+    if heads:
+        kept, Y, head_list = head_targets(frame, heads, origin)
+        n_out = sum(h.n_outputs for h in head_list)
+        target = Target(Y, "multitask", None, n_out)
+        unlabelled = len(frame) - len(kept)
+        dropped = {"no_label": unlabelled} if unlabelled else {}
+    else:
+        kept, target, dropped = _target(cfg, frame[targets].to_numpy(), targets, origin,
+                                        raw.task_hint)
     sub = frame.iloc[kept]  # keeps the source row numbers for error messages
     for name in types:
         if sub[name].isna().all():
@@ -204,6 +250,7 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int) -> PreparedData:
     y_strat = target.y if target.classes is not None else None
     splits, how = make_splits(cfg.split, len(kept), y_strat, seed, col_values, len(frame), kept,
                               origin)
+    unseen = _classes_not_in_train(target, splits, origin)
     specs = _specs(cfg, "table", origin)
     if table.cat_names and not any(s.name == OneHot.name for s in specs):
         at = next((i for i, s in enumerate(specs) if s.family == "matrix"), len(specs))
@@ -211,7 +258,8 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int) -> PreparedData:
     missing = _missing_report(table, splits, specs, origin)
 
     pipe = Pipeline("table", {"columns": [[c, t] for c, t in types.items()], "target": targets,
-                              "id_column": cfg.id_column}, specs)
+                              "id_column": cfg.id_column, "csv": cfg.csv_dialect().to_dict()},
+                    specs)
     pipe.fit_table(_take(table, splits["train"]))
     arrays = {k: pipe.table_to_array(_take(table, idx)) for k, idx in splits.items()}
     feature_names = pipe.transform_table(_take(table, splits["train"][:1])).num_names
@@ -234,8 +282,12 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int) -> PreparedData:
                         for j, c in enumerate(table.cat_names)},
         "features_after": {"names": feature_names, **{k: _stats(a) for k, a in arrays.items()}},
     }
-    if target.classes is None:
+    if target.classes is None and not head_list:
         info["target_stats"] = {k: _stats(target.y[idx]) for k, idx in splits.items()}
+    if unseen:
+        info["classes_not_in_train"] = unseen
+    if head_list:
+        info["heads"] = heads_info(head_list)
     return PreparedData(cfg.source, target.task, target.classes, feature_names,
                         (len(feature_names),), target.n_outputs, out["train"], out["val"],
                         out["test"], pipe, info)
@@ -266,6 +318,7 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
     kept, target, dropped = _target(cfg, labels, names, origin, getattr(raw, "task_hint", None))
     y_strat = target.y if target.classes is not None else None
     splits, how = make_splits(cfg.split, len(kept), y_strat, seed, None, len(labels), kept, origin)
+    unseen = _classes_not_in_train(target, splits, origin)
     specs = _specs(cfg, "image", origin)
 
     lazy = False
@@ -325,6 +378,10 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
     }
     if lazy:
         info["stats_sample"] = int(min(512, len(tr)))
+    if unseen:
+        info["classes_not_in_train"] = unseen
+    if isinstance(raw, RawImageFolder) and raw.skipped:
+        info["skipped_files"] = {"count": len(raw.skipped), "paths": raw.skipped[:20]}
     return PreparedData(cfg.source, target.task, target.classes, [], tuple(shape), target.n_outputs,
                         out["train"], out["val"], out["test"], pipe, info)
 

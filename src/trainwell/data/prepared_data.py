@@ -70,6 +70,12 @@ class PreparedData:
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
 
+    @property
+    def heads(self) -> dict[str, dict[str, Any]] | None:
+        """With ``[heads]``: per head its columns, target-matrix ``index``, task, classes,
+        ``n_outputs`` and labelled row count."""
+        return self.info.get("heads")
+
     def class_counts(self) -> dict[str, list[int]] | None:
         if self.classes is None:
             return None
@@ -93,6 +99,8 @@ class PreparedData:
             "split_method": self.info.get("split_method"),
             "steps": self.info.get("steps", []),
             "target": self.info.get("target"),
+            **({"heads": self.heads} if self.heads else {}),
+            **({"domain": self.info["domain"]} if "domain" in self.info else {}),
         }
 
     def save(self, run_dir: str | Path) -> None:

@@ -3,11 +3,14 @@
 ``read_source`` turns a source string into raw data of one of three shapes: a ``RawTable`` (a
 DataFrame with feature and target columns), ``RawImages`` (an in-memory (N, C, H, W) array) or
 ``RawImageFolder`` (image paths and class names). Nothing is transformed here. Each kind is
-registered once in :data:`SOURCES`, with its reader and the file suffixes that name it.
+registered once in :data:`SOURCES`, with its reader and the file suffixes that name it. A CSV is
+read with a :class:`~trainwell.data.tables.CsvDialect` (``data.delimiter``, ``data.decimal``,
+``data.encoding``; what it leaves unset is detected), the same one for a run's predictions.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,10 @@ from trainwell.registry import Registry
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from trainwell.data.tables import CsvDialect
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,12 +53,13 @@ class RawImageFolder:
     paths: list[Path]
     labels: list[str] | None
     origin: str
+    skipped: list[str] = field(default_factory=list)  # entries that are not images, by path
 
 
 Raw = RawTable | RawImages | RawImageFolder
 
 
-Reader = Callable[[str, dict[str, Any], int, bool], Raw]
+Reader = Callable[[str, dict[str, Any], int, bool, "CsvDialect | None"], Raw]
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,9 @@ class SourceKind:
     """One kind of source.
 
     Attributes:
-        read: ``read(what, params, seed, for_prediction)`` -> raw data; ``what`` is the part of
-            the source after ``KIND:``.
+        read: ``read(what, params, seed, for_prediction, dialect)`` -> raw data; ``what`` is
+            the part of the source after ``KIND:``; ``dialect`` is how CSV text is read (None:
+            detected).
         path: ``what`` is a file or folder (made relative to the config's folder), not a name.
         suffixes: a bare path ending so is of this kind (a folder is ``images``).
         check: validates ``what`` without reading anything (a builtin's name), if set.
@@ -157,6 +166,19 @@ def _npz(path: Path, need_y: bool) -> tuple[np.ndarray, np.ndarray | None, list[
     return X, y, ids
 
 
+def _check_pixels(X: np.ndarray, origin: str) -> None:
+    """Refuse image arrays with values that float32 cannot hold or that are not numbers."""
+    if not np.issubdtype(X.dtype, np.floating):
+        return
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(X) | (np.abs(X) > np.finfo(np.float32).max)
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{origin}: X holds {float(X[at]):g} at index {list(at)}; image arrays "
+                        "must hold finite numbers within the float32 range (|x| <= "
+                        f"{np.finfo(np.float32).max:.3g})")
+
+
 def _npz_raw(path: Path, need_y: bool) -> Raw:
     import pandas as pd
 
@@ -164,6 +186,7 @@ def _npz_raw(path: Path, need_y: bool) -> Raw:
     origin = f"npz file {path}"
     if X.ndim > 2:
         X = X[:, None] if X.ndim == 3 else X
+        _check_pixels(X, origin)
         return RawImages(X.astype(np.float32), y, origin, ids=ids or list(range(X.shape[0])))
     names = [f"x{i}" for i in range(X.shape[1])]
     frame = pd.DataFrame(X.astype(np.float64), columns=names)
@@ -182,15 +205,24 @@ def _npz_raw(path: Path, need_y: bool) -> Raw:
 
 
 def read_source(
-    source: str, params: dict[str, Any], seed: int, for_prediction: bool = False
+    source: str, params: dict[str, Any], seed: int, for_prediction: bool = False,
+    dialect: CsvDialect | None = None,
 ) -> Raw:
     """Read a source string into raw data.
+
+    Args:
+        source: ``KIND:WHAT``.
+        params: ``data.params`` (a builtin's generator parameters).
+        seed: fixes generated builtin sets.
+        for_prediction: the input is new data for a trained run (no target needed).
+        dialect: how a CSV is read (``data.delimiter``, ``data.decimal``, ``data.encoding``);
+            None detects the delimiter and a byte-order mark.
 
     Raises:
         DataError: a missing or unreadable file, or contents that cannot be used.
     """
     kind, rest = split_source(source)
-    return SOURCES.get(kind).read(rest, params, seed, for_prediction)
+    return SOURCES.get(kind).read(rest, params, seed, for_prediction, dialect)
 
 
 def _check_builtin(name: str) -> str:
@@ -200,7 +232,8 @@ def _check_builtin(name: str) -> str:
 
 
 @register_source("builtin", path=False, check=_check_builtin)
-def _read_builtin(name: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
+def _read_builtin(name: str, params: dict[str, Any], seed: int, for_prediction: bool,
+                  dialect: CsvDialect | None) -> Raw:
     import pandas as pd
 
     from trainwell.data.builtin import load_builtin
@@ -218,34 +251,41 @@ def _read_builtin(name: str, params: dict[str, Any], seed: int, for_prediction: 
 
 
 @register_source("csv", suffixes=(".csv", ".txt"))
-def _read_csv(path: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
+def _read_csv(path: str, params: dict[str, Any], seed: int, for_prediction: bool,
+              dialect: CsvDialect | None) -> Raw:
     from trainwell.data.tables import read_csv
 
-    return RawTable(read_csv(Path(path)), f"csv file {Path(path)}", None)
+    frame = read_csv(Path(path), dialect, for_prediction)
+    return RawTable(frame, f"csv file {Path(path)}", None)
 
 
 @register_source("parquet", suffixes=(".parquet", ".pq"))
-def _read_parquet(path: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
+def _read_parquet(path: str, params: dict[str, Any], seed: int, for_prediction: bool,
+                  dialect: CsvDialect | None) -> Raw:
     from trainwell.data.tables import read_parquet
 
     return RawTable(read_parquet(Path(path)), f"parquet file {Path(path)}", None)
 
 
 @register_source("npz", suffixes=(".npz",))
-def _read_npz(path: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
+def _read_npz(path: str, params: dict[str, Any], seed: int, for_prediction: bool,
+              dialect: CsvDialect | None) -> Raw:
     return _npz_raw(Path(path), need_y=not for_prediction)
 
 
 @register_source("images")
-def _read_images(path: str, params: dict[str, Any], seed: int, for_prediction: bool) -> Raw:
-    from trainwell.data.images import list_class_folders, list_images_for_prediction
+def _read_images(path: str, params: dict[str, Any], seed: int, for_prediction: bool,
+                 dialect: CsvDialect | None) -> Raw:
+    from trainwell.data.images import IMAGE_EXTS, list_class_folders, list_images_for_prediction
 
     root = Path(path)
-    if for_prediction:
-        paths, labels = list_images_for_prediction(root)
-    else:
-        paths, labels = list_class_folders(root)
-    return RawImageFolder(root, paths, labels, f"image folder {root}")
+    listing = list_images_for_prediction if for_prediction else list_class_folders
+    paths, labels, skipped = listing(root)
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        log.warning("image folder %s: skipped %d entries that are not images (%s): %s%s", root,
+                    len(skipped), " ".join(IMAGE_EXTS), ", ".join(skipped[:5]), more)
+    return RawImageFolder(root, paths, labels, f"image folder {root}", skipped)
 
 
 def source_from_path(path_or_source: str | Path) -> str:

@@ -65,7 +65,14 @@ def describe(data: PreparedData, max_features: int = 20) -> str:
     preprocessing, and per-feature (or per-channel) mean / std before and after."""
     info = data.info
     out = [f"source: {data.source} ({info['n_rows']} rows, target {info['target']})"]
-    if data.classes is not None:
+    if data.heads:
+        out.append(f"task: multitask, {len(data.heads)} heads on one trunk:")
+        for name, h in data.heads.items():
+            what = (f"{len(h['classes'])} classes {h['classes'][:10]}" if h["classes"] is not None
+                    else f"{h['n_outputs']} value(s)")
+            out.append(f"  {name}: {h['task']} from {', '.join(h['columns'])}, {what}, "
+                       f"labelled in {h['labelled']} of {info['n_rows']} rows")
+    elif data.classes is not None:
         shown = ", ".join(f"{i}={c!r}" for i, c in enumerate(data.classes[:20]))
         more = f", ... {len(data.classes) - 20} more" if len(data.classes) > 20 else ""
         out.append(f"task: {data.task}, {len(data.classes)} classes: {shown}{more}")
@@ -88,8 +95,17 @@ def describe(data: PreparedData, max_features: int = 20) -> str:
         for split, st in info["target_stats"].items():
             if st["mean"]:
                 out.append(f"target {split}: mean {st['mean']}, std {st['std']}")
+    for split, classes in (info.get("classes_not_in_train") or {}).items():
+        out.append(f"classes in {split} but not in train (never learned): {classes}")
+    skipped = info.get("skipped_files")
+    if skipped:
+        more = " ..." if skipped["count"] > len(skipped["paths"]) else ""
+        out.append(f"skipped: {skipped['count']} entries of the image folder that are not "
+                   f"images ({', '.join(skipped['paths'])}{more})")
     dropped = info.get("dropped_rows") or {}
-    if dropped:
+    if dropped.get("no_label"):
+        out.append(f"dropped rows: {dropped['no_label']} without a label for any head")
+    elif dropped:
         out.append(f"dropped rows: {dropped['missing_target']} with a missing target "
                    f"(rows {dropped['rows']}{' ...' if dropped['missing_target'] > 20 else ''})")
     if info.get("missing"):
@@ -104,6 +120,18 @@ def describe(data: PreparedData, max_features: int = 20) -> str:
         out.append(f"(image statistics below from the first {info['stats_sample']} training "
                    "images)")
     out += _feature_table(data, max_features)
+    if "domain" in info:
+        d = info["domain"]
+        labels = ("labels kept for evaluation only" if d["labelled"]
+                  else "no labels (unlabelled, as domain adaptation assumes)")
+        out.append(f"domain target: {d['origin']} ({d['n_rows']} rows, {labels}); "
+                   f"preprocessing {d['preprocess']}")
+        names = list(data.feature_names)[:max_features] or [
+            f"input {i}" for i in range(len(d["features_after"]["mean"]))][:max_features]
+        out.append(f"  {'name':<24} {'target mean':>11} {'target std':>10}")
+        for name, m, sd in zip(names, d["features_after"]["mean"], d["features_after"]["std"],
+                               strict=False):
+            out.append(f"  {name:<24} {m:>11.4g} {sd:>10.4g}")
     return "\n".join(out)
 
 

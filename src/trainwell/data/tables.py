@@ -1,5 +1,10 @@
 """Tables: reading CSV / Parquet, inferring column types, encoding columns into a ``Table``.
 
+A CSV's dialect is found from the file unless ``data.delimiter`` / ``data.decimal`` /
+``data.encoding`` say it: a byte-order mark sets the encoding (UTF-8 otherwise), and the delimiter
+is the one of ``,`` ``;`` tab ``|`` that splits the header and the first rows into the same number
+of fields (:func:`detect_delimiter`).
+
 Column types: ``numeric`` (numbers), ``boolean`` (true/false, yes/no, t/f, y/n, 0/1) and
 ``categorical`` (anything else); ``ignore`` drops a column. Types are inferred from the values and
 can be overridden per column with ``data.columns``.
@@ -7,6 +12,11 @@ can be overridden per column with ``data.columns``.
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +32,8 @@ if TYPE_CHECKING:
 TRUE_TOKENS = {"true", "t", "yes", "y", "1"}
 FALSE_TOKENS = {"false", "f", "no", "n", "0"}
 BOOL_TOKENS = TRUE_TOKENS | FALSE_TOKENS
+#: the largest magnitude a feature may have: model inputs are float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_file(path: Path, what: str) -> None:
@@ -36,25 +48,185 @@ def check_file(path: Path, what: str) -> None:
         raise DataError(f"{what} file {path} cannot be read: {exc.strerror or exc}") from None
 
 
-def read_csv(path: Path) -> pd.DataFrame:
+#: the delimiters a CSV is tried with, in order of preference when several fit equally well
+DELIMITERS = (",", ";", "\t", "|")
+#: how much of a CSV the dialect is detected from
+SAMPLE_BYTES = 1 << 16
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV is read; None means found from the file.
+
+    Attributes:
+        delimiter: the one character between fields.
+        decimal: the decimal mark of numbers, ``"."`` or ``","``.
+        encoding: a Python codec name; by default UTF-8, or what a byte-order mark says.
+    """
+
+    delimiter: str | None = None
+    decimal: str = "."
+    encoding: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any] | None) -> CsvDialect:
+        """The dialect saved with :meth:`to_dict` (defaults for a run saved without one)."""
+        doc = doc or {}
+        return cls(doc.get("delimiter"), doc.get("decimal") or ".", doc.get("encoding"))
+
+
+def _encoding(head: bytes, given: str | None) -> str:
+    """The codec to read a file starting with ``head``: ``given``, else from a byte-order mark,
+    else UTF-8. UTF-8 is read as ``utf-8-sig``, which drops a byte-order mark if there is one."""
+    if given is not None:
+        return "utf-8-sig" if codecs.lookup(given).name == "utf-8" else given
+    return next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8-sig")
+
+
+def _sample(path: Path, given: str | None) -> tuple[str, str]:
+    """The codec to read ``path`` with, and its first complete lines decoded: about
+    :data:`SAMPLE_BYTES`, more if the header is longer."""
+    with open(path, "rb") as fh:
+        head = fh.read(SAMPLE_BYTES)
+        while b"\n" not in head and len(head) < 256 * SAMPLE_BYTES:
+            chunk = fh.read(SAMPLE_BYTES)
+            if not chunk:
+                break
+            head += chunk
+        more = fh.read(1) != b""
+    encoding = _encoding(head[:4], given)
+    text = head.decode(encoding, errors="ignore")
+    if more and "\n" in text:
+        text = text[:text.rindex("\n") + 1]  # drop a line cut by the sample's end
+    return encoding, text
+
+
+def _records(sample: str, delimiter: str, limit: int = 200) -> list[list[str]]:
+    try:
+        reader = csv.reader(io.StringIO(sample), delimiter=delimiter)
+        return [row for _, row in zip(range(limit), reader, strict=False) if row]
+    except csv.Error:
+        return []
+
+
+def detect_delimiter(sample: str, exclude: str | None = None) -> str | None:
+    """The delimiter of :data:`DELIMITERS` that splits the header of ``sample`` into the most
+    fields (at least 2), with at least 90% of the following rows split into as many.
+
+    Returns:
+        None when no delimiter fits (a one-column file, or rows of uneven width).
+
+    Example:
+        >>> detect_delimiter("a;b;y\\n1,5;2;0\\n3;4;1\\n")
+        ';'
+    """
+    best: tuple[int, str] | None = None
+    for delim in DELIMITERS:
+        if delim == exclude:
+            continue
+        rows = _records(sample, delim)
+        if not rows or len(rows[0]) < 2:
+            continue
+        width, body = len(rows[0]), rows[1:] or rows
+        if sum(len(r) == width for r in body) >= 0.9 * len(body):
+            if best is None or width > best[0]:
+                best = (width, delim)
+    return best[1] if best else None
+
+
+def _shown(delimiter: str) -> str:
+    return "\"\\t\"" if delimiter == "\t" else f"\"{delimiter}\""
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """Refuse a header that names a column twice (pandas would rename the second ``x.1``)."""
+    seen: dict[str, list[int]] = {}
+    for i, name in enumerate(names, start=1):
+        if name.strip():
+            seen.setdefault(name, []).append(i)
+    dups = {name: cols for name, cols in seen.items() if len(cols) > 1}
+    if dups:
+        shown = "; ".join(f"{name!r} (columns {', '.join(map(str, cols))})"
+                          for name, cols in dups.items())
+        raise DataError(f"csv file {path} names a column twice: {shown}; give every column a "
+                        "unique name")
+
+
+def read_csv(path: Path, dialect: CsvDialect | None = None,
+             for_prediction: bool = False) -> pd.DataFrame:
+    """Read a CSV with ``dialect``, detecting what it leaves unset.
+
+    ``for_prediction``: the file is new input for a trained run, whose saved dialect is
+    ``dialect``; messages then say so instead of advising a config field.
+
+    Raises:
+        DataError: the file is missing, empty, not text in its encoding, names a column twice,
+            cannot be parsed, or reads as one column whose header holds another delimiter.
+    """
     import pandas as pd
 
+    dialect = dialect or CsvDialect()
     check_file(path, "csv")
+    encoding, sample = _sample(path, dialect.encoding)
+    exclude = "," if dialect.decimal == "," else None  # a decimal comma is no delimiter
+    delimiter = (dialect.delimiter or detect_delimiter(sample, exclude)
+                 or (";" if exclude else ","))
+    header = next(iter(_records(sample, delimiter, limit=1)), [])
+    _check_header(path, header)
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, sep=delimiter, decimal=dialect.decimal, encoding=encoding)
     except pd.errors.EmptyDataError:
         raise DataError(f"csv file {path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        codec = encoding.removesuffix("-sig")
+        fix = (f"this run reads CSVs as {codec}: save the file in {codec}" if for_prediction else
+               "set data.encoding to the file's encoding, e.g. \"latin-1\" or \"cp1252\"")
+        raise DataError(f"csv file {path} is not {codec} text ({exc.reason} at byte "
+                        f"{exc.start}); {fix}") from None
+    except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"csv file {path} cannot be parsed: {exc}") from None
+    if frame.shape[1] == 1:
+        _check_one_column(path, str(frame.columns[0]), delimiter, for_prediction)
     if frame.shape[0] == 0:
         raise DataError(f"csv file {path} has a header but no rows")
     return frame
+
+
+def _check_one_column(path: Path, header: str, delimiter: str, for_prediction: bool) -> None:
+    """Refuse a one-column read whose header holds another delimiter."""
+    other = next((d for d in DELIMITERS if d != delimiter and d in header), None)
+    if other is None:
+        return
+    fix = (f"this run reads CSVs with the delimiter {_shown(delimiter)}: write the file with it"
+           if for_prediction else f"set data.delimiter = {_shown(other)}")
+    raise DataError(f"csv file {path} reads as one column {header[:60]!r} with the delimiter "
+                    f"{_shown(delimiter)}, but its header holds {_shown(other)}; {fix}")
+
+
+def _parquet_names(path: Path) -> list[str] | None:
+    try:
+        import pyarrow.parquet as pq
+
+        return [str(n) for n in pq.read_schema(path).names]
+    except Exception:  # noqa: BLE001 - not readable here: pandas reports it below
+        return None
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     check_file(path, "parquet")
+    names = _parquet_names(path) or []
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise DataError(f"parquet file {path} names a column more than once: {dups}; give every "
+                        "column a unique name")
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a corrupt file
@@ -122,13 +294,44 @@ def infer_type(col: pd.Series) -> str:
     return "categorical"
 
 
+_COMMA_NUMBER = re.compile(r"[+-]?\d+(,\d+)?")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3},\d{3}")
+
+
+def _decimal_comma_example(col: pd.Series) -> str | None:
+    """A value of a text column of numbers written with a decimal comma ("1,5"), if it is one.
+
+    Columns whose every comma could group thousands ("1,000") are left alone: ambiguous."""
+    values = [v.strip() for v in col.dropna() if isinstance(v, str)]
+    numbers = [v for v in values if _COMMA_NUMBER.fullmatch(v)]
+    commas = [v for v in numbers if "," in v]
+    if len(numbers) < NUMERIC_TEXT_FRACTION * len(col.dropna()):
+        return None
+    return next((v for v in commas if not _THOUSANDS.fullmatch(v)), None)
+
+
 def infer_types(frame: pd.DataFrame, features: list[str], overrides: dict[str, str],
                 origin: str) -> dict[str, str]:
-    """Column name -> type for every feature column (``ignore`` ones left out)."""
+    """Column name -> type for every feature column (``ignore`` ones left out).
+
+    Raises:
+        DataError: an override names no column, or a column inferred as text holds numbers
+            written with a decimal comma (read with ``data.decimal = ","`` instead).
+    """
     require_columns(frame, list(overrides), "data.columns entry", origin)
     types = {}
+    is_csv = origin.startswith("csv file")  # where data.decimal applies
     for name in features:
         kind = overrides.get(name) or infer_type(frame[name])
+        if is_csv and name not in overrides and kind == "categorical":
+            example = _decimal_comma_example(frame[name])
+            if example is not None:
+                raise DataError(
+                    f"column {name!r} of {origin} holds numbers written with a decimal comma "
+                    f"(e.g. {example!r}), which would be read as categories; set "
+                    f"data.decimal = \",\" to read them as numbers, or data.columns.{name} = "
+                    "\"categorical\" to keep them as text"
+                )
         if kind != "ignore":
             types[name] = kind
     return types
@@ -154,6 +357,17 @@ def _to_numeric(col: pd.Series, name: str, origin: str) -> np.ndarray:
         row = col.index[int(np.flatnonzero(np.isinf(arr))[0])]
         raise DataError(f"column {name!r} of {origin} holds an infinite value (row {row}); "
                         "only finite numbers or missing values are allowed")
+    huge = np.abs(np.nan_to_num(arr)) > FLOAT32_MAX
+    if huge.any():
+        first = int(np.flatnonzero(huge)[0])
+        value = float(arr[first])
+        squared = (", and its square (standardizing takes one) overflows"
+                   if abs(value) > np.sqrt(np.finfo(np.float64).max) else "")
+        raise DataError(
+            f"column {name!r} of {origin} holds {value:g} (row {col.index[first]}), beyond what "
+            f"float32 model inputs can hold (|x| <= {FLOAT32_MAX:.3g}){squared}; rescale the "
+            f"column or set data.columns.{name} = \"ignore\""
+        )
     return arr
 
 
@@ -216,8 +430,12 @@ def encode(frame: pd.DataFrame, types: dict[str, str], origin: str) -> Table:
 
 
 __all__ = [
+    "DELIMITERS",
+    "FLOAT32_MAX",
+    "CsvDialect",
     "category_text",
     "check_file",
+    "detect_delimiter",
     "encode",
     "infer_type",
     "infer_types",

@@ -82,6 +82,17 @@ def check_finite(values: np.ndarray, names: list[str], origin: str) -> None:
             )
 
 
+def _check_float32(y: np.ndarray, names: list[str], origin: str) -> None:
+    """Raise when a regression target is too large for float32 (it would become inf)."""
+    huge = np.abs(y) > np.finfo(np.float32).max
+    if huge.any():
+        row, j = (int(i) for i in np.argwhere(huge)[0])
+        raise DataError(
+            f"target {names[j]!r} of {origin} holds {y[row, j]:g} (row {row}), beyond what "
+            f"float32 targets can hold (|y| <= {np.finfo(np.float32).max:.3g}); rescale the target"
+        )
+
+
 def check_label_types(values: np.ndarray, name: str, origin: str) -> str:
     """The one kind of label (``number``, ``text``, ``boolean``); raise if labels mix kinds."""
     if np.issubdtype(values.dtype, np.bool_):
@@ -136,7 +147,9 @@ def make_target(values: np.ndarray, names: list[str], task: str, origin: str) ->
                     "but data.task is regression, which needs numbers; set data.task to "
                     "\"binary\" or \"multiclass\""
                 )
-        y = values.astype(np.float64).astype(np.float32)
+        y64 = values.astype(np.float64)
+        _check_float32(y64, names, origin)
+        y = y64.astype(np.float32)
         return Target(y, task, None, y.shape[1])
     if values.shape[1] > 1:
         raise DataError(f"classification takes one target column; got {names}; use data.task = "

@@ -76,6 +76,10 @@ def doctor_from_config(
     """
     import torch
 
+    heads = getattr(cfg, "heads", None) or {}
+    domain = getattr(cfg, "domain", None)
+    if heads or domain is not None:
+        return _doctor_heads(cfg, gradcheck, out_dir, prepared, model)
     if prepared is None or model is None:
         from trainwell.data import prepare
         from trainwell.nn import build_model
@@ -106,6 +110,120 @@ def doctor_from_config(
         seed=cfg.seed,
         out_dir=out_dir,
     )
+
+
+def _doctor_heads(
+    cfg: Any, gradcheck: bool, out_dir: str | Path | None, prepared: Any, model: Any
+) -> DoctorReport:
+    """The recipe once per head, on the head's own labelled rows, loss and task: each head's
+    initial loss is checked against its own chance value (log C for C classes). A
+    domain-adversarial model gets the recipe for its label head and the domain classifier's
+    loss at step 0 checked against log 2. Findings are named ``heads.<head>.<check>``."""
+    import torch
+
+    from trainwell.nn.trunk import LABEL_HEAD, build_multihead
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        if prepared is None:
+            from trainwell.data import prepare
+
+            prepared = prepare(cfg.data, cfg.seed, cfg.head_targets())
+        if model is None:  # as trainwell.heads_run.build_run_model builds it
+            example = prepared.train.head(min(256, len(prepared.train)))
+            shape = tuple(prepared.input_shape)
+            if prepared.heads:
+                widths = {n: (int(h["n_outputs"]), str(h["task"]))
+                          for n, h in prepared.heads.items()}
+                model = build_multihead(cfg.model, shape, widths, example)
+            else:
+                model = build_multihead(cfg.model, shape,
+                                        {LABEL_HEAD: (prepared.n_outputs, prepared.task)},
+                                        example, domain_hidden=list(cfg.domain.hidden))
+    if prepared.heads:
+        plan = {name: (h["index"], h["task"], cfg.heads[name].loss)
+                for name, h in prepared.heads.items()}
+    else:
+        plan = {LABEL_HEAD: (None, prepared.task, cfg.train.loss)}
+    report = DoctorReport(info={"task": prepared.task, "heads": {}})
+    suggestions: list[float] = []
+    for name, (index, task, loss) in plan.items():
+        splits = [_head_rows(s, index, task) for s in (prepared.train, prepared.val, prepared.test)]
+        sub = doctor(
+            model.branch(name),
+            splits[0],
+            task=task,
+            loss=loss,
+            optimizer=cfg.train.optimizer,
+            lr=float(cfg.train.optimizer.kwargs()["lr"]),
+            val=splits[1] if len(splits[1][0]) else None,
+            test=splits[2] if len(splits[2][0]) else None,
+            config=cfg.doctor,
+            gradcheck=gradcheck or cfg.doctor.gradcheck,
+            seed=cfg.seed,
+            out_dir=out_dir,
+        )
+        for f in sub.findings:
+            f.check = f"heads.{name}.{f.check}"
+            f.title = f"{name} head: {f.title}"
+        report.findings.extend(sub.findings)
+        report.info["heads"][name] = {k: v for k, v in sub.info.items() if k != "seconds"}
+        if not report.activation_stats:
+            report.activation_stats = sub.activation_stats
+        if sub.suggested_lr is not None:
+            suggestions.append(sub.suggested_lr)
+    if domain_head := getattr(model, "heads", {}).get("domain") if cfg.domain else None:
+        report.findings.append(_domain_initial_loss(model, prepared, domain_head, cfg))
+    if suggestions:  # the smallest: an LR every head's range test accepts
+        report.info["suggested_lr"] = min(suggestions)
+    return report
+
+
+def _head_rows(split: Any, index: list[int] | None, task: str) -> tuple[Any, Any]:
+    """``(X, y)`` of a split's rows labelled for one head (all rows for ``index=None``)."""
+    import torch
+
+    X, y = split.X, split.y
+    if index is None:
+        return X, y
+    block = y[:, index]
+    keep = ~torch.isnan(block).any(1)
+    y_h = block[keep]
+    y_h = y_h.reshape(-1).long() if task != "regression" else y_h
+    return X[keep], y_h
+
+
+def _domain_initial_loss(model: Any, prepared: Any, domain_head: Any, cfg: Any) -> Any:
+    """The domain classifier's loss at step 0 on source vs target rows: log 2 (chance)."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from trainwell.data.domain_data import prepare_domain
+    from trainwell.diagnose.report import Finding
+
+    target = prepare_domain(cfg.domain.target, cfg.domain.params, prepared, cfg.seed).X
+    n = min(256, len(prepared.train), len(target))
+    x = torch.cat([prepared.train.X[:n], target[:n]])
+    is_target = torch.cat([torch.zeros(n), torch.ones(n)])
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        d = domain_head(model.features(x)).reshape(-1)
+        loss = float(F.binary_cross_entropy_with_logits(d, is_target))
+    model.train(was)
+    expected = math.log(2)
+    ev = {"loss": loss, "expected": expected, "rows": 2 * n}
+    ok = abs(loss / expected - 1) <= cfg.doctor.loss_tolerance
+    detail = (f"domain classifier loss at step 0 is {loss:.4g} on {n} source and {n} target "
+              f"rows; expected log 2 = {expected:.4g} (it cannot tell the domains apart yet).")
+    if ok:
+        return Finding("heads.domain.loss.initial", "pass",
+                       "domain head: the loss at step 0 matches log 2", detail, ev)
+    return Finding("heads.domain.loss.initial", "warn",
+                   "domain head: the loss at step 0 is off log 2", detail, ev,
+                   ["scale down the domain classifier's last layer so its logit starts near 0"])
 
 
 def apply_suggestion(cfg: Experiment, report: DoctorReport, path: str | Path) -> Path:

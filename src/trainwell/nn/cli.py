@@ -46,11 +46,16 @@ def _summary(args: argparse.Namespace) -> int:
         folder = str(Path(args.config).resolve().parent)
         if folder not in sys.path:
             sys.path.append(folder)
-    data = prepare(cfg.data, cfg.seed)
+    data = prepare(cfg.data, cfg.seed, cfg.head_targets())
     torch.manual_seed(cfg.seed)
     batch = _example_batch(data.train.X)
     shape = tuple(data.input_shape)
-    model = build_model(cfg.model, shape, data.n_outputs, data.task, batch)
+    if cfg.heads or cfg.domain is not None:
+        from trainwell.heads_run import build_run_model
+
+        model = build_run_model(cfg, shape, data.n_outputs, data.task, data.heads, batch)
+    else:
+        model = build_model(cfg.model, shape, data.n_outputs, data.task, batch)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model {cfg.model.arch} for {data.task}: input {shape}, {data.n_outputs} output(s)")
     print(format_summary(model_summary(model, shape), n_params))

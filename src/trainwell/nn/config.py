@@ -16,6 +16,11 @@ from trainwell.schema import Section
 POOLS = ("max", "avg", "fractional_max", "none")
 
 
+#: the names of the label head and the domain classifier of a domain-adversarial model
+#: (:mod:`trainwell.nn.trunk`)
+LABEL_HEAD = "label"
+DOMAIN_HEAD = "domain"
+
 class ModelConfig(Section):
     """The model spec. Fields not used by the chosen ``arch`` are ignored by it."""
 

@@ -132,6 +132,25 @@ def note(text: str) -> str:
     return f'<p class="note">{esc(text)}</p>'
 
 
+BADGES = ("pass", "warn", "fail")
+
+
+def badge_class(status: Any) -> str:
+    """The CSS class of a status badge: pass, warn, fail, and info for anything else."""
+    return str(status) if str(status) in BADGES else "info"
+
+
+def badge(status: Any) -> str:
+    """A colored status badge (pass, warn, fail; any other status is shown as info)."""
+    return f'<span class="badge {badge_class(status)}">{esc(status)}</span>'
+
+
+def verdict(status: Any, title: str, text: str) -> str:
+    """A verdict box: a status badge and a title, with the verdict's text below."""
+    return (f'<div class="finding {badge_class(status)}"><h3>{badge(status)} {esc(title)}</h3>'
+            f"<p>{esc(text)}</p></div>")
+
+
 def png_size(data_uri: str) -> tuple[int, int]:
     """(width, height) in pixels of a PNG data URI, read from its IHDR chunk."""
     head = base64.b64decode(data_uri.split(",", 1)[1][:32])

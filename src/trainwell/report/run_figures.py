@@ -1,9 +1,10 @@
-"""The figures of one run: learning curves, LR schedule, layer statistics, predictions."""
+"""The figures of one run: learning curves, LR schedule, layer statistics, predictions, and
+the domain classifier of a domain-adversarial run."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from trainwell.report.figures import (
@@ -54,6 +55,40 @@ def metric_groups(run: RunData) -> dict[str, list[str]]:
     return groups
 
 
+def split_head(base: str, heads: Sequence[str]) -> tuple[str, str]:
+    """``("label", "accuracy")`` for ``"label_accuracy"`` when ``label`` is one of ``heads``
+    (the longest name that fits wins); ``("", base)`` when no head's name starts it."""
+    for head in sorted(heads, key=len, reverse=True):
+        if base.startswith(head + "_") and len(base) > len(head) + 1:
+            return head, base[len(head) + 1:]
+    return "", base
+
+
+def head_panels(
+    groups: Mapping[str, Sequence[str]], heads: Mapping[str, str],
+    other: Mapping[str, tuple[str, str]] | None = None,
+) -> tuple[dict[str, Sequence[str]], dict[str, tuple[str, str]]]:
+    """The metric panels of a run with several heads, in order, and their titles.
+
+    ``heads`` maps a head's name (the prefix of its metrics: ``val_label_accuracy``) to the
+    words that name it in a title (``"label head"``). The groups of no head come first, titled
+    by ``other`` or their own name; then each head's, in the order of ``heads``, its loss
+    first, titled ``"<words>: <metric>"``.
+    """
+    other = other or {}
+    rest = {base: names for base, names in groups.items() if not split_head(base, list(heads))[0]}
+    order: dict[str, Sequence[str]] = dict(rest)
+    titles = {base: other.get(base, (base, base)) for base in rest}
+    for head, words in heads.items():
+        own = [base for base in groups if split_head(base, list(heads))[0] == head]
+        own.sort(key=lambda base: split_head(base, list(heads))[1] != "loss")
+        for base in own:
+            metric = split_head(base, list(heads))[1]
+            order[base] = groups[base]
+            titles[base] = (f"{words}: {metric}", metric)
+    return order, titles
+
+
 def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
     """Rows and columns of a grid of ``n`` panels, at most ``max_cols`` wide (4 make 2 x 2)."""
     cols = 2 if n == 4 and max_cols >= 2 else max(1, min(n, max_cols))
@@ -70,7 +105,7 @@ def _hide_unused(axes: Sequence[Any], used: int) -> None:
         ax.set_visible(False)
 
 
-def _loss_panel(ax: Any, run: RunData) -> None:
+def _loss_panel(ax: Any, run: RunData, title: str = "loss") -> None:
     values: list[float] = []
     for key, color, label in (("train_loss", TRAIN, "train loss"), ("val_loss", VAL, "val loss")):
         xs, ys = run.series(key)
@@ -86,26 +121,35 @@ def _loss_panel(ax: Any, run: RunData) -> None:
     if use_log_scale(values):
         log_scale(ax)
     epoch_axis(ax)
-    panel_title(ax, "loss")
+    panel_title(ax, title)
     ax.legend(loc="best", fontsize=9)
 
 
-def curves_figure(run: RunData, groups: dict[str, Sequence[str]]) -> Figure:
+def curves_figure(run: RunData, groups: dict[str, Sequence[str]],
+                  titles: Mapping[str, tuple[str, str]] | None = None,
+                  loss_title: str = "loss") -> Figure:
     """The learning curves: the loss, then each metric (accuracy, f1 ...), a panel each, per
-    epoch, train and val overlaid as points and their moving average (lecture 002)."""
+    epoch, train and val overlaid as points and their moving average (lecture 002).
+
+    ``titles`` maps a group to its panel's title and the metric's word in the legend (a run
+    with several heads names the head in the title: ``("label head: accuracy", "accuracy")``);
+    a group without one is titled by its own name.
+    """
     import numpy as np
 
+    titles = titles or {}
     rows, cols = grid_shape(1 + len(groups))
     fig, axes = new_figure(*_grid_size(rows, cols), rows, cols, top=0.4, hgap=0.9)
     axes = list(np.atleast_1d(axes).ravel())
-    _loss_panel(axes[0], run)
+    _loss_panel(axes[0], run, loss_title)
     for ax, (base, names) in zip(axes[1:], groups.items(), strict=False):  # spare panels stay
+        title, word = titles.get(base, (base, base))
         for name in names:
             split, _ = split_metric(name)
             xs, ys = run.series(name)
-            scatter_with_trend(ax, xs, ys, f"{split} {base}", TRAIN if split == "train" else VAL)
+            scatter_with_trend(ax, xs, ys, f"{split} {word}", TRAIN if split == "train" else VAL)
         epoch_axis(ax)
-        panel_title(ax, base)
+        panel_title(ax, title)
         ax.legend(loc="best", fontsize=9)
     _hide_unused(axes, 1 + len(groups))
     return fig
@@ -119,6 +163,50 @@ def lr_figure(run: RunData) -> Figure:
         log_scale(ax)
     epoch_axis(ax)
     ax.set_ylabel("learning rate")
+    return fig
+
+
+#: the domain classifier's accuracy when it cannot tell source from target: the goal of DANN
+CHANCE = 0.5
+
+
+def domain_figure(run: RunData, baseline_target: float | None = None) -> Figure:
+    """Domain-adversarial training over epochs: the domain classifier's training accuracy
+    against chance (0.5, the goal: features that do not tell the domains apart), and, when the
+    run logged them, the label head's accuracy on the source and the target validation data,
+    with the source-only baseline's target accuracy as a dotted line when one was run."""
+    import numpy as np
+
+    source, target = run.series("val_accuracy"), run.series("val_target_accuracy")
+    both = bool(target[0])
+    fig, axes = new_figure(*_grid_size(1, 2 if both else 1), 1, 2 if both else 1, top=0.4)
+    axes = list(np.atleast_1d(axes).ravel())
+    ax = axes[0]
+    xs, ys = run.series("train_domain_accuracy")
+    if xs:
+        scatter_with_trend(ax, xs, ys, "domain classifier", "tab:purple")
+        ax.axhline(CHANCE, color="0.3", ls="--", lw=1.2, label="chance (0.5, the goal)")
+        lo, hi = min([*ys, CHANCE]), max([*ys, CHANCE])
+        pad = max(0.02, 0.08 * (hi - lo))
+        ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
+        ax.legend(loc="best", fontsize=9)
+    else:
+        empty_axes(ax, "no domain classifier accuracy recorded")
+    epoch_axis(ax)
+    ax.set_ylabel("accuracy")
+    panel_title(ax, "domain classifier accuracy (train)")
+    if both:
+        ax = axes[1]
+        if source[0]:
+            scatter_with_trend(ax, *source, "source (val)", VAL)
+        scatter_with_trend(ax, *target, "target", "tab:green")
+        if baseline_target is not None and math.isfinite(baseline_target):
+            ax.axhline(baseline_target, color="tab:green", ls=":", lw=1.5,
+                       label=f"target, source-only baseline ({baseline_target:.3g})")
+        epoch_axis(ax)
+        ax.set_ylabel("accuracy")
+        panel_title(ax, "label head accuracy: source and target")
+        ax.legend(loc="best", fontsize=9)
     return fig
 
 

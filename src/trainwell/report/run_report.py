@@ -1,8 +1,16 @@
-"""``report.html`` of one run: summary, curves, LR, layer statistics, doctor, predictions."""
+"""``report.html`` of one run: summary, curves, LR, layer statistics, doctor, predictions.
+
+A run with ``[heads]`` gets its heads in the summary, one panel per head and metric in the
+curves and its test predictions per head; a domain-adversarial run (``[domain]``) gets a
+"Domain adaptation" section: the verdict, source / target / domain classifier accuracy and the
+domain classifier over training.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,9 @@ def summary_section(run: RunData) -> str:
     model, train, splits = _table(cfg, "model"), _table(cfg, "train"), _table(data, "splits")
     classes = data.get("classes")
     features = data.get("feature_names")
+    heads = run_heads(run)
+    labels = (("heads", f"{len(heads)}: {', '.join(heads)}") if heads
+              else ("classes", _classes_text(classes)))
     cards = [
         ("Run", [
             ("name", run.name), ("status", meta.get("status")),
@@ -34,7 +45,7 @@ def summary_section(run: RunData) -> str:
         ]),
         ("Data", [
             ("source", data.get("source", _get(cfg, "data", "source"))), ("task", data.get("task")),
-            ("classes", _classes_text(classes)),
+            labels,
             ("input shape", data.get("input_shape")),
             ("features", len(features) if isinstance(features, list) else None),
             ("outputs", data.get("n_outputs")),
@@ -58,11 +69,52 @@ def summary_section(run: RunData) -> str:
         f'<div class="card"><h3>{h.esc(title)}</h3>{h.kv_table(pairs)}</div>'
         for title, pairs in cards
     ) + "</div>"
+    if heads:
+        body += "<h3>Heads</h3>" + heads_table(run, heads)
     body += "<h3>Results</h3>" + results_tables(run)
     for name in ("meta.json", "data.json", "results.json"):
         if name in run.problems:
             body += h.note(run.problems[name])
     return body
+
+
+def run_heads(run: RunData) -> dict[str, dict[str, Any]]:
+    """The heads of a run with ``[heads]`` (``data.json``'s, name -> columns, task, classes,
+    n_outputs, labelled); ``{}`` for a run with one head.
+
+    Without a readable ``data.json`` the heads come from ``predictions.npz``'s
+    ``<head>_y_true`` arrays (a classification head is the one with ``<head>_proba``).
+    """
+    heads = {str(k): v for k, v in _table(run.data, "heads").items() if isinstance(v, dict)}
+    if heads or run.data.get("heads") is not None or "y_true" in run.predictions:
+        return heads
+    suffix = "_y_true"
+    names = [k[: -len(suffix)] for k in run.predictions if k.endswith(suffix) and k != suffix]
+    return {name: {"task": "multiclass" if f"{name}_proba" in run.predictions
+                   else "regression"} for name in names}
+
+
+def heads_table(run: RunData, heads: dict[str, dict[str, Any]]) -> str:
+    """One row per head: task, target columns, classes or outputs, labelled rows, loss weight."""
+    total = sum(v for v in _table(run.data, "splits").values()
+                if isinstance(v, int) and not isinstance(v, bool))
+    cfg_heads = _table(run.config, "heads")
+    rows = []
+    for name, head in heads.items():
+        task = head.get("task")
+        if task in ("binary", "multiclass"):
+            shape = _classes_text(head.get("classes"))
+        else:
+            n = head.get("n_outputs")
+            shape = f"{n} output{'s' if n != 1 else ''}" if isinstance(n, int) else None
+        labelled = head.get("labelled")
+        if isinstance(labelled, int) and total:
+            labelled = f"{labelled:,} of {total:,} ({labelled / total:.0%})"
+        columns = head.get("columns")
+        rows.append((name, task, ", ".join(map(str, columns)) if isinstance(columns, list)
+                     else columns, shape, labelled, _table(cfg_heads, name).get("weight")))
+    return h.table(["head", "task", "target", "classes / outputs", "labelled rows",
+                    "loss weight"], rows)
 
 
 def results_tables(run: RunData) -> str:
@@ -87,11 +139,120 @@ def results_tables(run: RunData) -> str:
 def curves_section(run: RunData) -> str:
     if not run.metrics:
         return _absent(run, "metrics.jsonl", "no learning curves")
-    groups = dict(sorted(rf.metric_groups(run).items()))
-    caption = ("Loss" + "".join(f", {base}" for base in groups) + " per epoch: points, and their "
-               "moving average")
-    return h.figures([h.figure("fig-curves", render(rf.curves_figure, run, groups), caption,
-                               wide=bool(groups))])
+    groups: dict[str, Any] = dict(sorted(rf.metric_groups(run).items()))
+    heads = run_heads(run)
+    if heads:
+        groups, titles = rf.head_panels(groups, {name: f"{name} head" for name in heads})
+        loss_title = "loss (weighted sum of the heads)"
+    elif is_domain_run(run):
+        groups, titles = rf.head_panels(groups, DOMAIN_PARTS, DOMAIN_OTHER)
+        if "grl_lambda" in groups:  # the schedule, after the curves it shapes
+            groups["grl_lambda"] = groups.pop("grl_lambda")
+        loss_title = "loss (train: label + domain classifier)"
+    else:
+        titles, loss_title = {}, "loss"
+    if titles:
+        caption = _panels_text(loss_title, [titles[base][0] for base in groups])
+    else:
+        caption = "Loss" + "".join(f", {base}" for base in groups)
+    caption += " per epoch: points, and their moving average"
+    fig = render(rf.curves_figure, run, groups, titles, loss_title)
+    return h.figures([h.figure("fig-curves", fig, caption, wide=bool(groups))])
+
+
+def _panels_text(loss_title: str, titles: list[str]) -> str:
+    """``"Loss (...); label head: loss, accuracy; value head: loss, r2"``: the panel titles,
+    those of one head named once."""
+    parts: list[tuple[str, list[str]]] = []
+    for title in titles:
+        words, sep, metric = title.rpartition(": ")
+        if sep and parts and parts[-1][0] == words:
+            parts[-1][1].append(metric)
+        else:
+            parts.append((words, [metric]) if sep else ("", [title]))
+    text = "; ".join(f"{w}: {', '.join(ms)}" if w else ", ".join(ms) for w, ms in parts)
+    return loss_title[:1].upper() + loss_title[1:] + (f"; {text}" if text else "")
+
+
+# The metric prefixes of a domain-adversarial run, and the words naming them in a panel title.
+DOMAIN_PARTS = {"label": "label head", "target": "target domain",
+                "domain": "domain classifier"}
+DOMAIN_OTHER = {"accuracy": ("source: accuracy", "accuracy"),
+                "f1_macro": ("source: f1_macro", "f1_macro"),
+                "grl_lambda": ("gradient reversal lambda", "lambda")}
+
+
+def is_domain_run(run: RunData) -> bool:
+    """Whether the run trained with ``[domain]`` (domain-adversarial)."""
+    return bool(_table(run.data, "domain") or _table(run.results, "domain")
+                or "train_domain_accuracy" in run.metric_names())
+
+
+def domain_section(run: RunData) -> str:
+    """The verdict, source / target / domain classifier accuracy (with the source-only
+    baseline's when it ran), the target data, and the domain classifier over training."""
+    dom = _table(run.results, "domain")
+    base = _table(dom, "baseline")
+    verdict = _table(dom, "verdict")
+    body = ""
+    if verdict.get("text"):
+        status = verdict.get("status", "info")
+        body += h.verdict(status, "Did adaptation help?", str(verdict["text"]))
+    if dom:
+        rows = [(label, dom.get(key), *((base.get(key),) if base else ()), goal)
+                for label, key, goal in DOMAIN_ROWS]
+        lam = dom.get("grl_lambda")
+        if _number(lam) is not None:
+            rows.append(("gradient reversal lambda (end)", lam, *(("–",) if base else ()),
+                         "the reversal's strength"))
+        head = ["measure", "adapted (this run)", *(["source-only baseline"] if base else [])]
+        body += h.table([*head, "goal"], rows)
+        body += h.note("Source accuracy: the source test split; target accuracy: the target "
+                       "rows, scored with the labels training never saw; domain classifier: "
+                       "its accuracy on the training batches of the epoch whose weights were "
+                       "kept."
+                       + ("" if base else " Set domain.baseline = true to compare with the "
+                          "same model trained on the source only."))
+    elif "results.json" in run.problems:
+        body += _absent(run, "results.json", "no source, target and domain accuracy to show")
+    else:
+        status = run.meta.get("status")
+        body += h.note("results.json holds no domain summary: the run did not complete"
+                       + (f" (status: {status})" if status else ""))
+    target = _table(run.data, "domain")
+    if target:
+        labelled = target.get("labelled")
+        body += "<h3>Target data</h3>" + h.kv_table([
+            ("source", target.get("origin")), ("rows", target.get("n_rows")),
+            ("labels", "kept for evaluation only" if labelled
+             else "none (target accuracy cannot be measured)" if labelled is not None
+             else None),
+            ("preprocessing", target.get("preprocess")),
+        ])
+    if run.series("train_domain_accuracy")[0]:
+        caption = ("The domain classifier's accuracy on the training batches per epoch; the "
+                   "dashed line is chance (0.5), the goal: features that do not tell source "
+                   "from target")
+        if run.series("val_target_accuracy")[0]:
+            caption += "; the label head's accuracy on the source and target validation data"
+        fig = render(rf.domain_figure, run, _number(base.get("target_accuracy")))
+        body += h.figures([h.figure("fig-domain", fig, caption,
+                                    wide=bool(run.series("val_target_accuracy")[0]))])
+    else:
+        body += _absent(run, "metrics.jsonl", "no domain classifier accuracy over training")
+    return body
+
+
+DOMAIN_ROWS = (
+    ("source accuracy", "source_accuracy", "high: the label task is kept"),
+    ("target accuracy", "target_accuracy", "high: above the source-only baseline"),
+    ("domain classifier accuracy", "domain_accuracy", "0.5 (chance)"),
+)
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if ok and math.isfinite(value) else None
 
 
 def lr_section(run: RunData) -> str:
@@ -211,6 +372,9 @@ def predictions_section(run: RunData) -> str:
     pred = run.predictions
     if not pred:
         return _absent(run, "predictions.npz", "no test-split predictions")
+    heads = run_heads(run)
+    if heads:
+        return "".join(_head_predictions(run, name, head) for name, head in heads.items())
     y_true = np.asarray(pred.get("y_true", []))
     y_pred = pred.get("y_pred")
     if y_pred is None and "proba" in pred:
@@ -222,16 +386,55 @@ def predictions_section(run: RunData) -> str:
                         and "proba" not in pred else "multiclass")
     if task == "regression":
         return _regression(y_true, y_pred)
-    return _classification(run, y_true, y_pred)
+    return _classification(run.data.get("classes"), y_true, y_pred)
 
 
-def _classification(run: RunData, y_true: Any, y_pred: Any) -> str:
+def _head_predictions(run: RunData, name: str, head: dict[str, Any]) -> str:
+    """One head's test predictions, on the test rows that have its label (NaN marks the
+    others in ``<head>_y_true``)."""
+    import numpy as np
+
+    pred = run.predictions
+    task = head.get("task")
+    y_true = pred.get(f"{name}_y_true")
+    y_pred = pred.get(f"{name}_y_pred")
+    if y_pred is None and f"{name}_proba" in pred:
+        y_pred = np.asarray(pred[f"{name}_proba"]).argmax(axis=-1)
+    title = f"<h3>Head {h.esc(name)} ({h.esc(task or 'unknown task')})</h3>"
+    if y_true is None or y_pred is None:
+        missing = f"{name}_y_true" if y_true is None else f"{name}_y_pred"
+        return title + h.note(f"predictions.npz holds no {missing}: no predictions to show")
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred)
+    total = len(y_true)
+    labelled = np.isfinite(y_true.reshape(total, -1)).all(axis=1)
+    n = int(labelled.sum())
+    if n == 0:
+        return title + h.note(f"none of the {total} test rows has a label for head {name}")
+    y_true, y_pred = y_true[labelled], y_pred[labelled]
+    slug = _slug(name)
+    where = (f"for head {name} on its labelled test rows", f"{n} of {total}")
+    if task == "regression" or (task is None and f"{name}_proba" not in pred):
+        columns = head.get("columns")
+        names = ([str(c) for c in columns] if isinstance(columns, list)
+                 and len(columns) == y_true.reshape(n, -1).shape[1] else None)
+        return title + _regression(y_true, y_pred, names, slug, where)
+    return title + _classification(head.get("classes"), y_true, y_pred, slug, where)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name)
+
+
+def _classification(classes: Any, y_true: Any, y_pred: Any, slug: str = "",
+                    where: tuple[str, str] | None = None) -> str:
+    """The confusion matrix and per-class recall; ``slug`` and ``where`` (the rows shown, and
+    how many) name a head's figure and rows (a run with one head: the test split)."""
     import numpy as np
     from sklearn.metrics import confusion_matrix
 
     y_true = y_true.reshape(-1).astype(np.int64)
     y_pred = y_pred.reshape(-1).astype(np.int64)
-    classes = run.data.get("classes")
     n = int(max(y_true.max(), y_pred.max())) + 1
     if isinstance(classes, list) and len(classes) >= n:
         labels = [str(c) for c in classes]
@@ -239,9 +442,10 @@ def _classification(run: RunData, y_true: Any, y_pred: Any) -> str:
         labels = [str(i) for i in range(n)]
     matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(labels))))
     acc = float((y_true == y_pred).mean())
-    fig = h.figure("fig-confusion", render(rf.confusion_figure, matrix, labels),
-                   f"Confusion matrix on the test split ({len(y_true)} samples, "
-                   f"accuracy {acc:.4f})")
+    shown, count = where or ("on the test split", f"{len(y_true)} samples")
+    fig = h.figure(f"fig-confusion{'-' if slug else ''}{slug}",
+                   render(rf.confusion_figure, matrix, labels),
+                   f"Confusion matrix {shown} ({count}, accuracy {acc:.4f})")
     support = matrix.sum(axis=1)
     rows = [(lab, int(support[i]), float(matrix[i, i] / support[i]) if support[i] else None)
             for i, lab in enumerate(labels)]
@@ -249,16 +453,22 @@ def _classification(run: RunData, y_true: Any, y_pred: Any) -> str:
                                + h.table(["class", "support", "recall"], rows) + "</details>")
 
 
-def _regression(y_true: Any, y_pred: Any) -> str:
+def _regression(y_true: Any, y_pred: Any, names: list[str] | None = None, slug: str = "",
+                where: tuple[str, str] | None = None) -> str:
+    """Predicted against true, residuals, and MAE / RMSE per target; ``slug`` and ``where``
+    (the rows shown, and how many) name a head's figures and rows (a run with one head: the
+    test split)."""
     import numpy as np
 
     y_true = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
     y_pred = np.asarray(y_pred, dtype=float).reshape(len(y_pred), -1)
-    names = [f"target {k}" for k in range(y_true.shape[1])]
-    figs = [h.figure("fig-truth", render(rf.truth_figure, y_true, y_pred, names),
-                     f"Predicted against true on the test split ({len(y_true)} samples)"),
-            h.figure("fig-residuals", render(rf.residual_figure, y_true, y_pred, names),
-                     "Residuals against predicted values on the test split")]
+    names = names or [f"target {k}" for k in range(y_true.shape[1])]
+    suffix = f"-{slug}" if slug else ""
+    shown, count = where or ("on the test split", f"{len(y_true)} samples")
+    figs = [h.figure(f"fig-truth{suffix}", render(rf.truth_figure, y_true, y_pred, names),
+                     f"Predicted against true {shown} ({count})"),
+            h.figure(f"fig-residuals{suffix}", render(rf.residual_figure, y_true, y_pred, names),
+                     f"Residuals against predicted values {shown}")]
     err = y_true - y_pred
     rows = [(name, float(np.abs(err[:, k]).mean()), float(np.sqrt((err[:, k] ** 2).mean())))
             for k, name in enumerate(names)]
@@ -278,6 +488,7 @@ def render_run_report(run: RunData) -> str:
     sections = [
         ("summary", "Summary", summary_section(run)),
         ("curves", "Learning curves", curves_section(run)),
+        *([("domain", "Domain adaptation", domain_section(run))] if is_domain_run(run) else []),
         ("lr", "Learning-rate schedule", lr_section(run)),
         ("layers", "Layer statistics", layers_section(run)),
         ("doctor", "Doctor's findings", doctor_section(run)),
@@ -286,6 +497,8 @@ def render_run_report(run: RunData) -> str:
     ]
     status = run.meta.get("status", "unknown status")
     task = run.task or "unknown task"
+    if is_domain_run(run):
+        task += ", domain-adversarial"
     return h.page(f"Run {run.name}", f"{task} · {status}", sections)
 
 

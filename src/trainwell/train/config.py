@@ -216,7 +216,8 @@ class EarlyStoppingConfig(Section):
     min_delta: float = Field(default=0.0, ge=0)
 
 
-def _to_table(value: Any) -> Any:
+def table_from_name(value: Any) -> Any:
+    """``"adam"`` -> ``{"name": "adam"}``: a section given by its name alone."""
     return {"name": value} if isinstance(value, str) else value
 
 
@@ -250,7 +251,7 @@ class TrainConfig(Section):
     @field_validator("loss", "penalty", "optimizer", "schedule", mode="before")
     @classmethod
     def _str_to_table(cls, v: Any) -> Any:
-        return _to_table(v)
+        return table_from_name(v)
 
     @field_validator("device")
     @classmethod

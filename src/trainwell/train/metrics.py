@@ -6,6 +6,8 @@ regression: RMSE, MAE and R^2 (averaged over targets). Tested against scikit-lea
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -15,6 +17,20 @@ def predict_labels(out: Tensor, task: str) -> Tensor:
     if task == "binary":
         return (out.reshape(-1) > 0).long()
     return out.argmax(1)
+
+
+def output_predictions(out: Tensor, task: str) -> dict[str, Any]:
+    """``y_pred`` (class indices, or values) and, for classification, ``proba`` (one column per
+    class; binary: ``[1 - p, p]``) from raw outputs, as NumPy arrays."""
+    if task == "regression":
+        return {"y_pred": out.detach().cpu().numpy()}
+    if task == "binary":
+        p1 = torch.sigmoid(out.detach().reshape(-1))
+        proba = torch.stack([1 - p1, p1], dim=1)
+    else:
+        proba = torch.softmax(out.detach(), dim=1)
+    return {"y_pred": predict_labels(out.detach(), task).cpu().numpy(),
+            "proba": proba.cpu().numpy()}
 
 
 def macro_f1(pred: Tensor, y: Tensor, n_classes: int) -> Tensor:
@@ -82,4 +98,4 @@ def metric_names(
     return [f"{prefix}_loss"] + [f"{prefix}_{n}" for n in names]
 
 
-__all__ = ["macro_f1", "metric_names", "predict_labels", "task_metrics"]
+__all__ = ["macro_f1", "metric_names", "output_predictions", "predict_labels", "task_metrics"]

@@ -429,6 +429,16 @@ def forward_quietly(model: nn.Module, x: Any) -> Any:
         model.train(was)
 
 
+def concat_outputs(outs: list[Any]) -> Any:
+    """Batches of model outputs joined along the rows, as float32: one tensor, or ``{head:
+    tensor}`` for a model with several heads (empty input: an empty tensor)."""
+    if not outs:
+        return torch.empty(0)
+    if isinstance(outs[0], Mapping):
+        return {k: torch.cat([o[k] for o in outs]).float() for k in outs[0]}
+    return torch.cat(outs).float()
+
+
 __all__ = [
     "Objective",
     "StepResult",
@@ -436,6 +446,7 @@ __all__ = [
     "UserStep",
     "as_step_result",
     "batch_len",
+    "concat_outputs",
     "forward_quietly",
     "hard_targets",
     "loss_name_of",

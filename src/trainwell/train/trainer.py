@@ -45,6 +45,7 @@ from trainwell.train.objective import (
     Supervised,
     as_step_result,
     batch_len,
+    concat_outputs,
     make_objective,
     split_batch,
 )
@@ -83,6 +84,10 @@ class Trainer:
         checkpoint_dir, checkpoint_every: where and every how many epochs to checkpoint
             (0: at the end only; no directory: never).
         metrics_log: an object with ``append(record)`` (a ``MetricsLog``), or None.
+        num_workers: DataLoader workers for data that streams.
+        restore_best: at the end, load the best snapshot (by the early-stopping metric) into
+            the model; False keeps the last epoch's weights (domain-adversarial training, whose
+            source validation loss does not say which weights adapted best).
 
     Attributes:
         history: one dict of metrics per finished epoch.
@@ -127,8 +132,10 @@ class Trainer:
         checkpoint_every: int = 0,
         metrics_log: Any = None,
         num_workers: int = 0,
+        restore_best: bool = True,
     ) -> None:
         self.device = resolve_device(device)
+        self.keep_best = restore_best
         self.model = model.to(self.device)
         self.objective = make_objective(
             step,
@@ -190,27 +197,25 @@ class Trainer:
     def from_config(
         cls, model: nn.Module, cfg: TrainConfig, *, task: str, seed: int, **kwargs: Any
     ) -> Trainer:
-        """A trainer for the ``[train]`` section ``cfg``."""
-        kwargs.setdefault("device", cfg.device)
-        return cls(
-            model,
-            loss=cfg.loss,
-            task=task,
-            optimizer=cfg.optimizer,
-            schedule=cfg.schedule,
-            penalty=cfg.penalty,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            eval_batch_size=cfg.eval_batch_size,
-            shuffle=cfg.shuffle,
-            early_stopping=cfg.early_stopping,
-            grad_clip=cfg.grad_clip,
-            precision=cfg.precision,
-            top_k=cfg.top_k,
-            seed=seed,
-            num_workers=cfg.num_workers,
-            **kwargs,
-        )
+        """A trainer for the ``[train]`` section ``cfg``; ``kwargs`` add to it or override it."""
+        settings: dict[str, Any] = {
+            "loss": cfg.loss,
+            "optimizer": cfg.optimizer,
+            "schedule": cfg.schedule,
+            "penalty": cfg.penalty,
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "eval_batch_size": cfg.eval_batch_size,
+            "shuffle": cfg.shuffle,
+            "early_stopping": cfg.early_stopping,
+            "grad_clip": cfg.grad_clip,
+            "precision": cfg.precision,
+            "top_k": cfg.top_k,
+            "num_workers": cfg.num_workers,
+            "device": cfg.device,
+        }
+        settings.update(kwargs)
+        return cls(model, task=task, seed=seed, **settings)
 
     # ------------------------------------------------------------------ the loop
 
@@ -259,7 +264,8 @@ class Trainer:
                 raise
             writer.wait()
             self.save_checkpoint()
-            self.restore_best()
+            if self.keep_best:
+                self.restore_best()
             self.outcome = (
                 "stopped_early"
                 if self.stopped_early
@@ -458,17 +464,18 @@ class Trainer:
             return data
         return as_batches(data, self.eval_batch_size, False, None, self.device, self.num_workers)
 
-    def predict_outputs(self, data: Any) -> tuple[Tensor, Tensor | None]:
-        """Raw model outputs (and targets, if any) over ``(x, y)`` data, in eval mode, batched."""
+    def predict_outputs(self, data: Any) -> tuple[Any, Tensor | None]:
+        """Raw model outputs (and targets, if any) over ``(x, y)`` data, in eval mode, batched;
+        a model with several heads gives ``{head: outputs}``."""
         self.model.eval()
         outs, ys = [], []
         with torch.inference_mode():
             for batch in self._eval_batches(data):
                 xb, yb = split_batch(batch)
-                outs.append(self.model(xb).float())
+                outs.append(self.model(xb))
                 if yb is not None:
                     ys.append(yb)
-        return torch.cat(outs), (torch.cat(ys) if ys else None)
+        return concat_outputs(outs), (torch.cat(ys) if ys else None)
 
     def evaluate(self, data: Any, prefix: str = "val") -> dict[str, float]:
         """``<prefix>_loss`` and the task's metrics on ``data``, as the objective computes them."""
