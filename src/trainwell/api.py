@@ -167,8 +167,8 @@ def fit(
         >>> run = fit(cfg, quiet=True)  # doctest: +SKIP
     """
     from trainwell.config import load_config
+    from trainwell.run_lock import RunLock
     from trainwell.runs import read_json
-    from trainwell.train.losses import check_loss_for_task
 
     if resume is not None:
         run_dir = Path(resume)
@@ -183,15 +183,43 @@ def fit(
             raise RunError(
                 f"cannot resume {run_dir}: it has no config.toml (is it a run directory?)"
             )
-        if not (run_dir / "checkpoints" / "last.json").is_file():
-            raise RunError(
-                f"cannot resume {run_dir}: it has no checkpoint yet (checkpoints/last.json)"
-            )
-        if read_json(run_dir / "meta.json").get("status") == "completed":
-            raise RunError(f"run {run_dir} is already completed; nothing to resume")
-        cfg = load_config(run_dir / "config.toml", overrides)
+        lock = RunLock(run_dir).acquire()  # one process trains in a run at a time
+        try:
+            if read_json(run_dir / "meta.json").get("status") == "completed":
+                raise RunError(f"run {run_dir} is already completed; nothing to resume")
+            cfg = load_config(run_dir / "config.toml", overrides)
+        except BaseException:
+            lock.release()
+            raise
     else:
         cfg = load_config(config, overrides)
+        lock = None
+    try:
+        return _fit(cfg, config, name, resume, quiet, callbacks)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(
+    cfg: Config,
+    config: Any,
+    name: str | None,
+    resume: str | Path | None,
+    quiet: bool,
+    callbacks: Iterable[Any],
+) -> Run:
+    """``fit`` once the config is loaded (and, to resume, the run directory locked).
+
+    A resumed run without a checkpoint (killed before its first one) starts again from its
+    config in the same directory, as an uninterrupted run would have.
+    """
+    from trainwell.run_lock import RunLock
+    from trainwell.runs import read_json
+    from trainwell.train.losses import check_loss_for_task
+
+    run_dir = Path(resume) if resume is not None else None
+    restart = run_dir is not None and not (run_dir / "checkpoints" / "last.json").is_file()
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)  # refused before any data is read
     if cfg.log.tensorboard:  # a missing package is refused before any run directory exists
         from trainwell.report.tensorboard import require_tensorboard
@@ -233,24 +261,40 @@ def fit(
 
     device = resolve_device(cfg.train.device)
     started = _now()
-    if resume is None:
+    if run_dir is None:
         root = Path(cfg.runs_dir)
         run_name = (
             name or cfg.name or unique_name(root, default_run_name(cfg.data.source, cfg.model.arch))
         )
         with new_run_dir(root, run_name) as staging:
-            write_text_atomic(staging / "config.toml", cfg.to_toml())
-            write_json_atomic(staging / "meta.json", _meta(cfg, str(device), "running", started))
-            prepared.save(staging)
+            lock = RunLock(staging).acquire()  # held through the rename: the same file
+            try:
+                write_text_atomic(staging / "config.toml", cfg.to_toml())
+                write_json_atomic(
+                    staging / "meta.json", _meta(cfg, str(device), "running", started)
+                )
+                prepared.save(staging)
+            except BaseException:
+                lock.release()
+                raise
         run_dir = root / run_name
-    else:
-        meta = read_json(run_dir / "meta.json")
-        meta.update(status="running", finished=None)
-        write_json_atomic(run_dir / "meta.json", meta)
-        started = meta.get("started", started)
+        try:
+            return _train(run_dir, cfg, prepared, model, device, started, False, quiet,
+                          callbacks, domain)
+        finally:
+            lock.release()
+    meta = read_json(run_dir / "meta.json")
+    meta.update(status="running", finished=None)
+    if restart:  # killed before its first checkpoint: start again from the config
+        logger.info("%s has no checkpoint yet: training it again from its config", run_dir)
+        meta.update(_meta(cfg, str(device), "running", started))
+        prepared.save(run_dir)
+        for stale in ("metrics.jsonl", "stats.jsonl", "doctor.json"):
+            (run_dir / stale).unlink(missing_ok=True)
+    write_json_atomic(run_dir / "meta.json", meta)
+    started = meta.get("started", started)
     return _train(
-        run_dir, cfg, prepared, model, device, started, resume is not None, quiet, callbacks,
-        domain,
+        run_dir, cfg, prepared, model, device, started, not restart, quiet, callbacks, domain
     )
 
 
@@ -288,6 +332,12 @@ def _train(
             step, step_callbacks, step_kwargs = run_step(cfg, prepared, domain)
             step_kwargs.update(step=step)
             own = [*step_callbacks, *own]
+        elif prepared.target_scale is not None:  # standardized targets: RMSE / MAE in their units
+            from trainwell.train.objective import Supervised
+
+            step_kwargs["step"] = Supervised(cfg.train.loss, task=prepared.task,
+                                             top_k=cfg.train.top_k,
+                                             target_units=prepared.target_scale.inverse)
         trainer = Trainer.from_config(
             model,
             cfg.train,
@@ -309,8 +359,16 @@ def _train(
             status, diverged = "diverged", exc
     except BaseException as exc:
         meta = read_json(run_dir / "meta.json")
-        # a run stopped on purpose (a trial the tuner pruned) is not a failure
-        meta.update(status=exc.status if isinstance(exc, StopRun) else "failed", finished=_now())
+        # a run stopped on purpose (a trial the tuner pruned) is not a failure, nor is one
+        # stopped by Ctrl-C / SIGTERM (resumable; the tuner puts such a trial back in its queue)
+        status = (
+            exc.status
+            if isinstance(exc, StopRun)
+            else "interrupted"
+            if isinstance(exc, KeyboardInterrupt)
+            else "failed"
+        )
+        meta.update(status=status, finished=_now())
         write_json_atomic(run_dir / "meta.json", meta)
         raise
     results = _write_results(run_dir, trainer, prepared)
@@ -356,6 +414,8 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
             arrays = {**head_predictions(out, prepared.heads), **head_truth(y, prepared.heads)}
         else:
             label = out[LABEL_HEAD] if isinstance(out, dict) else out  # [domain]: the label head
+            if prepared.target_scale is not None:  # values in the target's own units
+                label, y = prepared.target_scale.inverse(label), prepared.target_scale.inverse(y)
             arrays = {**output_predictions(label, prepared.task), "y_true": y.cpu().numpy()}
         import io
 
@@ -506,7 +566,7 @@ class Predictor:
 
         from trainwell.train.metrics import output_predictions
 
-        arrays = output_predictions(out, task)
+        arrays = output_predictions(self._target_units(out), task)
         pred = arrays["y_pred"]
         table: dict[str, Any] = {}
         if task == "regression":
@@ -520,6 +580,13 @@ class Predictor:
             label = classes[i] if classes is not None else i
             table[f"{prefix}proba_{label}"] = p
         return table
+
+    def _target_units(self, out: Any) -> Any:
+        """A regression run's outputs in the target's own units (the training standardization
+        of ``data.target_scale`` undone); other outputs unchanged."""
+        if self.task != "regression" or not hasattr(self.transform, "target_units"):
+            return out
+        return self.transform.target_units(out)
 
     def predict_table(self, raw: Any) -> dict[str, Any]:
         """Columns for a prediction file: ``id``, ``prediction`` and ``proba_<class>`` (or, for
@@ -570,7 +637,7 @@ class Predictor:
         out = self.outputs(raw)
 
         def labels(o: Any, task: str, classes: list[Any] | None) -> np.ndarray:
-            pred = output_predictions(o, task)["y_pred"]
+            pred = output_predictions(self._target_units(o), task)["y_pred"]
             return pred if task == "regression" or classes is None else np.asarray(classes)[pred]
 
         if self.heads:

@@ -196,6 +196,11 @@ def _check_heads_domain(cfg: Config) -> None:
                     f"{field} = {value!r} does not apply with [heads]: each head names its own "
                     f"target, task and loss (heads.<name>.target / .task / .loss); remove {field}"
                 )
+        if cfg.data.target_scale == "standardize":
+            raise ConfigError(
+                "data.target_scale = 'standardize' does not apply with [heads]: each head trains "
+                "on its targets as they are; remove data.target_scale"
+            )
     for field, metric in (
         ("train.early_stopping.metric", cfg.train.early_stopping.metric),
         ("tune.metric", cfg.tune.metric),

@@ -89,6 +89,11 @@ class DataConfig(Section):
     )
     id_column: str | None = None
     missing_target: Literal["error", "drop"] = "error"
+    target_scale: Literal["auto", "standardize", "none"] = Field(
+        default="auto", description="regression: train on targets standardized on the training "
+        "split (predictions and RMSE / MAE come back in the target's units); auto: when a "
+        "target's train std is outside 0.1 .. 10 or its |mean| above 10"
+    )
     delimiter: str | None = Field(
         default=None, description="csv: the one character between fields; default: detected "
         "from the file (, ; tab |)"

@@ -41,8 +41,10 @@ def _labels(values: np.ndarray, prepared: PreparedData, origin: str) -> np.ndarr
             f"domain.target: {origin} has labels in some rows only ({int(miss.sum())} missing); "
             "target labels are for evaluation: give all of them or none"
         )
-    if prepared.classes is None:
-        return values.astype(np.float64).astype(np.float32).reshape(len(values), -1)
+    if prepared.classes is None:  # regression: on the scale the source's targets train on
+        y = values.astype(np.float64).astype(np.float32).reshape(len(values), -1)
+        scale = getattr(prepared, "target_scale", None)
+        return scale.transform(y).astype(np.float32) if scale is not None else y
     index = {str(c): i for i, c in enumerate(prepared.classes)}
     flat = values.reshape(-1)
     unknown = sorted({str(v) for v in flat if _key(v) not in index})

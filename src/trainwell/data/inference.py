@@ -12,7 +12,8 @@ from trainwell.errors import DataError, RunError
 
 
 class InferenceData:
-    """A run's label mapping and fitted preprocessing, for new input.
+    """A run's label mapping and fitted preprocessing, for new input, and the standardization of
+    its regression targets (:meth:`target_units`).
 
     ``load(path_or_source)`` reads a CSV, Parquet or NPZ file, an image folder (flat, or one
     subfolder per class) or a ``builtin:`` set; the target column may be absent. It returns
@@ -37,6 +38,13 @@ class InferenceData:
         self.feature_names: list[str] = list(self.summary.get("feature_names", []))
         self.input_shape = tuple(self.summary["input_shape"])
         self.n_outputs: int = self.summary["n_outputs"]
+        #: regression targets standardized in training (``data.target_scale``); None if not
+        self.target_scale = self.pipeline.target_scale
+
+    def target_units(self, values: Any) -> Any:
+        """Regression outputs of the model (a tensor or an array) in the target's own units:
+        the training standardization undone, if there was one."""
+        return values if self.target_scale is None else self.target_scale.inverse(values)
 
     def __call__(self, path_or_source: Any) -> Any:
         return self.load(path_or_source)[0]

@@ -14,7 +14,7 @@ import numpy as np
 
 from trainwell.data.head_targets import HeadTarget, HeadTargetSpec, head_targets, heads_info
 from trainwell.data.image_steps import ChannelMeanStd
-from trainwell.data.pipeline import Pipeline, table_step
+from trainwell.data.pipeline import Pipeline, TargetScale, fit_target_scale, table_step
 from trainwell.data.prepared_data import PreparedData, Split
 from trainwell.data.sources import RawImageFolder, RawImages, RawTable, read_source
 from trainwell.data.split import make_splits
@@ -121,6 +121,23 @@ def _classes_not_in_train(target: Target, splits: dict[str, np.ndarray],
         if len(only):
             unseen[split] = [target.classes[c] for c in only]
     return unseen
+
+
+def _scale_target(cfg: DataConfig, target: Target, train: np.ndarray, names: list[str]
+                  ) -> tuple[Target, TargetScale | None, dict[str, Any]]:
+    """Regression: the target standardized on the training rows (``data.target_scale``), the
+    fitted scale (None when kept as is) and what ``describe`` says about it; other tasks: the
+    target unchanged."""
+    if target.task != "regression":
+        return target, None, {}
+    scale, how = fit_target_scale(target.y[train], cfg.target_scale, names)
+    info: dict[str, Any] = {"mode": cfg.target_scale, "standardized": scale is not None,
+                            "how": how}
+    if scale is None:
+        return target, None, info
+    log.info("regression target %s", how)
+    info.update(scale.to_dict())
+    return Target(scale.transform(target.y), target.task, None, target.n_outputs), scale, info
 
 
 def _torch_y(target: Target, idx: np.ndarray) -> Any:
@@ -251,6 +268,8 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int,
     splits, how = make_splits(cfg.split, len(kept), y_strat, seed, col_values, len(frame), kept,
                               origin)
     unseen = _classes_not_in_train(target, splits, origin)
+    raw_target = target  # in its own units, for the statistics describe shows
+    target, target_scale, scale_info = _scale_target(cfg, target, splits["train"], targets)
     specs = _specs(cfg, "table", origin)
     if table.cat_names and not any(s.name == OneHot.name for s in specs):
         at = next((i for i, s in enumerate(specs) if s.family == "matrix"), len(specs))
@@ -259,7 +278,7 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int,
 
     pipe = Pipeline("table", {"columns": [[c, t] for c, t in types.items()], "target": targets,
                               "id_column": cfg.id_column, "csv": cfg.csv_dialect().to_dict()},
-                    specs)
+                    specs, target_scale=target_scale)
     pipe.fit_table(_take(table, splits["train"]))
     arrays = {k: pipe.table_to_array(_take(table, idx)) for k, idx in splits.items()}
     feature_names = pipe.transform_table(_take(table, splits["train"][:1])).num_names
@@ -283,7 +302,9 @@ def _prepare_table(cfg: DataConfig, raw: RawTable, seed: int,
         "features_after": {"names": feature_names, **{k: _stats(a) for k, a in arrays.items()}},
     }
     if target.classes is None and not head_list:
-        info["target_stats"] = {k: _stats(target.y[idx]) for k, idx in splits.items()}
+        info["target_stats"] = {k: _stats(raw_target.y[idx]) for k, idx in splits.items()}
+    if scale_info:
+        info["target_scale"] = scale_info
     if unseen:
         info["classes_not_in_train"] = unseen
     if head_list:
@@ -319,6 +340,8 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
     y_strat = target.y if target.classes is not None else None
     splits, how = make_splits(cfg.split, len(kept), y_strat, seed, None, len(labels), kept, origin)
     unseen = _classes_not_in_train(target, splits, origin)
+    raw_target = target
+    target, target_scale, scale_info = _scale_target(cfg, target, splits["train"], names)
     specs = _specs(cfg, "image", origin)
 
     lazy = False
@@ -343,7 +366,7 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
                     im.verify_image(p)
         else:
             X = im.read_many(paths, mode, size)
-    pipe = Pipeline("image", spec_in, specs)
+    pipe = Pipeline("image", spec_in, specs, target_scale=target_scale)
     tr = splits["train"]
     if lazy:
         train_paths = [paths[i] for i in tr]
@@ -378,6 +401,10 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
     }
     if lazy:
         info["stats_sample"] = int(min(512, len(tr)))
+    if target.classes is None:
+        info["target_stats"] = {k: _stats(raw_target.y[idx]) for k, idx in splits.items()}
+    if scale_info:
+        info["target_scale"] = scale_info
     if unseen:
         info["classes_not_in_train"] = unseen
     if isinstance(raw, RawImageFolder) and raw.skipped:

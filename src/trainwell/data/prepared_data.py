@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from trainwell.data.pipeline import Pipeline
+from trainwell.data.pipeline import Pipeline, TargetScale
 
 
 @dataclass
@@ -52,7 +52,12 @@ class Split:
 
 @dataclass
 class PreparedData:
-    """The result of ``prepare``: splits after preprocessing, plus everything ``describe`` shows."""
+    """The result of ``prepare``: splits after preprocessing, plus everything ``describe`` shows.
+
+    Regression targets may be standardized (``data.target_scale``): the splits' ``y`` are then
+    on the standardized scale the model trains on, and :attr:`target_scale` turns values back
+    into the target's own units.
+    """
 
     source: str
     task: str
@@ -75,6 +80,11 @@ class PreparedData:
         """With ``[heads]``: per head its columns, target-matrix ``index``, task, classes,
         ``n_outputs`` and labelled row count."""
         return self.info.get("heads")
+
+    @property
+    def target_scale(self) -> TargetScale | None:
+        """The standardization of the regression targets, fitted on train (None: as they are)."""
+        return self.pipeline.target_scale
 
     def class_counts(self) -> dict[str, list[int]] | None:
         if self.classes is None:
@@ -99,6 +109,7 @@ class PreparedData:
             "split_method": self.info.get("split_method"),
             "steps": self.info.get("steps", []),
             "target": self.info.get("target"),
+            **({"target_scale": self.target_scale.to_dict()} if self.target_scale else {}),
             **({"heads": self.heads} if self.heads else {}),
             **({"domain": self.info["domain"]} if "domain" in self.info else {}),
         }

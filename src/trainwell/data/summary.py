@@ -95,6 +95,15 @@ def describe(data: PreparedData, max_features: int = 20) -> str:
         for split, st in info["target_stats"].items():
             if st["mean"]:
                 out.append(f"target {split}: mean {st['mean']}, std {st['std']}")
+    if "target_scale" in info:  # regression: what the model trains on
+        scale = info["target_scale"]
+        out.append(f"target scale: {scale['how']}")
+        if scale["standardized"]:
+            out.append("  the model trains on (target - mean) / std; predictions, RMSE and MAE "
+                       "are given in the target's own units")
+        elif scale["mode"] == "none":
+            out.append("  set data.target_scale = \"auto\" or \"standardize\" to train on the "
+                       "standardized target")
     for split, classes in (info.get("classes_not_in_train") or {}).items():
         out.append(f"classes in {split} but not in train (never learned): {classes}")
     skipped = info.get("skipped_files")

@@ -5,6 +5,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from trainwell.diagnose.balance import (
+    BALANCED_METRIC,
+    CLASS_WEIGHTS,
+    MAJORITY_MARGIN,
+    imbalance_ratio,
+    is_imbalanced,
+    majority_f1_macro,
+    majority_rate,
+)
 from trainwell.diagnose.report import Finding
 
 UNDERFIT = [
@@ -35,6 +44,7 @@ def verdict(
     *,
     initial_loss: float | None = None,
     divergence: dict[str, Any] | None = None,
+    class_counts: list[int] | None = None,
     underfit_ratio: float = 0.5,
     turn_up: float = 0.1,
     gap: float = 0.5,
@@ -47,6 +57,11 @@ def verdict(
             split, ``val_loss`` (the lines of ``metrics.jsonl``).
         initial_loss: the training loss at step 0 (default: the first epoch's).
         divergence: what the monitor saw when the loss became NaN/inf (step, first layer).
+        class_counts: the training split's count per class (classification). When the classes
+            are imbalanced (:data:`~trainwell.diagnose.balance.IMBALANCED`), a falling loss can
+            mean no more than "learned the class frequencies": the verdict then reads
+            ``val_f1_macro``, and a model at the macro F1 of always answering the majority
+            class gets the ``majority_class`` verdict whatever its loss and accuracy.
         underfit_ratio: underfitting when the final training loss is above this fraction of
             the initial loss.
         turn_up: overfitting when the validation loss ends this fraction above its minimum
@@ -60,6 +75,58 @@ def verdict(
         >>> verdict(hist, initial_loss=2.3).evidence["verdict"]
         'good_fit'
     """
+    found = _loss_verdict(history, initial_loss, divergence, underfit_ratio, turn_up, gap,
+                          gap_abs)
+    if class_counts is None or found.evidence.get("verdict") in ("diverged", "none"):
+        return found
+    return _balanced(found, history, class_counts)
+
+
+def _balanced(found: Finding, history: list[dict[str, Any]], counts: list[int]) -> Finding:
+    """The loss verdict read beside macro F1 when the classes are imbalanced."""
+    if not is_imbalanced(counts):
+        return found
+    ratio, rate, base = imbalance_ratio(counts), majority_rate(counts), majority_f1_macro(counts)
+    last = next((r for r in reversed(history) if _finite(r.get("val_f1_macro"))), None)
+    ev = {**found.evidence, "imbalance_ratio": ratio, "majority_rate": rate,
+          "majority_f1_macro": base}
+    misleading = f"Classes are imbalanced ({ratio:.0f}:1), so accuracy is misleading"
+    if last is None:  # no validation metrics: the loss verdict, with the warning
+        return Finding(found.check, found.status, found.title,
+                       f"{found.detail} {misleading}; log val_f1_macro (a validation split) "
+                       "to judge the fit.", ev, found.advice)
+    f1 = float(last["val_f1_macro"])
+    acc = last.get("val_accuracy")
+    ev.update(val_f1_macro=f1, val_accuracy=acc, loss_verdict=found.evidence["verdict"])
+    said_acc = f"val accuracy {acc:.3f} only repeats" if _finite(acc) else "accuracy would repeat"
+    if f1 <= base + MAJORITY_MARGIN:
+        ev["verdict"] = "majority_class"
+        return Finding(
+            "curves.verdict",
+            "warn",
+            "the model answers the majority class: the minority classes are not learned",
+            f"{misleading}: val f1_macro ended at {f1:.3f}, what always answering the majority "
+            f"class gives ({base:.3f}), and {said_acc} its share {rate:.3f}. The loss curves "
+            f"alone say \"{found.title}\": {found.detail}",
+            ev,
+            [CLASS_WEIGHTS, BALANCED_METRIC],
+        )
+    return Finding(found.check, found.status, found.title,
+                   f"{found.detail} {misleading}: val f1_macro {f1:.3f} (always answering the "
+                   f"majority class: {base:.3f}).", ev,
+                   found.advice)
+
+
+def _loss_verdict(
+    history: list[dict[str, Any]],
+    initial_loss: float | None,
+    divergence: dict[str, Any] | None,
+    underfit_ratio: float,
+    turn_up: float,
+    gap: float,
+    gap_abs: float,
+) -> Finding:
+    """The verdict from the loss curves alone."""
     raw_train: list[Any] = [r.get("train_loss") for r in history]
     raw_val: list[Any] = [r.get("val_loss") for r in history if "val_loss" in r]
     if divergence or any(not _finite(v) for v in raw_train + raw_val):

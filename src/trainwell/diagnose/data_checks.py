@@ -9,6 +9,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainwell.data.pipeline import AUTO_MAX_ABS_MEAN, AUTO_STD_RANGE
+from trainwell.diagnose.balance import (
+    BALANCED_METRIC,
+    CLASS_WEIGHTS,
+    imbalance_ratio,
+    is_imbalanced,
+    majority_rate,
+)
 from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding
 
@@ -17,6 +25,16 @@ SIGNAL_ADVICE = (
     "(lecture 004: visualize what the loader emits)"
 )
 STANDARDIZE = "standardize the inputs (z-score fitted on the training split; lecture 000/002)"
+STANDARDIZE_TARGET = (
+    "standardize the target: data.target_scale = \"standardize\" (or \"auto\", the default) "
+    "trains on (y - mean) / std of the training split and gives predictions, RMSE and MAE back "
+    "in the target's units; from Python, standardize y with the training mean and std and undo "
+    "it on the predictions"
+)
+#: a regression target is far from unit scale (a failure, not a warning) beyond these; it is
+#: off unit scale where data.target_scale = "auto" would standardize it
+TARGET_FAR_STD = (1e-3, 1e3)
+TARGET_FAR_MEAN = 1e3
 
 
 def _features(X: torch.Tensor) -> torch.Tensor:
@@ -91,6 +109,50 @@ def check_scale(p: Problem) -> Finding:
     return Finding("data.scale", "pass", "inputs are on comparable scales", detail, ev)
 
 
+def check_target_scale(p: Problem) -> Finding | None:
+    """Regression: is the target the model trains on near zero mean and unit variance?
+
+    An output layer starts near 0 with weights sized for unit-scale values; a target around
+    1e6 makes the initial loss ~1e12, and the gradient steps, the learning rate and the
+    expected initial loss are all off by the target's scale.
+    """
+    if p.task != "regression":
+        return None
+    Y = p.y.double().reshape(len(p.y), -1)
+    Y = torch.where(torch.isfinite(Y), Y, torch.zeros_like(Y))
+    mean, std = Y.mean(0), Y.std(0, unbiased=False)
+    ev: dict[str, Any] = {
+        "mean": [float(f"{v:.6g}") for v in mean.tolist()[:16]],
+        "std": [float(f"{v:.6g}") for v in std.tolist()[:16]],
+    }
+    worst = int(torch.argmax(torch.maximum(mean.abs(), std)))
+    m, sd = mean[worst].item(), std[worst].item()
+    m = 0.0 if abs(m) < 1e-6 * max(sd, 1.0) else m  # float round-off of a centred target
+    which = f"target {worst} " if Y.shape[1] > 1 else "the target "
+    detail = f"{which}has mean {m:.4g} and std {sd:.4g} on the training split"
+    lo, hi = AUTO_STD_RANGE
+    off = (std < lo) | (std > hi) | (mean.abs() > AUTO_MAX_ABS_MEAN)
+    if not bool(off.any()):
+        return Finding("data.target_scale", "pass", "the regression target is near unit scale",
+                       detail + ".", ev)
+    far_lo, far_hi = TARGET_FAR_STD
+    far = (std < far_lo) | (std > far_hi) | (mean.abs() > TARGET_FAR_MEAN)
+    scale = max(abs(m), sd)
+    ev.update(column=worst, scale=scale)
+    detail += (
+        f": the model must learn outputs of about {scale:.3g} from a start near 0, and the "
+        f"L2 loss of all-zero outputs is {float((Y ** 2).mean()):.3g} instead of about 1"
+        + ("." if scale >= 1 else "; its gradients are tiny.")
+    )
+    if bool(far.any()):
+        return Finding("data.target_scale", "fail",
+                       f"the regression target is not standardized (scale {scale:.3g})", detail,
+                       ev, [STANDARDIZE_TARGET])
+    return Finding("data.target_scale", "warn",
+                   f"the regression target is far from unit scale (scale {scale:.3g})", detail,
+                   ev, [STANDARDIZE_TARGET])
+
+
 def check_constant(p: Problem) -> Finding:
     F = _features(p.X)
     const = (F.std(0, unbiased=False) <= 1e-12).nonzero().flatten().tolist()
@@ -114,7 +176,7 @@ def check_balance(p: Problem) -> Finding | None:
         return None
     counts = torch.bincount(p.y.reshape(-1).long(), minlength=p.n_classes or 2).tolist()
     present = [c for c in counts if c > 0]
-    ratio = max(present) / min(present)
+    ratio = imbalance_ratio(counts)
     ev = {"class_counts": counts, "imbalance_ratio": ratio}
     if len(present) < len(counts):
         return Finding(
@@ -126,13 +188,23 @@ def check_balance(p: Problem) -> Finding | None:
             ["check the labels and the split (stratify = true)"],
         )
     if ratio > 10:
+        rate = majority_rate(counts)
+        major = counts.index(max(counts))
+        ev["majority_rate"] = rate
         return Finding(
             "data.balance",
             "warn",
-            f"classes are imbalanced ({ratio:.0f}:1)",
-            f"class counts {counts}.",
+            f"classes are imbalanced ({ratio:.0f}:1): accuracy is misleading",
+            f"class counts {counts}: always answering class {major} is {rate:.1%} accurate "
+            "and learns nothing; the doctor judges signal by balanced accuracy and the curves "
+            "by macro F1.",
             ev,
-            ["use a stratified split, class weights in the loss, or resampling"],
+            [
+                CLASS_WEIGHTS,
+                BALANCED_METRIC,
+                "keep the split stratified (data.split.stratify = true) so that every split "
+                "holds the rare classes",
+            ],
         )
     return Finding(
         "data.balance", "pass", "classes are reasonably balanced", f"class counts {counts}.", ev
@@ -259,6 +331,8 @@ def check_signal(p: Problem, seed: int = 0) -> Finding:
             f"best held-out R^2 of k-NN and ridge on the training rows: {best:.3f} (0 = no signal)."
         )
         status = "fail" if best < 0.02 else "pass"
+    elif is_imbalanced(np.bincount(y.reshape(-1).astype(np.int64)).tolist()):
+        return _signal_balanced(X, y.reshape(-1).astype(np.int64), seed)
     else:
         y = y.reshape(-1).astype(np.int64)
         strat = y if np.bincount(y).min() >= 2 else None
@@ -286,6 +360,57 @@ def check_signal(p: Problem, seed: int = 0) -> Finding:
             [SIGNAL_ADVICE],
         )
     return Finding("data.signal", "pass", "simple models find signal in the data", detail, ev)
+
+
+def _signal_balanced(X: np.ndarray, y: np.ndarray, seed: int) -> Finding:
+    """The signal check on imbalanced classes, by balanced accuracy (mean per-class recall).
+
+    Accuracy cannot tell a model from "always the majority class" there (99% on a 99:1 split
+    either way). Every training row is predicted once by stratified cross-validation, so that
+    each rare row counts; chance is 1 / C for any constant answer, and the margin is three
+    standard deviations of a guess's balanced accuracy with these class counts.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    counts = np.bincount(y)
+    present = counts[counts > 0]
+    n_classes = len(present)
+    chance = 1.0 / n_classes
+    ratio, rate = imbalance_ratio(counts.tolist()), majority_rate(counts.tolist())
+    ev: dict[str, Any] = {"metric": "balanced_accuracy", "chance": chance, "majority_rate": rate,
+                          "imbalance_ratio": ratio, "class_counts": counts.tolist(), "n": len(y)}
+    misleading = (f"classes are imbalanced ({ratio:.0f}:1), so accuracy is misleading: always "
+                  f"answering the majority class scores {rate:.3f}")
+    folds = int(min(3, present.min()))
+    if folds < 2:
+        ev["heldout_balanced_accuracy"] = None
+        return Finding("data.signal", "warn", "too few rows of a class to test for signal",
+                       f"{misleading}; a class has a single training row, so no held-out row "
+                       "of it is left to score.", ev, [CLASS_WEIGHTS])
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    balanced, accuracy = [], []
+    for est in (KNeighborsClassifier(5), LogisticRegression(max_iter=200)):
+        pred = cross_val_predict(make_pipeline(StandardScaler(), est), X, y, cv=cv)
+        balanced.append(float(balanced_accuracy_score(y, pred)))
+        accuracy.append(float(accuracy_score(y, pred)))
+    best = max(balanced)
+    var = sum(chance * (1 - chance) / c for c in present) / n_classes**2
+    margin = max(0.03, 3 * math.sqrt(var))
+    ev.update(heldout_balanced_accuracy=best, heldout_accuracy=accuracy[balanced.index(best)],
+              margin=margin, folds=folds)
+    detail = (f"{misleading}. Best cross-validated balanced accuracy (mean per-class recall) of "
+              f"k-NN and logistic regression on the training rows: {best:.3f}, chance "
+              f"{chance:.3f} (margin {margin:.3f}).")
+    if best <= chance + margin:
+        return Finding("data.signal", "fail", "the labels look unrelated to the inputs", detail,
+                       ev, [SIGNAL_ADVICE])
+    return Finding("data.signal", "pass",
+                   "simple models find signal in the data (by balanced accuracy)", detail, ev)
 
 
 def batch_picture(p: Problem, out_dir: str | Path, n: int = 32) -> Finding | None:
@@ -355,6 +480,7 @@ def run_data_checks(p: Problem, out_dir: str | Path | None = None) -> list[Findi
         return found
     for f in (
         check_scale(p),
+        check_target_scale(p),
         check_constant(p),
         check_balance(p),
         check_leakage(p),

@@ -35,6 +35,9 @@ class TrainingMonitor:
         every: sample every this many steps.
         write_doctor: after the fit, add the curve verdict and the activation statistics to
             ``run_dir/doctor.json`` (created if absent).
+        class_counts: the training split's count per class, for the verdict on imbalanced
+            classes (:func:`~trainwell.diagnose.curves.verdict`); default: the ``train``
+            counts of ``run_dir/data.json`` when it has them.
 
     Example:
         >>> mon = TrainingMonitor(every=10)
@@ -43,13 +46,18 @@ class TrainingMonitor:
     """
 
     def __init__(
-        self, run_dir: str | Path | None = None, every: int = 50, write_doctor: bool = True
+        self,
+        run_dir: str | Path | None = None,
+        every: int = 50,
+        write_doctor: bool = True,
+        class_counts: list[int] | None = None,
     ) -> None:
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"TrainingMonitor.every must be an int >= 1; got {every!r}")
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.every = every
         self.write_doctor = write_doctor
+        self.class_counts = class_counts
         self.records: list[dict[str, Any]] = []
         self.first_sample: dict[str, Any] | None = None
         self.last_sample: dict[str, Any] | None = None
@@ -67,6 +75,8 @@ class TrainingMonitor:
 
     def before_fit(self, trainer: Trainer) -> None:
         self._map = layer_map(trainer.model)
+        if self.class_counts is None and self.run_dir is not None:
+            self.class_counts = _train_class_counts(self.run_dir / "data.json")
         if self.run_dir is not None and trainer.epoch > 0:  # resumed: keep the checkpoint's epochs
             from trainwell.runs import MetricsLog
 
@@ -156,8 +166,10 @@ class TrainingMonitor:
     # ------------------------------------------------------------------ results
 
     def verdict(self, history: list[dict[str, Any]] | None = None) -> Finding:
-        """The verdict on the curves: diverged, underfitting, overfitting or a good fit."""
-        return verdict(history or [], initial_loss=self.initial_loss, divergence=self.divergence)
+        """The verdict on the curves: diverged, underfitting, overfitting, a good fit, or (on
+        imbalanced classes) a model that answers the majority class."""
+        return verdict(history or [], initial_loss=self.initial_loss, divergence=self.divergence,
+                       class_counts=self.class_counts)
 
     def activation_stats(self) -> dict[str, Any]:
         """``{"init": first sampled step, "end": last sampled step}`` (doctor.json's shape)."""
@@ -236,6 +248,23 @@ class TrainingMonitor:
             info["first_layer"],
         )
         return info
+
+
+def _train_class_counts(path: Path) -> list[int] | None:
+    """The training split's class counts that ``data.json`` holds (None: absent, regression,
+    several heads, or not a list of counts)."""
+    if not path.is_file():
+        return None
+    from trainwell.errors import RunError
+    from trainwell.runs import read_json
+
+    try:
+        counts = (read_json(path).get("class_counts") or {}).get("train")
+    except (RunError, AttributeError):
+        return None
+    if isinstance(counts, list) and all(isinstance(c, int) for c in counts):
+        return counts
+    return None
 
 
 def _mean_layers(samples: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:

@@ -197,6 +197,9 @@ class Supervised(Objective):
             callable ``(output, target) -> scalar``.
         task: the task; default: inferred.
         top_k: see :class:`Objective`.
+        target_units: regression trained on standardized targets (``data.target_scale``): a
+            function taking outputs and targets back to the target's own units, so that RMSE
+            and MAE are reported in them; the loss stays on the scale the model trains on.
 
     Example:
         >>> obj = Supervised("cross_entropy")
@@ -211,10 +214,12 @@ class Supervised(Objective):
         loss: str | LossConfig | dict[str, Any] | LossFn = "auto",
         task: str | None = None,
         top_k: int = 5,
+        target_units: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.loss_spec = loss
         self.task = check_task(task) if task is not None else None
         self.top_k = top_k
+        self.target_units = target_units
         self.n_outputs: int | None = None
         self.loss_fn: LossFn = _not_set_up
         self.loss_name: str = "custom"
@@ -284,6 +289,9 @@ class Supervised(Objective):
                 return {}
             out, y = torch.cat(outs), torch.cat(ys)
             res = {f"{prefix}_loss": float(self.loss_fn(out, y))}
+            if self.task == "regression" and self.target_units is not None:
+                out = self.target_units(out)
+                y = self.target_units(y.reshape(out.shape))
             metrics = task_metrics(
                 out,
                 hard_targets(y, self.task or "multiclass"),

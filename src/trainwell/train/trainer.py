@@ -503,7 +503,32 @@ class Trainer:
             "rng": rng_state(self.generator),
             "data_rng": [g.get_state() for g in self._data_generators],
             "objective": self.objective.state_dict(),
+            "environment": self.environment(),
         }
+
+    def environment(self) -> dict[str, Any]:
+        """What bit-exact resume depends on beyond the state: the intra-op thread count (sums
+        are split and ordered by it), the torch version and the device."""
+        return {
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "device": str(self.device),
+        }
+
+    def _check_environment(self, saved: dict[str, Any] | None) -> None:
+        """Warn, naming each difference, when this process cannot resume bit for bit."""
+        if not saved:
+            return
+        now = self.environment()
+        diffs = [f"{k} {saved[k]} -> {now[k]}" for k in now if k in saved and saved[k] != now[k]]
+        if diffs:
+            logger.warning(
+                "resuming with a different %s than the checkpoint was written with: training "
+                "goes on, but not bit-identical to an uninterrupted run (floating-point sums "
+                "are split and ordered differently); resume with the same settings (threads: "
+                "OMP_NUM_THREADS or torch.set_num_threads) to be exact",
+                ", ".join(diffs),
+            )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         assert self.optimizer is not None and self.schedule is not None
@@ -529,6 +554,7 @@ class Trainer:
         for g, g_state in zip(self._data_generators, saved, strict=True):
             g.set_state(g_state)
         self.objective.load_state_dict(state.get("objective") or {})
+        self._check_environment(state.get("environment"))
 
     def save_checkpoint(self, directory: str | Path | None = None) -> Path | None:
         directory = Path(directory) if directory is not None else self.checkpoint_dir
