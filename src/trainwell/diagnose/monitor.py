@@ -80,7 +80,21 @@ class TrainingMonitor:
         if self.run_dir is not None and trainer.epoch > 0:  # resumed: keep the checkpoint's epochs
             from trainwell.runs import MetricsLog
 
-            MetricsLog(self.run_dir / "stats.jsonl").truncate_to(trainer.epoch)
+            log = MetricsLog(self.run_dir / "stats.jsonl")
+            log.truncate_to(trainer.epoch)
+            self._restore_start(log)
+
+    def _restore_start(self, log: Any) -> None:
+        """What was measured at the start of the run (the loss at step 0, the first sampled
+        statistics), kept in the first line of ``stats.jsonl``: a resumed run's verdict and
+        ``doctor.json`` say what an uninterrupted run's say, not what step 101 shows."""
+        first = next(iter(log.read()), None) if log.path.exists() else None
+        start = first.get("start") if isinstance(first, dict) else None
+        if isinstance(start, dict):
+            loss = start.get("initial_loss")
+            self.initial_loss = float(loss) if isinstance(loss, (int, float)) else None
+            sample = start.get("first_sample")
+            self.first_sample = sample if isinstance(sample, dict) else None
 
     def before_epoch(self, trainer: Trainer) -> None:
         self._epoch = []
@@ -151,7 +165,12 @@ class TrainingMonitor:
         self._sampled = False
 
     def after_epoch(self, trainer: Trainer) -> None:
-        record = {"epoch": trainer.epoch, "step": trainer.step, "layers": _mean_layers(self._epoch)}
+        record: dict[str, Any] = {
+            "epoch": trainer.epoch, "step": trainer.step, "layers": _mean_layers(self._epoch)
+        }
+        if trainer.epoch == 1:  # kept for a resumed run (see _restore_start)
+            record["start"] = {"initial_loss": self.initial_loss,
+                               "first_sample": json_safe(self.first_sample)}
         self.records.append(record)
         if self.run_dir is not None:
             from trainwell.runs import MetricsLog
