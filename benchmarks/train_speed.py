@@ -115,6 +115,7 @@ def run_trainwell(width, bs):
         epochs=EPOCHS,
         batch_size=bs,
         seed=0,
+        threads=None,  # the count --threads pinned, as for every contestant
     )
     t = time.perf_counter()
     trainer.fit((Xtr, ytr), (Xte, yte))  # validates on the held-out 20% every epoch
@@ -239,6 +240,8 @@ def cli_process(width, bs, threads, extra=()):
                 "--quiet",
                 "--name",
                 "b",
+                "--set",
+                f"train.threads={threads}",
                 *extra,
             ],
             cwd=tmp,

@@ -24,6 +24,7 @@ from trainwell.diagnose.report import DoctorReport, Finding
 from trainwell.errors import ConfigError, DataError
 from trainwell.tasks import check_task, infer_task
 from trainwell.train import losses
+from trainwell.train.threads import auto_threads, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,8 @@ def doctor(
     timings: dict[str, float] = {}
     state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     needs_loss = {"init", "initial_loss", "overfit", "lr", "gradcheck"}
-    with p.seeded():  # the caller's RNG is left as it was: training numbers do not change
+    threads = auto_threads(module, cfg.batch_size)  # never more than the idle cores
+    with p.seeded(), use_threads(threads):  # the caller's RNG is left as it was
         for group in CHECKS:
             if group not in groups:
                 continue

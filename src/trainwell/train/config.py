@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from trainwell.errors import ConfigError
 from trainwell.registry import Registry
@@ -246,6 +246,11 @@ class TrainConfig(Section):
     )
     num_workers: int = Field(
         default=0, ge=0, description="DataLoader workers for data that streams"
+    )
+    threads: Literal["auto"] | PositiveInt = Field(
+        default="auto",
+        description="intra-op threads while training: auto (1 for a small model step, else the "
+        "idle cores) or a count",
     )
 
     @field_validator("loss", "penalty", "optimizer", "schedule", mode="before")

@@ -52,6 +52,7 @@ from trainwell.train.objective import (
 from trainwell.train.optim import make_optimizer
 from trainwell.train.penalties import make_penalty
 from trainwell.train.schedules import LRSchedule
+from trainwell.train.threads import resolve_threads, use_threads
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Trainer:
         restore_best: at the end, load the best snapshot (by the early-stopping metric) into
             the model; False keeps the last epoch's weights (domain-adversarial training, whose
             source validation loss does not say which weights adapted best).
+        threads: intra-op threads during ``fit``: ``"auto"`` (one for a small step, else the
+            idle cores; :mod:`trainwell.train.threads`), a count, or None (torch's setting).
 
     Attributes:
         history: one dict of metrics per finished epoch.
@@ -133,9 +136,11 @@ class Trainer:
         metrics_log: Any = None,
         num_workers: int = 0,
         restore_best: bool = True,
+        threads: int | str | None = "auto",
     ) -> None:
         self.device = resolve_device(device)
         self.keep_best = restore_best
+        self.threads = threads
         self.model = model.to(self.device)
         self.objective = make_objective(
             step,
@@ -212,6 +217,7 @@ class Trainer:
             "precision": cfg.precision,
             "top_k": cfg.top_k,
             "num_workers": cfg.num_workers,
+            "threads": cfg.threads,
             "device": cfg.device,
         }
         settings.update(kwargs)
@@ -230,6 +236,10 @@ class Trainer:
         Raises:
             DivergenceError: the loss became NaN or inf (the best snapshot is restored first).
         """
+        with use_threads(resolve_threads(self.threads, self.model, self.batch_size)):
+            return self._fit(train, val, resume)
+
+    def _fit(self, train: Any, val: Any, resume: str | Path | None) -> Trainer:
         events = Events(self.callbacks)
         writer = CheckpointWriter()  # a periodic checkpoint is written during the next epoch
         self.outcome, self.error = "running", None
@@ -519,6 +529,9 @@ class Trainer:
         """Warn, naming each difference, when this process cannot resume bit for bit."""
         if not saved:
             return
+        threads = saved.get("threads")
+        if self.threads == "auto" and isinstance(threads, int) and threads >= 1:
+            torch.set_num_threads(threads)  # "auto" resumes with the count it chose at the start
         now = self.environment()
         diffs = [f"{k} {saved[k]} -> {now[k]}" for k in now if k in saved and saved[k] != now[k]]
         if diffs:
