@@ -311,3 +311,30 @@ def test_heads_on_images_are_refused(runs_dir):
     with pytest.raises(DataError, match=r"\[heads\] takes a table"):
         trainwell.fit({"data": {"source": "builtin:digits_images"},
                        "heads": {"digit": {"target": "target"}}}, quiet=True)
+
+
+def test_heads_on_a_users_own_module_from_python(runs_dir, tmp_path, monkeypatch):
+    (tmp_path / "mynets.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self, input_shape, n_outputs):
+                super().__init__()
+                self.body = nn.Sequential(nn.Linear(input_shape[0], 24), nn.Tanh())
+                self.head = nn.Linear(24, n_outputs)
+
+            def forward(self, x):
+                return self.head(self.body(x))
+
+        def make(input_shape, n_outputs):
+            return Net(input_shape, n_outputs)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = {**MULTITASK, "model": {"arch": "python:mynets:make"}}
+    with pytest.raises(ConfigError, match="--trust-code"):
+        trainwell.fit(cfg, name="untrusted", quiet=True)
+    run = trainwell.fit(cfg, name="own", quiet=True, trust_code=True)
+    assert set(dict(run.model.heads.named_children())) == {"label", "value"}
+    assert isinstance(run.model.trunk.body[1], torch.nn.Tanh)  # the user's trunk, kept
+    out = trainwell.load(run.run_dir, trust_code=True).predict(np.zeros((2, 10)))
+    assert out["label"].shape == (2,) and out["value"].shape == (2, 1)

@@ -8,6 +8,7 @@ builds the model, creates the run directory (whole or not at all), trains with t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import random
@@ -142,6 +143,7 @@ def fit(
     quiet: bool = False,
     callbacks: Iterable[Any] = (),
     overrides: list[str] | None = None,
+    trust_code: bool = False,
 ) -> Run:
     """Run the whole recipe of one config and return the run.
 
@@ -153,6 +155,8 @@ def fit(
         quiet: plain one-line-per-epoch output instead of a progress bar.
         callbacks: extra trainer callbacks (events of :mod:`trainwell.train.callbacks`).
         overrides: ``section.key=value`` strings, as ``--set`` on the command line.
+        trust_code: let ``model.arch = "python:module:factory"`` import and run that module
+            (``--trust-code`` on the command line); only for a config you trust.
 
     Returns:
         The :class:`Run`; ``run.metrics["test_accuracy"]``, ``run.model``, ``run.run_dir``.
@@ -194,8 +198,11 @@ def fit(
     else:
         cfg = load_config(config, overrides)
         lock = None
+    from trainwell.nn.build import trusting_code
+
     try:
-        return _fit(cfg, config, name, resume, quiet, callbacks)
+        with trusting_code(trust_code):
+            return _fit(cfg, config, name, resume, quiet, callbacks)
     finally:
         if lock is not None:
             lock.release()
@@ -214,12 +221,14 @@ def _fit(
     A resumed run without a checkpoint (killed before its first one) starts again from its
     config in the same directory, as an uninterrupted run would have.
     """
+    from trainwell.nn.build import require_trust
     from trainwell.run_lock import RunLock
     from trainwell.runs import read_json
     from trainwell.train.losses import check_loss_for_task
 
     run_dir = Path(resume) if resume is not None else None
     restart = run_dir is not None and not (run_dir / "checkpoints" / "last.json").is_file()
+    require_trust(cfg.model.arch)  # code named by the config, refused before any data is read
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)  # refused before any data is read
     if cfg.log.tensorboard:  # a missing package is refused before any run directory exists
         from trainwell.report.tensorboard import require_tensorboard
@@ -250,6 +259,10 @@ def _fit(
             prepared.task,
             example_batch=_example_batch(prepared.train),
         )
+    from trainwell.train.data import check_batch_norm_batches
+
+    # what BatchNorm cannot train on is refused before the run directory is made
+    check_batch_norm_batches(model, cfg.train.batch_size, _split_len(prepared.train))
     from trainwell.runs import (
         default_run_name,
         new_run_dir,
@@ -283,6 +296,11 @@ def _fit(
                           callbacks, domain)
         finally:
             lock.release()
+    if not restart:
+        from trainwell.train.checkpoint import load_training_checkpoint
+
+        # a damaged checkpoint is refused before the run directory is touched
+        load_training_checkpoint(run_dir / "checkpoints", model)
     meta = read_json(run_dir / "meta.json")
     meta.update(status="running", finished=None)
     if restart:  # killed before its first checkpoint: start again from the config
@@ -358,18 +376,21 @@ def _train(
         except DivergenceError as exc:  # the callbacks finished in the trainer's `end` event
             status, diverged = "diverged", exc
     except BaseException as exc:
-        meta = read_json(run_dir / "meta.json")
-        # a run stopped on purpose (a trial the tuner pruned) is not a failure, nor is one
-        # stopped by Ctrl-C / SIGTERM (resumable; the tuner puts such a trial back in its queue)
-        status = (
-            exc.status
-            if isinstance(exc, StopRun)
-            else "interrupted"
-            if isinstance(exc, KeyboardInterrupt)
-            else "failed"
-        )
-        meta.update(status=status, finished=_now())
-        write_json_atomic(run_dir / "meta.json", meta)
+        # a full disk or a damaged meta.json must not hide the error that ended the run
+        with contextlib.suppress(OSError, RunError):
+            meta = read_json(run_dir / "meta.json")
+            # a run stopped on purpose (a trial the tuner pruned) is not a failure, nor is one
+            # stopped by Ctrl-C / SIGTERM (resumable; the tuner puts such a trial back in its
+            # queue)
+            status = (
+                exc.status
+                if isinstance(exc, StopRun)
+                else "interrupted"
+                if isinstance(exc, KeyboardInterrupt)
+                else "failed"
+            )
+            meta.update(status=status, finished=_now())
+            write_json_atomic(run_dir / "meta.json", meta)
         raise
     results = _write_results(run_dir, trainer, prepared)
     if cfg.domain is not None and domain is not None and status == "completed":
@@ -646,22 +667,35 @@ class Predictor:
         return labels(out, self.task, self.classes)
 
 
-def load(run_dir: str | Path) -> Predictor:
-    """The predictor of a finished run: its model (best weights) and fitted preprocessing."""
+def load(run_dir: str | Path, *, trust_code: bool = False) -> Predictor:
+    """The predictor of a finished run: its model (best weights) and fitted preprocessing.
+
+    Args:
+        run_dir: the run directory.
+        trust_code: let a run whose ``model.arch`` is ``"python:module:factory"`` import and
+            run that module (``--trust-code`` on the command line); only for a run you trust.
+
+    Raises:
+        RunError: a file of the run is missing or damaged (the file is named).
+        ConfigError: the run's model is Python code and ``trust_code`` is not given.
+    """
     import torch
 
     from trainwell.config import load_config
     from trainwell.data import load_prepared_transform
     from trainwell.nn import build_model
-    from trainwell.runs import read_json, read_safetensors
+    from trainwell.nn.build import require_trust, trusting_code
+    from trainwell.runs import load_weights, read_data_info
 
     run_dir = Path(run_dir)
     if not (run_dir / "model.safetensors").is_file():
         raise RunError(f"{run_dir} has no model.safetensors: is it a finished run directory?")
     cfg = load_config(run_dir / "config.toml")
-    info = read_json(run_dir / "data.json")
+    require_trust(cfg.model.arch, trust_code)  # before anything is imported or read
+    info = read_data_info(run_dir)
     shape = tuple(info["input_shape"])
-    with torch.random.fork_rng(devices=[]):  # building draws initial weights; keep the caller's RNG
+    # building draws initial weights: the caller's RNG is kept
+    with torch.random.fork_rng(devices=[]), trusting_code(trust_code):
         torch.manual_seed(cfg.seed)
         example = torch.zeros((2, *shape))
         if several_heads(cfg):
@@ -670,7 +704,7 @@ def load(run_dir: str | Path) -> Predictor:
             )
         else:
             model = build_model(cfg.model, shape, info["n_outputs"], info["task"], example)
-    model.load_state_dict(read_safetensors(run_dir / "model.safetensors"))
+    load_weights(model, run_dir / "model.safetensors")
     return Predictor(run_dir, model, load_prepared_transform(run_dir), info)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import gc
 import importlib
 import logging
@@ -24,6 +25,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from trainwell import __version__
 
@@ -55,6 +57,18 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a config field, e.g. --set train.optimizer.lr=0.01 (repeatable)",
+    )
+
+
+def add_trust_code_arg(parser: argparse.ArgumentParser) -> None:
+    """``--trust-code``, for the commands that build a model: a ``python:module:factory``
+    architecture imports and runs that module only when the user asks for it."""
+    parser.add_argument(
+        "--trust-code",
+        dest="trust_code",
+        action="store_true",
+        help="allow model.arch = 'python:module:factory' to import and run that module "
+        "(only for a config or run directory you trust; see docs/trust.md)",
     )
 
 
@@ -93,8 +107,17 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:  #
     return f"warning: {message}\n"
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser whose mistakes read like every other error of the command: one line,
+    ``error: trainwell <command>: <what is wrong> (see trainwell <command> --help)``, exit 2.
+    Its subcommands' parsers are of this class too (``add_subparsers`` makes its own kind)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="trainwell",
         description="Train neural networks the way the lectures teach it.",
     )
@@ -123,13 +146,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trainwell.errors import TrainwellError
 
     try:
-        return int(func(args) or 0)
+        with _trust(args):
+            return int(func(args) or 0)
     except TrainwellError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the system refused a file: a full disk, a read-only folder ...
+        from trainwell.runs import describe_os_error
+
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _trust(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """The consent of ``--trust-code`` for the command's duration (torch loads only then)."""
+    if not getattr(args, "trust_code", False):
+        return contextlib.nullcontext()
+    from trainwell.nn.build import trusting_code
+
+    return trusting_code()
 
 
 def run() -> None:

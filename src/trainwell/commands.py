@@ -21,4 +21,11 @@ def _check(args: argparse.Namespace) -> int:
     if args.show:
         print(cfg.to_toml(), end="")
     print(f"{args.config}: config is valid")
+    if cfg.model.arch.startswith("python:"):
+        module = cfg.model.arch.split(":")[1]
+        print(
+            f"{args.config}: model.arch = {cfg.model.arch!r} imports and runs the Python module "
+            f"{module!r}: train, predict, doctor, tune and model summary run it only with "
+            "--trust-code (see docs/trust.md)"
+        )
     return 0

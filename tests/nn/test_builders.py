@@ -12,10 +12,18 @@ from torch import nn
 from trainwell.config import load_config
 from trainwell.errors import ConfigError, ModelSpecError
 from trainwell.nn import ModelConfig, build_model
+from trainwell.nn.build import trusting_code
 
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture
+def trusted():
+    """The test's own factory modules may run (``python:module:factory`` is opt-in)."""
+    with trusting_code():
+        yield
 
 
 def build(input_shape, n_out=3, task="multiclass", **fields):
@@ -131,7 +139,7 @@ def test_vanilla_rnn_is_lectures_tanh_recurrence():
     torch.testing.assert_close(m(x)[0], m.head(h))
 
 
-def test_python_factory(tmp_path, monkeypatch):
+def test_python_factory(tmp_path, monkeypatch, trusted):
     (tmp_path / "my_nets.py").write_text(
         textwrap.dedent(
             """
@@ -288,7 +296,7 @@ def test_rnn_learns_sequence_regression_and_classification():
             assert accuracy > 0.93
 
 
-def test_python_factory_found_in_the_current_folder(tmp_path, monkeypatch):
+def test_python_factory_found_in_the_current_folder(tmp_path, monkeypatch, trusted):
     import sys
 
     (tmp_path / "cwd_only_nets.py").write_text(

@@ -126,12 +126,12 @@ def test_cli_model_summary_python_factory_beside_the_config(tmp_path, monkeypatc
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # not the config's folder: found beside the config
     monkeypatch.setattr("sys.path", list(__import__("sys").path))
-    assert main(["model", "summary", str(exp / "c.toml")]) == 0
+    assert main(["model", "summary", str(exp / "c.toml"), "--trust-code"]) == 0
     out = capsys.readouterr().out
     assert "model python:my_cli_nets:make for multiclass: input (4,), 3 output(s)" in out
     assert "factory" in out and f"total parameters: {4 * 5 + 5 + 5 * 3 + 3}" in out
     (exp / "c.toml").write_text('[data]\nsource = "builtin:iris"\n[model]\n'
                                 'arch = "python:no_such_user_module:make"\n')
-    assert main(["model", "summary", str(exp / "c.toml")]) == 2
+    assert main(["model", "summary", str(exp / "c.toml"), "--trust-code"]) == 2
     err = capsys.readouterr().err
     assert "cannot import module 'no_such_user_module'" in err and "Traceback" not in err

@@ -244,3 +244,26 @@ def test_a_running_trial_counts_as_observed_at_its_predicted_mean():
         suggestions[still_running] = abs(x_next - x_first)
     assert suggestions[False] < 1e-5  # the same GP suggests the same point again
     assert suggestions[True] > 1e-3  # with the running trial believed, another one
+
+
+def test_a_queued_trial_with_its_configuration_counts_as_pending():
+    """A trial put back in the queue (an interrupted worker's) will run its configuration
+    soon: the next suggestion goes elsewhere, as for a running trial."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    space = {"x": FloatDistribution(-2, 2)}
+
+    def history() -> optuna.Study:
+        study = optuna.create_study()
+        for x in (-2.0, -1.0, 0.5, 2.0, 1.5):
+            study.add_trial(create_trial(params={"x": x}, distributions=space, value=(x - 1) ** 2))
+        return study
+
+    probe = create_trial(state=TrialState.WAITING)  # the trial being sampled
+    alone = BayesSampler(acquisition="ucb", n_startup_trials=4, seed=0)
+    x = alone.sample_relative(history(), probe, space)["x"]
+    study = history()
+    study.add_trial(create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": {"x": x}}))
+    again = BayesSampler(acquisition="ucb", n_startup_trials=4, seed=0)
+    assert abs(again.sample_relative(study, probe, space)["x"] - x) > 1e-3

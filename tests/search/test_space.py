@@ -11,6 +11,7 @@ from trainwell.config import load_config
 from trainwell.errors import ConfigError
 from trainwell.search.space import (
     apply_params,
+    finite_points,
     grid,
     narrow,
     parse_param,
@@ -277,3 +278,31 @@ def test_architecture_fields_are_searchable_and_reach_the_built_model():
     # a value outside what the model section accepts is refused with its path
     with pytest.raises(ConfigError, match=r"'model.norm': value 'group'"):
         load_config({"tune": {"space": {"model.norm": ["batch", "group"]}}})
+
+
+def test_finite_points_are_every_configuration_of_a_discrete_space():
+    space = {
+        "model.activation": {"choices": ["relu", "tanh"], "points": 1},  # points: grids only
+        "model.hidden.depth": "int(1, 3)",
+        "train.optimizer.name": ["adam", "sgd"],
+        "train.optimizer.momentum": {
+            "choices": [0.9, 0.99],
+            "when": {"train.optimizer.name": "sgd"},
+        },
+    }
+    points = finite_points(parse_space(space))
+    # adam: 2 x 3; sgd: 2 x 3 x 2 momenta
+    assert points is not None and len(points) == 6 + 12
+    assert len({tuple(sorted(p.items())) for p in points}) == 18
+    momentum = "train.optimizer.momentum"
+    assert all((momentum in p) == (p["train.optimizer.name"] == "sgd") for p in points)
+    assert finite_points(parse_space({"model.dropout": "uniform(0, 0.5)"})) is None
+    assert finite_points(parse_space({"model.hidden.width": "int(1, 1000)"}), limit=999) is None
+
+
+def test_each_parameters_distribution_is_the_one_it_suggests_from():
+    study = optuna.create_study()
+    trial = study.ask()
+    params = parse_space({k: v for k, v in SPACE.items() if k != "train.optimizer.momentum"})
+    suggest(trial, params, {})
+    assert {p.path: p.distribution() for p in params} == study.trials[0].distributions

@@ -85,7 +85,16 @@ PROBLEMS = {
     "hartmann6": Problem("hartmann6", ((0.0, 1.0),) * 6, hartmann6, -3.322368011415515),
 }
 
-__all__ = ["PROBLEMS", "Problem", "branin", "hartmann6", "quadratic", "slow_quadratic"]
+__all__ = [
+    "BRANIN_SPACE",
+    "PROBLEMS",
+    "Problem",
+    "branin",
+    "branin_config",
+    "hartmann6",
+    "quadratic",
+    "slow_quadratic",
+]
 
 
 # ---------------------------------------------------------------------------- config objectives
@@ -115,6 +124,25 @@ def quadratic(cfg: Any, trial: optuna.Trial) -> float:
         if trial.should_prune():
             raise optuna.TrialPruned()
     return value
+
+
+def branin_config(cfg: Any, trial: optuna.Trial) -> float:
+    """Branin through two config fields, for studies run by ``tune``: ``x1 = -5 + 20 *
+    model.dropout`` (dropout in [0, 0.75]) and ``x2 = 100 * train.optimizer.weight_decay``
+    (weight decay in [0, 0.15]); minimum 0.397887 (:data:`PROBLEMS` ``["branin"]``)."""
+    from trainwell.schema import get_path
+
+    raw = cfg.to_dict()
+    x1 = -5.0 + 20.0 * float(cfg.model.dropout)
+    x2 = 100.0 * float(get_path(raw, "train.optimizer.weight_decay") or 0.0)
+    return branin(x1, x2)
+
+
+#: the space of :func:`branin_config`
+BRANIN_SPACE = {
+    "model.dropout": "uniform(0, 0.75)",
+    "train.optimizer.weight_decay": "uniform(0, 0.15)",
+}
 
 
 def slow_quadratic(cfg: Any, trial: optuna.Trial) -> float:

@@ -81,3 +81,31 @@ def test_a_custom_objective_may_stop_with_stoprun(tmp_path):
     # any other stop is not a pruned trial: it propagates as it is
     with pytest.raises(StopRun, match="stopped on purpose"):
         evaluate_config(study.ask(), cfg.to_dict(), spec, stopped, tmp_path)
+
+
+def test_a_trial_run_again_reuses_what_its_run_directory_holds(runs_dir):
+    from trainwell.tune.objective import earlier_run, train_trial
+
+    cfg = load_config(IRIS)
+    trials = runs_dir / "trials"
+    first = optuna.create_study().ask()
+    value = train_trial(cfg, first, "val_loss", trials)
+    # the trial is run again (it was put back in the queue after its run had ended): the
+    # finished run is read, not trained again, and the trial gets its whole curve
+    again = optuna.create_study()
+    trial = again.ask()
+    mtime = (trials / "0" / "model.safetensors").stat().st_mtime_ns
+    assert train_trial(cfg, trial, "val_loss", trials) == value
+    assert (trials / "0" / "model.safetensors").stat().st_mtime_ns == mtime
+    assert sorted(again.trials[0].intermediate_values) == [1, 2, 3]
+    # interrupted before its first checkpoint: nothing worth keeping, trained from the start
+    meta = json.loads((trials / "0" / "meta.json").read_text())
+    (trials / "0" / "meta.json").write_text(json.dumps({**meta, "status": "failed"}))
+    (trials / "0" / "checkpoints" / "last.json").unlink()
+    assert earlier_run(trials / "0", cfg) is None and not (trials / "0").exists()
+    # a run directory of another config is kept, moved aside
+    train_trial(cfg, optuna.create_study().ask(), "val_loss", trials)
+    other = cfg.model_copy(deep=True)
+    other.train.epochs = 4
+    assert earlier_run(trials / "0", other) is None
+    assert (trials / "0-old" / "config.toml").is_file() and not (trials / "0").exists()

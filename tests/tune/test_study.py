@@ -157,8 +157,24 @@ def test_a_callable_objective_needs_an_import_path_with_workers(runs_dir):
         tune(_cfg(), objective=lambda cfg, trial: 0.0, workers=2)
 
 
-def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
-    """A worker killed mid-trial: its trial is failed and re-queued, every finished trial kept."""
+def _claimed_elsewhere(study_dir: Path, number: int) -> None:
+    """Make trial ``number``'s claim read as made on another machine (whose processes this one
+    cannot see): only its heartbeats tell whether its worker is alive."""
+    import sqlite3
+
+    with sqlite3.connect(study_dir / "study.db") as conn:
+        conn.execute(
+            "UPDATE trial_system_attributes SET value_json = json_set(value_json, '$.host', "
+            "'elsewhere') WHERE key = 'trainwell:claim' AND trial_id = (SELECT trial_id FROM "
+            "trials WHERE number = ?)",
+            (number,),
+        )
+
+
+@pytest.mark.parametrize("machine", ["this", "another"])
+def test_a_killed_worker_leaves_the_study_consistent(runs_dir, machine):
+    """A worker killed mid-trial: its trial is failed and re-queued, every finished trial kept.
+    On this machine the dead process is seen at once; on another one, through heartbeats."""
     cfg = _cfg("random", trials=4, heartbeat=1)
     study = tune(cfg, objective=QUAD, trials=2)  # two finished trials to protect
     before = {t.number: (t.value, t.params) for t in _load(study.dir).trials}
@@ -192,9 +208,11 @@ def test_a_killed_worker_leaves_the_study_consistent(runs_dir):
         if proc.is_alive():
             proc.kill()
     killed = running[0].number
-    # past the grace period (2 * heartbeat + 1 s), with a second more because SQLite's
-    # CURRENT_TIMESTAMP, which Optuna's heartbeats use, has a resolution of one second
-    time.sleep(4.5)
+    if machine == "another":
+        _claimed_elsewhere(study.dir, killed)
+        # past the grace period (2 * heartbeat + 1 s), with a second more because SQLite's
+        # CURRENT_TIMESTAMP, which Optuna's heartbeats use, has a resolution of one second
+        time.sleep(4.5)
     tune(None, resume=study.dir, sets=["tune.trials=4"], objective=QUAD)
     trials = {t.number: t for t in _load(study.dir).trials}
     assert trials[killed].state.name == "FAIL"

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from trainwell.cli import add_config_args
+    from trainwell.cli import add_config_args, add_trust_code_arg
 
     p = sub.add_parser(
         "doctor",
@@ -30,6 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--verbose-findings", action="store_true", help="show detail for passing checks too"
     )
+    add_trust_code_arg(p)
     p.set_defaults(func=_doctor)
 
     lab = sub.add_parser("lab", help="classroom experiments from the lectures")

@@ -1,12 +1,20 @@
-"""``build_model``: a ``[model]`` spec, the data's shapes and the task -> an initialized module."""
+"""``build_model``: a ``[model]`` spec, the data's shapes and the task -> an initialized module.
+
+A ``python:module:factory`` architecture imports and runs the user's module. A config or a run
+directory may come from anywhere, so that code runs only with the user's consent: ``trust_code``
+(``--trust-code`` on the command line), or inside :func:`trusting_code`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -19,6 +27,56 @@ from trainwell.nn.init_model import init_model_, record_scheme
 from trainwell.tasks import check_task
 
 log = logging.getLogger(__name__)
+
+_TRUST_CODE: ContextVar[bool] = ContextVar("trainwell_trust_code", default=False)
+
+
+@contextlib.contextmanager
+def trusting_code(trust: bool = True) -> Iterator[None]:
+    """Within the block, ``python:module:factory`` architectures may be imported and run.
+
+    ``trusting_code(False)`` changes nothing (an outer block's consent stands), so a caller may
+    pass its own ``trust_code`` argument through. The ``trainwell`` command enters this block
+    for a command given ``--trust-code``.
+
+    Example:
+        >>> with trusting_code():
+        ...     code_trusted()
+        True
+        >>> code_trusted()
+        False
+    """
+    token = _TRUST_CODE.set(trust or _TRUST_CODE.get())
+    try:
+        yield
+    finally:
+        _TRUST_CODE.reset(token)
+
+
+def code_trusted() -> bool:
+    """Whether code named by a config may run here (inside :func:`trusting_code`)."""
+    return _TRUST_CODE.get()
+
+
+def require_trust(arch: str, trust_code: bool = False) -> None:
+    """Refuse a ``python:module:factory`` architecture unless code is trusted here.
+
+    Args:
+        arch: the ``model.arch`` value.
+        trust_code: the caller's consent; else that of an enclosing :func:`trusting_code`.
+
+    Raises:
+        ConfigError: ``arch`` names Python code and neither consent was given; the message
+            names ``model.arch``, its value and how to consent.
+    """
+    if not arch.startswith("python:") or trust_code or code_trusted():
+        return
+    module = arch.split(":")[1] if arch.count(":") >= 2 else arch.removeprefix("python:")
+    raise ConfigError(
+        f"model.arch = {arch!r} would import and run the Python module {module!r}; code named "
+        "in a config or a run directory runs only if you trust where it came from: add "
+        "--trust-code to the command, or pass trust_code=True in Python"
+    )
 
 
 def head_size(task: str, n_outputs: int) -> int:
@@ -151,6 +209,7 @@ def build_model(
     n_outputs: int,
     task: str,
     example_batch: torch.Tensor | None = None,
+    trust_code: bool = False,
 ) -> nn.Module:
     """Build, check and initialize the model a ``[model]`` spec describes.
 
@@ -162,12 +221,16 @@ def build_model(
         example_batch: a batch of inputs, needed by ``init = "lsuv"``; the output layer the
             init policy starts small is found by running it (a batch of zeros of
             ``input_shape`` when it is None).
+        trust_code: allow a ``python:module:factory`` architecture to import and run its
+            module (also allowed inside :func:`trusting_code`).
 
     Returns:
         A plain ``nn.Module`` in training mode, ``init_scheme`` recorded on its layers.
 
     Raises:
         ModelSpecError: the spec cannot work with these shapes (the layer and sizes are named).
+        ConfigError: the architecture names Python code and it is not trusted
+            (:func:`require_trust`).
 
     Example:
         >>> net = build_model(ModelConfig(hidden=[16]), (4,), 3, "multiclass")
@@ -180,6 +243,7 @@ def build_model(
     n_out = head_size(task, int(n_outputs))
     arch = check_arch(cfg.arch)
     if arch.startswith("python:"):
+        require_trust(arch, trust_code)
         model = _python_model(arch, cfg.params, input_shape, n_out, task)
     else:
         model = MODELS.get(arch)(cfg, input_shape, n_out)

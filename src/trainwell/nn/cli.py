@@ -6,7 +6,7 @@ import argparse
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from trainwell.cli import add_config_args
+    from trainwell.cli import add_config_args, add_trust_code_arg
 
     model = sub.add_parser("model", help="inspect the model a config builds")
     model_sub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
@@ -15,6 +15,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="print each layer, its output shape, its parameter count and its init scheme",
     )
     add_config_args(summary)
+    add_trust_code_arg(summary)
     summary.set_defaults(func=_summary)
     model.set_defaults(func=lambda args: (model.print_help(), 2)[1])
 

@@ -1,19 +1,25 @@
-"""Read a run directory defensively: every file may be absent, empty or torn.
+"""Read a run directory defensively: every file may be absent, empty, torn or damaged.
 
 A report is most useful exactly when a run went wrong, so nothing here raises for a missing or
 unreadable file: each source is loaded into :class:`RunData` and its problem, if any, is kept in
-``RunData.problems`` for the report to show next to the section that needed it.
+``RunData.problems`` for the report to show next to the section that needed it. A file that is
+there but damaged (not JSON, nested too deeply, a torn or altered ``predictions.npz``, arrays of
+the wrong kind) is also named in a warning, so that the command says what it left out.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainwell.errors import RunError
+from trainwell.runs import read_json
 
 RUN_MARKERS = ("meta.json", "metrics.jsonl", "config.toml", "results.json")
 STUDY_MARKERS = ("study.json", "study.db", "trials.csv")
@@ -40,7 +46,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             break
         if isinstance(rec, dict):
             out.append(rec)
@@ -97,20 +103,23 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def damaged(problems: dict[str, str], path: Path, problem: str) -> None:
+    """Record that the file at ``path`` is there but cannot be used (``problem``: what is wrong,
+    e.g. "is not valid JSON ..."), and say so in a warning."""
+    problems[path.name] = f"{path.name} {problem}"
+    warnings.warn(f"{path} {problem}; the report leaves it out", stacklevel=2)
+
+
 def _load_json(run: RunData, name: str) -> dict[str, Any]:
     path = run.path / name
     if not path.is_file():
         run.problems[name] = f"{name} is absent"
         return {}
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        run.problems[name] = f"{name} cannot be read: {exc}"
+        return read_json(path)
+    except RunError as exc:
+        damaged(run.problems, path, str(exc).removeprefix(str(path)).lstrip())
         return {}
-    if not isinstance(obj, dict):
-        run.problems[name] = f"{name} does not hold a JSON object"
-        return {}
-    return obj
 
 
 def _load_jsonl(run: RunData, name: str) -> list[dict[str, Any]]:
@@ -128,6 +137,11 @@ def _load_jsonl(run: RunData, name: str) -> list[dict[str, Any]]:
     return records
 
 
+# more classes than this in a classification run's predictions is a damaged file (the report's
+# confusion matrix is classes x classes)
+MAX_CLASSES = 10_000
+
+
 def _load_predictions(run: RunData) -> dict[str, Any]:
     import numpy as np
 
@@ -136,11 +150,55 @@ def _load_predictions(run: RunData) -> dict[str, Any]:
         run.problems["predictions.npz"] = "predictions.npz is absent"
         return {}
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in sorted(npz.files)}
-    except (OSError, ValueError) as exc:
-        run.problems["predictions.npz"] = f"predictions.npz cannot be read: {exc}"
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # one bare array, not named arrays
+            raise ValueError("it holds a single array, not named arrays")
+        with npz:
+            arrays = {k: npz[k] for k in sorted(npz.files)}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        what = str(exc) or type(exc).__name__
+        damaged(run.problems, path, f"cannot be read (torn or altered): {what}")
         return {}
+    problem = predictions_problem(arrays, run.task, run.data.get("classes"))
+    if problem:
+        damaged(run.problems, path, f"is damaged: {problem}")
+        return {}
+    return arrays
+
+
+def predictions_problem(arrays: dict[str, Any], task: str | None, classes: Any) -> str | None:
+    """What keeps the arrays of a ``predictions.npz`` from being shown, or None.
+
+    Every array holds numbers, one row per test sample (all of the same length, at most two
+    dimensions); in a classification run, ``y_true`` and ``y_pred`` hold class indices below
+    the number of classes.
+    """
+    import numpy as np
+
+    lengths = set()
+    for key, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            return f"{key} holds {a.dtype} values, not numbers"
+        if a.ndim not in (1, 2):
+            return f"{key} has shape {a.shape}; one row per test sample (1 or 2 dimensions)"
+        lengths.add(len(a))
+    if len(lengths) > 1:
+        shown = ", ".join(f"{k} {len(a)}" for k, a in arrays.items())
+        return f"its arrays have different numbers of rows ({shown})"
+    if task not in ("binary", "multiclass"):
+        return None
+    bound = len(classes) if isinstance(classes, list) and classes else MAX_CLASSES
+    for key in ("y_true", "y_pred"):
+        a = arrays.get(key)
+        if a is None or a.size == 0:
+            continue
+        values = a.astype(np.float64)
+        if not np.isfinite(values).all() or (values != np.round(values)).any():
+            return f"{key} should hold class indices; it holds other numbers"
+        if values.min() < 0 or values.max() >= bound:
+            return (f"{key} should hold class indices 0 to {bound - 1}; it holds "
+                    f"{values.min():.0f} to {values.max():.0f}")
+    return None
 
 
 def load_run(path: str | Path) -> RunData:
@@ -166,11 +224,16 @@ def load_run(path: str | Path) -> RunData:
             run.config_text = cfg_path.read_text(encoding="utf-8")
             run.config = tomllib.loads(run.config_text)
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            run.problems["config.toml"] = f"config.toml cannot be read: {exc}"
+            damaged(run.problems, cfg_path, f"cannot be read: {exc}")
+        except RecursionError:
+            damaged(run.problems, cfg_path, "nests arrays or tables too deeply: it is damaged")
     else:
         run.problems["config.toml"] = "config.toml is absent"
     run.meta = _load_json(run, "meta.json")
     run.data = _load_json(run, "data.json")
+    if not isinstance(run.data.get("classes"), (list, type(None))):
+        damaged(run.problems, path / "data.json", "is damaged: its classes are not a list")
+        run.data = {}
     run.results = _load_json(run, "results.json")
     run.doctor = _load_json(run, "doctor.json")
     run.metrics = _load_jsonl(run, "metrics.jsonl")

@@ -7,7 +7,6 @@ so log-scaled parameters are drawn on log axes); ``trials.csv`` is the fallback.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from trainwell.errors import RunError
-from trainwell.report.rundata import RunData, is_run_dir, is_study_dir, load_run
+from trainwell.report.rundata import RunData, damaged, is_run_dir, is_study_dir, load_run
+from trainwell.runs import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -190,10 +190,9 @@ def load_study_dir(path: str | Path) -> StudyData:
     info_path = path / "study.json"
     if info_path.is_file():
         try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-            study.info = info if isinstance(info, dict) else {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            study.problems["study.json"] = f"study.json cannot be read: {exc}"
+            study.info = read_json(info_path)
+        except RunError as exc:
+            damaged(study.problems, info_path, str(exc).removeprefix(str(info_path)).lstrip())
     else:
         study.problems["study.json"] = "study.json is absent"
     imp = study.info.get("importances")
@@ -205,6 +204,12 @@ def load_study_dir(path: str | Path) -> StudyData:
     for i, t in enumerate(study.trials):
         t.index = i
         trial_dir = path / (t.run_dir or f"trials/{t.number}")
+        if not trial_dir.resolve().is_relative_to(path.resolve()):
+            # a trial's run lives inside its study; a damaged or edited row that points
+            # elsewhere is not followed
+            logger.warning("trial %d: run_dir %r is outside the study; not read",
+                           t.number, t.run_dir)
+            continue
         if is_run_dir(trial_dir):
             try:
                 t.run = load_run(trial_dir)

@@ -165,6 +165,14 @@ class BayesSampler(BaseSampler):
         self._rng.seed()
         self._random.reseed_rng()
 
+    def reseed(self, seed: int) -> None:
+        """Draw from the stream of ``seed`` from now on (startup points and the acquisition's
+        candidates); the fitted model is kept to warm-start the next fit. A study's workers
+        reseed the sampler for each trial from the study seed and the trial number, so no two
+        trials, workers or resumptions share a stream."""
+        self._rng.seed(seed)
+        self._random = RandomSampler(seed=seed)
+
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
@@ -193,19 +201,22 @@ class BayesSampler(BaseSampler):
         if len(study.directions) != 1:
             raise ConfigError("the bayes sampler optimizes one metric; got a multi-objective study")
         trials = study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
+            deepcopy=False,
+            states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING),
         )
         done = [
             t
             for t in trials
             if t.state == TrialState.COMPLETE and search_space.keys() <= t.params.keys()
         ]
+        # pending: trials running, and trials queued with their configuration (a trial put
+        # back in the queue by an interrupt, a grid point): each will be evaluated soon
         running = [
             t
             for t in trials
-            if t.state == TrialState.RUNNING
+            if t.state != TrialState.COMPLETE
             and t.number != trial.number
-            and search_space.keys() <= t.params.keys()
+            and _fits(_pending_params(t), search_space)
         ]
         if len(done) < self.startup_trials(len(search_space)):
             return {}
@@ -255,7 +266,7 @@ class BayesSampler(BaseSampler):
         if running:
             # kriging believer: pending trials count as observed at their predicted mean, so
             # concurrent workers do not all pick the same point
-            model.add_pending(model.normalize(running, [t.params for t in running]))
+            model.add_pending(model.normalize(running, [_pending_params(t) for t in running]))
         t = len(done) - self.startup_trials(model.dim) + 1
         kind, value = self.step_acquisition(t)
         self.last_acquisition = (kind, value)
@@ -284,6 +295,34 @@ class BayesSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         self._random.after_trial(study, trial, state, values)
+
+
+def _pending_params(trial: FrozenTrial) -> dict[str, Any]:
+    """A running trial's parameters; a queued one's, or its fixed parameters."""
+    fixed = trial.system_attrs.get("fixed_params") if trial.state == TrialState.WAITING else None
+    return {**(fixed if isinstance(fixed, dict) else {}), **trial.params}
+
+
+def _fits(params: dict[str, Any], search_space: dict[str, BaseDistribution]) -> bool:
+    """Whether ``params`` holds a value for every parameter of the space, each within it."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    for name, dist in search_space.items():
+        if name not in params:
+            return False
+        try:
+            if isinstance(dist, CategoricalDistribution):
+                dist.to_internal_repr(params[name])
+            elif isinstance(dist, (FloatDistribution, IntDistribution)):
+                if not dist.low <= float(params[name]) <= dist.high:
+                    return False
+        except (TypeError, ValueError):
+            return False
+    return True
 
 
 #: An int parameter with more values than this is searched as a continuous one, then rounded.

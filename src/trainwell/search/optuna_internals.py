@@ -4,9 +4,10 @@ Two parts of trainwell need what Optuna does not publish:
 
 * the GP sampler (:mod:`trainwell.search.bayes`) reuses Optuna's Gaussian process, search-space
   normalization and acquisition optimizer (``optuna._gp``): :class:`GaussianProcess`;
-* the workers (:mod:`trainwell.tune.worker`) claim queued trials atomically and keep their
-  heartbeats, which needs a study's storage, a trial's id and one SQL statement on Optuna's
-  RDB tables: :func:`storage_of`, :func:`trial_id`, :func:`claim_waiting`.
+* the workers (:mod:`trainwell.tune.worker`) claim queued trials atomically (recording who
+  claimed and in which order) and keep their heartbeats, and put an interrupted trial back in
+  the queue, which needs a study's storage, a trial's id and transactions on Optuna's RDB
+  tables: :func:`storage_of`, :func:`trial_id`, :func:`claim_waiting`, :func:`requeue`.
 
 Each use says in one comment why the public API is not enough. No other module of trainwell
 touches a private name of Optuna (a test walks the source to keep it so). These internals move
@@ -16,6 +17,7 @@ between Optuna releases: ``pyproject.toml`` states the range the test suite has 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,14 +46,28 @@ def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
     return int(trial._trial_id)
 
 
-def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
+#: a claimed trial's system attribute: who claimed it ({"session", "host", "pid"}) and, on an
+#: RDB storage, ``seq``, the claim's place in the study's sequence of claims (commit order)
+CLAIM_ATTR = "trainwell:claim"
+#: set on a claimed trial once its whole configuration is stored (its parameters are written one
+#: by one, so a trial holding some of them is not drawn yet)
+DRAWN_ATTR = "trainwell:drawn"
+#: how many times a trial was put back in the queue (an interrupted worker)
+REQUEUED_ATTR = "trainwell:requeued"
+_CLAIMS_KEY = "trainwell:claims"  # the study's claim counter (a study system attribute)
+
+
+def claim_waiting(
+    study: optuna.Study, claimant: dict[str, Any] | None = None
+) -> optuna.Trial | None:
     """Atomically move one WAITING trial to RUNNING and return it; None when the queue is empty
     (what ``Study.ask`` does first, without its fallback of creating a new trial).
 
     On an RDB storage the claim is one conditional ``UPDATE ... WHERE state = WAITING`` whose
     row count says who won. Optuna's own ``set_trial_state_values`` reads the state first with
     ``SELECT ... FOR UPDATE``, which SQLite ignores: two workers on one SQLite study could both
-    claim a trial.
+    claim a trial. The same transaction records the first heartbeat and ``claimant`` (with the
+    claim's sequence number) as the trial's :data:`CLAIM_ATTR`.
     """
     import optuna
     from optuna.trial import TrialState
@@ -63,20 +79,24 @@ def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         tid = trial_id(t)
         if isinstance(backend, optuna.storages.RDBStorage):
-            if _claim_rdb(backend, tid):
+            if _claim_rdb(backend, tid, claimant):
                 return optuna.Trial(study, tid)
             continue
         try:
             if storage.set_trial_state_values(tid, TrialState.RUNNING):
+                if claimant is not None:
+                    storage.set_trial_system_attr(tid, CLAIM_ATTR, dict(claimant))
                 return optuna.Trial(study, tid)
         except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile
             continue
     return None
 
 
-def _claim_rdb(storage: optuna.storages.RDBStorage, tid: int) -> bool:
-    """WAITING -> RUNNING for one trial in a single atomic statement (with its first heartbeat);
-    whether this call won."""
+def _claim_rdb(
+    storage: optuna.storages.RDBStorage, tid: int, claimant: dict[str, Any] | None = None
+) -> bool:
+    """WAITING -> RUNNING for one trial in a single atomic statement (with its first heartbeat
+    and its claimant); whether this call won."""
     from datetime import UTC, datetime
 
     import sqlalchemy
@@ -96,14 +116,143 @@ def _claim_rdb(storage: optuna.storages.RDBStorage, tid: int) -> bool:
         .values(state=TrialState.RUNNING, datetime_start=start)
     )
     with storage.engine.begin() as conn:
+        study_id = None
+        if conn.dialect.name != "sqlite" and claimant is not None:
+            # one claim of a study at a time (the study's row locked until commit), so that the
+            # claims' sequence numbers follow their commit order; SQLite writers are serialized
+            # by its database lock already, taken by the UPDATE below (which must come first
+            # there: a transaction that reads before it writes can fail to upgrade its lock)
+            study_id = _study_of(conn, models, tid)
+            studies = models.StudyModel.__table__
+            conn.execute(
+                sqlalchemy.select(studies.c.study_id)
+                .where(studies.c.study_id == study_id)
+                .with_for_update()
+            )
         if conn.execute(stmt).rowcount != 1:
             return False
+        if claimant is not None:
+            if study_id is None:
+                study_id = _study_of(conn, models, tid)
+            record = {**claimant, "seq": _next_claim(conn, models, study_id)}
+            attrs = models.TrialSystemAttributeModel.__table__
+            conn.execute(
+                sqlalchemy.delete(attrs).where(
+                    attrs.c.trial_id == tid, attrs.c.key.in_([CLAIM_ATTR, DRAWN_ATTR])
+                )
+            )
+            conn.execute(
+                sqlalchemy.insert(attrs).values(
+                    trial_id=tid, key=CLAIM_ATTR, value_json=json.dumps(record)
+                )
+            )
         if storage.get_heartbeat_interval():
             # the first heartbeat in the same transaction: a worker killed right after its claim
             # leaves a trial that goes stale (and is failed and re-queued), never one RUNNING
             # forever; record_heartbeat cannot join the claim's transaction
-            conn.execute(sqlalchemy.insert(models.TrialHeartbeatModel).values(trial_id=tid))
+            beats = models.TrialHeartbeatModel.__table__
+            conn.execute(sqlalchemy.delete(beats).where(beats.c.trial_id == tid))
+            conn.execute(sqlalchemy.insert(beats).values(trial_id=tid))
         return True
+
+
+def _study_of(conn: Any, models: Any, tid: int) -> int:
+    import sqlalchemy
+
+    trials = models.TrialModel.__table__
+    return int(
+        conn.execute(sqlalchemy.select(trials.c.study_id).where(trials.c.trial_id == tid))
+        .scalar_one()
+    )
+
+
+def _next_claim(conn: Any, models: Any, study_id: int) -> int:
+    """Increment and return the study's claim counter, inside the claim's transaction."""
+    import sqlalchemy
+
+    attrs = models.StudySystemAttributeModel.__table__
+    where = (attrs.c.study_id == study_id, attrs.c.key == _CLAIMS_KEY)
+    current = conn.execute(sqlalchemy.select(attrs.c.value_json).where(*where)).scalar()
+    seq = 1 if current is None else int(json.loads(current)) + 1
+    if current is None:
+        conn.execute(
+            sqlalchemy.insert(attrs).values(
+                study_id=study_id, key=_CLAIMS_KEY, value_json=json.dumps(seq)
+            )
+        )
+    else:
+        conn.execute(sqlalchemy.update(attrs).where(*where).values(value_json=json.dumps(seq)))
+    return seq
+
+
+def requeue(study: optuna.Study, number: int) -> bool:
+    """Put RUNNING trial ``number`` back in the queue (WAITING), in one transaction: its
+    parameters become its fixed parameters (it runs the same configuration again), its
+    reports, heartbeat and claim are dropped. False when it was not RUNNING (or the storage is
+    not an RDB storage, where a trial cannot go back to WAITING)."""
+    import optuna
+    import sqlalchemy
+    from optuna.distributions import json_to_distribution
+
+    # Optuna's table models: no public API moves a trial back to WAITING
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    storage = storage_of(study)
+    # the RDB engine behind the cache, as in claim_waiting
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return False
+    frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if frozen is None:
+        return False
+    tid = trial_id(frozen)
+    trials = models.TrialModel.__table__
+    params = models.TrialParamModel.__table__
+    attrs = models.TrialSystemAttributeModel.__table__
+    with backend.engine.begin() as conn:
+        back = conn.execute(
+            sqlalchemy.update(trials)
+            .where(trials.c.trial_id == tid, trials.c.state == TrialState.RUNNING)
+            .values(state=TrialState.WAITING, datetime_start=None)
+        )
+        if back.rowcount != 1:
+            return False
+        rows = conn.execute(
+            sqlalchemy.select(
+                params.c.param_name, params.c.param_value, params.c.distribution_json
+            ).where(params.c.trial_id == tid)
+        ).all()
+        old = conn.execute(
+            sqlalchemy.select(attrs.c.key, attrs.c.value_json).where(
+                attrs.c.trial_id == tid,
+                attrs.c.key.in_(["fixed_params", REQUEUED_ATTR]),
+            )
+        ).all()
+        previous = {key: json.loads(value) for key, value in old}
+        fixed = dict(previous.get("fixed_params") or {})
+        for name, value, dist_json in rows:
+            fixed[name] = json_to_distribution(dist_json).to_external_repr(value)
+        for table in (
+            params,
+            models.TrialIntermediateValueModel.__table__,
+            models.TrialHeartbeatModel.__table__,
+        ):
+            conn.execute(sqlalchemy.delete(table).where(table.c.trial_id == tid))
+        conn.execute(
+            sqlalchemy.delete(attrs).where(
+                attrs.c.trial_id == tid,
+                attrs.c.key.in_([CLAIM_ATTR, DRAWN_ATTR, "fixed_params", REQUEUED_ATTR]),
+            )
+        )
+        for key, value in (
+            ("fixed_params", fixed),
+            (REQUEUED_ATTR, int(previous.get(REQUEUED_ATTR, 0)) + 1),
+        ):
+            conn.execute(
+                sqlalchemy.insert(attrs).values(trial_id=tid, key=key, value_json=json.dumps(value))
+            )
+    return True
 
 
 # ---------------------------------------------------------------------------- the Gaussian process
@@ -267,4 +416,13 @@ def _acquisition_classes() -> tuple[type, type]:
     return UCBAcquisition, EIAcquisition
 
 
-__all__ = ["GaussianProcess", "claim_waiting", "storage_of", "trial_id"]
+__all__ = [
+    "CLAIM_ATTR",
+    "DRAWN_ATTR",
+    "REQUEUED_ATTR",
+    "GaussianProcess",
+    "claim_waiting",
+    "requeue",
+    "storage_of",
+    "trial_id",
+]

@@ -85,7 +85,9 @@ SAMPLERS.register("random")(Method(_optuna("RandomSampler"), guided=False))
 # grid points are enqueued as fixed trials and claimed one by one (trainwell.tune.study); the
 # sampler is only asked for parameters outside the grid, which do not exist
 SAMPLERS.register("grid")(Method(_optuna("RandomSampler"), grid=True, guided=False))
-SAMPLERS.register("tpe")(Method(_optuna("TPESampler")))
+# constant liar: a trial still running counts as a bad result, so parallel workers spread out
+# (Optuna 5's default; 4.x's was off)
+SAMPLERS.register("tpe")(Method(_optuna("TPESampler", constant_liar=True)))
 SAMPLERS.register("gp")(Method(_optuna("GPSampler")))
 SAMPLERS.register("cmaes")(Method(_optuna("CmaEsSampler", warn_independent_sampling=False)))
 

@@ -97,6 +97,30 @@ class Param:
                 return False
         return True
 
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        """The Optuna distribution :meth:`suggest` samples from (values encoded)."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if not self.spec.numeric:
+            return CategoricalDistribution([_encode(c) for c in self.choices])
+        lo, hi = self.bounds
+        if self.spec.integer:
+            return IntDistribution(int(lo), int(hi), log=self.log)
+        return FloatDistribution(lo, hi, log=self.log)
+
+    def size(self) -> int | None:
+        """How many values the parameter can take; None for a continuous one."""
+        if not self.spec.numeric:
+            return len(self.choices)
+        if self.spec.integer:
+            lo, hi = self.bounds
+            return int(hi) - int(lo) + 1
+        return None
+
     def suggest(self, trial: optuna.Trial) -> Any:
         """This parameter's value sampled in ``trial`` (decoded)."""
         if not self.spec.numeric:
@@ -431,6 +455,29 @@ def grid(
     return out
 
 
+def finite_points(
+    params: list[Param], base: dict[str, Any] | None = None, limit: int = 10_000
+) -> list[dict[str, Any]] | None:
+    """Every configuration of a space whose parameters all take finitely many values (choices,
+    integers), path -> encoded value, conditional parameters only where active; None when a
+    parameter is continuous or the space holds more than ``limit`` configurations.
+
+    Example:
+        >>> space = {"model.activation": ["relu", "tanh"], "model.hidden.depth": "int(1, 3)"}
+        >>> len(finite_points(parse_space(space)))
+        6
+    """
+    sizes = [p.size() for p in params]
+    if any(n is None for n in sizes):
+        return None
+    if math.prod(n for n in sizes if n is not None) > limit:
+        return None
+    widest = max((n for n in sizes if n is not None), default=1)
+    # every value of every parameter: a parameter's own grid `points` does not limit this
+    every = [replace(p, points=None, important=False) for p in params]
+    return grid(every, widest, widest, (), base)
+
+
 def narrow(params: list[Param], best: list[dict[str, Any]], margin: float = 0.25) -> list[Param]:
     """The refined space of the recipe: each range shrunk to cover the best trials' values,
     widened by ``margin`` of its width (in log space for log kinds), within the old bounds."""
@@ -485,6 +532,7 @@ __all__ = [
     "Param",
     "apply_params",
     "decode",
+    "finite_points",
     "get_path",
     "grid",
     "narrow",

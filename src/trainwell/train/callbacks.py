@@ -105,7 +105,11 @@ class Events:
                 hook(trainer)
             except Exception as exc:
                 if failing:
-                    logger.error(
+                    # the same refusal of the system (a full disk) is one error, said once
+                    same = isinstance(exc, OSError) and isinstance(trainer.error, OSError) and (
+                        exc.errno == trainer.error.errno
+                    )
+                    (logger.debug if same else logger.error)(
                         "callback %s failed in event 'end' after the fit ended with %s: %s",
                         type(cb).__name__, type(trainer.error).__name__, exc,
                     )

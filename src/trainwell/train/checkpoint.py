@@ -13,14 +13,21 @@ import os
 import random
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from trainwell.errors import RunError
-from trainwell.runs import read_json, read_safetensors, write_json_atomic, write_safetensors_atomic
+from trainwell.errors import RunError, TrainwellError
+from trainwell.runs import (
+    read_json,
+    read_safetensors,
+    weights_problem,
+    write_json_atomic,
+    write_safetensors_atomic,
+)
 
 _T = "__tensor__"
 _D = "__dict__"
@@ -167,32 +174,227 @@ class CheckpointWriter:
 
 
 def _token(path: Path) -> str | None:
-    from safetensors import safe_open
+    """The token in a tensor file's metadata; None when the file is absent.
+
+    Raises:
+        RunError: the file is damaged (not a safetensors file, truncated).
+    """
+    from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         return None
-    with safe_open(str(path), framework="pt") as fh:
-        return (fh.metadata() or {}).get("token")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            token = (fh.metadata() or {}).get("token")
+    except (SafetensorError, OSError) as exc:
+        raise RunError(f"{path} is damaged (truncated or altered): {exc}") from None
+    return token if isinstance(token, str) else None
 
 
 def load_checkpoint(directory: str | Path) -> dict[str, Any]:
-    """Read what :func:`save_checkpoint` wrote; RunError when it is missing or torn."""
+    """Read what :func:`save_checkpoint` wrote; RunError when it is missing, torn or damaged.
+
+    Every problem is reported as a :class:`~trainwell.errors.RunError` naming the file: a
+    ``last.json`` that is not JSON, nests too deeply, lacks its token or state, or points at
+    tensors its tensor file does not hold; a tensor file that is truncated or altered.
+    """
     directory = Path(directory)
-    if not (directory / "last.json").is_file():
+    path = directory / "last.json"
+    if not path.is_file():
         raise RunError(f"no checkpoint in {directory} (expected last.json and last.safetensors)")
-    meta = read_json(directory / "last.json")
+    meta = read_json(path)
+    token, state = meta.get("token"), meta.get("state")
+    if not isinstance(token, str):
+        raise RunError(f"{path} is damaged: token should be a string; {_got(meta, 'token')}")
+    if not isinstance(state, dict):
+        raise RunError(f"{path} is damaged: state should be an object; {_got(meta, 'state')}")
+    damage: RunError | None = None
     for name in ("last.safetensors", "prev.safetensors"):
-        if _token(directory / name) == meta.get("token"):
-            return unflatten(meta["state"], read_safetensors(directory / name))
+        try:
+            found = _token(directory / name)
+        except RunError as exc:
+            damage = damage or exc
+            continue
+        if found == token:
+            tensors = read_safetensors(directory / name)
+            try:
+                out = unflatten(state, tensors)
+            except KeyError as exc:
+                raise RunError(
+                    f"{path} is damaged: it names the tensor {exc.args[0]!r}, which "
+                    f"{directory / name} does not hold"
+                ) from None
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise RunError(f"{path} is damaged: {type(exc).__name__}: {exc}") from None
+            if not isinstance(out, dict):  # a state that is itself a tensor or tuple marker
+                raise RunError(f"{path} is damaged: state should be an object; got {_kind(out)}")
+            return out
+    if damage is not None:
+        raise damage
     raise RunError(f"checkpoint in {directory} is damaged: no tensor file matches last.json")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    shown = repr(value)
+    return f"{type(value).__name__} {shown[:40] + '...' if len(shown) > 40 else shown}"
+
+
+def _got(obj: dict[str, Any], key: str) -> str:
+    """``it is missing``, or ``got <type> <value>``: the end of a message about ``obj[key]``."""
+    return "it is missing" if key not in obj else f"got {_kind(obj[key])}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _rng_problem(rng: Any) -> str | None:
+    """What is wrong with the ``rng`` entry of a training state, or None."""
+    if not isinstance(rng, dict):
+        return f"rng should be an object; got {_kind(rng)}"
+    n_torch = torch.get_rng_state().numel()
+    for key in ("torch", "loader"):
+        t = rng.get(key)
+        if key == "loader" and key not in rng:
+            continue
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or t.numel() != n_torch:
+            return f"rng.{key} should be a uint8 tensor of {n_torch} bytes; {_got(rng, key)}"
+    py = rng.get("python")
+    if not (
+        isinstance(py, (tuple, list))
+        and len(py) == 3
+        and _is_int(py[0])
+        and isinstance(py[1], (tuple, list))
+        and len(py[1]) == 625
+        and all(_is_int(v) for v in py[1])
+        and (py[2] is None or _is_number(py[2]))
+    ):
+        return f"rng.python should be Python's random state; {_got(rng, 'python')}"
+    npy = rng.get("numpy")
+    if not (
+        isinstance(npy, (tuple, list))
+        and len(npy) == 5
+        and isinstance(npy[0], str)
+        and isinstance(npy[1], torch.Tensor)
+        and npy[1].numel() == 624
+        and _is_int(npy[2])
+        and _is_int(npy[3])
+        and _is_number(npy[4])
+    ):
+        return f"rng.numpy should be NumPy's random state; {_got(rng, 'numpy')}"
+    return None
+
+
+def training_state_problem(
+    state: dict[str, Any], model: torch.nn.Module | None = None
+) -> str | None:
+    """What keeps ``state`` from being a :class:`~trainwell.train.Trainer`'s checkpoint state (a
+    key missing or of the wrong type; weights that do not fit ``model``), or None."""
+    counts = ("epoch", "step", "best_epoch")
+    for key in counts:
+        if not _is_int(state.get(key)) or state[key] < 0:
+            return f"{key} should be a count (an integer >= 0); {_got(state, key)}"
+    if not _is_number(state.get("elapsed")):
+        return f"elapsed should be a number of seconds; {_got(state, 'elapsed')}"
+    if not isinstance(state.get("stopped_early"), bool):
+        return f"stopped_early should be true or false; {_got(state, 'stopped_early')}"
+    for key in ("optimizer", "schedule", "early_stopping"):
+        if not isinstance(state.get(key), dict):
+            return f"{key} should be an object; {_got(state, key)}"
+    opt = state["optimizer"]
+    groups = opt.get("param_groups")
+    if not isinstance(opt.get("state"), dict) or not (
+        isinstance(groups, list)
+        and groups
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+    ):
+        return "optimizer should hold 'state' and a list of 'param_groups' with their 'params'"
+    history = state.get("history")
+    if not isinstance(history, list) or not all(
+        isinstance(r, dict) and _is_int(r.get("epoch")) for r in history
+    ):
+        return f"history should be a list of per-epoch records; {_got(state, 'history')}"
+    if len(history) != state["epoch"]:
+        return f"history holds {len(history)} epochs but epoch is {state['epoch']}"
+    problem = _rng_problem(state["rng"]) if "rng" in state else "rng: it is missing"
+    if problem:
+        return problem
+    data_rng = state.get("data_rng", [])
+    if not isinstance(data_rng, list) or not all(isinstance(t, torch.Tensor) for t in data_rng):
+        return f"data_rng should be a list of generator states; {_got(state, 'data_rng')}"
+    if not isinstance(state.get("objective") or {}, dict):
+        return f"objective should be an object; {_got(state, 'objective')}"
+    for key in ("model", "best"):
+        weights = state.get(key)
+        if key == "best" and weights is None:  # no epoch finished before the checkpoint
+            continue
+        if not isinstance(weights, dict) or not all(
+            isinstance(t, torch.Tensor) for t in weights.values()
+        ):
+            return f"{key} should map names to tensors; {_got(state, key)}"
+        problem = weights_problem(model.state_dict(), weights, key) if model is not None else None
+        if problem:
+            return problem
+    return None
+
+
+def load_training_checkpoint(
+    directory: str | Path, model: torch.nn.Module | None = None
+) -> dict[str, Any]:
+    """A :class:`~trainwell.train.Trainer`'s checkpoint, checked before anything uses it.
+
+    Args:
+        directory: the checkpoint folder (``<run>/checkpoints``).
+        model: the model about to resume; its weights' names and shapes are checked too.
+
+    Raises:
+        RunError: the files are missing or damaged, or the state is not a trainer's (a key
+            missing or of the wrong type) or does not fit ``model``; the file and the key are
+            named.
+    """
+    state = load_checkpoint(directory)
+    problem = training_state_problem(state, model)
+    if problem:
+        raise RunError(f"{Path(directory) / 'last.json'} is damaged: {problem}")
+    return state
+
+
+def apply_checkpoint(
+    directory: str | Path, load_state_dict: Callable[[dict[str, Any]], None],
+    model: torch.nn.Module | None = None,
+) -> None:
+    """Load a trainer's checkpoint (:func:`load_training_checkpoint`) and hand it to
+    ``load_state_dict``; a state its parts refuse (an optimizer, a schedule or an objective
+    state of another shape) is reported as a RunError naming the checkpoint, not as the
+    part's own error."""
+    state = load_training_checkpoint(directory, model)
+    try:
+        load_state_dict(state)
+    except TrainwellError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        what = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        raise RunError(
+            f"{Path(directory) / 'last.json'} does not fit this run (is it damaged, or from "
+            f"another config?): {what}"
+        ) from None
 
 
 __all__ = [
     "CheckpointWriter",
+    "apply_checkpoint",
     "flatten",
     "load_checkpoint",
+    "load_training_checkpoint",
     "rng_state",
     "save_checkpoint",
     "set_rng_state",
+    "training_state_problem",
     "unflatten",
 ]

@@ -7,6 +7,8 @@ from typing import Any
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    from trainwell.cli import add_trust_code_arg
+
     p = sub.add_parser("train", help="train a model from a config; leaves a run directory",
                        description="Train from CONFIG, or continue a killed run with --resume RUN.")
     p.add_argument("config", metavar="CONFIG", nargs="?",
@@ -20,6 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="continue RUN (a run directory) from its last checkpoint, with its own "
                         "config.toml")
     p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
+    add_trust_code_arg(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("predict", help="predict with a trained run on new data",
@@ -30,6 +33,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT", help="CSV, Parquet, NPZ file or image folder")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="output file: .csv, .parquet or .npz")
+    add_trust_code_arg(p)
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("demo", help="train an MLP on the bundled digits set (under a minute)")
@@ -107,25 +111,24 @@ def _predict(args: argparse.Namespace) -> int:
     import_libraries(*TRAINING_LIBRARIES)
     predictor = load(args.run)
     table = predictor.predict_table(args.input)
-    if out.suffix.lower() == ".npz":
-        import io
+    import io
 
+    from trainwell.runs import write_bytes_atomic
+
+    buf = io.BytesIO()  # the whole file, then written at once: a failed write leaves none
+    if out.suffix.lower() == ".npz":
         import numpy as np
 
-        from trainwell.runs import write_bytes_atomic
-
-        buf = io.BytesIO()
         arrays: dict[str, Any] = {k: np.asarray(v) for k, v in table.items()}
         np.savez(buf, **arrays)
-        write_bytes_atomic(out, buf.getvalue())
     else:
         import pandas as pd
 
         frame = pd.DataFrame(table)
-        out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix.lower() == ".csv":
-            frame.to_csv(out, index=False)
+            frame.to_csv(buf, index=False)
         else:
-            frame.to_parquet(out, index=False)
+            frame.to_parquet(buf, index=False)
+    write_bytes_atomic(out, buf.getvalue())
     print(f"wrote {len(table['id'])} predictions to {out}")
     return 0

@@ -23,7 +23,7 @@ from trainwell.schema import section_from_spec
 from trainwell.train.callbacks import Events
 from trainwell.train.checkpoint import (
     CheckpointWriter,
-    load_checkpoint,
+    apply_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -36,7 +36,7 @@ from trainwell.train.config import (
     ScheduleConfig,
     TrainConfig,
 )
-from trainwell.train.data import TensorBatches, as_batches, loader_generators
+from trainwell.train.data import TensorBatches, as_batches, has_batch_norm, loader_generators
 from trainwell.train.device import autocast_context, resolve_device
 from trainwell.train.early_stopping import EarlyStopping
 from trainwell.train.objective import (
@@ -251,6 +251,7 @@ class Trainer:
                 self.generator,
                 self.device,
                 self.num_workers,
+                drop_single=has_batch_norm(self.model),  # BatchNorm cannot train on one row
             )
             val_data = as_batches(
                 val, self.eval_batch_size, False, None, self.device, self.num_workers
@@ -576,7 +577,9 @@ class Trainer:
         return save_checkpoint(directory, self.state_dict())
 
     def load_checkpoint(self, directory: str | Path) -> None:
-        self.load_state_dict(load_checkpoint(directory))
+        """Continue from the checkpoint in ``directory``; a damaged one, or one of another
+        model, is a RunError naming the file."""
+        apply_checkpoint(directory, self.load_state_dict, self.model)
 
 
 def schedule_config(spec: str | dict[str, Any] | ScheduleConfig | None) -> ScheduleConfig:

@@ -8,6 +8,8 @@ from typing import Any
 
 def add_commands(sub: Any) -> None:
     """Add ``tune`` to the subcommands ``sub`` (what ``ArgumentParser.add_subparsers`` returns)."""
+    from trainwell.cli import add_trust_code_arg
+
     p: argparse.ArgumentParser = sub.add_parser(
         "tune",
         help="search hyperparameters: grid, random, Bayesian; --recipe for coarse-to-fine",
@@ -48,6 +50,7 @@ def add_commands(sub: Any) -> None:
         "--name", default=None, metavar="N", help="the study directory's name under runs_dir"
     )
     p.add_argument("--top", type=int, default=10, help="rows of the leaderboard to print")
+    add_trust_code_arg(p)
     p.set_defaults(func=_tune)
 
 
@@ -61,7 +64,14 @@ def _tune(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from trainwell.cli import TRAINING_LIBRARIES, import_libraries
+    from trainwell.config import load_config
     from trainwell.tune.study import tune
+
+    if args.config is not None:
+        load_config(args.config, args.overrides)  # a bad config is refused before torch loads
+    # loaded once, before the workers are forked, rather than by each worker at the same moment
+    import_libraries(*TRAINING_LIBRARIES)
 
     # one line per finished trial on the terminal (library code only logs)
     tune_log = logging.getLogger("trainwell.tune")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainwell.errors import ConfigError, StopRun
+from trainwell.runs import MetricsLog, read_json
 from trainwell.tune.results import STAGE_ATTR
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class PruningCallback:
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         self.trial = trial
         self.metric = metric
+        self._reported: set[int] = set()
 
     def after_epoch(self, trainer: Any) -> None:
         record = trainer.history[-1] if trainer.history else {}
@@ -55,11 +57,24 @@ class PruningCallback:
                 f"({', '.join(sorted(record))}); pick one of them"
             )
         step = int(record.get("epoch", getattr(trainer, "epoch", len(trainer.history))))
+        # a run resumed from its checkpoint (a trial put back in the queue by Ctrl-C) reports
+        # the epochs its checkpoint holds first, so the trial's curve has every epoch
+        self.report_history(trainer.history[:-1])
         self.trial.report(float(value), step)
+        self._reported.add(step)
         if self.trial.should_prune():
             raise StopRun(
                 f"pruned at epoch {step}: {self.metric} = {float(value):.4g}", status="pruned"
             )
+
+
+    def report_history(self, history: list[dict[str, Any]]) -> None:
+        """Report each epoch of ``history`` (the trainer's records) not reported yet."""
+        for i, record in enumerate(history, start=1):
+            at = int(record.get("epoch", i))
+            if at not in self._reported and record.get(self.metric) is not None:
+                self.trial.report(float(record[self.metric]), at)
+                self._reported.add(at)
 
 
 def load_objective(spec: str | ObjectiveFn) -> ObjectiveFn:
@@ -89,11 +104,20 @@ def train_trial(
     cfg.log.report = False  # a page per trial costs ~1.5 s; the study report covers the trials
     name = f"{prefix}{trial.number}"
     trial.set_user_attr("run_dir", str(Path("trials") / name))
+    pruning = PruningCallback(trial, metric)
+    run_dir = trials_dir / name
     # the trainer's epoch lines would interleave across trials and workers: the study reports
     # one line per trial instead, and each run keeps its epochs in metrics.jsonl
     with contextlib.redirect_stdout(io.StringIO()):
-        run = fit(cfg, name=name, quiet=True, callbacks=[PruningCallback(trial, metric)])
-    best = run.results.get("best") or {}
+        earlier = earlier_run(run_dir, cfg)
+        if earlier == "completed":  # trained to its end before the interrupt
+            results = read_json(run_dir / "results.json")
+            pruning.report_history(MetricsLog(run_dir / "metrics.jsonl").read())
+        elif earlier == "resume":
+            results = fit(resume=run_dir, quiet=True, callbacks=[pruning]).results
+        else:
+            results = fit(cfg, name=name, quiet=True, callbacks=[pruning]).results
+    best = results.get("best") or {}
     if metric not in best:
         raise ConfigError(
             f"tune.metric: {metric!r} is not in the run's results (best: {', '.join(sorted(best))})"
@@ -102,6 +126,46 @@ def train_trial(
     if not math.isfinite(value):
         raise FloatingPointError(f"{metric} is {value}")
     return value
+
+
+def earlier_run(run_dir: Path, cfg: Config) -> str | None:
+    """What a trial run again (it was interrupted and put back in the queue) finds in its run
+    directory: ``"completed"`` (trained to the end, results written), ``"resume"`` (the same
+    config with a checkpoint to resume from), or None (nothing there: train from the start).
+
+    A run directory interrupted before its first checkpoint holds nothing a new run would not
+    write again, and is removed; one of another config is moved aside (``<name>-old``).
+    """
+    import shutil
+
+    from trainwell.config import load_config
+    from trainwell.errors import TrainwellError
+    from trainwell.runs import unique_name
+
+    if not run_dir.exists():
+        return None
+    try:
+        same = same_run(load_config(run_dir / "config.toml").to_dict(), cfg.to_dict())
+        status = read_json(run_dir / "meta.json").get("status")
+    except (TrainwellError, OSError, AttributeError):
+        same, status = False, None
+    if same and status == "completed" and (run_dir / "results.json").is_file():
+        return "completed"
+    if same and (run_dir / "checkpoints" / "last.json").is_file():
+        return "resume"
+    if same:
+        shutil.rmtree(run_dir)
+    else:
+        run_dir.rename(run_dir.with_name(unique_name(run_dir.parent, f"{run_dir.name}-old")))
+    return None
+
+
+def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two config dicts train the same thing (their name and runs_dir aside)."""
+    strip = ("name", "runs_dir")
+    return {k: v for k, v in a.items() if k not in strip} == {
+        k: v for k, v in b.items() if k not in strip
+    }
 
 
 def evaluate_config(
@@ -161,8 +225,10 @@ def make_objective(
 
 __all__ = [
     "PruningCallback",
+    "earlier_run",
     "evaluate_config",
     "load_objective",
     "make_objective",
+    "same_run",
     "train_trial",
 ]

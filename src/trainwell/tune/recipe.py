@@ -127,14 +127,6 @@ def run_recipe(
     return result
 
 
-def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two config dicts train the same thing (their name and runs_dir aside)."""
-    strip = ("name", "runs_dir")
-    return {k: v for k, v in a.items() if k not in strip} == {
-        k: v for k, v in b.items() if k not in strip
-    }
-
-
 def train_final(best: Config, study_dir: Path) -> Path:
     """Train the best config in full in ``study_dir/final``; return that run directory.
 
@@ -146,13 +138,14 @@ def train_final(best: Config, study_dir: Path) -> Path:
     from trainwell.api import fit
     from trainwell.config import load_config
     from trainwell.runs import read_json, unique_name
+    from trainwell.tune.objective import same_run
 
     final_cfg = best.model_copy(deep=True)
     final_cfg.runs_dir = str(study_dir)
     final = study_dir / "final"
     if final.exists():
         try:
-            same = _same_config(load_config(final / "config.toml").to_dict(), final_cfg.to_dict())
+            same = same_run(load_config(final / "config.toml").to_dict(), final_cfg.to_dict())
             status = read_json(final / "meta.json").get("status")
         except TrainwellError:
             same, status = False, None

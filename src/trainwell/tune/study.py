@@ -117,6 +117,25 @@ def _enqueue_grid(study: optuna.Study, params: list[Param], cfg: Config) -> int:
     return len(points)
 
 
+def _budget(spec: StageSpec, cfg: Config) -> int:
+    """The stage's number of trials: ``spec.trials``, or fewer when the space holds fewer
+    configurations (every trial of a study has its own)."""
+    from trainwell.search.space import finite_points
+    from trainwell.tune.worker import stage_params
+
+    params, base = stage_params(spec, cfg)
+    points = finite_points(params, base)
+    if points is not None and len(points) < spec.trials:
+        log.info(
+            "the search space holds %d configurations: %d trials, not %d (tune.trials)",
+            len(points),
+            len(points),
+            spec.trials,
+        )
+        return len(points)
+    return spec.trials
+
+
 def run_stage(spec: StageSpec, cfg: Config, workers: int, fn: Any) -> optuna.Study:
     """Create (or reopen) one stage's Optuna study and run its workers to the end."""
     study = _create_study(spec.storage, spec.study_name, spec.direction, cfg)
@@ -130,8 +149,8 @@ def run_stage(spec: StageSpec, cfg: Config, workers: int, fn: Any) -> optuna.Stu
         n = _enqueue_grid(study, params, cfg)
         log.info("grid of %d points (tune.trials is not used by the grid)", n)
     else:
-        enqueue_budget(study, spec.trials)
-    run_workers(spec, workers, fn)
+        enqueue_budget(study, _budget(spec, cfg))
+    run_workers(spec, workers, fn, study)
     study = _create_study(spec.storage, spec.study_name, spec.direction, cfg)
     trials = study.get_trials(deepcopy=False)
     if trials and all(t.state.name == "FAIL" for t in trials):
@@ -274,6 +293,11 @@ def tune(
         recipe = recipe or meta.get("recipe", False)
     else:
         cfg = load_config(config, all_sets)
+    from trainwell.nn.build import require_trust
+
+    # a model from Python code runs only with consent (--trust-code), checked before a study
+    # directory is made; the trials inherit the consent of the caller
+    require_trust(cfg.model.arch)
     if storage is not None:
         cfg.tune.storage = storage
     if workers is not None:
@@ -315,14 +339,39 @@ def tune(
         "recipe": recipe,
         "space": cfg.tune.space,
     }
-    if recipe:
-        from trainwell.tune.recipe import run_recipe
+    try:
+        if recipe:
+            from trainwell.tune.recipe import run_recipe
 
-        result = run_recipe(
-            cfg, study_dir, url, study_name, metric, direction, seed, obj_str, fn, info
+            result = run_recipe(
+                cfg, study_dir, url, study_name, metric, direction, seed, obj_str, fn, info
+            )
+        else:
+            stages = _search(cfg, study_dir, url, study_name, metric, direction, seed, obj_str, fn)
+            result = finish(study_dir, cfg, stages, metric, direction, info)
+    except KeyboardInterrupt:
+        log.warning(
+            "interrupted: the trials that were running are back in the queue; continue with: "
+            "trainwell tune --resume %s",
+            study_dir,
         )
-        _write_report(study_dir, cfg)
-        return result
+        raise
+    _write_report(study_dir, cfg)
+    return result
+
+
+def _search(
+    cfg: Config,
+    study_dir: Path,
+    url: str,
+    study_name: str,
+    metric: str,
+    direction: Direction,
+    seed: int,
+    obj_str: str | None,
+    fn: Callable[..., float] | None,
+) -> list[optuna.Study]:
+    """The one stage of a plain search (not the recipe)."""
     spec = StageSpec(
         study_dir=str(study_dir),
         storage=url,
@@ -338,10 +387,7 @@ def tune(
         seed=seed,
         candidates=[c.model_dump(mode="json") for c in cfg.tune.candidates],
     )
-    study = run_stage(spec, cfg, cfg.tune.workers, fn)
-    result = finish(study_dir, cfg, [study], metric, direction, info)
-    _write_report(study_dir, cfg)
-    return result
+    return [run_stage(spec, cfg, cfg.tune.workers, fn)]
 
 
 def _write_report(study_dir: Path, cfg: Config) -> None:
