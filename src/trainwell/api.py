@@ -279,23 +279,25 @@ def _fit(
         run_name = (
             name or cfg.name or unique_name(root, default_run_name(cfg.data.source, cfg.model.arch))
         )
-        with new_run_dir(root, run_name) as staging:
-            lock = RunLock(staging).acquire()  # held through the rename: the same file
-            try:
+        run_dir = root / run_name
+        lock: RunLock | None = None
+        try:
+            with new_run_dir(root, run_name) as staging:
+                lock = RunLock(staging).acquire()  # held through the rename: the same file
                 write_text_atomic(staging / "config.toml", cfg.to_toml())
                 write_json_atomic(
                     staging / "meta.json", _meta(cfg, str(device), "running", started)
                 )
                 prepared.save(staging)
-            except BaseException:
-                lock.release()
-                raise
-        run_dir = root / run_name
-        try:
             return _train(run_dir, cfg, prepared, model, device, started, False, quiet,
                           callbacks, domain)
+        except BaseException as exc:
+            if lock is not None:  # a signal between the rename and training: a final status
+                _end_status(run_dir, exc, only_if_running=True)
+            raise
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
     if not restart:
         from trainwell.train.checkpoint import load_training_checkpoint
 
@@ -376,21 +378,7 @@ def _train(
         except DivergenceError as exc:  # the callbacks finished in the trainer's `end` event
             status, diverged = "diverged", exc
     except BaseException as exc:
-        # a full disk or a damaged meta.json must not hide the error that ended the run
-        with contextlib.suppress(OSError, RunError):
-            meta = read_json(run_dir / "meta.json")
-            # a run stopped on purpose (a trial the tuner pruned) is not a failure, nor is one
-            # stopped by Ctrl-C / SIGTERM (resumable; the tuner puts such a trial back in its
-            # queue)
-            status = (
-                exc.status
-                if isinstance(exc, StopRun)
-                else "interrupted"
-                if isinstance(exc, KeyboardInterrupt)
-                else "failed"
-            )
-            meta.update(status=status, finished=_now())
-            write_json_atomic(run_dir / "meta.json", meta)
+        _end_status(run_dir, exc)
         raise
     results = _write_results(run_dir, trainer, prepared)
     if cfg.domain is not None and domain is not None and status == "completed":
@@ -413,6 +401,30 @@ def _train(
         diverged.run = run
         raise diverged
     return run
+
+
+def _end_status(run_dir: Path, exc: BaseException, only_if_running: bool = False) -> None:
+    """Write the final status of a run that ``exc`` ended into its ``meta.json``.
+
+    A run stopped on purpose (a trial the tuner pruned) is not a failure, nor is one stopped by
+    Ctrl-C or SIGTERM (``interrupted``: resumable; the tuner puts such a trial back in its
+    queue). A full disk or a damaged ``meta.json`` must not hide the error that ended the run.
+    """
+    from trainwell.runs import read_json, write_json_atomic
+
+    with contextlib.suppress(OSError, RunError):
+        meta = read_json(run_dir / "meta.json")
+        if only_if_running and meta.get("status") != "running":
+            return
+        status = (
+            exc.status
+            if isinstance(exc, StopRun)
+            else "interrupted"
+            if isinstance(exc, KeyboardInterrupt)
+            else "failed"
+        )
+        meta.update(status=status, finished=_now())
+        write_json_atomic(run_dir / "meta.json", meta)
 
 
 def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, Any]:

@@ -21,10 +21,12 @@ import gc
 import importlib
 import logging
 import os
+import signal
 import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from types import FrameType
 from typing import NoReturn
 
 from trainwell import __version__
@@ -156,7 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from trainwell.errors import Terminated
+
+        if isinstance(exc, Terminated):  # SIGTERM: the run directory says "interrupted"
+            print(f"interrupted by signal {exc.signum} (SIGTERM); a run continues with "
+                  "trainwell train --resume RUN", file=sys.stderr)
+            return 128 + exc.signum
         print("interrupted", file=sys.stderr)
         return 130
 
@@ -168,6 +176,12 @@ def _trust(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
     from trainwell.nn.build import trusting_code
 
     return trusting_code()
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    from trainwell.errors import Terminated
+
+    raise Terminated(signum)
 
 
 def run() -> None:
@@ -185,6 +199,8 @@ def run() -> None:
     """
     global command_process
     command_process = True  # this process is the command: it may pause and freeze the collector
+    # SIGTERM ends a run as Ctrl-C does (final status, checkpoint kept), not mid-write
+    signal.signal(signal.SIGTERM, _terminate)
     code = main()
     # ``atexit._run_exitfuncs`` is CPython's own hook (what the interpreter calls at exit):
     # the exit handlers run as on a normal exit; without it, take the normal way out

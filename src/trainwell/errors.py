@@ -47,6 +47,16 @@ class StopRun(TrainwellError):  # noqa: N818 - a signal, not a failure
         self.status = status
 
 
+class Terminated(KeyboardInterrupt):
+    """A stop signal (SIGTERM, as ``kill`` or a scheduler sends) turned into an interrupt by
+    the ``trainwell`` command: the run ends as on Ctrl-C, with status ``interrupted`` and a
+    checkpoint to resume from, instead of dying with status ``running``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
 class NotFittedError(TrainwellError, ValueError):
     """A transformer or predictor is used before it was fitted."""
 
@@ -59,5 +69,6 @@ __all__ = [
     "NotFittedError",
     "RunError",
     "StopRun",
+    "Terminated",
     "TrainwellError",
 ]
