@@ -30,7 +30,14 @@ def _start(tmp_path, name):
     return subprocess.Popen(
         [sys.executable, "-m", "trainwell", "train", "c.toml", "--quiet", "--name", name],
         cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a parent (a test worker) may have SIGINT ignored, and a child
+        # inherits that; Ctrl-C reaches a command started from a shell prompt
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(path, proc, timeout=120):
