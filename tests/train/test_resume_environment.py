@@ -77,6 +77,8 @@ def test_the_auto_policy_gives_one_thread_to_a_small_step_and_idle_cores_to_a_la
     large = nn.Linear(2000, 1000)  # 2e6 parameters x 64 rows > SMALL_STEP
     assert 2_001_000 * 64 > SMALL_STEP
     assert 1 <= auto_threads(large, 64) <= available_cores()
+    with use_threads(1):  # a process set to one thread (a tuning worker) keeps one
+        assert auto_threads(large, 64) == 1
     assert resolve_threads(3, small, 64) == 3 and resolve_threads(None, small, 64) is None
     with pytest.raises(ConfigError, match="train.threads must be"):
         resolve_threads(0, small, 64)

@@ -10,7 +10,8 @@ one (load 3 on the 2 cores) 2 threads were 2.4-8x slower at every size, and the 
 * 1 thread when a training step is small (parameters x batch size below
   :data:`SMALL_STEP`), and
 * otherwise the cores this process may run on that the other processes leave idle (the
-  1-minute load average), at least 1.
+  1-minute load average), at least 1, and never more than the process's own torch setting
+  (a tuning worker runs with one).
 
 The count is set for the fit only (:func:`use_threads` restores the caller's), and a checkpoint
 records it, since bit-exact resume depends on it.
@@ -55,7 +56,9 @@ def auto_threads(model: nn.Module, batch_size: int) -> int:
     params = sum(p.numel() for p in model.parameters())
     if params * max(batch_size, 1) < SMALL_STEP:
         return 1
-    return idle_cores()
+    # never above the process's own setting: a tuning worker (or a user) that set one thread
+    # per process keeps it, so parallel workers do not oversubscribe the cores
+    return max(1, min(idle_cores(), torch.get_num_threads()))
 
 
 def resolve_threads(spec: int | str | None, model: nn.Module, batch_size: int) -> int | None:
