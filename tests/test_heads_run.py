@@ -258,6 +258,13 @@ def test_dann_sigkill_then_resume_from_the_command_line(runs_dir, tmp_path):
         ({"tune": {"metric": "val_value_bogus"}},
          "tune.metric = 'val_value_bogus': head 'value' logs val_value_loss and"),
         ({"heads": {"loss": {}}}, "heads.loss: a head's name must start with a letter"),
+        ({"heads": {"label": {}, "value": {"metrics": ["accuracy"]}}},
+         "heads.value.metrics: 'accuracy' is not a metric of the regression head 'value'"),
+        ({"heads": {"label": {}, "value": {}},
+          "train": {"early_stopping": {"metric": "val_label_r2"}}},
+         "train.early_stopping.metric = 'val_label_r2' is not logged by this run's heads"),
+        ({"data": {"source": "builtin:multitask", "columns": {"value": "ignore"}}},
+         "heads.value learns column(s) ['value'], which data.columns marks \"ignore\""),
         ({"data": {"source": "builtin:multitask", "target": "label"}},
          "data.target = 'label' does not apply with [heads]"),
     ],
@@ -283,6 +290,31 @@ def test_a_domain_target_without_the_source_features_is_refused(runs_dir, tmp_pa
     err = capsys.readouterr().err
     assert "domain.target: csv file" in err and "lacks the source's feature column(s) ['x1']" in err
     assert list(runs_dir.iterdir()) == []
+
+
+def test_a_dann_learning_rate_with_another_schedule_is_refused(runs_dir):
+    cfg = {**DANN, "domain": {**DANN["domain"], "lr_schedule": "dann"},
+           "train": {**DANN["train"], "schedule": "cosine"}}
+    with pytest.raises(ConfigError, match="domain.lr_schedule = 'dann' sets the learning rate"):
+        trainwell.fit(cfg, quiet=True)
+    assert list(runs_dir.iterdir()) == []
+
+
+def test_missing_values_in_the_domain_target_name_the_target(runs_dir, tmp_path):
+    pd.DataFrame({"x0": [0.1, 0.2, 0.3], "x1": [1.0, None, 2.0]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"^domain.target: csv file .*t.csv: .*missing values"):
+        trainwell.fit({**DANN, "domain": {"target": f"csv:{tmp_path / 't.csv'}"}}, quiet=True)
+    assert list(runs_dir.iterdir()) == []
+
+
+def test_the_doctor_checks_the_domain_classifier_against_log_2(runs_dir):
+    from trainwell.diagnose.from_config import doctor_from_config
+
+    report = doctor_from_config(load_config({**DANN, "doctor": {"checks": ["initial_loss"]}}))
+    found = report.get("heads.domain.loss.initial")[0]
+    assert found.status == "pass" and found.evidence["expected"] == pytest.approx(math.log(2))
+    assert report.get("heads.label.loss.initial")[0].status == "pass"
 
 
 def test_a_domain_target_with_unknown_classes_is_refused(runs_dir, tmp_path):

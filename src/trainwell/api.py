@@ -29,6 +29,7 @@ from trainwell.errors import (
 from trainwell.heads_run import (
     LABEL_HEAD,
     build_run_model,
+    check_head_metrics,
     domain_summary,
     head_predictions,
     head_truth,
@@ -248,6 +249,8 @@ def _fit(
 
         domain = prepare_domain(cfg.domain.target, cfg.domain.params, prepared, cfg.seed)
     if several_heads(cfg):
+        if prepared.heads:
+            check_head_metrics(cfg, prepared.heads)  # the tasks are known now: before any file
         model = build_run_model(cfg, prepared.input_shape, prepared.n_outputs, prepared.task,
                                 prepared.heads, _example_batch(prepared.train))
     else:

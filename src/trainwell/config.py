@@ -183,6 +183,14 @@ def _check_heads_domain(cfg: Config) -> None:
     """``[heads]`` and ``[domain]`` against the rest of the config."""
     from trainwell.train.heads_config import check_heads
 
+    if cfg.domain is not None and cfg.domain.lr_schedule == "dann" and (
+        cfg.train.schedule.name != "constant"
+    ):
+        raise ConfigError(
+            f"domain.lr_schedule = 'dann' sets the learning rate itself, but train.schedule is "
+            f"{cfg.train.schedule.name!r}; use one: remove train.schedule or set "
+            "domain.lr_schedule = 'none'"
+        )
     if cfg.heads and cfg.domain is not None:
         raise ConfigError(
             "[heads] and [domain] cannot be combined yet: domain-adversarial training has one "
@@ -190,6 +198,13 @@ def _check_heads_domain(cfg: Config) -> None:
         )
     if cfg.heads:
         check_heads(cfg.heads)
+        for name, head in cfg.heads.items():
+            ignored = [c for c in head.columns(name) if cfg.data.columns.get(c) == "ignore"]
+            if ignored:
+                raise ConfigError(
+                    f"heads.{name} learns column(s) {ignored}, which data.columns marks "
+                    "\"ignore\"; remove one of the two"
+                )
         for field, value, default in (
             ("data.target", cfg.data.target, None),
             ("train.loss", cfg.train.loss.name, "auto"),

@@ -104,6 +104,42 @@ def run_step(
     return step, callbacks, kwargs
 
 
+def check_head_metrics(cfg: Config, heads: dict[str, dict[str, Any]]) -> None:
+    """Each head's ``metrics`` and the early-stopping and tune metrics, against the tasks the
+    data gave the heads: refused before the run directory exists.
+
+    Raises:
+        ConfigError: naming the field, the value and the names the run logs.
+    """
+    from trainwell.errors import ConfigError
+    from trainwell.train.heads_config import HEAD_METRICS
+
+    logged: dict[str, list[str]] = {}
+    for name, h in heads.items():
+        task = str(h["task"])
+        names = list(HEAD_METRICS[task])
+        if task == "multiclass" and int(h["n_outputs"]) > cfg.train.top_k:
+            names.append(f"top{cfg.train.top_k}_accuracy")
+        wanted = cfg.heads[name].metrics
+        bad = [m for m in wanted or [] if m not in names]
+        if bad:
+            raise ConfigError(
+                f"heads.{name}.metrics: {', '.join(map(repr, bad))} is not a metric of the "
+                f"{task} head {name!r}; allowed: {', '.join(names)}"
+            )
+        logged[name] = ["loss", *(wanted if wanted is not None else names)]
+    every = [f"val_{n}_{m}" for n, ms in logged.items() for m in ms]
+    for field, metric in (
+        ("train.early_stopping.metric", cfg.train.early_stopping.metric),
+        ("tune.metric", cfg.tune.metric),
+    ):
+        if metric.startswith("val_") and metric != "val_loss" and metric not in every:
+            raise ConfigError(
+                f"{field} = {metric!r} is not logged by this run's heads; it logs val_loss "
+                f"and {', '.join(every)}"
+            )
+
+
 # ---------------------------------------------------------------------------- predictions
 
 
@@ -185,6 +221,7 @@ def source_only_baseline(cfg: Config, prepared: PreparedData, domain: DomainData
 __all__ = [
     "LABEL_HEAD",
     "build_run_model",
+    "check_head_metrics",
     "domain_summary",
     "head_predictions",
     "head_truth",

@@ -90,7 +90,10 @@ def prepare_domain(source: str, params: dict[str, Any], prepared: PreparedData, 
                 f"(its columns: {list(frame.columns)}); the target domain must have the "
                 f"source's features {features}"
             )
-        X = pipe.frame_to_array(frame[features], raw.origin)
+        try:
+            X = pipe.frame_to_array(frame[features], raw.origin)
+        except DataError as exc:  # say which data: the source's steps refuse the target's rows
+            raise DataError(f"domain.target: {raw.origin}: {exc}") from None
         names = [c for c in prepared.info.get("target", []) if c in frame.columns]
         y = _labels(frame[names].to_numpy(), prepared, raw.origin) if names else None
     else:

@@ -172,8 +172,9 @@ def _doctor_heads(
             report.activation_stats = sub.activation_stats
         if sub.suggested_lr is not None:
             suggestions.append(sub.suggested_lr)
-    if domain_head := getattr(model, "heads", {}).get("domain") if cfg.domain else None:
-        report.findings.append(_domain_initial_loss(model, prepared, domain_head, cfg))
+    heads = getattr(model, "heads", None)
+    if cfg.domain is not None and heads is not None and "domain" in heads:
+        report.findings.append(_domain_initial_loss(model, prepared, heads["domain"], cfg))
     if suggestions:  # the smallest: an LR every head's range test accepts
         report.info["suggested_lr"] = min(suggestions)
     return report
