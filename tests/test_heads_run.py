@@ -370,3 +370,16 @@ def test_heads_on_a_users_own_module_from_python(runs_dir, tmp_path, monkeypatch
     assert isinstance(run.model.trunk.body[1], torch.nn.Tanh)  # the user's trunk, kept
     out = trainwell.load(run.run_dir, trust_code=True).predict(np.zeros((2, 10)))
     assert out["label"].shape == (2,) and out["value"].shape == (2, 1)
+
+
+def test_a_tune_metric_a_head_does_not_log_is_refused_before_the_study(runs_dir, tmp_path,
+                                                                       capsys):
+    cfg = {**MULTITASK, "heads": {"label": {}, "value": {}},
+           "tune": {"trials": 2, "metric": "val_label_rmse",
+                    "space": {"train.optimizer.lr": "loguniform(1e-3, 1e-1)"}}}
+    (tmp_path / "t.toml").write_text(tomli_w.dumps(cfg))
+    assert main(["tune", "t.toml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("error: tune.metric = 'val_label_rmse' is not logged by this run's "
+                             "heads; it logs val_loss and val_label_loss, val_label_accuracy")
+    assert list(runs_dir.iterdir()) == []
