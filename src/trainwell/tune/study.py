@@ -310,6 +310,11 @@ def tune(
         validate_candidates(cfg)
     else:
         validate_space(cfg)
+        if not cfg.tune.space and objective is None:
+            raise ConfigError(
+                "tune.space is empty: name at least one field to search, e.g. "
+                '"train.optimizer.lr" = "loguniform(1e-4, 1e-1)"'
+            )
     if cfg.heads and any(h.task == "auto" for h in cfg.heads.values()):
         # a head's task comes from its data: check the metric names against it before a study
         # directory exists (a table is read once more; the trials read it again)
@@ -319,11 +324,6 @@ def tune(
         heads = prepare(cfg.data, cfg.seed, cfg.head_targets()).heads
         if heads:
             check_head_metrics(cfg, heads)
-        if not cfg.tune.space and objective is None:
-            raise ConfigError(
-                "tune.space is empty: name at least one field to search, e.g. "
-                '"train.optimizer.lr" = "loguniform(1e-4, 1e-1)"'
-            )
     if cfg.tune.storage and resume is None:
         from trainwell.tune.storage import open_storage
 
