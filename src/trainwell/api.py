@@ -145,6 +145,7 @@ def fit(
     callbacks: Iterable[Any] = (),
     overrides: list[str] | None = None,
     trust_code: bool = False,
+    init_from: str | Path | Run | None = None,
 ) -> Run:
     """Run the whole recipe of one config and return the run.
 
@@ -158,6 +159,8 @@ def fit(
         overrides: ``section.key=value`` strings, as ``--set`` on the command line.
         trust_code: let ``model.arch = "python:module:factory"`` import and run that module
             (``--trust-code`` on the command line); only for a config you trust.
+        init_from: pretrained weights, as ``model.init_from``: a run (directory or
+            :class:`Run`), a weights file or ``"pretrained:<name>"`` (docs/transfer.md).
 
     Returns:
         The :class:`Run`; ``run.metrics["test_accuracy"]``, ``run.model``, ``run.run_dir``.
@@ -175,6 +178,11 @@ def fit(
     from trainwell.run_lock import RunLock
     from trainwell.runs import read_json
 
+    if init_from is not None:  # as `--set model.init_from=...`: checked with the config
+        import json
+
+        source = init_from.run_dir if isinstance(init_from, Run) else init_from
+        overrides = [*(overrides or []), f"model.init_from={json.dumps(str(source))}"]
     if resume is not None:
         run_dir = Path(resume)
         if overrides:
@@ -266,6 +274,15 @@ def _fit(
 
     # what BatchNorm cannot train on is refused before the run directory is made
     check_batch_norm_batches(model, cfg.train.batch_size, _split_len(prepared.train))
+    transfer = None
+    if cfg.model.init_from is not None:  # loaded, checked and frozen before any file is written
+        from trainwell.after.transfer import plan_transfer
+
+        saved = run_dir / "transfer.json" if run_dir is not None and not restart else None
+        transfer = plan_transfer(cfg.model, prepared, model, epochs=cfg.train.epochs,
+                                 seed=cfg.seed, saved=read_json(saved) if saved else None)
+        if saved is None:
+            print(transfer.summary(), flush=True)
     from trainwell.runs import (
         default_run_name,
         new_run_dir,
@@ -292,8 +309,10 @@ def _fit(
                     staging / "meta.json", _meta(cfg, str(device), "running", started)
                 )
                 prepared.save(staging)
+                if transfer is not None:
+                    write_json_atomic(staging / "transfer.json", transfer.to_dict())
             return _train(run_dir, cfg, prepared, model, device, started, False, quiet,
-                          callbacks, domain)
+                          callbacks, domain, transfer)
         except BaseException as exc:
             if lock is not None:  # a signal between the rename and training: a final status
                 _end_status(run_dir, exc, only_if_running=True)
@@ -312,12 +331,15 @@ def _fit(
         logger.info("%s has no checkpoint yet: training it again from its config", run_dir)
         meta.update(_meta(cfg, str(device), "running", started))
         prepared.save(run_dir)
+        if transfer is not None:
+            write_json_atomic(run_dir / "transfer.json", transfer.to_dict())
         for stale in ("metrics.jsonl", "stats.jsonl", "doctor.json"):
             (run_dir / stale).unlink(missing_ok=True)
     write_json_atomic(run_dir / "meta.json", meta)
     started = meta.get("started", started)
     return _train(
-        run_dir, cfg, prepared, model, device, started, not restart, quiet, callbacks, domain
+        run_dir, cfg, prepared, model, device, started, not restart, quiet, callbacks, domain,
+        transfer,
     )
 
 
@@ -332,6 +354,7 @@ def _train(
     quiet: bool,
     callbacks: Iterable[Any],
     domain: DomainData | None = None,
+    transfer: Any = None,
 ) -> Run:
     from trainwell.runs import MetricsLog, read_json, write_json_atomic
     from trainwell.train.progress import default_progress
@@ -348,7 +371,8 @@ def _train(
             if (run_dir / "stats.jsonl").exists():
                 MetricsLog(run_dir / "stats.jsonl").truncate_to(done)
         elif cfg.doctor.enabled:
-            _doctor_before_training(run_dir, cfg, prepared, model)
+            _doctor_before_training(run_dir, cfg, prepared, model,
+                                    transfer.scratch if transfer is not None else None)
         own = _run_callbacks(run_dir, cfg)
         step_kwargs: dict[str, Any] = {"task": prepared.task}
         if several_heads(cfg):
@@ -361,6 +385,13 @@ def _train(
             step_kwargs["step"] = Supervised(cfg.train.loss, task=prepared.task,
                                              top_k=cfg.train.top_k,
                                              target_units=prepared.target_scale.inverse)
+        if transfer is not None:  # per-group learning rates (lr_mult), freezing per epoch
+            from trainwell.train.optim import make_optimizer
+
+            lr = float(cfg.train.optimizer.kwargs()["lr"])
+            step_kwargs["optimizer"] = make_optimizer(
+                cfg.train.optimizer, transfer.param_groups(model.to(device), lr))
+            own = [*transfer.callbacks(), *own]
         trainer = Trainer.from_config(
             model,
             cfg.train,
@@ -384,6 +415,9 @@ def _train(
         _end_status(run_dir, exc)
         raise
     results = _write_results(run_dir, trainer, prepared)
+    if transfer is not None:
+        results["transfer"] = {k: v for k, v in transfer.to_dict().items() if k != "report"}
+        write_json_atomic(run_dir / "results.json", results)
     if cfg.domain is not None and domain is not None and status == "completed":
         results["domain"] = _domain_results(cfg, prepared, domain, trainer, results, device)
         write_json_atomic(run_dir / "results.json", results)
@@ -507,14 +541,16 @@ def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
     return out
 
 
-def _doctor_before_training(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module) -> None:
+def _doctor_before_training(run_dir: Path, cfg: Config, prepared: Any, model: nn.Module,
+                            scratch: nn.Module | None = None) -> None:
     """``[doctor] enabled``: the sanity checks on copies of the model, saved as doctor.json.
 
     Failing checks are logged and training goes on; ``trainwell doctor`` is the gate.
     """
     from trainwell.diagnose.from_config import doctor_from_config
 
-    report = doctor_from_config(cfg, prepared=prepared, model=model, out_dir=run_dir)
+    report = doctor_from_config(cfg, prepared=prepared, model=model, out_dir=run_dir,
+                                scratch=scratch)
     report.save(run_dir)
     for finding in report.findings:
         if finding.status == "fail":

@@ -171,6 +171,9 @@ def check_cross_fields(cfg: Config) -> None:
     from trainwell.train.losses import check_loss_for_task
 
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)
+    if cfg.model.init_from is not None and (cfg.heads or cfg.domain is not None):
+        raise ConfigError("model.init_from applies to a model of one head; it cannot be combined "
+                          "with [heads] or [domain] yet: remove one of them")
     if cfg.heads or cfg.domain is not None:
         _check_heads_domain(cfg)
     if cfg.tune.space and not cfg.tune.candidates:

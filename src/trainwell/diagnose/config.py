@@ -6,7 +6,7 @@ from pydantic import Field, field_validator, model_validator
 
 from trainwell.schema import Section
 
-CHECKS = ("data", "init", "initial_loss", "overfit", "lr", "gradcheck")
+CHECKS = ("data", "init", "initial_loss", "overfit", "lr", "gradcheck", "transfer")
 
 
 class DoctorConfig(Section):

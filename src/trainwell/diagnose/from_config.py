@@ -60,6 +60,7 @@ def doctor_from_config(
     out_dir: str | Path | None = None,
     prepared: Any = None,
     model: Any = None,
+    scratch: Any = None,
 ) -> DoctorReport:
     """Prepare the data and build the model as ``trainwell train`` would, then run the doctor.
 
@@ -73,6 +74,8 @@ def doctor_from_config(
         out_dir: where pictures go (``doctor.json`` is written by the caller).
         prepared: an already prepared dataset (skips ``prepare``).
         model: an already built model (skips ``build_model``).
+        scratch: with a ``model`` holding pretrained weights, the same model at its scratch
+            initialization (adds the ``transfer`` check).
     """
     import torch
 
@@ -109,6 +112,7 @@ def doctor_from_config(
         gradcheck=gradcheck or cfg.doctor.gradcheck,
         seed=cfg.seed,
         out_dir=out_dir,
+        scratch=scratch,
     )
 
 

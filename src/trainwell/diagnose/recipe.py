@@ -145,6 +145,7 @@ def doctor(
     gradcheck: bool | None = None,
     seed: int = 0,
     out_dir: str | Path | None = None,
+    scratch: nn.Module | None = None,
 ) -> DoctorReport:
     """Run the sanity-check recipe on a module and its training data.
 
@@ -172,6 +173,9 @@ def doctor(
         seed: seeds every loop; torch's global RNG is left as it was (a training run that
             follows gets the same numbers with or without the doctor).
         out_dir: where pictures (the image batch) go; ``doctor.json`` is written by ``save``.
+        scratch: for a ``module`` holding pretrained weights, the same architecture at its
+            scratch initialization: adds the ``transfer`` check (a linear probe on each one's
+            features; negative transfer is warned of).
 
     Returns:
         The report; ``report.exit_code`` is 1 when a check failed.
@@ -200,6 +204,8 @@ def doctor(
     groups = list(checks if checks is not None else cfg.checks)
     if gradcheck if gradcheck is not None else cfg.gradcheck:
         groups.append("gradcheck")
+    if scratch is not None and "transfer" not in groups:
+        groups.append("transfer")
     for g in groups:
         if g not in CHECKS:
             from trainwell.registry import unknown_name_message
@@ -233,9 +239,12 @@ def doctor(
                     group
                 )  # NaN inputs: nothing to learn from
                 continue
+            if group == "transfer" and (scratch is None or p.task == "regression"):
+                report.info.setdefault("skipped", []).append(group)  # nothing to compare
+                continue
             t0 = time.perf_counter()
             try:
-                report.findings.extend(_run_group(group, p, cfg, report, out_dir))
+                report.findings.extend(_run_group(group, p, cfg, report, out_dir, scratch))
             except (RuntimeError, ValueError, IndexError, TypeError) as exc:
                 log.debug("doctor: %s raised", group, exc_info=True)
                 report.findings.append(
@@ -262,7 +271,8 @@ def _config(config: DoctorConfig | dict[str, Any] | None) -> DoctorConfig:
 
 
 def _run_group(
-    group: str, p: Problem, cfg: DoctorConfig, report: DoctorReport, out_dir: str | Path | None
+    group: str, p: Problem, cfg: DoctorConfig, report: DoctorReport, out_dir: str | Path | None,
+    scratch: nn.Module | None = None,
 ) -> list[Finding]:
     if group == "data":
         from trainwell.diagnose.data_checks import run_data_checks
@@ -291,6 +301,10 @@ def _run_group(
         found, suggested = check_lr(p, cfg)
         report.info["suggested_lr"] = suggested
         return found
+    if group == "transfer" and scratch is not None:
+        from trainwell.diagnose.transfer_check import check_transfer
+
+        return [check_transfer(p.model, scratch, p.X, p.y, seed=p.seed)]
     from trainwell.diagnose.gradcheck import check_gradients
 
     return [check_gradients(p)]

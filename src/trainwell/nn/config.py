@@ -83,6 +83,35 @@ class ModelConfig(Section):
     params: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of a python factory"
     )
+    # transfer learning (docs/transfer.md)
+    init_from: str | None = Field(
+        default=None, description="initial weights: a run directory, a .safetensors file, a "
+        "torch state-dict file (read with weights_only) or pretrained:<name>"
+    )
+    head: Literal["new", "keep"] = Field(
+        default="new", description="init_from: a new last layer for this label set, or keep the "
+        "source's (the same classes)"
+    )
+    transfer: Literal["finetune", "probe", "probe_then_finetune", "auto"] = Field(
+        default="finetune", description="init_from: train every layer not frozen, a linear probe "
+        "on the frozen backbone, the probe then every layer, or auto (lecture 002's table)"
+    )
+    freeze: str = Field(
+        default="none", description="finetune: none, backbone, or a layer name (frozen up to and "
+        "including it)"
+    )
+    lr_mult: float = Field(
+        default=1.0, gt=0.0, le=10.0,
+        description="learning-rate multiplier of the pretrained layers",
+    )
+    probe_share: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="probe_then_finetune: share of the epochs that "
+        "train the head alone"
+    )
+    auto_rows_per_class: PositiveInt = Field(
+        default=20, description="auto: fewer labelled training rows per class than this is "
+        "'very little data'"
+    )
 
     @field_validator("arch")
     @classmethod
@@ -128,6 +157,23 @@ class ModelConfig(Section):
         if key not in POOLS:
             raise ModelSpecError(unknown_name_message("pool", value, list(POOLS)))
         return key
+
+    @model_validator(mode="after")
+    def _check_transfer(self) -> ModelConfig:
+        if self.init_from is not None and not self.init_from.strip():
+            raise ValueError("model.init_from is empty; give a run directory, a weights file or "
+                             "pretrained:<name>, or remove it")
+        if self.init_from is None:
+            changed = [f"model.{k} = {getattr(self, k)!r}" for k, default in (
+                ("transfer", "finetune"), ("freeze", "none"), ("head", "new"), ("lr_mult", 1.0))
+                if getattr(self, k) != default]
+            if changed:
+                raise ValueError(f"{changed[0]} needs model.init_from (the pretrained weights); "
+                                 "set model.init_from or remove it")
+        elif self.transfer in ("probe", "probe_then_finetune", "auto") and self.freeze != "none":
+            raise ValueError(f"model.freeze = {self.freeze!r} applies to transfer = 'finetune'; "
+                             f"transfer = {self.transfer!r} freezes the backbone itself")
+        return self
 
     @model_validator(mode="after")
     def _check_resnet(self) -> ModelConfig:

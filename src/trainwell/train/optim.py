@@ -127,7 +127,7 @@ def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
 
 def make_optimizer(
     cfg: OptimizerConfig | dict[str, Any] | str,
-    params: Iterable[nn.Parameter] | nn.Module,
+    params: Iterable[nn.Parameter] | Iterable[dict[str, Any]] | nn.Module,
 ) -> torch.optim.Optimizer:
     """The torch optimizer ``cfg`` names, over ``params``, with a fused kernel where there is one.
 
@@ -139,21 +139,26 @@ def make_optimizer(
     cfg = optimizer_config(cfg)
     if isinstance(params, nn.Module):
         params = params.parameters()
-    params = [p for p in params if p.requires_grad]
+    given: list[Any] = list(params)
+    if given and isinstance(given[0], dict):  # parameter groups, each may set its own lr
+        flat: list[nn.Parameter] = [p for g in given for p in g["params"]]
+        chosen: list[Any] = given
+    else:
+        chosen = flat = [p for p in given if p.requires_grad]
     cls = optimizer_class(cfg.name)
     build: Callable[..., torch.optim.Optimizer] = cls
     kwargs = cfg.kwargs()
-    fused = cfg.fused if cfg.fused is not None else _fused_ok(cls, params)
+    fused = cfg.fused if cfg.fused is not None else _fused_ok(cls, flat)
     if fused:
         try:
-            return build(params, **kwargs, fused=True)
+            return build(chosen, **kwargs, fused=True)
         except (RuntimeError, TypeError, ValueError) as exc:  # no fused kernel for this device
             if cfg.fused:
                 raise
             logger.debug("fused %s unavailable (%s); using foreach", cls.__name__, exc)
     if "foreach" in inspect.signature(cls.__init__).parameters:
         kwargs["foreach"] = True
-    return build(params, **kwargs)
+    return build(chosen, **kwargs)
 
 
 __all__ = [

@@ -104,7 +104,8 @@ def _onecycle(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, s: LRSchedu
     d = optimizer.defaults
     cycle = "betas" in d or d.get("momentum", 0) > 0
     return OneCycleLR(
-        optimizer, max_lr=cfg.max_lr or s.base_lrs[0], total_steps=max(s.total_steps, 2),
+        optimizer, max_lr=[(cfg.max_lr or s.base_lrs[0]) * b / s.base_lrs[0] for b in s.base_lrs],
+        total_steps=max(s.total_steps, 2),
         pct_start=cfg.pct_start, cycle_momentum=cycle,
     )
 
