@@ -278,8 +278,8 @@ def load_matching_(model: nn.Module,
         The :class:`TransferReport`: loaded, new and skipped tensors.
 
     Raises:
-        RunError: no tensor matches; the first shape mismatch (or the names on both sides) is
-            named.
+        RunError: no parameter matches; the first shape mismatch (or the names on both sides)
+            is named.
 
     Example:
         >>> src = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
@@ -305,7 +305,8 @@ def load_matching_(model: nn.Module,
             first_mismatch = first_mismatch or name
         else:
             take[name] = tensor
-    if not take:
+    params = {n for n, _ in model.named_parameters()}
+    if not any(n in params for n in take):  # buffers alone (a BatchNorm counter) are no transfer
         if first_mismatch is not None:
             why = (f"its {first_mismatch!r} has shape {_shape(weights.tensors[first_mismatch])}"
                    f" where the model's is {_shape(own[first_mismatch])}")
@@ -638,6 +639,30 @@ def plan_transfer(model_cfg: Any, prepared: Any, model: nn.Module, *, epochs: in
     return plan
 
 
+def doctor_inputs(cfg: Any) -> dict[str, Any]:
+    """What ``trainwell doctor`` needs for a config with ``model.init_from``: the data and the
+    model prepared and built as ``trainwell train`` would, the model holding the pretrained
+    weights, and a copy at its scratch initialization (the ``transfer`` check's baseline)."""
+    import copy
+
+    from trainwell.data import prepare
+    from trainwell.nn import build_model
+
+    with torch.random.fork_rng(devices=[]):  # the caller's RNG is left as it was
+        torch.manual_seed(cfg.seed)
+        prepared = prepare(cfg.data, cfg.seed)
+        example = prepared.train.head(min(256, len(prepared.train)))
+        model = build_model(cfg.model, prepared.input_shape, prepared.n_outputs, prepared.task,
+                            example_batch=example)
+    weights = read_weights(cfg.model.init_from)
+    check_fit(weights, prepared, cfg.model.head)
+    scratch = copy.deepcopy(model)
+    head, _ = head_layer(model)
+    exclude = tensor_names(model, head) if cfg.model.head == "new" else []
+    print(load_matching_(model, weights, exclude=exclude).summary(), flush=True)
+    return {"prepared": prepared, "model": model, "scratch": scratch}
+
+
 __all__ = [
     "TABLE",
     "TransferPhases",
@@ -645,6 +670,7 @@ __all__ = [
     "TransferReport",
     "Weights",
     "check_fit",
+    "doctor_inputs",
     "freeze_",
     "layer_names",
     "list_pretrained",

@@ -79,7 +79,12 @@ def _doctor(args: argparse.Namespace) -> int:
     import_libraries(*TRAINING_LIBRARIES, *REPORT_LIBRARIES)
     t0 = time.perf_counter()
     logging.getLogger("trainwell").info("running the doctor on %s", args.config)
-    report = doctor_from_config(cfg, gradcheck=args.gradcheck, out_dir=out)
+    inputs: dict[str, object] = {}
+    if cfg.model.init_from is not None:  # the pretrained model, and its scratch baseline
+        from trainwell.after.transfer import doctor_inputs
+
+        inputs = doctor_inputs(cfg)
+    report = doctor_from_config(cfg, gradcheck=args.gradcheck, out_dir=out, **inputs)
     path = report.save(out)
     print(report.summary(verbose=args.verbose_findings))
     print(f"wrote {path} ({time.perf_counter() - t0:.1f}s)")

@@ -161,17 +161,18 @@ class ModelConfig(Section):
     @model_validator(mode="after")
     def _check_transfer(self) -> ModelConfig:
         if self.init_from is not None and not self.init_from.strip():
-            raise ValueError("model.init_from is empty; give a run directory, a weights file or "
+            raise ValueError("model.init_from: empty; give a run directory, a weights file or "
                              "pretrained:<name>, or remove it")
         if self.init_from is None:
-            changed = [f"model.{k} = {getattr(self, k)!r}" for k, default in (
+            changed = [k for k, default in (
                 ("transfer", "finetune"), ("freeze", "none"), ("head", "new"), ("lr_mult", 1.0))
                 if getattr(self, k) != default]
             if changed:
-                raise ValueError(f"{changed[0]} needs model.init_from (the pretrained weights); "
-                                 "set model.init_from or remove it")
+                k = changed[0]
+                raise ValueError(f"model.{k}: {getattr(self, k)!r} needs model.init_from (the "
+                                 f"pretrained weights); set model.init_from or remove model.{k}")
         elif self.transfer in ("probe", "probe_then_finetune", "auto") and self.freeze != "none":
-            raise ValueError(f"model.freeze = {self.freeze!r} applies to transfer = 'finetune'; "
+            raise ValueError(f"model.freeze: {self.freeze!r} applies to transfer = 'finetune'; "
                              f"transfer = {self.transfer!r} freezes the backbone itself")
         return self
 
