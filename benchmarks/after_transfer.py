@@ -71,7 +71,7 @@ def target_data(folder: Path, k: int, seed: int) -> dict[str, Any]:
     split = folder / f"target-k{k}-s{seed}.json"
     split.write_text(json.dumps({"train": list(range(len(train_rows))),
                                  "test": list(range(len(train_rows), len(rows)))}))
-    return {"source": f"npz:{npz}", "split": {"indices": str(split)}}
+    return {"source": f"npz:{npz}", "split": {"indices": str(split)}, "preprocess": []}
 
 
 def run_method(method: str, data: dict[str, Any], k: int, steps: int, seed: int, source: str,

@@ -280,7 +280,8 @@ def _fit(
 
         saved = run_dir / "transfer.json" if run_dir is not None and not restart else None
         transfer = plan_transfer(cfg.model, prepared, model, epochs=cfg.train.epochs,
-                                 seed=cfg.seed, saved=read_json(saved) if saved else None)
+                                 seed=cfg.seed, saved=read_json(saved) if saved else None,
+                                 preprocess=cfg.data.preprocess)
         if saved is None:
             print(transfer.summary(), flush=True)
     from trainwell.runs import (

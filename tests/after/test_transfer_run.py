@@ -119,7 +119,7 @@ def test_a_resumed_transfer_run_ends_bit_identical(digits, source_run, runs_dir)
 
 @pytest.mark.parametrize(("rows", "probe", "scratch", "choice"), [
     (5, 0.9, 0.6, "probe"), (50, 0.9, 0.6, "probe_then_finetune"),
-    (5, 0.6, 0.6, "scratch"), (50, 0.5, 0.6, "finetune")])
+    (5, 0.55, 0.6, "scratch"), (50, 0.5, 0.6, "finetune"), (5, 0.6, 0.6, "probe")])
 def test_auto_applies_lecture_002s_table(monkeypatch, rows, probe, scratch, choice):
     import trainwell.diagnose.transfer_check as tc
 
@@ -143,6 +143,7 @@ def test_auto_on_a_tiny_case_says_which_cell_and_why(digits, source_run, runs_di
     cfg = target(digits, runs_dir, transfer="auto", init_from=str(source_run))
     cfg["data"]["source"] = f"npz:{digits / 'few.npz'}"
     cfg["data"]["split"] = {"val": 0.0, "test": 0.0}
+    cfg["data"]["preprocess"] = []  # the source standardized its images: a note says so
     run = trainwell.fit(cfg, name="auto", quiet=True)
     auto = json.loads((run.run_dir / "transfer.json").read_text())["auto"]
     assert auto["rows_per_class"] == 6 and auto["cell"]["data"] == "very little"
@@ -150,7 +151,14 @@ def test_auto_on_a_tiny_case_says_which_cell_and_why(digits, source_run, runs_di
     assert auto["cell"]["similarity"] == (
         "very similar" if auto["choice"] == "probe" else "very different")
     assert auto["probe_accuracy"] is not None and auto["folds"] == 5
-    assert "transfer auto: 6 labelled training rows per class (under " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "transfer auto: 6 labelled training rows per class (under " in out
+    note = (f"note: {source_run} learned from inputs preprocessed with the default steps "
+            "(standardize for tables, channel_mean_std for images); this run's data.preprocess "
+            "is [] (none): remove data.preprocess (the default steps) to feed it inputs like "
+            "those it learned from")
+    assert note in out
+    assert json.loads((run.run_dir / "transfer.json").read_text())["notes"] == [note[6:]]
 
 
 def test_doctor_warns_of_negative_transfer(digits, tmp_path, runs_dir):

@@ -29,6 +29,9 @@ MODEL: dict[str, Any] = {"arch": "cnn", "channels": [16, 32], "hidden": [], "nor
 #: the ``[train]`` section it was trained with
 TRAIN: dict[str, Any] = {"epochs": 15, "batch_size": 64, "threads": 1,
                          "optimizer": {"name": "adam", "lr": 1e-3}}
+#: its ``data.preprocess``: none, the pixels as ``builtin:mnist_sample`` gives them, in [0, 1]
+#: (a run that transfers from it should feed it the same: ``data.preprocess = []``)
+PREPROCESS: list[Any] = []
 COMMAND = "python -m trainwell.after.pretrain"
 PACKAGE_DIR = Path(__file__).resolve().parent / "pretrained"
 
@@ -69,7 +72,7 @@ def pretrain(out_dir: str | Path = PACKAGE_DIR, *, name: str = NAME, seed: int =
         The safetensors file.
     """
     import trainwell
-    from trainwell.runs import read_json, read_safetensors, write_json_atomic
+    from trainwell.runs import write_json_atomic
 
     X, y, test = mnist_rows()
     keep = ~test & np.isin(y, classes)
@@ -84,14 +87,12 @@ def pretrain(out_dir: str | Path = PACKAGE_DIR, *, name: str = NAME, seed: int =
         # shuffled labels: no validation (there is nothing to validate); the last epoch kept
         val = 0.0 if shuffle_labels else 0.1
         cfg = {"seed": seed, "runs_dir": str(Path(tmp) / "runs"),
-               "data": {"source": f"npz:{source}", "split": {"val": val, "test": 0.0}},
+               "data": {"source": f"npz:{source}", "split": {"val": val, "test": 0.0},
+                        "preprocess": PREPROCESS},
                "model": MODEL, "train": train}
         run = trainwell.fit(cfg, name="pretrain", quiet=quiet)
         dest = out / f"{name}.safetensors"
         shutil.copyfile(run.run_dir / "model.safetensors", dest)
-        steps = read_json(run.run_dir / "preprocess.json")
-        arrays = read_safetensors(run.run_dir / "preprocess.safetensors")
-        stats = {k: [round(float(v), 6) for v in t.reshape(-1)] for k, t in arrays.items()}
         import torch
 
         flags = " --shuffle-labels" if shuffle_labels else ""
@@ -101,13 +102,9 @@ def pretrain(out_dir: str | Path = PACKAGE_DIR, *, name: str = NAME, seed: int =
             "input_shape": [1, 28, 28],
             "task": "multiclass",
             "classes": [int(c) for c in sorted(set(ys.tolist()))],
-            "preprocess": {
-                "pixels": "scaled to [0, 1]",
-                "steps": steps,
-                "fitted": stats,
-                "note": "the images were standardized per channel (channel_mean_std, the "
-                        "default for images) with the mean and std of this training data",
-            },
+            "preprocess": PREPROCESS,
+            "pixels": "grey levels scaled to [0, 1] (0 = black background), no other "
+                      "preprocessing: transfer with data.preprocess = []",
             "data": (f"builtin:mnist_sample, digits {', '.join(map(str, classes))} of its "
                      f"training split (the fixed test split unused): {int(keep.sum())} images"
                      + ("; labels shuffled, no validation" if shuffle_labels

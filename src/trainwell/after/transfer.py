@@ -21,6 +21,7 @@ unfreezes at each epoch.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import pickle
@@ -64,6 +65,8 @@ class Weights:
     task: str | None = None
     classes: list[Any] | None = None
     model: dict[str, Any] | None = None
+    #: its ``data.preprocess`` (None: the default steps), or ``"unknown"``
+    preprocess: Any = "unknown"
 
 
 def list_pretrained() -> list[str]:
@@ -98,6 +101,8 @@ def _sidecar(weights: Weights, path: Path) -> None:
     weights.task = info.get("task")
     weights.classes = info.get("classes")
     weights.model = info.get("model")
+    if "preprocess" in info:
+        weights.preprocess = info["preprocess"]
 
 
 def _read_run(path: Path) -> Weights:
@@ -109,16 +114,19 @@ def _read_run(path: Path) -> Weights:
             path / "config.toml").is_file() else "not a run directory (no model.safetensors)"
         raise RunError(f"model.init_from: {path} is {what}")
     info = read_data_info(path)
-    model = None
+    model, preprocess = None, "unknown"
     if (path / "config.toml").is_file():
         import tomllib
 
         try:
-            model = tomllib.loads((path / "config.toml").read_text("utf-8")).get("model")
+            config = tomllib.loads((path / "config.toml").read_text("utf-8"))
         except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
-            model = None
+            config = {}
+        model = config.get("model")
+        if isinstance(config.get("data"), dict):
+            preprocess = config["data"].get("preprocess")
     return Weights(read_safetensors(file), str(path), list(info["input_shape"]),
-                   info.get("task"), info.get("classes"), model)
+                   info.get("task"), info.get("classes"), model, preprocess)
 
 
 def _tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
@@ -448,6 +456,7 @@ class TransferPlan:
     probe_epochs: int
     report: TransferReport | None = None
     auto: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
     #: the model at its scratch initialization, before loading (the doctor's baseline)
     scratch: nn.Module | None = field(default=None, repr=False)
 
@@ -455,7 +464,8 @@ class TransferPlan:
         return {"origin": self.origin, "requested": self.requested, "mode": self.mode,
                 "head": self.head, "freeze": self.freeze, "lr_mult": self.lr_mult,
                 "probe_epochs": self.probe_epochs,
-                "report": self.report.to_dict() if self.report else None, "auto": self.auto}
+                "report": self.report.to_dict() if self.report else None, "auto": self.auto,
+                "notes": self.notes}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TransferPlan:
@@ -463,7 +473,8 @@ class TransferPlan:
         report = TransferReport(rep["origin"], list(rep["loaded"]), list(rep["new"]),
                                 dict(rep["skipped"])) if rep else None
         return cls(d["origin"], d["requested"], d["mode"], d["head"], d["freeze"],
-                   float(d["lr_mult"]), int(d["probe_epochs"]), report, d.get("auto"))
+                   float(d["lr_mult"]), int(d["probe_epochs"]), report, d.get("auto"),
+                   list(d.get("notes") or []))
 
     def summary(self) -> str:
         lines = []
@@ -479,6 +490,7 @@ class TransferPlan:
         extra = f", lr_mult {self.lr_mult:g}" if self.mode in (
             "finetune", "probe_then_finetune") and self.lr_mult != 1 else ""
         lines.append(f"transfer mode: {mode}{extra}")
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def frozen_at(self, epoch: int) -> str:
@@ -555,7 +567,7 @@ def _rows_per_class(y: torch.Tensor, task: str) -> int:
 def _auto(model: nn.Module, scratch: nn.Module, prepared: Any, rows_threshold: int,
           seed: int) -> tuple[str, dict[str, Any]]:
     """Lecture 002's 2x2 table from the labelled rows per class and a measured similarity."""
-    from trainwell.diagnose.transfer_check import SIMILAR_MARGIN, probe_scores
+    from trainwell.diagnose.transfer_check import probe_scores
 
     X, y = prepared.train.X, prepared.train.y
     rows = _rows_per_class(y, prepared.task)
@@ -571,10 +583,11 @@ def _auto(model: nn.Module, scratch: nn.Module, prepared: Any, rows_threshold: i
         sim = ("similarity not measured (a linear probe needs two rows of each class to hold one "
                "out): assumed similar")
     else:
-        similar = pre >= scr + SIMILAR_MARGIN
+        similar = pre >= scr
         sim = (f"a linear probe on the pretrained features scores {pre:.1%} against {scr:.1%} "
                f"on scratch features ({scores['folds']}-fold cross-validation on "
-               f"{scores['rows']} training rows): {'similar' if similar else 'very different'}")
+               f"{scores['rows']} training rows): "
+               + ("similar" if similar else "very different (no better than random features)"))
     mode, cell = TABLE[(little, similar)]
     info = {"cell": {"data": "very little" if little else "quite a lot",
                      "similarity": "very similar" if similar else "very different"},
@@ -584,8 +597,26 @@ def _auto(model: nn.Module, scratch: nn.Module, prepared: Any, rows_threshold: i
     return mode, info
 
 
+def _steps(preprocess: Any) -> str:
+    if preprocess is None:
+        return "the default steps (standardize for tables, channel_mean_std for images)"
+    return f"{preprocess!r}" + (" (none)" if preprocess == [] else "")
+
+
+def preprocess_note(weights: Weights, preprocess: Any) -> str | None:
+    """A note when the source's inputs were preprocessed otherwise than this run's will be."""
+    if weights.preprocess == "unknown" or weights.preprocess == preprocess:
+        return None
+    fix = ("remove data.preprocess (the default steps)" if weights.preprocess is None
+           else f"set data.preprocess = {json.dumps(weights.preprocess)}")
+    return (f"{weights.origin} learned from inputs preprocessed with {_steps(weights.preprocess)}; "
+            f"this run's data.preprocess is {_steps(preprocess)}: {fix} to feed it inputs like "
+            "those it learned from")
+
+
 def plan_transfer(model_cfg: Any, prepared: Any, model: nn.Module, *, epochs: int, seed: int,
-                  saved: Mapping[str, Any] | None = None) -> TransferPlan:
+                  saved: Mapping[str, Any] | None = None,
+                  preprocess: Any = "unknown") -> TransferPlan:
     """Apply ``[model] init_from`` to a freshly built ``model``: load, choose, freeze.
 
     Args:
@@ -597,6 +628,7 @@ def plan_transfer(model_cfg: Any, prepared: Any, model: nn.Module, *, epochs: in
         seed: the run's seed (the ``auto`` measurement's folds).
         saved: a resumed run's ``transfer.json``: its choice is kept and no weights are read
             (the checkpoint holds them).
+        preprocess: this run's ``data.preprocess``: a note says when the source's differs.
 
     Raises:
         RunError, ConfigError, DataError: a missing or unreadable source, a source that does not
@@ -629,7 +661,10 @@ def plan_transfer(model_cfg: Any, prepared: Any, model: nn.Module, *, epochs: in
         if mode == "probe_then_finetune" else 0)
     plan = TransferPlan(weights.origin, model_cfg.transfer, mode, model_cfg.head,
                         model_cfg.freeze, float(model_cfg.lr_mult), probe_epochs,
-                        None if mode == "scratch" else report, auto, scratch)
+                        None if mode == "scratch" else report, auto, scratch=scratch)
+    note = None if preprocess == "unknown" else preprocess_note(weights, preprocess)
+    if note:
+        plan.notes.append(note)
     if mode != "scratch":
         freeze_(model, plan.frozen_at(1))
         if not any(p.requires_grad for p in model.parameters()):

@@ -20,10 +20,12 @@ from torch import nn
 from trainwell.diagnose.report import Finding
 from trainwell.nn.parts import head_layer
 
-#: below this many points of probe accuracy over scratch, the source counts as "very different"
+#: the doctor warns when the pretrained probe is not this far above the scratch one
 SIMILAR_MARGIN = 0.02
 #: the most rows of the training split a measurement looks at
-SLICE_ROWS = 500
+SLICE_ROWS = 300
+#: cross-validation repeats (each with other folds): a steadier mean on a few rows
+REPEATS = 3
 
 
 def head_features(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> np.ndarray:
@@ -67,14 +69,15 @@ def probe_scores(
     """Cross-validated linear-probe accuracy on each model's head features, on one slice.
 
     The probe is scikit-learn's ``LogisticRegression`` on standardized features, scored by
-    stratified k-fold cross-validation (k = up to 5, at most the rows of the rarest class).
+    stratified k-fold cross-validation (k = up to 5, at most the rows of the rarest class),
+    repeated :data:`REPEATS` times with other folds; every model sees the same folds.
 
     Returns:
         ``{"rows", "folds", "min_per_class", <name>: accuracy ...}``; the accuracies are None
         when a class has fewer than two rows (nothing to hold out).
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -91,7 +94,8 @@ def probe_scores(
             continue
         feats = head_features(model, Xs)
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, C=0.5))
-        cv = StratifiedKFold(n_splits=out["folds"], shuffle=True, random_state=seed)
+        cv = RepeatedStratifiedKFold(n_splits=out["folds"], n_repeats=REPEATS,
+                                     random_state=seed)
         out[name] = float(cross_val_score(probe, feats, labels, cv=cv).mean())
     return out
 
