@@ -86,6 +86,7 @@ def run_method(method: str, data: dict[str, Any], k: int, steps: int, seed: int,
         if method in ("finetune", "probe_then_finetune"):
             model["lr_mult"] = LR_MULT
     cfg = {"seed": seed, "runs_dir": str(runs), "data": data, "model": model,
+           "log": {"report": False},
            "train": {"epochs": epochs, "batch_size": BATCH, "threads": 1,
                      "optimizer": {"name": "adam", "lr": LR}}}
     with contextlib.redirect_stdout(io.StringIO()):

@@ -89,13 +89,15 @@ def pretrain(out_dir: str | Path = PACKAGE_DIR, *, name: str = NAME, seed: int =
         cfg = {"seed": seed, "runs_dir": str(Path(tmp) / "runs"),
                "data": {"source": f"npz:{source}", "split": {"val": val, "test": 0.0},
                         "preprocess": PREPROCESS},
-               "model": MODEL, "train": train}
+               "model": MODEL, "train": train, "log": {"report": False}}
         run = trainwell.fit(cfg, name="pretrain", quiet=quiet)
         dest = out / f"{name}.safetensors"
         shutil.copyfile(run.run_dir / "model.safetensors", dest)
         import torch
 
-        flags = " --shuffle-labels" if shuffle_labels else ""
+        flags = (f" --name {name}" if name != NAME else "") + (
+            f" --epochs {epochs}" if epochs else "") + (
+            " --shuffle-labels" if shuffle_labels else "")
         write_json_atomic(out / f"{name}.json", {
             "name": name,
             "model": MODEL,
