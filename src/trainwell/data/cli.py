@@ -23,6 +23,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-features", type=int, default=20, metavar="N",
                    help="list at most N features (default 20)")
     p.set_defaults(func=_describe)
+    lst = data_sub.add_parser("list", help="list the bundled datasets (data.source = "
+                              "\"builtin:NAME\")")
+    lst.set_defaults(func=_list)
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
 
 
@@ -58,4 +61,17 @@ def _describe(args: argparse.Namespace) -> int:
                 f"cannot write the image grid to {path}: {exc.strerror or exc}"
             ) from None
         print(f"image grid of a training batch: {path}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from trainwell.data.builtin import list_builtins
+
+    rows = list_builtins()
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'name':<{width}}  {'kind':<9}  what")
+    for r in rows:
+        also = f" (also: {', '.join(r['aliases'])})" if r["aliases"] else ""
+        print(f"{r['name']:<{width}}  {r['kind']:<9}  {r['what']}{also}")
+    print('use one as data.source = "builtin:NAME"; see docs/data.md')
     return 0

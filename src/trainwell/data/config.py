@@ -170,6 +170,9 @@ class DataConfig(Section):
             name, value = next(iter(dialect.items()))
             raise ValueError(f"data.{name}: {value!r} applies to csv sources only, and "
                              f"data.source is {self.source!r}; remove data.{name}")
+        from trainwell.data.builtin import check_builtin_params
+
+        check_builtin_params(self.source, self.params)  # a bundled set's own parameters
         return self
 
     def csv_dialect(self) -> CsvDialect:
