@@ -266,6 +266,10 @@ def _fit(
 
     # what BatchNorm cannot train on is refused before the run directory is made
     check_batch_norm_batches(model, cfg.train.batch_size, _split_len(prepared.train))
+    if cfg.train.channels_last:  # images only: refused for a table before any file is written
+        from trainwell.train.performance import check_channels_last
+
+        check_channels_last(prepared.input_shape, cfg.data.source)
     from trainwell.runs import (
         default_run_name,
         new_run_dir,
@@ -475,6 +479,8 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
         "wall_time": trainer.elapsed,
         "n_params": sum(p.numel() for p in trainer.model.parameters()),
     }
+    if trainer.compile_time is not None:  # train.compile: its warm-up, apart from wall_time
+        results["compile_time"] = trainer.compile_time
     write_json_atomic(run_dir / "results.json", results)
     return results
 

@@ -49,6 +49,8 @@ def _summary(run) -> str:
     stop = ", stopped early" if run.results.get("stopped_early") else ""
     scores = ", ".join(parts) if parts else "split empty"
     line = f"run {run.run_dir}: {best}{stop}; test {scores}"
+    if run.results.get("compile_time") is not None:  # train.compile, apart from the epochs
+        line += f"; compiled in {run.results['compile_time']:.1f} s"
     if (run.run_dir / "report.html").exists():
         line += f"\nreport: {run.run_dir / 'report.html'}"
     return line
