@@ -1,0 +1,1 @@
+"""Augmentation: training-time operations and the test-time views (``tta``)."""
