@@ -78,6 +78,11 @@ def _summary(run) -> str:
     stop = ", stopped early" if run.results.get("stopped_early") else ""
     scores = ", ".join(parts) if parts else "split empty"
     line = f"run {run.run_dir}: {best}{stop}; test {scores}"
+    for key, how in (("test_tta", "with TTA"), ("test_mc", "with Monte Carlo passes")):
+        averaged = run.results.get(key) or {}
+        if averaged:
+            line += f"\ntest {how}: " + ", ".join(
+                f"{k.removeprefix('test_')} {v:.4g}" for k, v in averaged.items())
     if (run.run_dir / "report.html").exists():
         line += f"\nreport: {run.run_dir / 'report.html'}"
     return line
