@@ -266,6 +266,12 @@ def _fit(
 
     # what BatchNorm cannot train on is refused before the run directory is made
     check_batch_norm_batches(model, cfg.train.batch_size, _split_len(prepared.train))
+    augmenter = None
+    if cfg.augment.enabled:  # checked against the data (and fitted) before any directory exists
+        from trainwell.data.augment.augmenter import Augmenter
+
+        augmenter = (Augmenter.load(cfg.augment, run_dir) if run_dir is not None and not restart
+                     else Augmenter.fit(cfg.augment, prepared))
     if cfg.tta.enabled or cfg.tta.mc_samples:  # views on a table, passes that sample nothing
         from trainwell.data.augment.tta_config import trained_geometry_of
         from trainwell.train.test_time import check_test_time_config
@@ -298,8 +304,12 @@ def _fit(
                     staging / "meta.json", _meta(cfg, str(device), "running", started)
                 )
                 prepared.save(staging)
+                if augmenter is not None:
+                    from trainwell.data.augment.grid import save_with_run
+
+                    save_with_run(augmenter, prepared, staging, cfg.seed)
             return _train(run_dir, cfg, prepared, model, device, started, False, quiet,
-                          callbacks, domain)
+                          callbacks, domain, augmenter)
         except BaseException as exc:
             if lock is not None:  # a signal between the rename and training: a final status
                 _end_status(run_dir, exc, only_if_running=True)
@@ -318,12 +328,17 @@ def _fit(
         logger.info("%s has no checkpoint yet: training it again from its config", run_dir)
         meta.update(_meta(cfg, str(device), "running", started))
         prepared.save(run_dir)
+        if augmenter is not None:
+            from trainwell.data.augment.grid import save_with_run
+
+            save_with_run(augmenter, prepared, run_dir, cfg.seed)
         for stale in ("metrics.jsonl", "stats.jsonl", "doctor.json"):
             (run_dir / stale).unlink(missing_ok=True)
     write_json_atomic(run_dir / "meta.json", meta)
     started = meta.get("started", started)
     return _train(
-        run_dir, cfg, prepared, model, device, started, not restart, quiet, callbacks, domain
+        run_dir, cfg, prepared, model, device, started, not restart, quiet, callbacks, domain,
+        augmenter,
     )
 
 
@@ -338,6 +353,7 @@ def _train(
     quiet: bool,
     callbacks: Iterable[Any],
     domain: DomainData | None = None,
+    augmenter: Any = None,
 ) -> Run:
     from trainwell.runs import MetricsLog, read_json, write_json_atomic
     from trainwell.train.progress import default_progress
@@ -367,6 +383,16 @@ def _train(
             step_kwargs["step"] = Supervised(cfg.train.loss, task=prepared.task,
                                              top_k=cfg.train.top_k,
                                              target_units=prepared.target_scale.inverse)
+        train_data = prepared.train
+        if augmenter is not None:  # the step augments training batches (lazy images: the loader)
+            from trainwell.train.augmented import augment_training
+
+            train_data, step_kwargs, more = augment_training(
+                augmenter, prepared.train, step_kwargs, seed=cfg.seed, loss=cfg.train.loss,
+                top_k=cfg.train.top_k, batch_size=cfg.train.batch_size,
+                shuffle=cfg.train.shuffle, num_workers=cfg.train.num_workers,
+                pin_memory=device.type == "cuda")
+            own = [*own, *more]
         trainer = Trainer.from_config(
             model,
             cfg.train,
@@ -380,7 +406,7 @@ def _train(
         )
         try:
             trainer.fit(
-                prepared.train,
+                train_data,
                 prepared.val if _split_len(prepared.val) else None,
                 resume=ckpt if resuming else None,
             )

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 import trainwell.schema as schema
+from trainwell.data.augment.config import AugmentConfig
 from trainwell.data.augment.tta_config import TTAConfig
 from trainwell.data.config import DataConfig
 from trainwell.diagnose.config import DoctorConfig
@@ -49,6 +50,10 @@ class Config(Section):
     )
     domain: DomainConfig | None = Field(
         default=None, description="domain-adversarial training on unlabelled target data"
+    )
+    augment: AugmentConfig = Field(
+        default_factory=AugmentConfig,
+        description="training-split augmentation, one table per operation; empty: off",
     )
     tta: TTAConfig = Field(
         default_factory=TTAConfig,
@@ -178,6 +183,11 @@ def check_cross_fields(cfg: Config) -> None:
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)
     if cfg.heads or cfg.domain is not None:
         _check_heads_domain(cfg)
+    if cfg.augment.enabled:
+        from trainwell.data.augment.config import check_against_config
+
+        check_against_config(cfg.augment, task=cfg.data.task, loss=cfg.train.loss.name,
+                             several_heads=bool(cfg.heads), domain=cfg.domain is not None)
     if cfg.tune.space and not cfg.tune.candidates:
         from trainwell.search.space import validate_space
 

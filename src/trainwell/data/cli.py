@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", metavar="PNG", default=None,
                    help="where to write the image grid (images only); default: "
                    "<config name>-batch.png in the current folder")
-    p.add_argument("--no-grid", action="store_true", help="do not write the image grid")
+    p.add_argument("--augment-grid", metavar="PNG", default=None,
+                   help="with [augment], where to write the grid of training images beside "
+                   "their augmented views (images only); default: <config name>-augment.png in "
+                   "the current folder")
+    p.add_argument("--no-grid", action="store_true", help="do not write the image grids")
     p.add_argument("--max-features", type=int, default=20, metavar="N",
                    help="list at most N features (default 20)")
     p.set_defaults(func=_describe)
@@ -58,4 +63,29 @@ def _describe(args: argparse.Namespace) -> int:
                 f"cannot write the image grid to {path}: {exc.strerror or exc}"
             ) from None
         print(f"image grid of a training batch: {path}")
+    if cfg.augment.enabled:
+        _describe_augment(args, cfg, data)
     return 0
+
+
+def _describe_augment(args: argparse.Namespace, cfg: Any, data: Any) -> None:
+    """The ``[augment]`` operations as fitted on the data, and (images) the grid of training
+    images beside their augmented views."""
+    from pathlib import Path
+
+    from trainwell.data.augment.augmenter import Augmenter
+    from trainwell.data.augment.grid import augment_grid_png, augment_summary
+    from trainwell.errors import DataError
+    from trainwell.runs import write_bytes_atomic
+
+    augmenter = Augmenter.fit(cfg.augment, data)
+    print("\n".join(augment_summary(augmenter)))
+    if len(data.input_shape) == 3 and not args.no_grid:
+        path = args.augment_grid or f"{Path(args.config).stem}-augment.png"
+        try:
+            write_bytes_atomic(path, augment_grid_png(data, augmenter, cfg.seed))
+        except OSError as exc:
+            raise DataError(
+                f"cannot write the augmentation grid to {path}: {exc.strerror or exc}"
+            ) from None
+        print(f"training images beside their augmented views: {path}")

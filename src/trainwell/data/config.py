@@ -110,20 +110,16 @@ class DataConfig(Section):
         description="preprocessing steps in order; default: standardize (tables), "
         "channel_mean_std (images)",
     )
-    augment: list[str | dict[str, Any]] = Field(
-        default_factory=list,
-        description="batch augmentation steps; none are available in this version (must be empty)",
-    )
-
-    @field_validator("augment")
+    @model_validator(mode="before")
     @classmethod
-    def _augment(cls, v: list[Any]) -> list[Any]:
-        if v:
+    def _moved(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "augment" in raw:
             raise ValueError(
-                "data augmentation is not available in this version of trainwell; leave "
-                f"data.augment empty (got {v!r})"
+                f"data.augment: augmentation moved to its own section [augment]; remove "
+                f"data.augment (got {raw['augment']!r}) and write each operation as a table, "
+                "e.g. [augment.hflip] (see docs/augment.md)"
             )
-        return v
+        return raw
 
     @field_validator("delimiter")
     @classmethod

@@ -484,11 +484,31 @@ def config_section(run: RunData) -> str:
             f"<pre>{h.esc(run.config_text)}</pre></details>")
 
 
+def augment_section(run: RunData) -> str:
+    """The grid of training images beside their augmented views (``augment_grid.png``)."""
+    import base64
+
+    path = run.path / "augment_grid.png"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return h.note(f"{path.name} cannot be read: {exc.strerror or exc}")
+    if not data.startswith(b"\x89PNG\r\n\x1a\n") or len(data) < 24:
+        return h.note(f"{path.name} is not a PNG image")
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    ops = ", ".join(k for k in _table(run.config, "augment"))
+    return h.figure("augment-grid", uri, f"training images (top row) and the views the "
+                    f"augmentation made of them in the first epochs ({ops}); under each its "
+                    "target, a mixture for mixup / cutmix", wide=True)
+
+
 def render_run_report(run: RunData) -> str:
     """The HTML of one run's report."""
     sections = [
         ("summary", "Summary", summary_section(run)),
         ("curves", "Learning curves", curves_section(run)),
+        *([("augment", "What the model is fed", augment_section(run))]
+          if (run.path / "augment_grid.png").is_file() else []),
         *([("domain", "Domain adaptation", domain_section(run))] if is_domain_run(run) else []),
         ("lr", "Learning-rate schedule", lr_section(run)),
         ("layers", "Layer statistics", layers_section(run)),
