@@ -42,6 +42,12 @@ def test_shift_view_is_a_padded_shift_by_hand():
     padded = torch.nn.functional.pad(x, (p, p, p, p))
     window = padded[..., p - dy : p - dy + 6, p - dx : p - dx + 7]
     assert torch.equal(shift(x, dx, dy), window)
+    # exactly the window the training crop cuts at that offset
+    from trainwell.data.augment.ops import shifted_windows
+
+    n = len(x)
+    crop = shifted_windows(x, p, torch.full((n,), p - dy), torch.full((n,), p - dx))
+    assert torch.equal(shift(x, dx, dy), crop)
     # flips come first, then the shift
     assert torch.equal(View(hflip=True, dx=1)(x), shift(torch.flip(x, dims=[3]), 1, 0))
 
@@ -92,3 +98,25 @@ def test_tta_section_is_validated_at_load():
         load_config({"data": {"source": "builtin:digits_images"}, "tta": {"shift": 2}})
     with pytest.raises(ConfigError, match=r"tta.enabled does not apply with \[heads\]"):
         load_config({"heads": {"a": {}, "b": {}}, "tta": {"enabled": True}})
+
+
+def test_the_trained_range_comes_from_augment():
+    from trainwell.data.augment.tta_config import trained_geometry_of
+    from trainwell.train.test_time import check_test_time_config
+
+    src = {"source": "builtin:digits_images"}
+    cfg = load_config({"data": src, "augment": {"crop": {"padding": 1}, "hflip": {}},
+                       "tta": {"shift": 1}})
+    names = [v.name for v in tta_views(trained_geometry_of(cfg, (1, 8, 8)), shift=cfg.tta.shift)]
+    assert names[:5] == ["identity", "shift(+1,+0)", "shift(-1,+0)", "shift(+0,+1)",
+                         "shift(+0,-1)"]
+    assert names[5] == "hflip" and len(names) == 10
+    with pytest.raises(ConfigError, match=r"tta.shift = 2 pixels .*\(at most 1"):
+        load_config({"data": src, "augment": {"crop": {"padding": 1}}, "tta": {"shift": 2}})
+    # a translation is a fraction of the image: checked once its size is known (before the
+    # run directory exists); 0.25 of 8 pixels is 2
+    cfg = load_config({"data": src, "augment": {"affine": {"translate": 0.25}},
+                       "tta": {"enabled": True, "shift": 3}})
+    with pytest.raises(ConfigError, match=r"tta.shift = 3 pixels .*\(at most 2"):
+        check_test_time_config(cfg.tta, trained_geometry_of(cfg, (1, 8, 8)), (1, 8, 8),
+                               torch.nn.Identity())

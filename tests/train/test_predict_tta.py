@@ -4,10 +4,14 @@ trained on the bundled 8x8 digit images, and the bad inputs each refused with on
 from __future__ import annotations
 
 import json
+import shutil
+import tomllib
 
 import numpy as np
 import pandas as pd
 import pytest
+import tomli_w
+import torch
 
 from trainwell.api import fit, load
 from trainwell.cli import main
@@ -20,6 +24,7 @@ CNN = {
              "split": {"val": 0.15, "test": 0.15, "stratify": True}},
     "model": {"arch": "cnn", "channels": [6], "hidden": [24], "dropout": 0.3, "norm": "batch"},
     "train": {"epochs": 2, "batch_size": 64},
+    "augment": {"crop": {"padding": 1}},  # shifts of up to one pixel; no flip
     "tta": {"enabled": True, "mc_samples": 3},
 }
 TABLE = {"data": {"source": "builtin:iris"}, "model": {"hidden": [8]},
@@ -29,8 +34,7 @@ TABLE = {"data": {"source": "builtin:iris"}, "model": {"hidden": [8]},
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("tta")
-    with pytest.warns(UserWarning, match="identity view only"):
-        image = fit({**CNN, "runs_dir": str(root / "runs")}, name="img", quiet=True)
+    image = fit({**CNN, "runs_dir": str(root / "runs")}, name="img", quiet=True)
     table = fit({**TABLE, "runs_dir": str(root / "runs")}, name="tab", quiet=True)
     return root, image, table
 
@@ -39,9 +43,11 @@ def test_results_and_report_show_test_metrics_with_and_without_tta(runs):
     _, image, _ = runs
     res = json.loads((image.run_dir / "results.json").read_text())
     assert set(res["test_tta"]) == set(res["test"]) == set(res["test_mc"])
-    # no flip or shift was trained: the identity view alone, so TTA equals the plain prediction
-    assert res["tta"]["views"] == ["identity"]
-    assert res["test_tta"]["test_accuracy"] == pytest.approx(res["test"]["test_accuracy"])
+    # crops with one pixel of padding were trained, flips were not: no flipped view
+    assert res["tta"]["views"] == ["identity", "shift(+1,+0)", "shift(-1,+0)", "shift(+0,+1)",
+                                   "shift(+0,-1)"]
+    assert res["tta"]["beta"] == 0.25
+    assert res["test_tta"]["test_loss"] != res["test"]["test_loss"]
     assert res["tta"]["mc_samples"] == 3 and res["tta"]["stochastic_layers"] == "dropout"
     assert res["test_mc"]["test_loss"] != res["test"]["test_loss"]
     html = (image.run_dir / "report.html").read_text()
@@ -52,9 +58,8 @@ def test_results_and_report_show_test_metrics_with_and_without_tta(runs):
 def test_predict_tta_and_mc_samples_write_probabilities_and_uncertainty(runs):
     root, image, _ = runs
     run, out = str(image.run_dir), root / "mc.csv"
-    with pytest.warns(UserWarning, match="--tta: no flip, crop or translation was trained"):
-        assert main(["predict", run, "builtin:digits_images", "--out", str(out), "--tta",
-                     "--mc-samples", "4", "--seed", "5"]) == 0
+    assert main(["predict", run, "builtin:digits_images", "--out", str(out), "--tta",
+                 "--mc-samples", "4", "--seed", "5"]) == 0
     table = pd.read_csv(out)
     assert list(table.columns) == ["id", "prediction", *[f"proba_{i}" for i in range(10)],
                                    "uncertainty"]
@@ -62,9 +67,8 @@ def test_predict_tta_and_mc_samples_write_probabilities_and_uncertainty(runs):
     assert np.allclose(proba.sum(1), 1.0, atol=1e-5)
     assert (table["uncertainty"] >= 0).all() and (table["uncertainty"] > 0).mean() > 0.9
     # the same seed gives the same file; another seed other passes
-    with pytest.warns(UserWarning, match="identity view only"):
-        assert main(["predict", run, "builtin:digits_images", "--out", str(root / "again.csv"),
-                     "--tta", "--mc-samples", "4", "--seed", "5"]) == 0
+    assert main(["predict", run, "builtin:digits_images", "--out", str(root / "again.csv"),
+                 "--tta", "--mc-samples", "4", "--seed", "5"]) == 0
     assert pd.read_csv(root / "again.csv").equals(table)
     predictor = load(run)
     X = np.load(_npz(root))["X"]
@@ -72,11 +76,30 @@ def test_predict_tta_and_mc_samples_write_probabilities_and_uncertainty(runs):
     other = predictor.predict_proba(root / "imgs.npz", mc_samples=4, seed=6)
     assert np.array_equal(same, predictor.predict_proba(root / "imgs.npz", mc_samples=4, seed=5))
     assert not np.array_equal(same, other)
-    # TTA with the identity view only: exactly the plain probabilities
-    with pytest.warns(UserWarning, match="identity view only"):
-        tta = predictor.predict_proba(root / "imgs.npz", tta=True)
-    assert np.allclose(tta, predictor.predict_proba(root / "imgs.npz"), atol=1e-6)
+    # --tta by hand: beta * plain + (1 - beta) * the mean of the five views' probabilities
+    tta = predictor.predict_proba(root / "imgs.npz", tta=True)
+    x = predictor.transform(str(root / "imgs.npz"))
+    with torch.no_grad():
+        model = predictor.model.eval()
+        shifted = [torch.nn.functional.pad(x, (1, 1, 1, 1))[..., 1 + dy : 9 + dy, 1 + dx : 9 + dx]
+                   for dx, dy in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))]
+        views = sum(torch.softmax(model(v), 1) for v in shifted) / 5
+        by_hand = 0.25 * torch.softmax(model(x), 1) + 0.75 * views
+    assert np.allclose(tta, by_hand.numpy(), atol=1e-6)
     assert len(X) == len(tta)
+
+
+def test_tta_of_a_run_trained_without_geometry_is_the_plain_prediction(runs, tmp_path):
+    root, image, _ = runs
+    plain_run = tmp_path / "plain"
+    shutil.copytree(image.run_dir, plain_run)
+    cfg = tomllib.loads((plain_run / "config.toml").read_text())
+    del cfg["augment"]  # as if trained without augmentation: no flip, no shift
+    (plain_run / "config.toml").write_text(tomli_w.dumps(cfg))
+    predictor = load(plain_run)
+    with pytest.warns(UserWarning, match="--tta: no flip, crop or translation was trained"):
+        tta = predictor.predict_proba(_npz(root), tta=True)
+    assert np.allclose(tta, predictor.predict_proba(_npz(root)), atol=1e-6)
 
 
 def _npz(root):
