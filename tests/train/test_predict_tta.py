@@ -23,7 +23,7 @@ CNN = {
     "data": {"source": "builtin:digits_images",
              "split": {"val": 0.15, "test": 0.15, "stratify": True}},
     "model": {"arch": "cnn", "channels": [6], "hidden": [24], "dropout": 0.3, "norm": "batch"},
-    "train": {"epochs": 2, "batch_size": 64},
+    "train": {"epochs": 1, "batch_size": 64},
     "augment": {"crop": {"padding": 1}},  # shifts of up to one pixel; no flip
     "tta": {"enabled": True, "mc_samples": 3},
 }
@@ -141,15 +141,16 @@ def test_table_runs_refuse_tta_and_mc_without_stochastic_layers(runs, capsys):
         assert not out.exists()
 
 
-def test_tta_enabled_on_a_table_config_leaves_no_run_directory(runs, capsys):
+def test_tta_enabled_on_a_table_config_leaves_no_run_directory(runs, capsys, monkeypatch):
     root, _, _ = runs
+    monkeypatch.chdir(root)
     cfg = root / "bad.toml"
     cfg.write_text('runs_dir = "fresh"\n[data]\nsource = "builtin:iris"\n'
                    "[tta]\nenabled = true\n")
     assert main(["train", str(cfg), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "tta.enabled: test-time augmentation flips and shifts" in err[0]
-    assert not (root / "fresh").exists() and not (root.parent / "fresh").exists()
+    assert not (root / "fresh").exists()
     cfg.write_text('runs_dir = "fresh"\n[data]\nsource = "builtin:iris"\n'
                    "[tta]\nmc_samples = 2\n")
     assert main(["train", str(cfg), "--quiet"]) == 2
