@@ -79,11 +79,13 @@ def test_check_refuses_a_search_space_path_that_does_not_exist(tmp_path, capsys)
     assert "train.optimizer.lrr" in capsys.readouterr().err
 
 
-def test_augmentation_is_refused_rather_than_ignored(tmp_path, capsys):
+def test_the_old_augment_field_points_to_the_augment_section(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[data]\naugment = ["flip"]\n')
     assert main(["check", str(cfg)]) == 2
-    assert "data.augment: data augmentation is not available" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "data.augment: augmentation moved to its own section [augment]" in err
+    assert "['flip']" in err
 
 
 def test_the_command_skips_teardown_but_not_exit_handlers_codes_or_output(tmp_path):

@@ -274,6 +274,22 @@ def _fit(
 
     # what BatchNorm cannot train on is refused before the run directory is made
     check_batch_norm_batches(model, cfg.train.batch_size, _split_len(prepared.train))
+    if cfg.train.channels_last:  # images only: refused for a table before any file is written
+        from trainwell.train.performance import check_channels_last
+
+        check_channels_last(prepared.input_shape, cfg.data.source)
+    augmenter = None
+    if cfg.augment.enabled:  # checked against the data (and fitted) before any directory exists
+        from trainwell.data.augment.augmenter import Augmenter
+
+        augmenter = (Augmenter.load(cfg.augment, run_dir) if run_dir is not None and not restart
+                     else Augmenter.fit(cfg.augment, prepared))
+    if cfg.tta.enabled or cfg.tta.mc_samples:  # views on a table, passes that sample nothing
+        from trainwell.data.augment.tta_config import trained_geometry_of
+        from trainwell.train.test_time import check_test_time_config
+
+        check_test_time_config(cfg.tta, trained_geometry_of(cfg, prepared.input_shape),
+                               prepared.input_shape, model)
     transfer = None
     if cfg.model.init_from is not None:  # loaded, checked and frozen before any file is written
         from trainwell.after.transfer import plan_transfer
@@ -310,10 +326,14 @@ def _fit(
                     staging / "meta.json", _meta(cfg, str(device), "running", started)
                 )
                 prepared.save(staging)
+                if augmenter is not None:
+                    from trainwell.data.augment.grid import save_with_run
+
+                    save_with_run(augmenter, prepared, staging, cfg.seed)
                 if transfer is not None:
                     write_json_atomic(staging / "transfer.json", transfer.to_dict())
             return _train(run_dir, cfg, prepared, model, device, started, False, quiet,
-                          callbacks, domain, transfer)
+                          callbacks, domain, augmenter, transfer)
         except BaseException as exc:
             if lock is not None:  # a signal between the rename and training: a final status
                 _end_status(run_dir, exc, only_if_running=True)
@@ -332,6 +352,10 @@ def _fit(
         logger.info("%s has no checkpoint yet: training it again from its config", run_dir)
         meta.update(_meta(cfg, str(device), "running", started))
         prepared.save(run_dir)
+        if augmenter is not None:
+            from trainwell.data.augment.grid import save_with_run
+
+            save_with_run(augmenter, prepared, run_dir, cfg.seed)
         if transfer is not None:
             write_json_atomic(run_dir / "transfer.json", transfer.to_dict())
         for stale in ("metrics.jsonl", "stats.jsonl", "doctor.json"):
@@ -340,6 +364,7 @@ def _fit(
     started = meta.get("started", started)
     return _train(
         run_dir, cfg, prepared, model, device, started, not restart, quiet, callbacks, domain,
+        augmenter,
         transfer,
     )
 
@@ -355,6 +380,7 @@ def _train(
     quiet: bool,
     callbacks: Iterable[Any],
     domain: DomainData | None = None,
+    augmenter: Any = None,
     transfer: Any = None,
 ) -> Run:
     from trainwell.runs import MetricsLog, read_json, write_json_atomic
@@ -393,6 +419,16 @@ def _train(
             step_kwargs["optimizer"] = make_optimizer(
                 cfg.train.optimizer, transfer.param_groups(model.to(device), lr))
             own = [*transfer.callbacks(), *own]
+        train_data = prepared.train
+        if augmenter is not None:  # the step augments training batches (lazy images: the loader)
+            from trainwell.train.augmented import augment_training
+
+            train_data, step_kwargs, more = augment_training(
+                augmenter, prepared.train, step_kwargs, seed=cfg.seed, loss=cfg.train.loss,
+                top_k=cfg.train.top_k, batch_size=cfg.train.batch_size,
+                shuffle=cfg.train.shuffle, num_workers=cfg.train.num_workers,
+                pin_memory=device.type == "cuda")
+            own = [*own, *more]
         trainer = Trainer.from_config(
             model,
             cfg.train,
@@ -406,7 +442,7 @@ def _train(
         )
         try:
             trainer.fit(
-                prepared.train,
+                train_data,
                 prepared.val if _split_len(prepared.val) else None,
                 resume=ckpt if resuming else None,
             )
@@ -416,6 +452,9 @@ def _train(
         _end_status(run_dir, exc)
         raise
     results = _write_results(run_dir, trainer, prepared)
+    if (cfg.tta.enabled or cfg.tta.mc_samples) and results.get("test"):
+        results.update(_test_time_results(cfg, trainer, prepared))
+        write_json_atomic(run_dir / "results.json", results)
     if transfer is not None:
         results["transfer"] = {k: v for k, v in transfer.to_dict().items() if k != "report"}
         write_json_atomic(run_dir / "results.json", results)
@@ -510,6 +549,8 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
         "wall_time": trainer.elapsed,
         "n_params": sum(p.numel() for p in trainer.model.parameters()),
     }
+    if trainer.compile_time is not None:  # train.compile: its warm-up, apart from wall_time
+        results["compile_time"] = trainer.compile_time
     write_json_atomic(run_dir / "results.json", results)
     return results
 
@@ -526,6 +567,16 @@ def _domain_results(cfg: Config, prepared: Any, domain: DomainData, trainer: Tra
                                         _example_batch(prepared.train))
     kept = results.get("best", {})
     return domain_summary([kept] if kept else trainer.history, results.get("test", {}), baseline)
+
+
+def _test_time_results(cfg: Config, trainer: Trainer, prepared: Any) -> dict[str, Any]:
+    """``[tta]``: the test metrics with test-time augmentation and Monte Carlo passes."""
+    from trainwell.data.augment.tta_config import trained_geometry_of
+    from trainwell.train.test_time import averaged_results
+
+    return averaged_results(trainer.model, trainer.objective, prepared.test, prepared.task,
+                            cfg.tta, trained_geometry_of(cfg, prepared.input_shape),
+                            prepared.input_shape, cfg.seed)
 
 
 def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
@@ -614,16 +665,21 @@ class Predictor:
             f"{' or a 2-D array' if columns else ''}; got {type(raw).__name__}"
         )
 
-    def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False) -> Any:
+    def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False, *,
+                tta: bool = False, mc_samples: int = 0, seed: int = 0) -> Any:
         """The model's raw outputs on ``raw``, preprocessed as in training (unless transformed):
         a tensor, or ``{head: tensor}`` for a run with ``[heads]``; a domain-adversarial run
-        gives its label head's."""
+        gives its label head's. With ``tta`` / ``mc_samples``: the raw outputs of the averaged
+        prediction (:meth:`averaged_outputs`)."""
         import torch
 
         from trainwell.train.objective import concat_outputs
 
         X = raw if transformed else self.transform(self._as_input(raw))
         X = torch.as_tensor(X, dtype=torch.float32) if not isinstance(X, torch.Tensor) else X
+        if tta or mc_samples:
+            return self.averaged_outputs(X, tta=tta, mc_samples=mc_samples, seed=seed,
+                                         batch_size=batch_size)[0]
         with torch.inference_mode():
             out = concat_outputs([self.model(X[i : i + batch_size])
                                   for i in range(0, len(X), batch_size)])
@@ -632,6 +688,26 @@ class Predictor:
         if self.heads and not isinstance(out, dict):  # no rows
             out = {name: out for name in self.heads}
         return out
+
+    def averaged_outputs(self, X: Any, *, tta: bool = False, mc_samples: int = 0,
+                         seed: int = 0, batch_size: int = 4096) -> tuple[Any, Any]:
+        """``(raw outputs, spread)`` of the test-time average on model input ``X``: the views of
+        test-time augmentation (``tta``, from the run's ``[augment]`` and ``[tta]``) and
+        ``mc_samples`` Monte Carlo passes seeded by ``seed``; the spread (None without passes)
+        is the uncertainty of docs/tta.md."""
+        from trainwell.config import load_config
+        from trainwell.data.augment.tta_config import trained_geometry_of
+        from trainwell.train.test_time import average_outputs, averaging_model
+
+        cfg = load_config(self.run_dir / "config.toml")
+        if self.heads or cfg.domain is not None:
+            raise ConfigError("--tta / --mc-samples do not apply to a run with [heads] or "
+                              "[domain] yet: predict without them")
+        shape = self.data_info["input_shape"]
+        averaged = averaging_model(self.model, self.task, cfg.tta, trained_geometry_of(cfg, shape),
+                                   shape, tta=tta,
+                                   mc_samples=mc_samples, names=("--tta", "--mc-samples"))
+        return average_outputs(averaged, X, seed=seed, batch_size=batch_size)
 
     def _columns(self, out: Any, task: str, classes: list[Any] | None, prefix: str
                  ) -> dict[str, Any]:
@@ -661,10 +737,12 @@ class Predictor:
             return out
         return self.transform.target_units(out)
 
-    def predict_table(self, raw: Any) -> dict[str, Any]:
+    def predict_table(self, raw: Any, *, tta: bool = False, mc_samples: int = 0,
+                      seed: int = 0) -> dict[str, Any]:
         """Columns for a prediction file: ``id``, ``prediction`` and ``proba_<class>`` (or, for
         regression, ``prediction`` / ``prediction_<i>`` per target); with ``[heads]`` the same
-        per head, prefixed ``<head>_``."""
+        per head, prefixed ``<head>_``. With ``mc_samples``, ``uncertainty`` (``_<i>`` per
+        regression target) too; see docs/tta.md."""
         import numpy as np
 
         raw = self._as_input(raw)
@@ -673,7 +751,11 @@ class Predictor:
         else:
             X = self.transform(raw)
             ids = list(range(len(X)))
-        out = self.outputs(X, transformed=True)
+        spread = None
+        if tta or mc_samples:
+            out, spread = self.averaged_outputs(X, tta=tta, mc_samples=mc_samples, seed=seed)
+        else:
+            out = self.outputs(X, transformed=True)
         ids_arr = np.asarray(ids)
         table: dict[str, Any] = {"id": ids_arr if ids_arr.dtype != object else ids_arr.astype(str)}
         if self.heads:
@@ -681,14 +763,20 @@ class Predictor:
                 table.update(self._columns(out[name], h["task"], h.get("classes"), f"{name}_"))
         else:
             table.update(self._columns(out, self.task, self.classes, ""))
+        if spread is not None:
+            from trainwell.train.test_time import uncertainty_columns
+
+            table.update(uncertainty_columns(spread, self.task, self._target_units))
         return table
 
-    def predict_proba(self, raw: Any) -> Any:
+    def predict_proba(self, raw: Any, *, tta: bool = False, mc_samples: int = 0,
+                      seed: int = 0) -> Any:
         """Class probabilities, one column per class in the order of ``classes``; with
-        ``[heads]``, ``{head: probabilities}`` for each classification head."""
+        ``[heads]``, ``{head: probabilities}`` for each classification head. ``tta`` /
+        ``mc_samples``: averaged over test-time views / Monte Carlo passes (docs/tta.md)."""
         from trainwell.train.metrics import output_predictions
 
-        out = self.outputs(raw)
+        out = self.outputs(raw, tta=tta, mc_samples=mc_samples, seed=seed)
         if self.heads:
             proba = {name: output_predictions(out[name], h["task"])["proba"]
                      for name, h in self.heads.items() if h["task"] != "regression"}
@@ -700,14 +788,16 @@ class Predictor:
             raise TrainwellError("predict_proba needs a classification run; this run is regression")
         return output_predictions(out, self.task)["proba"]
 
-    def predict(self, raw: Any) -> Any:
+    def predict(self, raw: Any, *, tta: bool = False, mc_samples: int = 0,
+                seed: int = 0) -> Any:
         """Labels in the training data's own values (classification) or predicted values; with
-        ``[heads]``, ``{head: predictions}``."""
+        ``[heads]``, ``{head: predictions}``. ``tta`` / ``mc_samples``: of the prediction
+        averaged over test-time views / Monte Carlo passes (docs/tta.md)."""
         import numpy as np
 
         from trainwell.train.metrics import output_predictions
 
-        out = self.outputs(raw)
+        out = self.outputs(raw, tta=tta, mc_samples=mc_samples, seed=seed)
 
         def labels(o: Any, task: str, classes: list[Any] | None) -> np.ndarray:
             pred = output_predictions(self._target_units(o), task)["y_pred"]

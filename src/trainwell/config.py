@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 import trainwell.schema as schema
+from trainwell.data.augment.config import AugmentConfig
+from trainwell.data.augment.tta_config import TTAConfig
 from trainwell.data.config import DataConfig
 from trainwell.diagnose.config import DoctorConfig
 from trainwell.errors import ConfigError
@@ -48,6 +50,14 @@ class Config(Section):
     )
     domain: DomainConfig | None = Field(
         default=None, description="domain-adversarial training on unlabelled target data"
+    )
+    augment: AugmentConfig = Field(
+        default_factory=AugmentConfig,
+        description="training-split augmentation, one table per operation; empty: off",
+    )
+    tta: TTAConfig = Field(
+        default_factory=TTAConfig,
+        description="test-time augmentation and Monte Carlo passes (docs/tta.md)",
     )
 
     def head_targets(self) -> dict[str, tuple[list[str], str]] | None:
@@ -176,10 +186,18 @@ def check_cross_fields(cfg: Config) -> None:
                           "with [heads] or [domain] yet: remove one of them")
     if cfg.heads or cfg.domain is not None:
         _check_heads_domain(cfg)
+    if cfg.augment.enabled:
+        from trainwell.data.augment.config import check_against_config
+
+        check_against_config(cfg.augment, task=cfg.data.task, loss=cfg.train.loss.name,
+                             several_heads=bool(cfg.heads), domain=cfg.domain is not None)
     if cfg.tune.space and not cfg.tune.candidates:
         from trainwell.search.space import validate_space
 
         validate_space(cfg)
+    from trainwell.data.augment.tta_config import check_tta
+
+    check_tta(cfg)
 
 
 def _check_heads_domain(cfg: Config) -> None:

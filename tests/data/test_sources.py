@@ -18,6 +18,7 @@ from trainwell.errors import DataError
 EXPECTED = {  # name -> (task, input_shape, n_outputs)
     "digits": ("multiclass", (64,), 10),
     "digits_images": ("multiclass", (1, 8, 8), 10),
+    "mnist_sample": ("multiclass", (1, 28, 28), 10),
     "iris": ("multiclass", (4,), 3),
     "wine": ("multiclass", (13,), 3),
     "breast_cancer": ("binary", (30,), 1),

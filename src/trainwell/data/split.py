@@ -164,4 +164,38 @@ def make_splits(cfg: SplitConfig, n: int, y: np.ndarray | None, seed: int,
     return split_by_fraction(n, y, cfg.val, cfg.test, cfg.stratify, seed), how
 
 
-__all__ = ["make_splits", "split_by_column", "split_by_fraction", "split_by_indices"]
+def split_fixed_test(test_rows: np.ndarray, n_rows: int, kept: np.ndarray, y: np.ndarray | None,
+                     val: float, stratify: bool, seed: int) -> dict[str, np.ndarray]:
+    """A bundled set's fixed test rows (the same for every seed); the other rows divided into
+    train and val as :func:`split_by_fraction` divides them (``val`` of them, by the seed)."""
+    pos = np.full(n_rows, -1, dtype=np.int64)
+    pos[kept] = np.arange(len(kept))
+    test = pos[np.asarray(test_rows, dtype=np.int64)]
+    test = np.sort(test[test >= 0])
+    rest = np.setdiff1d(np.arange(len(kept), dtype=np.int64), test)
+    sub = split_by_fraction(len(rest), None if y is None else y[rest], val, 0.0, stratify, seed)
+    return {"train": rest[sub["train"]], "val": rest[sub["val"]], "test": test}
+
+
+def take_per_class(train: np.ndarray, y: np.ndarray, k: int, seed: int,
+                   what: str) -> np.ndarray:
+    """``k`` training rows of each class, drawn by the seed (sorted); for one seed the rows
+    kept for a smaller ``k`` are among those kept for a larger one.
+
+    Raises:
+        DataError: a class with fewer than ``k`` training rows (``what`` names the setting).
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EB]))
+    classes = np.unique(y[train])
+    counts = {int(c): int((y[train] == c).sum()) for c in classes}
+    fewest = min(counts, key=lambda c: counts[c])
+    if counts[fewest] < k:
+        raise DataError(f"{what} = {k}, but the training split has only {counts[fewest]} rows "
+                        f"of class index {fewest} (the val split takes the others); at most "
+                        f"{counts[fewest]}, or lower data.split.val")
+    keep = [rng.permutation(train[y[train] == c])[:k] for c in classes]
+    return np.sort(np.concatenate(keep))
+
+
+__all__ = ["make_splits", "split_by_column", "split_by_fraction", "split_by_indices",
+           "split_fixed_test", "take_per_class"]

@@ -133,6 +133,7 @@ def results_tables(run: RunData) -> str:
     if test:
         out += ("<h3>Test split (best snapshot)</h3>"
                 + h.table(["metric", "value"], list(test.items())))
+        out += averaged_test_tables(res)
     return out
 
 
@@ -483,11 +484,31 @@ def config_section(run: RunData) -> str:
             f"<pre>{h.esc(run.config_text)}</pre></details>")
 
 
+def augment_section(run: RunData) -> str:
+    """The grid of training images beside their augmented views (``augment_grid.png``)."""
+    import base64
+
+    path = run.path / "augment_grid.png"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return h.note(f"{path.name} cannot be read: {exc.strerror or exc}")
+    if not data.startswith(b"\x89PNG\r\n\x1a\n") or len(data) < 24:
+        return h.note(f"{path.name} is not a PNG image")
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    ops = ", ".join(k for k in _table(run.config, "augment"))
+    return h.figure("augment-grid", uri, f"training images (top row) and the views the "
+                    f"augmentation made of them in the first epochs ({ops}); under each its "
+                    "target, a mixture for mixup / cutmix", wide=True)
+
+
 def render_run_report(run: RunData) -> str:
     """The HTML of one run's report."""
     sections = [
         ("summary", "Summary", summary_section(run)),
         ("curves", "Learning curves", curves_section(run)),
+        *([("augment", "What the model is fed", augment_section(run))]
+          if (run.path / "augment_grid.png").is_file() else []),
         *([("domain", "Domain adaptation", domain_section(run))] if is_domain_run(run) else []),
         ("lr", "Learning-rate schedule", lr_section(run)),
         ("layers", "Layer statistics", layers_section(run)),
@@ -577,3 +598,24 @@ def _params_text(n: Any) -> Any:
     if isinstance(n, int) and not isinstance(n, bool):
         return f"{n:,}"
     return n
+
+
+def averaged_test_tables(res: dict[str, Any]) -> str:
+    """``[tta]``: the test metrics without and with test-time augmentation / Monte Carlo
+    passes, side by side (``results.json`` ``test``, ``test_tta``, ``test_mc``)."""
+    test, info = _table(res, "test"), _table(res, "tta")
+    out = ""
+    for key, title, how in (
+        ("test_tta", "Test split with test-time augmentation",
+         f"views: {', '.join(map(str, info.get('views') or []))}; beta {info.get('beta')} "
+         "(final = beta * plain + (1 - beta) * mean over the views)"),
+        ("test_mc", "Test split with Monte Carlo passes",
+         f"{info.get('mc_samples')} passes with {info.get('stochastic_layers')} sampling, "
+         f"seed {info.get('seed')}"),
+    ):
+        averaged = _table(res, key)
+        if averaged:
+            rows = [(k, test.get(k), v) for k, v in averaged.items()]
+            out += (f"<h3>{title}</h3>" + h.table(["metric", "plain", "averaged"], rows)
+                    + h.note(how))
+    return out

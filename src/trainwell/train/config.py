@@ -252,6 +252,18 @@ class TrainConfig(Section):
         description="intra-op threads while training: auto (1 for a small model step, else the "
         "idle cores) or a count",
     )
+    channels_last: bool = Field(
+        default=False, description="image models: weights and 4-D batches in channels-last "
+        "memory order (same values; faster convolutions on many CPUs and GPUs)",
+    )
+    compile: bool = Field(
+        default=False, description="torch.compile the model for training (compiled before "
+        "the first epoch; compile time reported apart in results.json)",
+    )
+    compile_backend: Literal["inductor", "aot_eager", "eager"] = Field(
+        default="inductor", description="torch.compile backend: inductor generates code; "
+        "aot_eager / eager compile in seconds and compute as eager mode (checks, tests)",
+    )
 
     @field_validator("loss", "penalty", "optimizer", "schedule", mode="before")
     @classmethod

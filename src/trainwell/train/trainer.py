@@ -51,6 +51,13 @@ from trainwell.train.objective import (
 )
 from trainwell.train.optim import make_optimizer
 from trainwell.train.penalties import make_penalty
+from trainwell.train.performance import (
+    check_channels_last,
+    compile_model,
+    match_state_layout,
+    use_channels_last,
+    warm_up,
+)
 from trainwell.train.schedules import LRSchedule
 from trainwell.train.threads import resolve_threads, use_threads
 
@@ -91,6 +98,11 @@ class Trainer:
             source validation loss does not say which weights adapted best).
         threads: intra-op threads during ``fit``: ``"auto"`` (one for a small step, else the
             idle cores; :mod:`trainwell.train.threads`), a count, or None (torch's setting).
+        channels_last: weights and 4-D input batches in ``torch.channels_last`` order (images
+            only; :mod:`trainwell.train.performance`).
+        compile: train and evaluate through ``torch.compile(model)`` with ``compile_backend``
+            (``inductor``, ``aot_eager`` or ``eager``), compiled before the first epoch;
+            ``compile_time`` holds the seconds that took; ``model`` stays the plain module.
 
     Attributes:
         history: one dict of metrics per finished epoch.
@@ -137,11 +149,20 @@ class Trainer:
         num_workers: int = 0,
         restore_best: bool = True,
         threads: int | str | None = "auto",
+        channels_last: bool = False,
+        compile: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         self.device = resolve_device(device)
         self.keep_best = restore_best
         self.threads = threads
         self.model = model.to(self.device)
+        self.channels_last, self.compile = channels_last, compile
+        self.compile_time: float | None = None  # seconds of train.compile's warm-up
+        if channels_last:
+            use_channels_last(self.model)
+        # train.compile: the loop calls the compiled wrapper; self.model stays the plain module
+        self._compiled = compile_model(self.model, compile_backend) if compile else None
         self.objective = make_objective(
             step,
             self.model,
@@ -219,9 +240,18 @@ class Trainer:
             "num_workers": cfg.num_workers,
             "threads": cfg.threads,
             "device": cfg.device,
+            "channels_last": cfg.channels_last,
+            "compile": cfg.compile,
+            "compile_backend": cfg.compile_backend,
         }
         settings.update(kwargs)
         return cls(model, task=task, seed=seed, **settings)
+
+    @property
+    def forward_model(self) -> nn.Module:
+        """What the loop and evaluation call: the compiled wrapper with ``compile``, else the
+        model."""
+        return self._compiled if self._compiled is not None else self.model
 
     # ------------------------------------------------------------------ the loop
 
@@ -304,7 +334,7 @@ class Trainer:
         start: float,
         writer: CheckpointWriter,
     ) -> None:
-        model, opt, sched = self.model, self.optimizer, self.schedule
+        model, opt, sched = self.forward_model, self.optimizer, self.schedule
         objective = self.objective
         step: Callable[[nn.Module, Any], StepResult] = (
             objective.loss  # the default returns a StepResult; others may return a bare loss
@@ -395,6 +425,12 @@ class Trainer:
         self.objective.bind(self)
         self.objective.setup(self.model, batches.peek())  # the task, the loss, the output width
         self.task = self.objective.task
+        if self.channels_last:
+            x = split_batch(batches.peek())[0]
+            check_channels_last(tuple(x.shape[1:]), "the training data")
+        if self.compile and self.compile_time is None:  # before the epochs' clock starts
+            self.compile_time = warm_up(self.forward_model, split_batch(batches.peek())[0],
+                                        self.device)
         self._check_metric_names(has_val)
         self.schedule = LRSchedule(self.optimizer, self.schedule_spec, steps_per_epoch, self.epochs)
         self.lr = self.schedule.lr
@@ -483,7 +519,7 @@ class Trainer:
         with torch.inference_mode():
             for batch in self._eval_batches(data):
                 xb, yb = split_batch(batch)
-                outs.append(self.model(xb))
+                outs.append(self.forward_model(xb))
                 if yb is not None:
                     ys.append(yb)
         return concat_outputs(outs), (torch.cat(ys) if ys else None)
@@ -492,7 +528,7 @@ class Trainer:
         """``<prefix>_loss`` and the task's metrics on ``data``, as the objective computes them."""
         if data is None or len(data) == 0:
             return {}
-        return self.objective.evaluate(self.model, self._eval_batches(data), prefix)
+        return self.objective.evaluate(self.forward_model, self._eval_batches(data), prefix)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -548,6 +584,7 @@ class Trainer:
         assert self.optimizer is not None and self.schedule is not None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        match_state_layout(self.optimizer)  # channels_last parameters: their moments NHWC too
         self.schedule.load_state_dict(state["schedule"])
         self.early_stopping.load_state_dict(state["early_stopping"])
         if state["best"] is not None:
