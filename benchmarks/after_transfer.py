@@ -23,7 +23,7 @@ A negative-transfer case follows: the same network pretrained on 0-4 with shuffl
 (``--shuffle-labels``), where ``auto`` and the doctor's transfer check should say so.
 
     nice python benchmarks/after_transfer.py --seeds 3 --threads 1
-    python benchmarks/after_transfer.py --quick       # one seed, k = 1 and 5, few steps
+    python benchmarks/after_transfer.py --quick       # one seed, k = 1 and 5, 20 steps
 
 Each cell is the mean test accuracy over the seeds; ratios are to scratch.
 """
@@ -52,6 +52,8 @@ TARGET_CLASSES = (5, 6, 7, 8, 9)
 METHODS = ("scratch", "probe", "finetune", "probe_then_finetune", "auto")
 KS = (1, 5, 10, 30)
 LR = 3e-3
+#: the optimizer of every method (``--optimizer``)
+OPTIMIZER = {"name": "adam", "lr": LR}
 LR_MULT = 0.1
 BATCH = 32
 
@@ -86,9 +88,10 @@ def run_method(method: str, data: dict[str, Any], k: int, steps: int, seed: int,
         if method in ("finetune", "probe_then_finetune"):
             model["lr_mult"] = LR_MULT
     cfg = {"seed": seed, "runs_dir": str(runs), "data": data, "model": model,
-           "log": {"report": False},
-           "train": {"epochs": epochs, "batch_size": BATCH, "threads": 1,
-                     "optimizer": {"name": "adam", "lr": LR}}}
+           "log": {"report": False}, "doctor": {"monitor": False},
+           "train": {"epochs": epochs, "batch_size": BATCH, "threads": 1, "checkpoint_every": 0,
+                     "early_stopping": {"patience": None},  # every method: all its steps
+                     "optimizer": OPTIMIZER}}
     with contextlib.redirect_stdout(io.StringIO()):
         run = trainwell.fit(cfg, quiet=True)
     out = {"accuracy": float(run.metrics["test_accuracy"]), "steps": run.trainer.step}
@@ -164,7 +167,7 @@ def benchmark(ks: tuple[int, ...], seeds: int, steps: int, source: str | None = 
         if negative:
             with contextlib.redirect_stdout(io.StringIO()):
                 pretrain(folder, name="shuffled", shuffle_labels=True,
-                         epochs=5 if steps < 100 else 30)
+                         epochs=3 if steps < 100 else 30)
             bad = str(folder / "shuffled.safetensors")
             k = max(ks)
             data = target_data(folder, k, 0)
@@ -191,13 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=150, help="optimizer steps of every method")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--source", default=None, help="default: pretrained:mnist04")
-    p.add_argument("--quick", action="store_true", help="one seed, k = 1 and 5, 30 steps")
+    p.add_argument("--quick", action="store_true", help="one seed, k = 1 and 5, 20 steps")
     args = p.parse_args(argv)
     logging.getLogger("trainwell").setLevel(logging.ERROR)  # "no validation data" notices
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     if args.quick:
-        benchmark((1, 5), 1, 30, args.source)
+        benchmark((1, 5), 1, 20, args.source)
     else:
         benchmark(KS, args.seeds, args.steps, args.source)
     return 0

@@ -220,3 +220,12 @@ def test_trainer_takes_the_groups_and_frozen_layers_stay_out():
     trainer.fit((torch.randn(32, 4, generator=g), torch.randint(0, 3, (32,), generator=g)))
     assert torch.equal(model[0].weight, before)
     assert [g["initial_lr"] for g in opt.param_groups] == [0.01, 0.005]
+
+
+def test_a_new_head_starts_at_zero():
+    from trainwell.after.transfer import zero_head_
+
+    model = net()
+    assert zero_head_(model) == "5"
+    assert not model[5].weight.any() and not model[5].bias.any()
+    assert model[3].weight.any()  # the rest as it was
