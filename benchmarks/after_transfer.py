@@ -7,9 +7,9 @@ digits 0-4 of ``builtin:mnist_sample``'s training split). The target task is dig
 1,250 images of 5-9 in the set's fixed test split, which no method sees.
 
 Methods, all the same network trained by ``trainwell.fit`` with Adam (lr 3e-3), batches of 32
-and the same number of optimizer steps (``--steps``; epochs = steps / batches per epoch), the
-last epoch's weights scored (no validation split: with k labels per class there is none to
-spare):
+and the same number of optimizer steps (``--steps``; epochs = steps / batches per epoch; no
+early stopping), scored with the weights of the epoch of lowest training loss (no validation
+split: with k labels per class there is none to spare):
 
 * scratch: the network at its usual initialization;
 * probe: ``transfer = "probe"``, the pretrained backbone frozen (BatchNorm in eval mode), a

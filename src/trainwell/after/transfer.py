@@ -533,9 +533,9 @@ def zero_head_(model: nn.Module) -> str:
     A new head on pretrained features starts from zero rather than random weights: trained by
     gradient descent from zero, a linear layer stays in the span of the features it was shown,
     as a regularized linear probe does, instead of keeping random weights in every direction
-    that a few labelled rows never reach (with one image per class, a randomly initialized
-    head scored 35% on digits 5-9, the zero one 50%). The features below it differ per class,
-    so the zero start breaks no symmetry that matters.
+    that a few labelled rows never reach (on digits 5-9 from one image per class, SGD from zero
+    matched scikit-learn's logistic regression on the same features, 52%). The features below
+    it differ per class, so the zero start breaks no symmetry that matters.
     """
     name, head = head_layer(model)
     with torch.no_grad():
