@@ -105,12 +105,17 @@ def test_a_resumed_transfer_run_ends_bit_identical(digits, source_run, runs_dir)
             if trainer.epoch == 2:
                 raise RuntimeError("the machine went down")
 
+    import shutil
+
+    copy = shutil.copytree(source_run, runs_dir.parent / "source-copy")
     cfg = target(digits, runs_dir, transfer="probe_then_finetune", lr_mult=0.5,
-                 init_from=str(source_run))
+                 init_from=str(copy))
     cfg["train"].update(epochs=4, checkpoint_every=1)
     with pytest.raises(RuntimeError, match="went down"):
         trainwell.fit(cfg, name="crashed", quiet=True, callbacks=[Crash()])
+    shutil.rmtree(copy)  # the checkpoint holds the weights: the source is not read again
     resumed = trainwell.fit(resume=runs_dir / "crashed", quiet=True)
+    shutil.copytree(source_run, copy)
     full = trainwell.fit(cfg, name="full", quiet=True)
     a = read_safetensors(resumed.run_dir / "model.safetensors")
     b = read_safetensors(full.run_dir / "model.safetensors")
@@ -251,6 +256,9 @@ def test_bad_sources_are_refused_before_any_run_directory(digits, source_run, tm
     layer = {**base, "model": {**MODEL, "init_from": str(source_run), "freeze": "conv3"}}
     _refused(layer, tmp_path, runs_dir, capsys, "model.freeze = 'conv3' names no layer",
              "conv1, conv1_norm, conv2, conv2_norm, fc1, fc1_norm, head")
+    everything = {**base, "model": {**MODEL, "init_from": str(source_run), "freeze": "head"}}
+    _refused(everything, tmp_path, runs_dir, capsys, "model.freeze = 'head' freezes every layer "
+             "of the model: nothing would train")
     heads = {**base, "model": {**MODEL, "init_from": str(source_run)},
              "domain": {"target": "builtin:rotated_moons"}}
     _refused(heads, tmp_path, runs_dir, capsys, "model.init_from applies to a model of one head")
