@@ -295,3 +295,17 @@ def test_the_grid_writes_mixtures_under_mixed_samples():
     g = augment_generator(0, 1, 0)
     x, y = aug(data.train.X[:16], data.train.y[:16], g)
     assert torch.equal(x, views[0][0]) and torch.equal(y, views[0][1])
+
+
+def test_a_damaged_augment_file_is_named_when_resuming(runs_dir):
+    class Crash:
+        def after_epoch(self, trainer):
+            if trainer.epoch == 2:  # the checkpoint of epoch 1 exists
+                raise RuntimeError("the machine went down")
+
+    with pytest.raises(RuntimeError, match="went down"):
+        trainwell.fit(DIGITS, name="crashed", quiet=True, callbacks=[Crash()])
+    saved = runs_dir / "crashed" / "augment.safetensors"
+    saved.write_bytes(saved.read_bytes()[:20])
+    with pytest.raises(trainwell.errors.RunError, match="augment.safetensors"):
+        trainwell.fit(resume=runs_dir / "crashed", quiet=True)
