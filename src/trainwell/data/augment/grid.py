@@ -61,10 +61,12 @@ def label_text(y: Tensor, classes: list[Any] | None, task: str) -> str:
     return " + ".join(f"{w:.2f} {name(i)}" for w, i in parts)
 
 
-def _show(img: np.ndarray) -> np.ndarray:
+def _rgb(img: np.ndarray) -> np.ndarray:
+    """(C, H, W) as (H, W, 3) in [0, 1], min-max scaled for display only."""
     lo, hi = float(img.min()), float(img.max())
     show = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
-    return show[0] if show.shape[0] == 1 else show[:3].transpose(1, 2, 0)
+    return np.repeat(show[:1], 3, 0).transpose(1, 2, 0) if show.shape[0] != 3 else \
+        show.transpose(1, 2, 0)
 
 
 def augment_grid_png(prepared: Any, augmenter: Augmenter, seed: int, n: int = 8,
@@ -73,7 +75,8 @@ def augment_grid_png(prepared: Any, augmenter: Augmenter, seed: int, n: int = 8,
     epochs (rows below), each titled with its target (a mixture for mixup / cutmix).
 
     The images are drawn at random (fixed by ``seed``) from the training split; a batch of
-    ``batch`` of them is augmented together so that mixing operations have partners.
+    ``batch`` of them is augmented together so that mixing operations have partners. The grid
+    is one mosaic image (one ``imshow``), each cell min-max scaled for display.
     """
     import matplotlib
 
@@ -89,21 +92,25 @@ def augment_grid_png(prepared: Any, augmenter: Augmenter, seed: int, n: int = 8,
     y = train.y[torch.from_numpy(pick)]
     views = augmented_views(augmenter, x, y, seed, epochs, lazy=train.lazy)
     cols = min(n, len(x))
-    fig, axes = plt.subplots(epochs + 1, cols, figsize=(cols * 1.3, (epochs + 1) * 1.45),
-                             squeeze=False)
     rows = [(x, y, "original")] + [(vx, vy, f"epoch {e + 1}") for e, (vx, vy) in enumerate(views)]
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    gap_x, gap_y = max(1, w // 8), max(h // 3, 3)  # room for the labels above each row
+    mosaic = np.ones((len(rows) * (h + gap_y), cols * (w + gap_x), 3))
+    cell = 1.1  # inches per cell
+    fig, ax = plt.subplots(figsize=(cols * cell + 0.6, len(rows) * cell * (h + gap_y) / h))
     for r, (xs, ys, what) in enumerate(rows):
+        top = r * (h + gap_y) + gap_y
         for c in range(cols):
-            ax = axes[r][c]
-            ax.axis("off")
-            show = _show(xs[c].detach().cpu().float().numpy())
-            ax.imshow(show, cmap="gray" if show.ndim == 2 else None, interpolation="nearest")
+            left = c * (w + gap_x)
+            mosaic[top:top + h, left:left + w] = _rgb(xs[c].detach().cpu().float().numpy())
             yc = ys[c] if ys is not None else torch.tensor(0)
-            ax.set_title(label_text(yc, prepared.classes, prepared.task), fontsize=7)
-        axes[r][0].text(-0.15, 0.5, what, transform=axes[r][0].transAxes, rotation=90,
-                        ha="right", va="center", fontsize=8)
+            ax.text(left + w / 2, top - 0.6, label_text(yc, prepared.classes, prepared.task),
+                    ha="center", va="bottom", fontsize=7)
+        ax.text(-gap_x, top + h / 2, what, rotation=90, ha="right", va="center", fontsize=8)
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.axis("off")
     ops = ", ".join(augmenter.names)
-    fig.suptitle(f"training samples (top) and what the model is fed: {ops}", fontsize=9)
+    ax.set_title(f"training samples (top) and what the model is fed: {ops}", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
