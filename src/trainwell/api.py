@@ -272,6 +272,12 @@ def _fit(
 
         augmenter = (Augmenter.load(cfg.augment, run_dir) if run_dir is not None and not restart
                      else Augmenter.fit(cfg.augment, prepared))
+    if cfg.tta.enabled or cfg.tta.mc_samples:  # views on a table, passes that sample nothing
+        from trainwell.data.augment.tta_config import trained_geometry_of
+        from trainwell.train.test_time import check_test_time_config
+
+        check_test_time_config(cfg.tta, trained_geometry_of(cfg, prepared.input_shape),
+                               prepared.input_shape, model)
     from trainwell.runs import (
         default_run_name,
         new_run_dir,
@@ -410,6 +416,9 @@ def _train(
         _end_status(run_dir, exc)
         raise
     results = _write_results(run_dir, trainer, prepared)
+    if (cfg.tta.enabled or cfg.tta.mc_samples) and results.get("test"):
+        results.update(_test_time_results(cfg, trainer, prepared))
+        write_json_atomic(run_dir / "results.json", results)
     if cfg.domain is not None and domain is not None and status == "completed":
         results["domain"] = _domain_results(cfg, prepared, domain, trainer, results, device)
         write_json_atomic(run_dir / "results.json", results)
@@ -519,6 +528,16 @@ def _domain_results(cfg: Config, prepared: Any, domain: DomainData, trainer: Tra
     return domain_summary([kept] if kept else trainer.history, results.get("test", {}), baseline)
 
 
+def _test_time_results(cfg: Config, trainer: Trainer, prepared: Any) -> dict[str, Any]:
+    """``[tta]``: the test metrics with test-time augmentation and Monte Carlo passes."""
+    from trainwell.data.augment.tta_config import trained_geometry_of
+    from trainwell.train.test_time import averaged_results
+
+    return averaged_results(trainer.model, trainer.objective, prepared.test, prepared.task,
+                            cfg.tta, trained_geometry_of(cfg, prepared.input_shape),
+                            prepared.input_shape, cfg.seed)
+
+
 def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
     """The callbacks a run gets from its config: the doctor's monitor, TensorBoard."""
     out: list[Any] = []
@@ -603,16 +622,21 @@ class Predictor:
             f"{' or a 2-D array' if columns else ''}; got {type(raw).__name__}"
         )
 
-    def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False) -> Any:
+    def outputs(self, raw: Any, batch_size: int = 4096, transformed: bool = False, *,
+                tta: bool = False, mc_samples: int = 0, seed: int = 0) -> Any:
         """The model's raw outputs on ``raw``, preprocessed as in training (unless transformed):
         a tensor, or ``{head: tensor}`` for a run with ``[heads]``; a domain-adversarial run
-        gives its label head's."""
+        gives its label head's. With ``tta`` / ``mc_samples``: the raw outputs of the averaged
+        prediction (:meth:`averaged_outputs`)."""
         import torch
 
         from trainwell.train.objective import concat_outputs
 
         X = raw if transformed else self.transform(self._as_input(raw))
         X = torch.as_tensor(X, dtype=torch.float32) if not isinstance(X, torch.Tensor) else X
+        if tta or mc_samples:
+            return self.averaged_outputs(X, tta=tta, mc_samples=mc_samples, seed=seed,
+                                         batch_size=batch_size)[0]
         with torch.inference_mode():
             out = concat_outputs([self.model(X[i : i + batch_size])
                                   for i in range(0, len(X), batch_size)])
@@ -621,6 +645,26 @@ class Predictor:
         if self.heads and not isinstance(out, dict):  # no rows
             out = {name: out for name in self.heads}
         return out
+
+    def averaged_outputs(self, X: Any, *, tta: bool = False, mc_samples: int = 0,
+                         seed: int = 0, batch_size: int = 4096) -> tuple[Any, Any]:
+        """``(raw outputs, spread)`` of the test-time average on model input ``X``: the views of
+        test-time augmentation (``tta``, from the run's ``[augment]`` and ``[tta]``) and
+        ``mc_samples`` Monte Carlo passes seeded by ``seed``; the spread (None without passes)
+        is the uncertainty of docs/tta.md."""
+        from trainwell.config import load_config
+        from trainwell.data.augment.tta_config import trained_geometry_of
+        from trainwell.train.test_time import average_outputs, averaging_model
+
+        cfg = load_config(self.run_dir / "config.toml")
+        if self.heads or cfg.domain is not None:
+            raise ConfigError("--tta / --mc-samples do not apply to a run with [heads] or "
+                              "[domain] yet: predict without them")
+        shape = self.data_info["input_shape"]
+        averaged = averaging_model(self.model, self.task, cfg.tta, trained_geometry_of(cfg, shape),
+                                   shape, tta=tta,
+                                   mc_samples=mc_samples, names=("--tta", "--mc-samples"))
+        return average_outputs(averaged, X, seed=seed, batch_size=batch_size)
 
     def _columns(self, out: Any, task: str, classes: list[Any] | None, prefix: str
                  ) -> dict[str, Any]:
@@ -650,10 +694,12 @@ class Predictor:
             return out
         return self.transform.target_units(out)
 
-    def predict_table(self, raw: Any) -> dict[str, Any]:
+    def predict_table(self, raw: Any, *, tta: bool = False, mc_samples: int = 0,
+                      seed: int = 0) -> dict[str, Any]:
         """Columns for a prediction file: ``id``, ``prediction`` and ``proba_<class>`` (or, for
         regression, ``prediction`` / ``prediction_<i>`` per target); with ``[heads]`` the same
-        per head, prefixed ``<head>_``."""
+        per head, prefixed ``<head>_``. With ``mc_samples``, ``uncertainty`` (``_<i>`` per
+        regression target) too; see docs/tta.md."""
         import numpy as np
 
         raw = self._as_input(raw)
@@ -662,7 +708,11 @@ class Predictor:
         else:
             X = self.transform(raw)
             ids = list(range(len(X)))
-        out = self.outputs(X, transformed=True)
+        spread = None
+        if tta or mc_samples:
+            out, spread = self.averaged_outputs(X, tta=tta, mc_samples=mc_samples, seed=seed)
+        else:
+            out = self.outputs(X, transformed=True)
         ids_arr = np.asarray(ids)
         table: dict[str, Any] = {"id": ids_arr if ids_arr.dtype != object else ids_arr.astype(str)}
         if self.heads:
@@ -670,14 +720,20 @@ class Predictor:
                 table.update(self._columns(out[name], h["task"], h.get("classes"), f"{name}_"))
         else:
             table.update(self._columns(out, self.task, self.classes, ""))
+        if spread is not None:
+            from trainwell.train.test_time import uncertainty_columns
+
+            table.update(uncertainty_columns(spread, self.task, self._target_units))
         return table
 
-    def predict_proba(self, raw: Any) -> Any:
+    def predict_proba(self, raw: Any, *, tta: bool = False, mc_samples: int = 0,
+                      seed: int = 0) -> Any:
         """Class probabilities, one column per class in the order of ``classes``; with
-        ``[heads]``, ``{head: probabilities}`` for each classification head."""
+        ``[heads]``, ``{head: probabilities}`` for each classification head. ``tta`` /
+        ``mc_samples``: averaged over test-time views / Monte Carlo passes (docs/tta.md)."""
         from trainwell.train.metrics import output_predictions
 
-        out = self.outputs(raw)
+        out = self.outputs(raw, tta=tta, mc_samples=mc_samples, seed=seed)
         if self.heads:
             proba = {name: output_predictions(out[name], h["task"])["proba"]
                      for name, h in self.heads.items() if h["task"] != "regression"}
@@ -689,14 +745,16 @@ class Predictor:
             raise TrainwellError("predict_proba needs a classification run; this run is regression")
         return output_predictions(out, self.task)["proba"]
 
-    def predict(self, raw: Any) -> Any:
+    def predict(self, raw: Any, *, tta: bool = False, mc_samples: int = 0,
+                seed: int = 0) -> Any:
         """Labels in the training data's own values (classification) or predicted values; with
-        ``[heads]``, ``{head: predictions}``."""
+        ``[heads]``, ``{head: predictions}``. ``tta`` / ``mc_samples``: of the prediction
+        averaged over test-time views / Monte Carlo passes (docs/tta.md)."""
         import numpy as np
 
         from trainwell.train.metrics import output_predictions
 
-        out = self.outputs(raw)
+        out = self.outputs(raw, tta=tta, mc_samples=mc_samples, seed=seed)
 
         def labels(o: Any, task: str, classes: list[Any] | None) -> np.ndarray:
             pred = output_predictions(self._target_units(o), task)["y_pred"]

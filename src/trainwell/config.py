@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 import trainwell.schema as schema
 from trainwell.data.augment.config import AugmentConfig
+from trainwell.data.augment.tta_config import TTAConfig
 from trainwell.data.config import DataConfig
 from trainwell.diagnose.config import DoctorConfig
 from trainwell.errors import ConfigError
@@ -53,6 +54,10 @@ class Config(Section):
     augment: AugmentConfig = Field(
         default_factory=AugmentConfig,
         description="training-split augmentation, one table per operation; empty: off",
+    )
+    tta: TTAConfig = Field(
+        default_factory=TTAConfig,
+        description="test-time augmentation and Monte Carlo passes (docs/tta.md)",
     )
 
     def head_targets(self) -> dict[str, tuple[list[str], str]] | None:
@@ -189,6 +194,9 @@ def check_cross_fields(cfg: Config) -> None:
         from trainwell.search.space import validate_space
 
         validate_space(cfg)
+    from trainwell.data.augment.tta_config import check_tta
+
+    check_tta(cfg)
 
 
 def _check_heads_domain(cfg: Config) -> None:

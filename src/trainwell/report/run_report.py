@@ -133,6 +133,7 @@ def results_tables(run: RunData) -> str:
     if test:
         out += ("<h3>Test split (best snapshot)</h3>"
                 + h.table(["metric", "value"], list(test.items())))
+        out += averaged_test_tables(res)
     return out
 
 
@@ -597,3 +598,24 @@ def _params_text(n: Any) -> Any:
     if isinstance(n, int) and not isinstance(n, bool):
         return f"{n:,}"
     return n
+
+
+def averaged_test_tables(res: dict[str, Any]) -> str:
+    """``[tta]``: the test metrics without and with test-time augmentation / Monte Carlo
+    passes, side by side (``results.json`` ``test``, ``test_tta``, ``test_mc``)."""
+    test, info = _table(res, "test"), _table(res, "tta")
+    out = ""
+    for key, title, how in (
+        ("test_tta", "Test split with test-time augmentation",
+         f"views: {', '.join(map(str, info.get('views') or []))}; beta {info.get('beta')} "
+         "(final = beta * plain + (1 - beta) * mean over the views)"),
+        ("test_mc", "Test split with Monte Carlo passes",
+         f"{info.get('mc_samples')} passes with {info.get('stochastic_layers')} sampling, "
+         f"seed {info.get('seed')}"),
+    ):
+        averaged = _table(res, key)
+        if averaged:
+            rows = [(k, test.get(k), v) for k, v in averaged.items()]
+            out += (f"<h3>{title}</h3>" + h.table(["metric", "plain", "averaged"], rows)
+                    + h.note(how))
+    return out

@@ -33,6 +33,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT", help="CSV, Parquet, NPZ file or image folder")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="output file: .csv, .parquet or .npz")
+    p.add_argument("--tta", action="store_true",
+                   help="average the probabilities over test-time views (the flips and shifts "
+                        "training used; see docs/tta.md)")
+    p.add_argument("--mc-samples", dest="mc_samples", type=_positive_int, default=0,
+                   metavar="N",
+                   help="average N passes with dropout and the other stochastic layers "
+                        "sampling (Monte Carlo dropout) and add an uncertainty column")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the Monte Carlo passes (default 0): same seed, same output")
     add_trust_code_arg(p)
     p.set_defaults(func=_predict)
 
@@ -42,6 +51,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0; got {text!r}")
+    return value
+
+
 def _summary(run) -> str:
     test = run.results.get("test", {})
     parts = [f"{k.removeprefix('test_')} {v:.4g}" for k, v in test.items()]
@@ -49,6 +78,11 @@ def _summary(run) -> str:
     stop = ", stopped early" if run.results.get("stopped_early") else ""
     scores = ", ".join(parts) if parts else "split empty"
     line = f"run {run.run_dir}: {best}{stop}; test {scores}"
+    for key, how in (("test_tta", "with TTA"), ("test_mc", "with Monte Carlo passes")):
+        averaged = run.results.get(key) or {}
+        if averaged:
+            line += f"\ntest {how}: " + ", ".join(
+                f"{k.removeprefix('test_')} {v:.4g}" for k, v in averaged.items())
     if (run.run_dir / "report.html").exists():
         line += f"\nreport: {run.run_dir / 'report.html'}"
     return line
@@ -110,7 +144,8 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .csv, .parquet or .npz; got {out.name!r}")
     import_libraries(*TRAINING_LIBRARIES)
     predictor = load(args.run)
-    table = predictor.predict_table(args.input)
+    table = predictor.predict_table(args.input, tta=args.tta, mc_samples=args.mc_samples,
+                                    seed=args.seed)
     import io
 
     from trainwell.runs import write_bytes_atomic
