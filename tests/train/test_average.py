@@ -221,7 +221,10 @@ def test_average_names_agree_with_the_registry_and_bad_settings_are_refused():
         load_config(base, ["train.average=emma"])
     # the Trainer checks the same against its own epochs
     with pytest.raises(ConfigError, match="needs at least 2"):
-        Trainer(_net(), epochs=2, average="swa", threads=None).fit(_data())
+        Trainer(_net(), epochs=1, average="swa", threads=None).fit(_data())
     with pytest.raises(ConfigError, match="invalid train.average"):
         Trainer(_net(), average={"name": "ema", "decay": 0})
     assert AverageConfig(name="swa").swa_epochs(20) == (16, 5)
+    # a fraction averages at least the last two epochs (every epoch, or every `every`)
+    assert AverageConfig(name="swa").swa_epochs(4) == (3, 2)
+    assert AverageConfig(name="swa", start=0.9, every=2).swa_epochs(5) == (3, 2)

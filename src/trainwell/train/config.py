@@ -226,18 +226,19 @@ for _name, _average_aliases in {"none": ("off",), "ema": (), "swa": ()}.items():
 SWA_DEFAULT_START = 0.75
 
 
-def swa_start_epoch(start: float | None, epochs: int) -> int:
+def swa_start_epoch(start: float | None, epochs: int, every: int = 1) -> int:
     """The first epoch SWA averages: ``start`` itself (an epoch, >= 1), or for a fraction ``f``
-    of the run ``floor(f * epochs) + 1`` (0.75 of 20 epochs: epochs 16-20 are averaged).
+    of the run ``floor(f * epochs) + 1`` (0.75 of 20 epochs: epochs 16-20 are averaged), moved
+    earlier where needed so that a fraction averages at least two epochs' weights.
 
     Example:
-        >>> swa_start_epoch(0.75, 20), swa_start_epoch(3, 20), swa_start_epoch(None, 8)
-        (16, 3, 7)
+        >>> swa_start_epoch(0.75, 20), swa_start_epoch(3, 20), swa_start_epoch(None, 4)
+        (16, 3, 3)
     """
     start = SWA_DEFAULT_START if start is None else start
     if isinstance(start, int):
         return start
-    return int(start * epochs) + 1
+    return max(1, min(int(start * epochs) + 1, epochs - every))
 
 
 class AverageConfig(Section):
@@ -254,7 +255,8 @@ class AverageConfig(Section):
     start: int | float | None = Field(
         default=None,
         description="swa: the first averaged epoch (an integer >= 1) or a fraction in (0, 1) of "
-        f"the epochs; default {SWA_DEFAULT_START} (the last quarter)",
+        f"the epochs (at least the last two are averaged); default {SWA_DEFAULT_START} (the "
+        "last quarter)",
     )
     lr: float | None = Field(
         default=None, gt=0,
@@ -303,8 +305,8 @@ class AverageConfig(Section):
     def swa_epochs(self, epochs: int) -> tuple[int, int]:
         """SWA over a run of ``epochs``: (the first averaged epoch, how many epochs are
         averaged)."""
-        first = swa_start_epoch(self.start, epochs)
         every = self.every or 1
+        first = swa_start_epoch(self.start, epochs, every)
         return first, (epochs - first) // every + 1 if first <= epochs else 0
 
     def check_epochs(self, epochs: int) -> None:
