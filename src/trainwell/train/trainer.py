@@ -107,6 +107,7 @@ class Trainer:
         outcome: ``running``, then ``completed``, ``stopped_early``, ``stopped`` (a callback set
             ``stop_training``), ``diverged``, ``failed``, ``interrupted`` or a :class:`StopRun`'s
             status (``pruned``); ``error`` holds the exception that ended the fit, if any.
+        averager: the :class:`~trainwell.train.averaging.WeightAverager` of ``average``, or None.
 
     Example:
         >>> X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
