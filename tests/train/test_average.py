@@ -228,3 +228,75 @@ def test_average_names_agree_with_the_registry_and_bad_settings_are_refused():
     # a fraction averages at least the last two epochs (every epoch, or every `every`)
     assert AverageConfig(name="swa").swa_epochs(4) == (3, 2)
     assert AverageConfig(name="swa", start=0.9, every=2).swa_epochs(5) == (3, 2)
+
+
+def test_swa_lr_keeps_each_parameter_group_ratio():
+    X, y = _data()
+    net = _net()
+    opt = torch.optim.SGD([{"params": net[0].parameters(), "lr": 0.1},
+                           {"params": net[2].parameters(), "lr": 0.01}])
+    seen: list[list[float]] = []
+
+    class Rates:
+        def before_batch(self, trainer):
+            if trainer.epoch >= 2:
+                seen.append([g["lr"] for g in trainer.optimizer.param_groups])
+
+    Trainer(net, optimizer=opt, epochs=3, batch_size=32, seed=0, callbacks=[Rates()],
+            average={"name": "swa", "start": 2, "lr": 0.05}, threads=None).fit((X, y))
+    assert len(seen) == 6 and all(r == pytest.approx([0.05, 0.005]) for r in seen)
+
+
+def test_without_restore_best_the_last_averaged_weights_are_kept():
+    X, y = _data()
+    Xv, yv = _data(n=32, seed=3)
+    t = Trainer(_net(), epochs=3, batch_size=16, seed=1, restore_best=False, threads=None,
+                average={"name": "ema", "decay": 0.7})
+    t.fit((X, y), (Xv, yv))
+    kept, averaged = t.model.state_dict(), t.averager.module.state_dict()
+    assert all(torch.equal(kept[k], v) for k, v in averaged.items())
+    assert t.evaluate((Xv, yv))["val_loss"] == t.history[-1]["val_loss"]
+
+
+class StepCounter:
+    """A callback whose state (a count and a tensor) must survive a resume."""
+
+    state_key = "counter"
+
+    def __init__(self) -> None:
+        self.steps, self.total = 0, torch.zeros(2)
+
+    def after_step(self, trainer):
+        self.steps += 1
+        self.total += float(trainer.loss.detach())
+
+    def state_dict(self):
+        return {"steps": self.steps, "total": self.total.clone()}
+
+    def load_state_dict(self, state):
+        self.steps, self.total = int(state["steps"]), state["total"].clone()
+
+
+def test_callback_state_is_checkpointed_and_restored(tmp_path, caplog):
+    X, y = _data()
+    first = StepCounter()
+    Trainer(_net(), epochs=2, batch_size=32, seed=0, callbacks=[first], threads=None,
+            checkpoint_dir=tmp_path).fit((X, y))
+    state = load_training_checkpoint(tmp_path)
+    assert state["callbacks"]["counter"]["steps"] == 6
+    assert torch.equal(state["callbacks"]["counter"]["total"], first.total)
+    again = StepCounter()
+    Trainer(_net(), epochs=3, batch_size=32, seed=0, callbacks=[again], threads=None,
+            checkpoint_dir=tmp_path).fit((X, y), resume=tmp_path)
+    assert again.steps == 9
+    full = StepCounter()
+    Trainer(_net(), epochs=3, batch_size=32, seed=0, callbacks=[full], threads=None).fit((X, y))
+    assert torch.equal(again.total, full.total)
+    # a callback with no saved state starts afresh, with a warning; two with one key are refused
+    other = StepCounter()
+    other.state_key = "other"
+    Trainer(_net(), epochs=4, batch_size=32, seed=0, callbacks=[other], threads=None).fit(
+        (X, y), resume=tmp_path)
+    assert other.steps == 3 and "no state for callback StepCounter" in caplog.text
+    with pytest.raises(ConfigError, match="two callbacks have the state_key 'counter'"):
+        Trainer(_net(), callbacks=[StepCounter(), StepCounter()])

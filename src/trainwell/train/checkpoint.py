@@ -330,6 +330,8 @@ def training_state_problem(
         return f"data_rng should be a list of generator states; {_got(state, 'data_rng')}"
     if not isinstance(state.get("objective") or {}, dict):
         return f"objective should be an object; {_got(state, 'objective')}"
+    if not isinstance(state.get("callbacks") or {}, dict):
+        return f"callbacks should be an object; {_got(state, 'callbacks')}"
     for key in ("model", "best"):
         weights = state.get(key)
         if key == "best" and weights is None:  # no epoch finished before the checkpoint

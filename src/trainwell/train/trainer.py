@@ -170,6 +170,7 @@ class Trainer:
         es = early_stopping or EarlyStoppingConfig(patience=None)
         self.early_stopping = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta)
         self.callbacks = list(callbacks)
+        _check_state_keys(self.callbacks)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         self.generator = torch.Generator().manual_seed(seed)
@@ -554,7 +555,27 @@ class Trainer:
             "objective": self.objective.state_dict(),
             "environment": self.environment(),
             **({"average": self.averager.state_dict()} if self.averager is not None else {}),
+            **({"callbacks": states} if (states := self._callback_states()) else {}),
         }
+
+    def _callback_states(self) -> dict[str, Any]:
+        """The state of each callback that has a ``state_key`` and ``state_dict()``, by key."""
+        return {cb.state_key: cb.state_dict() for cb in self.callbacks
+                if getattr(cb, "state_key", None) and hasattr(cb, "state_dict")}
+
+    def _load_callback_states(self, saved: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            key = getattr(cb, "state_key", None)
+            if not key or not hasattr(cb, "load_state_dict"):
+                continue
+            if key in saved:
+                cb.load_state_dict(saved[key])
+            else:
+                logger.warning(
+                    "the checkpoint holds no state for callback %s (state_key %r): it starts "
+                    "afresh, and the resumed run may differ from an uninterrupted one",
+                    type(cb).__name__, key,
+                )
 
     def environment(self) -> dict[str, Any]:
         """What bit-exact resume depends on beyond the state: the intra-op thread count (sums
@@ -614,6 +635,7 @@ class Trainer:
                 "the checkpoint holds averaged weights but this trainer averages none: resume "
                 "with the same train.average"
             )
+        self._load_callback_states(state.get("callbacks") or {})
         self._check_environment(state.get("environment"))
 
     def save_checkpoint(self, directory: str | Path | None = None) -> Path | None:
@@ -631,6 +653,17 @@ class Trainer:
 def schedule_config(spec: str | dict[str, Any] | ScheduleConfig | None) -> ScheduleConfig:
     """A schedule name, dict or ``ScheduleConfig`` as a checked ``ScheduleConfig``."""
     return section_from_spec(ScheduleConfig, spec or "constant", "train.schedule")
+
+
+def _check_state_keys(callbacks: list[Any]) -> None:
+    """Refuse two callbacks whose states would be saved under the same ``state_key``."""
+    keys = [k for cb in callbacks if (k := getattr(cb, "state_key", None))]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ConfigError(
+            f"two callbacks have the state_key {twice[0]!r}; each callback whose state is "
+            "checkpointed needs its own"
+        )
 
 
 def _outcome_of(exc: BaseException) -> str:
