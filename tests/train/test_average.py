@@ -54,7 +54,7 @@ class Record:
     def after_epoch(self, trainer):
         state = trainer.model.state_dict()
         self.epochs[trainer.epoch] = {k: v.detach().clone() for k, v in state.items()}
-        if trainer.averager.started(trainer.epoch):
+        if trainer.averager is not None and trainer.averager.started(trainer.epoch):
             kept = trainer.averager.model().state_dict()
             self.averaged[trainer.epoch] = {k: v.detach().clone() for k, v in kept.items()}
 
@@ -300,3 +300,53 @@ def test_callback_state_is_checkpointed_and_restored(tmp_path, caplog):
     assert other.steps == 3 and "no state for callback StepCounter" in caplog.text
     with pytest.raises(ConfigError, match="two callbacks have the state_key 'counter'"):
         Trainer(_net(), callbacks=[StepCounter(), StepCounter()])
+
+
+def test_swa_with_batch_norm_refuses_batches_it_cannot_read_before_training():
+    X, y = _data()
+    rows = [{"x": X[i], "y": y[i]} for i in range(len(X))]
+    batches = torch.utils.data.DataLoader(rows, batch_size=16)  # type: ignore[arg-type]
+
+    def step(model, batch):
+        return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
+
+    t = Trainer(_net(batch_norm=True), step=step, epochs=3, seed=0, threads=None,
+                average={"name": "swa", "start": 2})
+    with pytest.raises(ConfigError, match="swa recomputes BatchNorm statistics .* got dict"):
+        t.fit(batches)
+    assert t.step == 0
+
+
+@pytest.mark.parametrize("loader", [False, True])
+def test_averaging_leaves_the_training_trajectory_unchanged(loader):
+    """EMA, and SWA without its own LR, only watch: the raw weights end as without them, bit
+    for bit, though SWA's BatchNorm passes iterate the data (and dropout) between epochs."""
+    X, y = _data(n=96)
+    Xv, yv = _data(n=32, seed=5)
+
+    def net():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.3),
+                             nn.Linear(8, 3))
+
+    def train(average):
+        rec = Record()
+        data = (X, y)
+        if loader:
+            g = torch.Generator().manual_seed(1)
+            data = torch.utils.data.DataLoader(  # type: ignore[assignment]
+                torch.utils.data.TensorDataset(X, y), batch_size=16, shuffle=True, generator=g)
+        t = Trainer(net(), epochs=4, seed=0, batch_size=16, callbacks=[rec], threads=None,
+                    average=average)
+        t.fit(data, (Xv, yv))
+        return rec, t
+
+    plain, plain_trainer = train(None)
+    for average in ("ema", {"name": "swa", "start": 2}):
+        rec, t = train(average)
+        assert t.averager.count > 0 and rec.averaged
+        for epoch in (1, 4):
+            assert all(torch.equal(v, plain.epochs[epoch][k]) for k, v in rec.epochs[epoch].items())
+        assert [r["train_loss"] for r in t.history] == [
+            r["train_loss"] for r in plain_trainer.history
+        ]

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from trainwell.errors import ConfigError, RunError
+from trainwell.errors import ConfigError, DataError, RunError
 from trainwell.registry import Registry
 from trainwell.schema import section_from_spec
 from trainwell.train.config import AVERAGE_NAMES, AverageConfig
@@ -132,7 +132,10 @@ class WeightAverager:
         self.averaged = self.method.build(trainer.model, self.cfg, total_steps)
         if self.method.name == "ema":
             self.decay = self.cfg.decay if self.cfg.decay is not None else ema_decay(total_steps)
-        self._bn_batches = _in_order(batches) if has_batch_norm(trainer.model) else None
+        self._bn_batches = None
+        if has_batch_norm(trainer.model) and not self.method.per_step:
+            _bn_input(batches.peek())  # batches update_bn cannot read are refused before training
+            self._bn_batches = _in_order(batches)
         self._swalr = None
         self._bn_at = -1
 
@@ -261,7 +264,20 @@ def _own_generator(batches: Any) -> list[torch.Generator]:
 def _inputs(batches: Any) -> Iterator[tuple[Any]]:
     """Each batch's inputs, wrapped so that ``update_bn`` calls ``model(x)`` with them whole."""
     for batch in batches:
-        yield (split_batch(batch)[0],)
+        yield (_bn_input(batch),)
+
+
+def _bn_input(batch: Any) -> Any:
+    """The model's input in a training batch, for ``update_bn``."""
+    try:
+        return split_batch(batch)[0]
+    except DataError:
+        raise ConfigError(
+            "train.average: swa recomputes BatchNorm statistics by calling the model on the "
+            "inputs of the training batches, which must be (x, y) pairs or x alone; got "
+            f"{type(batch).__name__} batches: use average = 'ema' (which averages the "
+            "statistics) or batches of (x, y)"
+        ) from None
 
 
 __all__ = [
