@@ -137,6 +137,7 @@ def test_trainwell_train_swa_on_a_cnn_with_batch_norm(runs_dir, tmp_path, capsys
     run = runs_dir / "swa"
     results = json.loads((run / "results.json").read_text())
     assert results["best_epoch"] >= 3  # SWA averages epochs 3 and 4; only those are kept
+    assert results["average"] == {"name": "swa", "count": 2, "start": 3, "every": 1, "lr": None}
     ckpt = load_checkpoint(run / "checkpoints")
     assert ckpt["average"]["count"] == 2
     saved = read_safetensors(run / "model.safetensors")

@@ -213,6 +213,16 @@ class WeightAverager:
         """Load the averaged network's weights and buffers into ``model``."""
         model.load_state_dict(self.model().state_dict())
 
+    def summary(self) -> dict[str, Any]:
+        """What ``results.json`` says of the averaging: the method, the number of averaged
+        updates, and the EMA decay or the SWA start epoch and learning rate."""
+        out: dict[str, Any] = {"name": self.method.name, "count": self.count}
+        if self.method.per_step:
+            out["decay"] = self.decay
+        else:
+            out.update(start=self.first_epoch, every=self._every, lr=self.cfg.lr)
+        return out
+
     # ------------------------------------------------------------------ checkpoint
 
     def state_dict(self) -> dict[str, Any]:
