@@ -350,3 +350,17 @@ def test_averaging_leaves_the_training_trajectory_unchanged(loader):
         assert [r["train_loss"] for r in t.history] == [
             r["train_loss"] for r in plain_trainer.history
         ]
+
+
+@pytest.mark.parametrize("name", list_averages())
+def test_every_registered_method_averages_and_keeps_its_average(name):
+    X, y = _data()
+    rec = Record()
+    t = Trainer(_net(batch_norm=True), epochs=3, batch_size=32, seed=0, callbacks=[rec],
+                average=name, threads=None)
+    t.fit((X, y))
+    assert AVERAGE_NAMES.canonical(name) == name and t.averager.method.name == name
+    assert t.averager.count >= 2 and t.averager.started(3)
+    kept = t.model.state_dict()
+    assert all(torch.equal(kept[k], v) for k, v in rec.averaged[t.best_epoch].items())
+    assert not torch.equal(kept["0.weight"], rec.epochs[t.best_epoch]["0.weight"])
