@@ -163,7 +163,8 @@ class WeightAverager:
             return
         if self._swalr is None:
             bases = trainer.schedule.base_lrs if trainer.schedule is not None else [self.cfg.lr]
-            lrs = [self.cfg.lr * b / bases[0] for b in bases]  # lr_mult-like ratios kept
+            # each group keeps its ratio to the first group's initial rate (lr_mult-like)
+            lrs = [self.cfg.lr * b / bases[0] if bases[0] > 0 else self.cfg.lr for b in bases]
             # anneal_epochs=0: the constant rate at once; SWALR sets it as it is built
             self._swalr = SWALR(trainer.optimizer, swa_lr=lrs, anneal_epochs=0)  # type: ignore[arg-type]
         else:
