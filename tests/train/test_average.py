@@ -364,3 +364,20 @@ def test_every_registered_method_averages_and_keeps_its_average(name):
     kept = t.model.state_dict()
     assert all(torch.equal(kept[k], v) for k, v in rec.averaged[t.best_epoch].items())
     assert not torch.equal(kept["0.weight"], rec.epochs[t.best_epoch]["0.weight"])
+
+
+def test_a_run_stopped_before_the_swa_start_keeps_its_last_weights():
+    X, y = _data()
+    Xv, yv = _data(n=32, seed=3)
+
+    class Stop:
+        def after_epoch(self, trainer):
+            trainer.stop_training = True
+
+    rec = Record()
+    t = Trainer(_net(), epochs=4, batch_size=32, seed=0, callbacks=[rec, Stop()], threads=None,
+                average={"name": "swa", "start": 3})
+    t.fit((X, y), (Xv, yv))
+    assert t.outcome == "stopped" and t.averager.count == 0 and t.best_epoch == 1
+    assert all(torch.equal(t.model.state_dict()[k], v) for k, v in rec.epochs[1].items())
+    assert t.evaluate((Xv, yv))["val_loss"] == t.history[0]["val_loss"]

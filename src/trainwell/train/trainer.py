@@ -284,6 +284,8 @@ class Trainer:
                     writer.wait()
                 raise
             writer.wait()
+            if self.averager is not None and self._best_state is None and self.history:
+                self._snapshot()  # stopped before SWA's start: the last raw weights are kept
             self.save_checkpoint()
             if self.keep_best:
                 self.restore_best()
