@@ -510,6 +510,8 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
         "wall_time": trainer.elapsed,
         "n_params": sum(p.numel() for p in trainer.model.parameters()),
     }
+    if trainer.averager is not None:  # the kept weights are averaged ones ([train.average])
+        results["average"] = trainer.averager.summary()
     write_json_atomic(run_dir / "results.json", results)
     return results
 
