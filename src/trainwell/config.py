@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 import trainwell.schema as schema
+from trainwell.after.config import EnsembleConfig
 from trainwell.data.config import DataConfig
 from trainwell.diagnose.config import DoctorConfig
 from trainwell.errors import ConfigError
@@ -48,6 +49,9 @@ class Config(Section):
     )
     domain: DomainConfig | None = Field(
         default=None, description="domain-adversarial training on unlabelled target data"
+    )
+    ensemble: EnsembleConfig = Field(
+        default_factory=EnsembleConfig, description="trainwell ensemble: members and averaging"
     )
 
     def head_targets(self) -> dict[str, tuple[list[str], str]] | None:
