@@ -101,8 +101,8 @@ def average_predictions(predictions: Any, method: str = "mean", *, task: str = "
 
     Example:
         >>> p1 = torch.tensor([[0.9, 0.1]]); p2 = torch.tensor([[0.3, 0.7]])
-        >>> average_predictions([p1, p2]).tolist()
-        [[0.6, 0.4]]
+        >>> [round(v, 6) for v in average_predictions([p1, p2])[0].tolist()]
+        [0.6, 0.4]
     """
     name = AVERAGING.canonical(method)
     stacked, as_numpy = _stack(predictions)

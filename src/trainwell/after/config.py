@@ -79,8 +79,9 @@ class EnsembleConfig(Section):
                 raise ValueError("ensemble.configs does not apply to method = \"snapshot\" "
                                  "(one run gives every member); remove one of the two")
             if "members" in self.model_fields_set and self.members != len(self.configs):
-                raise ValueError(f"ensemble.members = {self.members} but ensemble.configs "
-                                 f"names {len(self.configs)} configs; give one per member")
+                raise ValueError(f"ensemble.members: {self.members} members, but "
+                                 f"ensemble.configs names {len(self.configs)} configs; give "
+                                 "one config per member (or leave members out)")
         n = self.count
         if self.seeds is not None and len(self.seeds) != n and self.method != SNAPSHOT:
             raise ValueError(f"ensemble.seeds has {len(self.seeds)} seeds for {n} members; "
