@@ -189,6 +189,7 @@ def member_configs(cfg: Config, base: Path) -> list[Config]:
     ens = cfg.ensemble
     n = ens.count
     seeds = ens.seeds or [cfg.seed + k for k in range(n)]
+    check_ensemble_config(cfg)
     if ens.configs:
         sources: list[Config] = []
         for text in ens.configs:
@@ -219,6 +220,33 @@ def member_configs(cfg: Config, base: Path) -> list[Config]:
                 "that they are tested on the same rows"
             )
     return out
+
+
+def check_ensemble_config(cfg: Config) -> None:
+    """What an ensemble cannot be made of, refused before anything trains: several heads (an
+    ensemble combines runs of one output), an empty test split (the ensemble is scored on it),
+    and a geometric mean or a vote of a regression task.
+
+    Raises:
+        ConfigError: naming the field.
+    """
+    if cfg.heads:
+        raise ConfigError("an ensemble combines runs of one output; [heads] (several heads) "
+                          "is not supported: remove it or train the runs one by one")
+    split = cfg.data.split
+    if split.test == 0 and split.column is None and split.indices is None:
+        raise ConfigError("data.split.test is 0: an ensemble is scored on the test split; give "
+                          "it a test fraction (e.g. 0.15)")
+    if cfg.ensemble.method in ("geometric", "vote"):  # class probabilities: the task decides
+        task = cfg.data.task
+        if task == "auto":
+            from trainwell.data import prepare
+
+            task = prepare(cfg.data, cfg.seed).task
+        if task == "regression":
+            raise ConfigError(f"ensemble.method {cfg.ensemble.method!r} needs class "
+                              "probabilities; a regression ensemble averages its members' "
+                              "predictions (method = \"mean\")")
 
 
 def _jobs(spec: int | str, pending: int) -> int:
@@ -450,6 +478,7 @@ def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
     from trainwell.runs import new_run_dir, write_json_atomic, write_text_atomic
 
     cycles = cfg.ensemble.members
+    check_ensemble_config(cfg)
     ends = cycle_ends(cfg.train.epochs, cycles)  # refused before any directory exists
     sched = cfg.train.schedule.name
     if sched not in ("constant", "cosine", "cosine_restarts"):
@@ -658,4 +687,4 @@ def _from_study(study: Path, top: int | None, name: str | None, method: str | No
     return _finish(root / run_name)
 
 
-__all__ = ["Ensemble", "ensemble", "member_configs", "train_member"]
+__all__ = ["Ensemble", "check_ensemble_config", "ensemble", "member_configs", "train_member"]

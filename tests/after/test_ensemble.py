@@ -167,6 +167,8 @@ def _write(path, cfg):
         (["--method", "median"], "ensemble.method: 'median' is not known"),
         (["--snapshot", "2", "--method", "vote"], "--method vote does not apply"),
         (["--jobs", "zero"], "--jobs must be auto"),
+        (["--set", "data.split.test=0"], "data.split.test is 0"),
+        (["--snapshot", "2", "--set", "data.split.test=0"], "data.split.test is 0"),
         (["--from-study", "runs/none", "--top", "2"], "--from-study runs/none: no such"),
         (["--resume", "runs/none"], "cannot resume runs/none: no such directory"),
         (["--set", "ensemble.configs=['c.toml']"], "3 members, but ensemble.configs names 1"),
@@ -195,3 +197,32 @@ def test_top_larger_than_the_study_is_refused(runs_dir, capsys):
     assert main(["ensemble", "--from-study", str(study), "--top", "2"]) == 2
     assert "--top 2 is larger than the 1 completed trials" in capsys.readouterr().err
     assert sorted(p.name for p in runs_dir.iterdir()) == ["study"]
+
+
+def test_a_regression_ensemble_averages_predictions(runs_dir, tmp_path):
+    cfg = {**IRIS, "data": {"source": "builtin:diabetes"}, "ensemble": {"members": 2,
+                                                                       "method": "mean"}}
+    ens = tw.ensemble(cfg, name="reg")
+    res = ens.results
+    assert res["task"] == "regression" and set(res["ensemble"]) == {"rmse", "mae"}
+    preds = []
+    for k in range(2):
+        with np.load(ens.run_dir / "members" / str(k) / "predictions.npz") as z:
+            preds.append(z["y_pred"].reshape(-1))
+            y = z["y_true"].reshape(-1)
+    mean = (preds[0] + preds[1]) / 2
+    assert res["ensemble"]["rmse"] == pytest.approx(float(np.sqrt(((mean - y) ** 2).mean())))
+    from sklearn.datasets import load_diabetes
+
+    X = load_diabetes(as_frame=True).frame.drop(columns="target").head(4)
+    X.to_csv(tmp_path / "x.csv", index=False)
+    each = [tw.load(ens.run_dir / "members" / str(k)).predict(X).reshape(-1) for k in range(2)]
+    np.testing.assert_allclose(tw.load(ens.run_dir).predict(X).reshape(-1),
+                               (each[0] + each[1]) / 2, rtol=1e-6)
+    assert main(["predict", str(ens.run_dir), str(tmp_path / "x.csv"), "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["prediction"],
+                               (each[0] + each[1]) / 2, rtol=1e-5)
+    with pytest.raises(ConfigError, match="needs class probabilities"):
+        tw.ensemble({**cfg, "ensemble": {"members": 2, "method": "vote"}}, name="reg-vote")
+    assert not (runs_dir / "reg-vote").exists()
