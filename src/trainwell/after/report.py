@@ -46,7 +46,7 @@ def results_section(results: dict[str, Any]) -> str:
 
 
 def reliability_figure(results: dict[str, Any]) -> Figure:
-    fig, ax = new_figure(5.2, 4.2)
+    fig, ax = new_figure(5.2, 4.4, top=0.45)
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
     rel = results["reliability"]
     for k, bins in enumerate(rel["members"]):
