@@ -683,7 +683,9 @@ class Predictor:
 
 
 def load(run_dir: str | Path, *, trust_code: bool = False) -> Predictor:
-    """The predictor of a finished run: its model (best weights) and fitted preprocessing.
+    """The predictor of a finished run: its model (best weights) and fitted preprocessing; for
+    an ensemble directory (``trainwell ensemble``), its members combined
+    (:class:`~trainwell.after.ensemble.EnsemblePredictor`).
 
     Args:
         run_dir: the run directory.

@@ -138,6 +138,7 @@ def test_snapshot_ensemble_keeps_one_distinct_snapshot_per_cycle(runs_dir):
     assert sorted(p.name for p in runs_dir.iterdir()) == ["snap"]
 
 
+@pytest.mark.slow
 def test_from_study_top_k_copies_the_best_trials(runs_dir):
     cfg = {**IRIS, "tune": {"method": "random", "trials": 3,
                             "space": {"train.optimizer.lr": "loguniform(1e-3, 3e-2)"}}}
