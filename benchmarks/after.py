@@ -14,7 +14,7 @@ Weight averaging (EMA and SWA, ``[train.average]``) gets its rows in the same ta
 single model's epochs (see ``WEIGHT_AVERAGING`` below).
 
     python benchmarks/after.py --seeds 3     # builtin:digits, MLP 256 + dropout 0.2, 40 epochs
-    python benchmarks/after.py --source builtin:mnist_sample --arch cnn --epochs 10
+    python benchmarks/after.py --source builtin:mnist_sample --epochs 20   # the 28x28 set
     python benchmarks/after.py --quick               # a smoke run (tests/after)
 
 Every run uses one intra-op thread. The table shows medians over the seeds, the ratio to the
@@ -49,6 +49,8 @@ def base_config(args: argparse.Namespace, seed: int, runs: Path) -> dict[str, An
         model["hidden"] = args.hidden
     if args.dropout:
         model["dropout"] = args.dropout
+    if args.channels:
+        model["channels"] = args.channels
     return {
         "seed": seed,
         "runs_dir": str(runs),
@@ -119,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--source", default="builtin:digits")
     p.add_argument("--arch", default="mlp")
     p.add_argument("--hidden", type=int, nargs="*", default=[256])
+    p.add_argument("--channels", type=int, nargs="*", default=None, help="cnn: conv channels")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=64)
