@@ -56,6 +56,7 @@ _SCHEDULE_ALIASES: dict[str, tuple[str, ...]] = {
     "inverse_sqrt": ("rsqrt",),
     "plateau": ("reduce_on_plateau",),
     "onecycle": ("one_cycle",),
+    "cosine_restarts": ("sgdr", "cosine_warm_restarts"),
 }
 for _name, _schedule_aliases in _SCHEDULE_ALIASES.items():
     SCHEDULE_NAMES.register(_name, *_schedule_aliases)(_name)
@@ -186,6 +187,9 @@ class ScheduleConfig(Section):
         default=None, gt=0, description="onecycle: peak LR; default: optimizer lr"
     )
     pct_start: float = Field(default=0.3, gt=0, lt=1, description="onecycle: rising fraction")
+    cycles: PositiveInt = Field(
+        default=1, description="cosine_restarts: cosine cycles over T, each from lr0 (snapshots)"
+    )
 
     @field_validator("name")
     @classmethod
