@@ -18,6 +18,7 @@ _LAZY = {
     "load": "trainwell.api",
     "doctor": "trainwell.diagnose",
     "load_config": "trainwell.config",
+    "ensemble": "trainwell.ensemble_run",
 }
 
 # The subpackage ``trainwell.tune`` shares its name with the entry point ``tune``: load the

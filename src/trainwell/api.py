@@ -551,6 +551,8 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
     }
     if trainer.compile_time is not None:  # train.compile: its warm-up, apart from wall_time
         results["compile_time"] = trainer.compile_time
+    if trainer.averager is not None:  # the kept weights are averaged ones ([train.average])
+        results["average"] = trainer.averager.summary()
     write_json_atomic(run_dir / "results.json", results)
     return results
 
@@ -810,7 +812,9 @@ class Predictor:
 
 
 def load(run_dir: str | Path, *, trust_code: bool = False) -> Predictor:
-    """The predictor of a finished run: its model (best weights) and fitted preprocessing.
+    """The predictor of a finished run: its model (best weights) and fitted preprocessing; for
+    an ensemble directory (``trainwell ensemble``), its members combined
+    (:class:`~trainwell.after.ensemble.EnsemblePredictor`).
 
     Args:
         run_dir: the run directory.
@@ -830,6 +834,8 @@ def load(run_dir: str | Path, *, trust_code: bool = False) -> Predictor:
     from trainwell.runs import load_weights, read_data_info
 
     run_dir = Path(run_dir)
+    if (run_dir / "ensemble.json").is_file():  # an ensemble directory: its members, combined
+        return _load_ensemble(run_dir, trust_code)
     if not (run_dir / "model.safetensors").is_file():
         raise RunError(f"{run_dir} has no model.safetensors: is it a finished run directory?")
     cfg = load_config(run_dir / "config.toml")
@@ -848,6 +854,17 @@ def load(run_dir: str | Path, *, trust_code: bool = False) -> Predictor:
             model = build_model(cfg.model, shape, info["n_outputs"], info["task"], example)
     load_weights(model, run_dir / "model.safetensors")
     return Predictor(run_dir, model, load_prepared_transform(run_dir), info)
+
+
+def _load_ensemble(run_dir: Path, trust_code: bool) -> Any:
+    """An ensemble directory's :class:`~trainwell.after.ensemble.EnsemblePredictor`: each
+    member loaded as a run, checked first (a missing or damaged member is named)."""
+    from trainwell.after.ensemble import EnsemblePredictor, check_members, read_ensemble
+
+    spec = read_ensemble(run_dir)
+    info = check_members(spec)
+    members = [load(d, trust_code=trust_code) for d in spec.member_dirs]
+    return EnsemblePredictor(run_dir, members, spec, info)
 
 
 __all__ = ["Predictor", "Run", "fit", "load"]

@@ -45,6 +45,7 @@ COMMAND_MODULES = (
     "trainwell.train.cli",
     "trainwell.diagnose.cli",
     "trainwell.tune.cli",
+    "trainwell.after.cli",
     "trainwell.report.cli",
 )
 

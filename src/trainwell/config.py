@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 import trainwell.schema as schema
+from trainwell.after.config import EnsembleConfig
 from trainwell.data.augment.config import AugmentConfig
 from trainwell.data.augment.tta_config import TTAConfig
 from trainwell.data.config import DataConfig
@@ -58,6 +59,9 @@ class Config(Section):
     tta: TTAConfig = Field(
         default_factory=TTAConfig,
         description="test-time augmentation and Monte Carlo passes (docs/tta.md)",
+    )
+    ensemble: EnsembleConfig = Field(
+        default_factory=EnsembleConfig, description="trainwell ensemble: members and averaging"
     )
 
     def head_targets(self) -> dict[str, tuple[list[str], str]] | None:
@@ -188,8 +192,10 @@ def check_cross_fields(cfg: Config) -> None:
         _check_heads_domain(cfg)
     if cfg.augment.enabled:
         from trainwell.data.augment.config import check_against_config
+        from trainwell.train.losses import loss_tasks
 
         check_against_config(cfg.augment, task=cfg.data.task, loss=cfg.train.loss.name,
+                             loss_tasks=loss_tasks(cfg.train.loss.name),
                              several_heads=bool(cfg.heads), domain=cfg.domain is not None)
     if cfg.tune.space and not cfg.tune.candidates:
         from trainwell.search.space import validate_space

@@ -88,6 +88,10 @@ class DataConfig(Section):
         default_factory=dict, description="per-column type overrides for csv/parquet sources"
     )
     id_column: str | None = None
+    seed: int | None = Field(
+        default=None, ge=0, description="fixes the split (and generated builtin sets); default: "
+        "the config seed (an ensemble's members share their data this way)"
+    )
     missing_target: Literal["error", "drop"] = "error"
     target_scale: Literal["auto", "standardize", "none"] = Field(
         default="auto", description="regression: train on targets standardized on the training "

@@ -55,6 +55,7 @@ def prepare(cfg: DataConfig, seed: int, heads: dict[str, HeadTargetSpec] | None 
         >>> data.task, data.input_shape, data.n_outputs, len(data.train)
         ('multiclass', (4,), 3, 104)
     """
+    seed = seed if cfg.seed is None else cfg.seed  # data.seed fixes the data alone
     raw = read_source(cfg.source, cfg.params, seed, dialect=cfg.csv_dialect())
     if isinstance(raw, RawTable):
         return _prepare_table(cfg, raw, seed, heads or None)

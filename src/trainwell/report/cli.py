@@ -38,7 +38,11 @@ def _report(args: argparse.Namespace) -> int:
     import_libraries(*REPORT_LIBRARIES)
     if len(paths) == 1:
         path = paths[0]
-        if is_study_dir(path):
+        if (path / "ensemble.json").is_file():  # an ensemble directory
+            from trainwell.after.report import write_ensemble_report
+
+            out = write_ensemble_report(path, args.out)
+        elif is_study_dir(path):
             out = write_study_report(path, args.out)
         elif is_run_dir(path):
             out = write_run_report(path, args.out)

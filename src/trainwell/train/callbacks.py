@@ -14,6 +14,10 @@ The events, in the order one epoch meets them::
 report, averaged weights) whatever happened; ``trainer.outcome`` says how the fit ended and
 ``trainer.error`` holds the exception, if any.
 
+A callback with a ``state_key`` (a string) and ``state_dict()`` / ``load_state_dict(state)``
+has its state saved in the trainer's checkpoints (under ``callbacks``, by key) and restored on
+resume, for callbacks that must resume exactly (ones that draw random numbers or accumulate).
+
 An exception raised by a callback propagates unchanged (the tuner prunes a trial this way, by
 raising :class:`~trainwell.errors.StopRun`), with a note naming the callback and the event; the
 trainer is consistent when it does: the step that was running either completed or did not

@@ -330,6 +330,8 @@ def training_state_problem(
         return f"data_rng should be a list of generator states; {_got(state, 'data_rng')}"
     if not isinstance(state.get("objective") or {}, dict):
         return f"objective should be an object; {_got(state, 'objective')}"
+    if not isinstance(state.get("callbacks") or {}, dict):
+        return f"callbacks should be an object; {_got(state, 'callbacks')}"
     for key in ("model", "best"):
         weights = state.get(key)
         if key == "best" and weights is None:  # no epoch finished before the checkpoint
@@ -341,6 +343,27 @@ def training_state_problem(
         problem = weights_problem(model.state_dict(), weights, key) if model is not None else None
         if problem:
             return problem
+    return _average_problem(state.get("average"), model)
+
+
+def _average_problem(average: Any, model: torch.nn.Module | None) -> str | None:
+    """What is wrong with the averaged weights of a training state (``[train.average]``)."""
+    if average is None:
+        return None
+    if not isinstance(average, dict):
+        return f"average should be an object; got {_kind(average)}"
+    for key in ("count", "bn_at"):
+        if not _is_int(average.get(key)) or average[key] < (0 if key == "count" else -1):
+            return f"average.{key} should be a count; {_got(average, key)}"
+    if not isinstance(average.get("name"), str):
+        return f"average.name should be a string; {_got(average, 'name')}"
+    weights = average.get("weights")
+    if not isinstance(weights, dict) or not all(
+        isinstance(t, torch.Tensor) for t in weights.values()
+    ):
+        return f"average.weights should map names to tensors; {_got(average, 'weights')}"
+    if model is not None:
+        return weights_problem(model.state_dict(), weights, "average.weights")
     return None
 
 

@@ -56,6 +56,7 @@ _SCHEDULE_ALIASES: dict[str, tuple[str, ...]] = {
     "inverse_sqrt": ("rsqrt",),
     "plateau": ("reduce_on_plateau",),
     "onecycle": ("one_cycle",),
+    "cosine_restarts": ("sgdr", "cosine_warm_restarts"),
 }
 for _name, _schedule_aliases in _SCHEDULE_ALIASES.items():
     SCHEDULE_NAMES.register(_name, *_schedule_aliases)(_name)
@@ -186,6 +187,9 @@ class ScheduleConfig(Section):
         default=None, gt=0, description="onecycle: peak LR; default: optimizer lr"
     )
     pct_start: float = Field(default=0.3, gt=0, lt=1, description="onecycle: rising fraction")
+    cycles: PositiveInt = Field(
+        default=1, description="cosine_restarts: cosine cycles over T, each from lr0 (snapshots)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -214,6 +218,118 @@ class EarlyStoppingConfig(Section):
         default=10, ge=1, description="None: never stop early (best snapshot still kept)"
     )
     min_delta: float = Field(default=0.0, ge=0)
+
+
+#: weight-averaging names (``[train.average]``); the methods are registered in
+#: :mod:`trainwell.train.averaging` under the same names.
+AVERAGE_NAMES: Registry[str] = Registry("weight averaging", ConfigError)
+for _name, _average_aliases in {"none": ("off",), "ema": (), "swa": ()}.items():
+    AVERAGE_NAMES.register(_name, *_average_aliases)(_name)
+
+#: SWA's default start: averaging over the last quarter of the epochs
+SWA_DEFAULT_START = 0.75
+
+
+def swa_start_epoch(start: float | None, epochs: int, every: int = 1) -> int:
+    """The first epoch SWA averages: ``start`` itself (an epoch, >= 1), or for a fraction ``f``
+    of the run ``floor(f * epochs) + 1`` (0.75 of 20 epochs: epochs 16-20 are averaged), moved
+    earlier where needed so that a fraction averages at least two epochs' weights.
+
+    Example:
+        >>> swa_start_epoch(0.75, 20), swa_start_epoch(3, 20), swa_start_epoch(None, 4)
+        (16, 3, 3)
+    """
+    start = SWA_DEFAULT_START if start is None else start
+    if isinstance(start, int):
+        return start
+    return max(1, min(int(start * epochs) + 1, epochs - every))
+
+
+class AverageConfig(Section):
+    """Weight averaging: an exponential moving average of the weights (``ema``, every step) or
+    stochastic weight averaging (``swa``, an equal average of epoch-end weights), with
+    ``torch.optim.swa_utils``; evaluation and the saved model use the averaged weights."""
+
+    name: str = Field(default="none", description="none, ema or swa")
+    decay: float | None = Field(
+        default=None,
+        description="ema: the decay in (0, 1); default: 1 - 10 / (total steps), kept within "
+        "[0.9, 0.9999] (an average over about the last tenth of the run)",
+    )
+    start: int | float | None = Field(
+        default=None,
+        description="swa: the first averaged epoch (an integer >= 1) or a fraction in (0, 1) of "
+        f"the epochs (at least the last two are averaged); default {SWA_DEFAULT_START} (the "
+        "last quarter)",
+    )
+    lr: float | None = Field(
+        default=None, gt=0,
+        description="swa: a constant learning rate from the start epoch on (torch's SWALR); "
+        "default: the schedule goes on",
+    )
+    every: int | None = Field(
+        default=None, ge=1, description="swa: average every this many epochs; default 1"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _canonical(AVERAGE_NAMES, "train.average.name", v)
+
+    @field_validator("decay")
+    @classmethod
+    def _decay(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v < 1:
+            raise ValueError(f"train.average.decay must be in (0, 1) exclusive; got {v}")
+        return v
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: int | float | None) -> int | float | None:
+        if v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        if isinstance(v, float) and 0 < v < 1:
+            return v
+        raise ValueError(
+            "train.average.start must be an epoch (an integer >= 1) or a fraction of the epochs "
+            f"in (0, 1); got {v!r}"
+        )
+
+    @model_validator(mode="after")
+    def _fits(self) -> AverageConfig:
+        takes = {"none": (), "ema": ("decay",), "swa": ("start", "lr", "every")}[self.name]
+        for key in ("decay", "start", "lr", "every"):
+            if getattr(self, key) is not None and key not in takes:
+                allowed = ", ".join(takes) or "nothing"
+                raise ValueError(
+                    f"train.average.{key} does not apply to {self.name!r}, which takes: {allowed}"
+                )
+        return self
+
+    def swa_epochs(self, epochs: int) -> tuple[int, int]:
+        """SWA over a run of ``epochs``: (the first averaged epoch, how many epochs are
+        averaged)."""
+        every = self.every or 1
+        first = swa_start_epoch(self.start, epochs, every)
+        return first, (epochs - first) // every + 1 if first <= epochs else 0
+
+    def check_epochs(self, epochs: int) -> None:
+        """Refuse an SWA that cannot average: a start beyond the run, or fewer than two
+        averaged epochs (an average of one is the last weights)."""
+        if self.name != "swa":
+            return
+        first, count = self.swa_epochs(epochs)
+        if first > epochs:
+            raise ValueError(
+                f"train.average.start {self.start!r} (epoch {first}) is beyond train.epochs "
+                f"{epochs}; start at epoch {epochs - 1} or earlier"
+            )
+        if count < 2:
+            raise ValueError(
+                f"train.average: swa from epoch {first} every {self.every or 1} epoch(s) of "
+                f"{epochs} averages {count} set of weights; it needs at least 2: start earlier, "
+                "average more often or train longer"
+            )
 
 
 def table_from_name(value: Any) -> Any:
@@ -247,6 +363,10 @@ class TrainConfig(Section):
     num_workers: int = Field(
         default=0, ge=0, description="DataLoader workers for data that streams"
     )
+    average: AverageConfig = Field(
+        default_factory=AverageConfig,
+        description="weight averaging: none, ema or swa (see [train.average])",
+    )
     threads: Literal["auto"] | PositiveInt = Field(
         default="auto",
         description="intra-op threads while training: auto (1 for a small model step, else the "
@@ -270,6 +390,16 @@ class TrainConfig(Section):
     def _str_to_table(cls, v: Any) -> Any:
         return table_from_name(v)
 
+    @field_validator("average", mode="before")
+    @classmethod
+    def _average_name(cls, v: Any) -> Any:
+        return table_from_name(v)
+
+    @model_validator(mode="after")
+    def _average_fits(self) -> TrainConfig:
+        self.average.check_epochs(self.epochs)
+        return self
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -283,7 +413,9 @@ class TrainConfig(Section):
 
 
 __all__ = [
+    "AVERAGE_NAMES",
     "OPTIMIZER_TABLE",
+    "AverageConfig",
     "EarlyStoppingConfig",
     "LossConfig",
     "OptimizerConfig",

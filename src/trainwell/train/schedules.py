@@ -47,6 +47,15 @@ def cosine(t: float, total: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))
 
 
+def cosine_restarts(t: float, total: float, cycles: int) -> float:
+    """Cosine annealing restarted ``cycles`` times over ``total`` (Huang et al. 2017, snapshot
+    ensembles): each cycle of length ``total / cycles`` starts again at lr0; 0 from t = T on."""
+    if t >= total:
+        return 0.0
+    length = total / cycles
+    return cosine(t - length * math.floor(t / length), length)
+
+
 def linear(t: float, total: float) -> float:
     """alpha_t = alpha_0 (1 - t/T) (lecture 002); 0 from t = T on."""
     return max(0.0, 1.0 - t / total)
@@ -121,6 +130,7 @@ register_schedule("exponential", lambda t, c, total: exponential(t, c.k))
 register_schedule("cosine", lambda t, c, total: cosine(t, total))
 register_schedule("linear", lambda t, c, total: linear(t, total))
 register_schedule("inverse_sqrt", lambda t, c, total: inverse_sqrt(t))
+register_schedule("cosine_restarts", lambda t, c, total: cosine_restarts(t, total, c.cycles))
 register_schedule("plateau", _one, _plateau)  # torch scales the LR at epoch ends
 register_schedule("onecycle", _one, _onecycle)  # torch sets the LR of every step
 
@@ -238,6 +248,7 @@ __all__ = [
     "LRSchedule",
     "ScheduleSpec",
     "cosine",
+    "cosine_restarts",
     "exponential",
     "inverse_sqrt",
     "linear",

@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainwell.errors import ConfigError, DivergenceError, StopRun
+from trainwell.errors import ConfigError, DivergenceError, RunError, StopRun
 from trainwell.schema import section_from_spec
+from trainwell.train.averaging import WeightAverager, make_averager
 from trainwell.train.callbacks import Events
 from trainwell.train.checkpoint import (
     CheckpointWriter,
@@ -29,6 +30,7 @@ from trainwell.train.checkpoint import (
     set_rng_state,
 )
 from trainwell.train.config import (
+    AverageConfig,
     EarlyStoppingConfig,
     LossConfig,
     OptimizerConfig,
@@ -103,6 +105,9 @@ class Trainer:
         compile: train and evaluate through ``torch.compile(model)`` with ``compile_backend``
             (``inductor``, ``aot_eager`` or ``eager``), compiled before the first epoch;
             ``compile_time`` holds the seconds that took; ``model`` stays the plain module.
+        average: weight averaging: ``"ema"``, ``"swa"``, a dict or an ``AverageConfig``
+            (:mod:`trainwell.train.averaging`); once averaging has started, validation, the
+            best snapshot and the weights kept at the end are the averaged ones.
 
     Attributes:
         history: one dict of metrics per finished epoch.
@@ -114,6 +119,7 @@ class Trainer:
         outcome: ``running``, then ``completed``, ``stopped_early``, ``stopped`` (a callback set
             ``stop_training``), ``diverged``, ``failed``, ``interrupted`` or a :class:`StopRun`'s
             status (``pruned``); ``error`` holds the exception that ended the fit, if any.
+        averager: the :class:`~trainwell.train.averaging.WeightAverager` of ``average``, or None.
 
     Example:
         >>> X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
@@ -152,6 +158,7 @@ class Trainer:
         channels_last: bool = False,
         compile: bool = False,
         compile_backend: str = "inductor",
+        average: str | dict[str, Any] | AverageConfig | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.keep_best = restore_best
@@ -184,6 +191,7 @@ class Trainer:
         es = early_stopping or EarlyStoppingConfig(patience=None)
         self.early_stopping = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta)
         self.callbacks = list(callbacks)
+        _check_state_keys(self.callbacks)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         self.generator = torch.Generator().manual_seed(seed)
@@ -218,6 +226,7 @@ class Trainer:
         self.schedule: LRSchedule | None = None
         self._best_state: dict[str, Tensor] | None = None
         self._data_generators: list[torch.Generator] = []
+        self.averager: WeightAverager | None = make_averager(average)
 
     @classmethod
     def from_config(
@@ -243,6 +252,7 @@ class Trainer:
             "channels_last": cfg.channels_last,
             "compile": cfg.compile,
             "compile_backend": cfg.compile_backend,
+            "average": cfg.average,
         }
         settings.update(kwargs)
         return cls(model, task=task, seed=seed, **settings)
@@ -304,9 +314,13 @@ class Trainer:
                     writer.wait()
                 raise
             writer.wait()
+            if self.averager is not None and self._best_state is None and self.history:
+                self._snapshot()  # stopped before SWA's start: the last raw weights are kept
             self.save_checkpoint()
             if self.keep_best:
                 self.restore_best()
+            elif self.averager is not None and self.averager.started(self.epoch):
+                self.averager.copy_to(self.model)  # the last epoch's averaged weights
             self.outcome = (
                 "stopped_early"
                 if self.stopped_early
@@ -345,6 +359,8 @@ class Trainer:
         while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
             self.epoch += 1
             model.train()
+            if self.averager is not None:
+                self.averager.before_epoch(self)  # SWA: its constant LR from the start epoch
             events("before_epoch", self)
             t0 = time.perf_counter()
             losses: list[Tensor] = []  # per-batch data losses, kept on the device
@@ -372,6 +388,8 @@ class Trainer:
                     p.grad = None
                 sched.step()  # LR of the next update
                 self.step += 1
+                if self.averager is not None:
+                    self.averager.after_step(self)  # EMA: average this step's weights
                 events("after_step", self)
                 losses.append(data_loss.detach())
                 target = self.target
@@ -390,8 +408,10 @@ class Trainer:
                 (torch.stack(losses).double() * weights).sum() / weights.sum()
             )
             record.update(self.objective.epoch_end())  # the step's own terms (train_<name>)
+            if self.averager is not None:
+                self.averager.after_epoch(self)  # SWA: average this epoch's weights
             if val_data is not None:
-                record.update(self.evaluate(val_data, prefix="val"))
+                record.update(self.evaluate(val_data, prefix="val", model=self._kept_model()))
             self.elapsed = time.perf_counter() - start
             record["epoch_time"] = time.perf_counter() - t0
             record["time"] = self.elapsed
@@ -399,7 +419,10 @@ class Trainer:
             if self.metrics_log is not None:
                 self.metrics_log.append(record)
             # early stopping: keep the best snapshot; stop after `patience` bad epochs
-            if self.early_stopping.update(float(record[self.early_stopping.metric]), self.epoch):
+            # (with weight averaging: only epochs whose kept weights are the averaged ones)
+            if self._averaged_or_plain() and self.early_stopping.update(
+                float(record[self.early_stopping.metric]), self.epoch
+            ):
                 self._snapshot()
             self.stopped_early = self.early_stopping.should_stop
             sched.epoch_end(record)
@@ -434,6 +457,8 @@ class Trainer:
         self._check_metric_names(has_val)
         self.schedule = LRSchedule(self.optimizer, self.schedule_spec, steps_per_epoch, self.epochs)
         self.lr = self.schedule.lr
+        if self.averager is not None:
+            self.averager.setup(self, batches)
 
     def _check_metric_names(self, has_val: bool) -> None:
         """Refuse, before training, an early-stopping or plateau metric that is never logged."""
@@ -489,8 +514,20 @@ class Trainer:
             )
         )
 
+    def _kept_model(self) -> nn.Module:
+        """The network an epoch keeps and is judged by: the averaged one once averaging has
+        started, else the model being trained."""
+        if self.averager is not None and self.averager.started(self.epoch):
+            return self.averager.model()
+        return self.model
+
+    def _averaged_or_plain(self) -> bool:
+        """Whether this epoch may become the best snapshot: always without weight averaging;
+        with it, once averaging has started (SWA: not before its start epoch)."""
+        return self.averager is None or self.averager.started(self.epoch)
+
     def _snapshot(self) -> None:
-        state = self.model.state_dict()
+        state = self._kept_model().state_dict()
         if self._best_state is None:
             self._best_state = {k: v.detach().clone() for k, v in state.items()}
         else:
@@ -524,11 +561,15 @@ class Trainer:
                     ys.append(yb)
         return concat_outputs(outs), (torch.cat(ys) if ys else None)
 
-    def evaluate(self, data: Any, prefix: str = "val") -> dict[str, float]:
-        """``<prefix>_loss`` and the task's metrics on ``data``, as the objective computes them."""
+    def evaluate(
+        self, data: Any, prefix: str = "val", model: nn.Module | None = None
+    ) -> dict[str, float]:
+        """``<prefix>_loss`` and the task's metrics on ``data``, as the objective computes them
+        (on ``model``, default the trainer's)."""
         if data is None or len(data) == 0:
             return {}
-        return self.objective.evaluate(self.forward_model, self._eval_batches(data), prefix)
+        model = model if model is not None else self.forward_model
+        return self.objective.evaluate(model, self._eval_batches(data), prefix)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -551,7 +592,28 @@ class Trainer:
             "data_rng": [g.get_state() for g in self._data_generators],
             "objective": self.objective.state_dict(),
             "environment": self.environment(),
+            **({"average": self.averager.state_dict()} if self.averager is not None else {}),
+            **({"callbacks": states} if (states := self._callback_states()) else {}),
         }
+
+    def _callback_states(self) -> dict[str, Any]:
+        """The state of each callback that has a ``state_key`` and ``state_dict()``, by key."""
+        return {cb.state_key: cb.state_dict() for cb in self.callbacks
+                if getattr(cb, "state_key", None) and hasattr(cb, "state_dict")}
+
+    def _load_callback_states(self, saved: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            key = getattr(cb, "state_key", None)
+            if not key or not hasattr(cb, "load_state_dict"):
+                continue
+            if key in saved:
+                cb.load_state_dict(saved[key])
+            else:
+                logger.warning(
+                    "the checkpoint holds no state for callback %s (state_key %r): it starts "
+                    "afresh, and the resumed run may differ from an uninterrupted one",
+                    type(cb).__name__, key,
+                )
 
     def environment(self) -> dict[str, Any]:
         """What bit-exact resume depends on beyond the state: the intra-op thread count (sums
@@ -605,6 +667,14 @@ class Trainer:
         for g, g_state in zip(self._data_generators, saved, strict=True):
             g.set_state(g_state)
         self.objective.load_state_dict(state.get("objective") or {})
+        if self.averager is not None:
+            self.averager.load_state_dict(state.get("average"))
+        elif state.get("average") is not None:
+            raise RunError(
+                "the checkpoint holds averaged weights but this trainer averages none: resume "
+                "with the same train.average"
+            )
+        self._load_callback_states(state.get("callbacks") or {})
         self._check_environment(state.get("environment"))
 
     def save_checkpoint(self, directory: str | Path | None = None) -> Path | None:
@@ -622,6 +692,17 @@ class Trainer:
 def schedule_config(spec: str | dict[str, Any] | ScheduleConfig | None) -> ScheduleConfig:
     """A schedule name, dict or ``ScheduleConfig`` as a checked ``ScheduleConfig``."""
     return section_from_spec(ScheduleConfig, spec or "constant", "train.schedule")
+
+
+def _check_state_keys(callbacks: list[Any]) -> None:
+    """Refuse two callbacks whose states would be saved under the same ``state_key``."""
+    keys = [k for cb in callbacks if (k := getattr(cb, "state_key", None))]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ConfigError(
+            f"two callbacks have the state_key {twice[0]!r}; each callback whose state is "
+            "checkpointed needs its own"
+        )
 
 
 def _outcome_of(exc: BaseException) -> str:

@@ -387,7 +387,10 @@ def _mixup(x: Tensor, y: Tensor | None, cfg: Any, g: torch.Generator,
            ctx: AugmentContext) -> tuple[Tensor, Tensor | None]:
     n = len(x)
     which = chosen(g, n, cfg.p)
-    lam = torch.where(which, beta(g, n, cfg.alpha), 1.0)
+    draws = beta(g, n, cfg.alpha)
+    # each row keeps the larger share of its own sample (fastai's MixUp): the same pairs and
+    # targets in distribution, and an augmented row still shows the sample it came from
+    lam = torch.where(which, torch.maximum(draws, 1 - draws), 1.0)
     perm = torch.randperm(n, generator=g)
     lam_x = _on(lam, x).view(-1, *([1] * (x.ndim - 1)))
     x = lam_x * x + (1 - lam_x) * x[_on(perm, x)]
