@@ -194,3 +194,19 @@ def test_a_config_path_that_is_a_folder_says_so(tmp_path):
         load_config(tmp_path)
     with pytest.raises(ConfigError, match="nowhere.toml does not exist"):
         load_config(tmp_path / "nowhere.toml")
+
+
+def test_patience_never_survives_the_written_config():
+    """TOML has no null: "never stop early" is written as a word and reads back as None (a
+    resumed run or a trial of a study must not stop early at the default patience)."""
+    import tomllib
+
+    cfg = load_config({"train": {"early_stopping": {"patience": None}}})
+    text = cfg.to_toml()
+    assert 'patience = "never"' in text
+    again = load_config(tomllib.loads(text))
+    assert again.train.early_stopping.patience is None
+    assert again.to_dict() == cfg.to_dict()
+    never = load_config(None, ["train.early_stopping.patience=never"])
+    assert never.train.early_stopping.patience is None
+    assert load_config(None).train.early_stopping.patience == 10

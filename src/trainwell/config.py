@@ -71,12 +71,22 @@ class Config(Section):
         return head_target_specs(self.heads) if self.heads else None
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        # None is left out (TOML has no null) after the fields' serializers have run, so that a
+        # field spelling None as a word (early_stopping.patience = "never") keeps it
+        return _without_none(self.model_dump(mode="json"))
 
     def to_toml(self) -> str:
         import tomli_w
 
         return tomli_w.dumps(self.to_dict())
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def format_validation_error(exc: ValidationError, root: type[BaseModel] = Config) -> str:

@@ -381,7 +381,7 @@ def validate_space(cfg: Any, params: list[Param] | None = None) -> list[Param]:
     root: type[BaseModel] = type(cfg)
     tune = cfg.tune
     params = parse_space(tune.space) if params is None else params
-    base = cfg.model_dump(mode="json", exclude_none=True)
+    base = cfg.to_dict()  # None left out after the serializers (patience = "never" kept)
     for p in params:
         if p.path.startswith("tune."):
             raise ConfigError(

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from trainwell.errors import ConfigError
 from trainwell.registry import Registry
@@ -215,9 +222,21 @@ class EarlyStoppingConfig(Section):
         default="auto", description="auto: max for accuracy/f1/r2"
     )
     patience: int | None = Field(
-        default=10, ge=1, description="None: never stop early (best snapshot still kept)"
+        default=10,
+        ge=1,
+        description='"never" (None in Python): never stop early (the best snapshot is still kept)',
     )
     min_delta: float = Field(default=0.0, ge=0)
+
+    @field_validator("patience", mode="before")
+    @classmethod
+    def _never(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and v.strip().lower() == "never" else v
+
+    @field_serializer("patience")
+    def _write_never(self, v: int | None) -> int | str:
+        # TOML has no null: a written config says "never", so that it reads back the same
+        return "never" if v is None else v
 
 
 #: weight-averaging names (``[train.average]``); the methods are registered in
