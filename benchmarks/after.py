@@ -140,7 +140,8 @@ def table(per_seed: list[dict[str, dict[str, float]]]) -> str:
         wins = sum(r[name]["log_loss"] < r[base]["log_loss"] for r in per_seed)
         won = "" if name == base else f"{wins}/{seeds}"
         epochs = f"{per_seed[0][name]['epochs']:.0f}"
-        lines.append(f"{name:<{width}} | {epochs:>6} | " + " | ".join(cells) + f" | {won:>13}")
+        lines.append((f"{name:<{width}} | {epochs:>6} | " + " | ".join(cells)
+                      + f" | {won:>13}").rstrip())
     lines.append("per seed log-loss:")
     lines += [f"  {name:<{width}} " + " ".join(f"{r[name]['log_loss']:.4f}" for r in per_seed)
               for name in names if name != "members' mean"]
