@@ -72,8 +72,8 @@ def base_config(args: argparse.Namespace, seed: int, runs: Path) -> dict[str, An
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "threads": 1,
                   "optimizer": {"name": "adam", "lr": args.lr},
                   # no early stop in any run (the best-val weights are still kept): a patience
-                  # of the longest run's epochs, since a patience of None is not kept by the
-                  # TOML configs of ensemble members and snapshot runs (it reverts to 10)
+                  # of the longest run's epochs, since a patience of None is dropped when an
+                  # ensemble member's config is written out and read back (it reverts to 10)
                   "early_stopping": {"patience": args.members * args.epochs}},
         "log": {"report": False},
     }
