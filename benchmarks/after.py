@@ -8,10 +8,17 @@ results"): for each seed s, one config trained as
   their probabilities), which costs 5 times the single model's epochs,
 * a snapshot ensemble (Huang et al. 2017): one run of the same epochs as the single model with
   4 cosine cycles (``cosine_restarts``), its 4 end-of-cycle snapshots averaged,
+* weight averaging at the single model's epochs (``[train] average``, see ``WEIGHT_AVERAGING``):
+  EMA with its default decay, and SWA after a cosine schedule over the first 3/4 of the epochs,
 
-and scored on the test split: accuracy, log-loss and expected calibration error (15 bins).
-Weight averaging (EMA and SWA, ``[train.average]``) gets its rows in the same table, at the
-single model's epochs (see ``WEIGHT_AVERAGING`` below).
+and, at the ensemble's cost (5 times the epochs), the two one-run rivals of the ensemble:
+
+* the single model trained 5 times as many epochs,
+* a snapshot ensemble of 5 cycles over 5 times the epochs (each cycle as long as the single
+  model's whole run, so each snapshot is trained about as long as one ensemble member),
+
+all scored on the test split: accuracy, log-loss and expected calibration error (15 bins). The
+``epochs`` column is the total training epochs behind each row.
 
     python benchmarks/after.py --seeds 3     # builtin:digits, MLP 256 + dropout 0.2, 40 epochs
     python benchmarks/after.py --source builtin:mnist_sample --epochs 20   # the 28x28 set
@@ -37,10 +44,16 @@ import torch
 import trainwell as tw
 
 METRICS = ("accuracy", "log_loss", "ece")
-#: rows of single runs with weight averaging: (row name, changes to [train]), e.g.
-#: ("EMA", {"average": {"name": "ema"}}) and ("SWA", {"average": {"name": "swa"}}) once the
-#: [train.average] section is part of the config
-WEIGHT_AVERAGING: list[tuple[str, dict[str, Any]]] = []
+#: rows of single runs with weight averaging, at the single model's epochs: (row name, changes to
+#: [train]). EMA: its default decay (1 - 10 / total steps) on the single model's constant rate.
+#: SWA as benchmarks/averaging.py found it to help (docs/training.md, "Weight averaging"): a
+#: cosine schedule, and from 0.75 of the epochs on an equal average of the end-of-epoch weights
+#: at a constant SWA rate of 5e-4 (half of Adam's 1e-3); with a constant schedule it did not help.
+WEIGHT_AVERAGING: list[tuple[str, dict[str, Any]]] = [
+    ("EMA", {"average": "ema"}),
+    ("SWA", {"average": {"name": "swa", "start": 0.75, "lr": 5e-4},
+             "schedule": {"name": "cosine"}}),
+]
 
 
 def base_config(args: argparse.Namespace, seed: int, runs: Path) -> dict[str, Any]:
@@ -58,25 +71,42 @@ def base_config(args: argparse.Namespace, seed: int, runs: Path) -> dict[str, An
         "model": model,
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "threads": 1,
                   "optimizer": {"name": "adam", "lr": args.lr},
-                  "early_stopping": {"patience": None}},  # 40 epochs; the best-val weights
+                  # no early stop in any run (the best-val weights are still kept): a patience
+                  # of the longest run's epochs, since a patience of None is dropped when an
+                  # ensemble member's config is written out and read back (it reverts to 10)
+                  "early_stopping": {"patience": args.members * args.epochs}},
         "log": {"report": False},
     }
 
 
 def one_seed(args: argparse.Namespace, seed: int, runs: Path) -> dict[str, dict[str, float]]:
+    """Each row's test scores and its total training epochs (``epochs``), in table order."""
     cfg = base_config(args, seed, runs)
-    ens = tw.ensemble({**cfg, "ensemble": {"members": args.members, "jobs": args.jobs}},
+    n, e = args.members, args.epochs
+    ens = tw.ensemble({**cfg, "ensemble": {"members": n, "jobs": args.jobs}},
                       name=f"ens-{seed}")
-    rows = {"single model": {k: ens.results["members"][0][k] for k in METRICS},
-            f"{args.members}-member ensemble": ens.results["ensemble"],
-            "members' mean": ens.results["members_mean"]}
     snap = tw.ensemble(cfg, snapshot=args.snapshots, name=f"snap-{seed}")
-    rows[f"snapshot ensemble ({args.snapshots})"] = snap.results["ensemble"]
-    for name, change in WEIGHT_AVERAGING:
-        run = tw.fit({**cfg, "train": {**cfg["train"], **change}}, name=f"{name}-{seed}",
+    rows = {"single model": {**_pick(ens.results["members"][0]), "epochs": e},
+            f"snapshot ensemble ({args.snapshots})": {**_pick(snap.results["ensemble"]),
+                                                      "epochs": e}}
+    for i, (name, change) in enumerate(WEIGHT_AVERAGING):
+        run = tw.fit({**cfg, "train": {**cfg["train"], **change}}, name=f"average{i}-{seed}",
                      quiet=True)
-        rows[name] = _scores_of_run(run.run_dir)  # from its test predictions, as the ensembles
+        rows[name] = {**_scores_of_run(run.run_dir), "epochs": e}  # as the ensembles score
+    # the ensemble and its rivals at equal total epochs (n times the single model's)
+    rows["members' mean"] = {**_pick(ens.results["members_mean"]), "epochs": e}
+    rows[f"{n}-member ensemble"] = {**_pick(ens.results["ensemble"]), "epochs": n * e}
+    long = {**cfg, "train": {**cfg["train"], "epochs": n * e}}
+    run = tw.fit(long, name=f"long-{seed}", quiet=True)
+    rows[f"single model, {n}x epochs"] = {**_scores_of_run(run.run_dir), "epochs": n * e}
+    snap = tw.ensemble(long, snapshot=n, name=f"snap-long-{seed}")
+    rows[f"snapshot ensemble ({n}), {n}x epochs"] = {**_pick(snap.results["ensemble"]),
+                                                     "epochs": n * e}
     return rows
+
+
+def _pick(scores: dict[str, Any]) -> dict[str, float]:
+    return {k: float(scores[k]) for k in METRICS}
 
 
 def _scores_of_run(run_dir: Path) -> dict[str, float]:
@@ -93,12 +123,13 @@ def _scores_of_run(run_dir: Path) -> dict[str, float]:
 def table(per_seed: list[dict[str, dict[str, float]]]) -> str:
     names = list(per_seed[0])
     seeds = len(per_seed)
+    width = max(len(name) for name in names)
 
     def med(name: str, metric: str) -> float:
         return statistics.median(r[name][metric] for r in per_seed)
 
-    head = (f"{'method':<26} | {'accuracy':>8} {'ratio':>6} | {'log-loss':>8} {'ratio':>6} | "
-            f"{'ECE':>6} {'ratio':>6} | {'log-loss wins':>13}")
+    head = (f"{'method':<{width}} | {'epochs':>6} | {'accuracy':>8} {'ratio':>6} | "
+            f"{'log-loss':>8} {'ratio':>6} | {'ECE':>6} {'ratio':>6} | {'log-loss wins':>13}")
     lines = [head, "-" * len(head)]
     base = "single model"
     for name in names:
@@ -108,10 +139,12 @@ def table(per_seed: list[dict[str, dict[str, float]]]) -> str:
             cells.append(f"{v:>8.4f} {v / b if b else float('nan'):>6.3f}")
         wins = sum(r[name]["log_loss"] < r[base]["log_loss"] for r in per_seed)
         won = "" if name == base else f"{wins}/{seeds}"
-        lines.append(f"{name:<26} | " + " | ".join(cells) + f" | {won:>13}")
-    lines.append("per seed log-loss: " + "; ".join(
-        f"{name} " + " ".join(f"{r[name]['log_loss']:.4f}" for r in per_seed)
-        for name in names if name != "members' mean"))
+        epochs = f"{per_seed[0][name]['epochs']:.0f}"
+        lines.append((f"{name:<{width}} | {epochs:>6} | " + " | ".join(cells)
+                      + f" | {won:>13}").rstrip())
+    lines.append("per seed log-loss:")
+    lines += [f"  {name:<{width}} " + " ".join(f"{r[name]['log_loss']:.4f}" for r in per_seed)
+              for name in names if name != "members' mean"]
     return "\n".join(lines)
 
 
@@ -130,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--snapshots", type=int, default=4)
     p.add_argument("--jobs", type=int, default=1, help="members trained at once")
     p.add_argument("--quick", action="store_true",
-                   help="one seed, 5 epochs, 3 members and 3 snapshots: a smoke run")
+                   help="one seed, 6 epochs, 3 members and 3 snapshots: a smoke run")
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.members, args.snapshots = 1, 6, 3, 3
@@ -141,8 +174,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         per_seed = [one_seed(args, seed, Path(tmp) / "runs") for seed in range(args.seeds)]
-    print(f"\nEnsembles on {args.source} ({args.arch}, {args.epochs} epochs per model), test "
-          f"split, median of {args.seeds} seeds; torch {torch.__version__}, 1 thread")
+    print(f"\nEnsembles and weight averaging on {args.source} ({args.arch}, {args.epochs} "
+          f"epochs per model), test split, median of {args.seeds} seeds; torch "
+          f"{torch.__version__}, 1 thread; epochs: the total behind each row")
     print(table(per_seed))
     print(f"\n{time.perf_counter() - t0:.0f} s")
     return {"per_seed": per_seed}

@@ -494,7 +494,10 @@ def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
     raw["name"] = TRAIN_DIR
     raw["train"]["schedule"] = {**raw["train"].get("schedule", {}), "name": "cosine_restarts",
                                 "cycles": cycles}
-    raw["train"]["early_stopping"] = {**raw["train"].get("early_stopping", {}), "patience": None}
+    # never stops early: a patience of the run's epochs (None is not written to TOML, and the
+    # run's config is read back from configs/train.toml)
+    raw["train"]["early_stopping"] = {**raw["train"].get("early_stopping", {}),
+                                      "patience": cfg.train.epochs}
     run_cfg = load_config(raw)
     root = Path(cfg.runs_dir)
     run_name = name or _ensemble_name(cfg, "-snapshots")
