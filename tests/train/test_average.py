@@ -4,9 +4,8 @@ averaged weights, the checkpoint's averaged state, and the refusals."""
 
 from __future__ import annotations
 
-import logging
-
 import copy
+import logging
 
 import pytest
 import torch
