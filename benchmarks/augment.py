@@ -477,7 +477,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--per-class", type=int, default=50, help="training images per class")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--digits-epochs", type=int, default=30)
     ap.add_argument("--mc", type=int, default=10, help="Monte Carlo dropout passes")
     ap.add_argument("--only", choices=["speed", "quality"], default=None)
