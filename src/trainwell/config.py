@@ -185,8 +185,10 @@ def check_cross_fields(cfg: Config) -> None:
         _check_heads_domain(cfg)
     if cfg.augment.enabled:
         from trainwell.data.augment.config import check_against_config
+        from trainwell.train.losses import loss_tasks
 
         check_against_config(cfg.augment, task=cfg.data.task, loss=cfg.train.loss.name,
+                             loss_tasks=loss_tasks(cfg.train.loss.name),
                              several_heads=bool(cfg.heads), domain=cfg.domain is not None)
     if cfg.tune.space and not cfg.tune.candidates:
         from trainwell.search.space import validate_space

@@ -46,6 +46,8 @@ def test_bad_fields_are_refused_at_load_naming_the_field(tmp_path, capsys, augme
      "train.loss 'hinge' does not take"),
     ({"heads": {"a": {"target": "x"}}, "augment": {"cutmix": {}}},
      "[heads] does not support"),
+    ({"train": {"loss": "huber"}, "augment": {"mixup": {}}},
+     "augment.mixup on a regression task: set augment.mixup.regression = true"),
 ])
 def test_mixing_that_has_no_meaning_is_refused_at_load(cfg, expected):
     with pytest.raises(ConfigError) as info:
@@ -57,6 +59,8 @@ def test_mixup_on_regression_says_how_with_regression_true():
     cfg = load_config({"data": {"task": "regression"},
                        "augment": {"mixup": {"regression": True}}})
     assert cfg.augment.mixup is not None and cfg.augment.mixup.regression
+    with_l1 = load_config({"train": {"loss": "l1"}, "augment": {"mixup": {"regression": True}}})
+    assert with_l1.train.loss.name == "l1"
 
 
 @pytest.mark.parametrize("source,augment,expected", [

@@ -125,6 +125,28 @@ def test_a_lazy_sample_sees_the_same_augmentation_whatever_the_worker_count():
     assert not torch.equal(first, x[4]) or not torch.equal(later, x[4])
 
 
+def test_a_lazy_run_trains_the_same_with_and_without_workers():
+    from trainwell.data.augment.lazy import lazy_loader
+    from trainwell.train.augmented import SamplerEpochs
+
+    x, y = _images(20)
+    base = torch.utils.data.TensorDataset(x, y)
+    aug = Augmenter(AugmentConfig.model_validate({"crop": {"padding": 1}, "cutmix": {}}),
+                    task="multiclass", n_classes=3)
+
+    def weights(workers):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(36, 3))
+        loader, sampler = lazy_loader(base, aug, 5, batch_size=6, shuffle=True,
+                                      num_workers=workers, pin_memory=False)
+        step = Augmented(Supervised("cross_entropy"), aug, seed=5, per_sample=False)
+        Trainer(model, step=step, epochs=3, seed=0, threads=None,
+                callbacks=[SamplerEpochs(sampler)]).fit(loader)
+        return [p.detach().clone() for p in model.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(0), weights(2), strict=True))
+
+
 # ---------------------------------------------------------------------------- runs
 
 DIGITS = {
@@ -273,3 +295,17 @@ def test_the_grid_writes_mixtures_under_mixed_samples():
     g = augment_generator(0, 1, 0)
     x, y = aug(data.train.X[:16], data.train.y[:16], g)
     assert torch.equal(x, views[0][0]) and torch.equal(y, views[0][1])
+
+
+def test_a_damaged_augment_file_is_named_when_resuming(runs_dir):
+    class Crash:
+        def after_epoch(self, trainer):
+            if trainer.epoch == 2:  # the checkpoint of epoch 1 exists
+                raise RuntimeError("the machine went down")
+
+    with pytest.raises(RuntimeError, match="went down"):
+        trainwell.fit(DIGITS, name="crashed", quiet=True, callbacks=[Crash()])
+    saved = runs_dir / "crashed" / "augment.safetensors"
+    saved.write_bytes(saved.read_bytes()[:20])
+    with pytest.raises(trainwell.errors.RunError, match="augment.safetensors"):
+        trainwell.fit(resume=runs_dir / "crashed", quiet=True)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainwell.data.augment.config import MIXING_OPS, AugmentConfig, check_for_data
+from trainwell.data.augment.config import AugmentConfig, check_for_data
 from trainwell.data.augment.ops import (
     AUGMENTATIONS,
     AugmentContext,
@@ -199,8 +199,4 @@ def _pca_images(split: Any) -> Tensor:
     return torch.stack([split.X[i][0] for i in picks])
 
 
-def mixing_names(cfg: AugmentConfig) -> list[str]:
-    return [n for n in cfg.ops() if n in MIXING_OPS]
-
-
-__all__ = ["PCA_SAMPLE", "Augmenter", "augment_generator", "mixing_names", "pixel_scale"]
+__all__ = ["PCA_SAMPLE", "Augmenter", "augment_generator", "pixel_scale"]

@@ -242,14 +242,23 @@ class AugmentConfig(Section):
         return any(name in MIXING_OPS for name in self.ops())
 
 
-def check_against_config(aug: AugmentConfig, *, task: str, loss: str, several_heads: bool,
+def check_against_config(aug: AugmentConfig, *, task: str, loss: str,
+                         loss_tasks: Sequence[str] | None, several_heads: bool,
                          domain: bool) -> None:
     """What the rest of the config says against ``[augment]``, at load time.
 
+    Args:
+        aug: the section.
+        task: ``data.task`` (``auto`` when inferred from the data).
+        loss: ``train.loss``'s canonical name; ``loss_tasks``: the tasks it fits (None: auto).
+        several_heads, domain: whether the config has ``[heads]`` / ``[domain]``.
+
     Raises:
-        ConfigError: mixup / cutmix on a regression task (mixup without ``regression = true``),
-            with a loss that takes no soft targets, with ``[heads]`` or ``[domain]``.
+        ConfigError: mixup / cutmix on a regression task or with a regression loss (mixup
+            without ``regression = true``), with a classification loss that takes no soft
+            targets, with ``[heads]`` or ``[domain]``.
     """
+    regression_loss = loss_tasks is not None and "regression" in loss_tasks
     for name in sorted(MIXING_OPS & set(aug.ops())):
         if several_heads or domain:
             section = "[heads]" if several_heads else "[domain]"
@@ -257,12 +266,12 @@ def check_against_config(aug: AugmentConfig, *, task: str, loss: str, several_he
                 f"augment.{name} mixes the targets of two samples, which {section} does not "
                 f"support (several targets per row); remove augment.{name}"
             )
-        if loss not in ("auto", "cross_entropy", "bce"):
+        if not regression_loss and loss not in ("auto", "cross_entropy", "bce"):
             raise ConfigError(
                 f"augment.{name} makes soft targets (class probabilities), which train.loss "
                 f"{loss!r} does not take; use 'cross_entropy' (or 'bce' for two classes)"
             )
-    check_mixing_task(aug, task)
+    check_mixing_task(aug, "regression" if regression_loss else task)
 
 
 def check_mixing_task(aug: AugmentConfig, task: str) -> None:

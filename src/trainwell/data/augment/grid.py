@@ -3,8 +3,8 @@
 :func:`augment_grid_png` draws a few training samples (first row, as preprocessed) and, below
 each, the views the augmentation made of it in the first epochs, exactly as the training step
 draws (the draws of the first step of epochs 1, 2, 3 ..., per image for images read lazily).
-Under a view whose target was mixed (mixup,
-cutmix) the mixture is written, e.g. ``0.62 3 + 0.38 8``.
+Under each image its target is written; under a view whose target was mixed (mixup, cutmix),
+the mixture, e.g. ``0.62 3 + 0.38 8`` (the two largest parts).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _rgb(img: np.ndarray) -> np.ndarray:
 def augment_grid_png(prepared: Any, augmenter: Augmenter, seed: int, n: int = 8,
                      epochs: int = 3, batch: int = 64) -> bytes:
     """PNG bytes: ``n`` training images (top row) and their augmented views in ``epochs``
-    epochs (rows below), each titled with its target (a mixture for mixup / cutmix).
+    epochs (rows below), each with its target written under it (a mixture for mixup / cutmix).
 
     The images are drawn at random (fixed by ``seed``) from the training split; a batch of
     ``batch`` of them is augmented together so that mixing operations have partners. The grid
@@ -94,18 +94,18 @@ def augment_grid_png(prepared: Any, augmenter: Augmenter, seed: int, n: int = 8,
     cols = min(n, len(x))
     rows = [(x, y, "original")] + [(vx, vy, f"epoch {e + 1}") for e, (vx, vy) in enumerate(views)]
     h, w = int(x.shape[-2]), int(x.shape[-1])
-    gap_x, gap_y = max(1, w // 8), max(h // 3, 3)  # room for the labels above each row
+    gap_x, gap_y = max(1, w // 8), max(h // 3, 3)  # room for the labels under each row
     mosaic = np.ones((len(rows) * (h + gap_y), cols * (w + gap_x), 3))
     cell = 1.1  # inches per cell
     fig, ax = plt.subplots(figsize=(cols * cell + 0.6, len(rows) * cell * (h + gap_y) / h))
     for r, (xs, ys, what) in enumerate(rows):
-        top = r * (h + gap_y) + gap_y
+        top = r * (h + gap_y)
         for c in range(cols):
             left = c * (w + gap_x)
             mosaic[top:top + h, left:left + w] = _rgb(xs[c].detach().cpu().float().numpy())
             yc = ys[c] if ys is not None else torch.tensor(0)
-            ax.text(left + w / 2, top - 0.6, label_text(yc, prepared.classes, prepared.task),
-                    ha="center", va="bottom", fontsize=7)
+            ax.text(left + w / 2, top + h - 0.2, label_text(yc, prepared.classes, prepared.task),
+                    ha="center", va="top", fontsize=7)
         ax.text(-gap_x, top + h / 2, what, rotation=90, ha="right", va="center", fontsize=8)
     ax.imshow(mosaic, interpolation="nearest")
     ax.axis("off")

@@ -70,11 +70,15 @@ def lazy_loader(base: Any, augmenter: Augmenter, seed: int, *, batch_size: int, 
 
     g = torch.Generator().manual_seed(int(augment_generator(seed, 0, 0, 2).initial_seed()))
     sampler = EpochSampler(len(base), shuffle, g)
+    # the workers' base seed is drawn from a generator of its own (not torch's global RNG, not
+    # the order's): a loader draws it once per iterator, and persistent workers keep theirs,
+    # so the order must not depend on how many were made
+    workers = torch.Generator().manual_seed(int(augment_generator(seed, 0, 0, 3).initial_seed()))
     loader = DataLoader(
         AugmentedImages(base, augmenter, seed),
         batch_size=batch_size,
         sampler=sampler,
-        generator=g,  # the workers' base seed is drawn from it too, not from torch's global RNG
+        generator=workers,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
