@@ -18,7 +18,8 @@ split: with k labels per class there is none to spare):
 * finetune: ``transfer = "finetune"``, every layer, the pretrained ones at ``lr_mult`` 0.1;
 * probe_then_finetune: the head alone for half the steps, then every layer (``lr_mult`` 0.1);
 * auto: ``transfer = "auto"``, lecture 002's table from the rows per class and a measured
-  similarity (the run says which cell it chose), with ``lr_mult`` 0.1 for what it fine-tunes.
+  similarity (the run says which cell it chose), with the defaults a user gets (``lr_mult``
+  1: a source found "very different" is fine-tuned at the full rate).
 
 A negative-transfer case follows: the same network pretrained on 0-4 with shuffled labels
 (``--shuffle-labels``), where ``auto`` and the doctor's transfer check should say so.
@@ -86,7 +87,7 @@ def run_method(method: str, data: dict[str, Any], k: int, steps: int, seed: int,
     model: dict[str, Any] = dict(MODEL)
     if method != "scratch":
         model.update(init_from=source, transfer=method)
-        if method != "probe":  # what fine-tunes (auto may) does it at the same lr_mult
+        if method in ("finetune", "probe_then_finetune"):
             model["lr_mult"] = LR_MULT
     cfg = {"seed": seed, "runs_dir": str(runs), "data": data, "model": model,
            "log": {"report": False}, "doctor": {"monitor": False},
