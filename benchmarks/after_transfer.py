@@ -1,8 +1,9 @@
 """Transfer learning on MNIST digits: pretrained on 0-4, learning 5-9 from k labels per class.
 
 The source is the checkpoint shipped as ``pretrained:mnist04`` (``python -m
-trainwell.after.pretrain``: a small CNN, conv 16 -> conv 32 with BatchNorm, fc 64, trained on
-digits 0-4 of ``builtin:mnist_sample``'s training split). The target task is digits 5-9: k = 1,
+trainwell.after.pretrain``: a small CNN, conv 16 -> conv 32 with BatchNorm and a linear head,
+trained with small affine augmentations on digits 0-4 of ``builtin:mnist_sample``'s training
+split). The target task is digits 5-9: k = 1,
 5, 10, 30 training images per class drawn (per seed) from the training split, scored on the
 1,250 images of 5-9 in the set's fixed test split, which no method sees.
 
@@ -17,7 +18,8 @@ split: with k labels per class there is none to spare):
 * finetune: ``transfer = "finetune"``, every layer, the pretrained ones at ``lr_mult`` 0.1;
 * probe_then_finetune: the head alone for half the steps, then every layer (``lr_mult`` 0.1);
 * auto: ``transfer = "auto"``, lecture 002's table from the rows per class and a measured
-  similarity (the run says which cell it chose).
+  similarity (the run says which cell it chose), with the defaults a user gets (``lr_mult``
+  1: a source found "very different" is fine-tuned at the full rate).
 
 A negative-transfer case follows: the same network pretrained on 0-4 with shuffled labels
 (``--shuffle-labels``), where ``auto`` and the doctor's transfer check should say so.

@@ -21,7 +21,7 @@ def test_quick_benchmark_prints_the_table_and_the_negative_case(capsys, monkeypa
     out = capsys.readouterr().out
     for method in module.METHODS:
         assert f"\n{method:<22}" in out
-    assert "auto - best (points)" in out and "auto chose: k=1: probe; k=5: " in out
+    assert "auto - best (points)" in out and "auto chose: k=1: probe_then_finetune; k=5: " in out
     assert "negative transfer (source pretrained on shuffled labels), k=5" in out
     assert "doctor: " in out and "Lecture 002's table:" in out
     assert list(tmp_path.iterdir()) == []  # everything in a temporary folder

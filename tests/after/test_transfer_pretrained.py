@@ -12,7 +12,7 @@ import torch
 
 import trainwell
 from trainwell.after import list_pretrained, load_matching_
-from trainwell.after.pretrain import MODEL, mnist_rows
+from trainwell.after.pretrain import AUGMENT, MODEL, TRAIN, mnist_rows
 from trainwell.config import load_config
 from trainwell.nn import build_model
 
@@ -29,6 +29,7 @@ def test_the_sidecar_names_what_made_the_file():
     assert side["task"] == "multiclass" and side["preprocess"] == []
     assert side["command"].startswith("python -m trainwell.after.pretrain")
     assert "the fixed test split unused" in side["data"]
+    assert side["augment"] == AUGMENT and side["train"] == TRAIN  # what the script trains with
 
 
 def test_it_recognizes_the_test_digits_0_to_4_it_never_saw():

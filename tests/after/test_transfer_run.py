@@ -144,6 +144,31 @@ def test_auto_applies_lecture_002s_table(monkeypatch, rows, probe, scratch, choi
     assert "Lecture 002's table:" in info["reason"]
 
 
+@pytest.mark.parametrize(("threshold", "choice"), [(20, "probe_then_finetune"),
+                                                   (1, "probe_then_finetune")])
+def test_auto_with_one_row_per_class_hedges_between_the_cells(threshold, choice):
+    """One labelled row of a class leaves nothing to hold out: the real probe measurement
+    returns no accuracies, the cell's similarity is "unknown", and the run probes first, then
+    fine-tunes."""
+    torch.manual_seed(0)
+
+    class Split:
+        X = torch.randn(5, 3)
+        y = torch.arange(5)
+
+    class Prepared:
+        task, train = "multiclass", Split()
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 5))
+    mode, info = transfer._auto(net, net, Prepared(), threshold, 0)
+    assert mode == choice == info["choice"]
+    assert info["probe_accuracy"] is None and info["cell"]["similarity"] == "unknown"
+    assert info["cell"]["data"] == ("very little" if threshold > 1 else "quite a lot")
+    assert "similarity not measured" in info["reason"]
+    assert "similarity unknown" in info["reason"] if threshold > 1 else (
+        "fine-tune a few layers" in info["reason"])
+
+
 def test_auto_on_a_tiny_case_says_which_cell_and_why(digits, source_run, runs_dir, capsys):
     cfg = target(digits, runs_dir, transfer="auto", init_from=str(source_run))
     cfg["data"]["source"] = f"npz:{digits / 'few.npz'}"

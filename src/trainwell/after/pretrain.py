@@ -1,7 +1,8 @@
 """The shipped pretrained checkpoint, made again: ``python -m trainwell.after.pretrain``.
 
 A small CNN (two conv blocks with BatchNorm, 16 and 32 channels, and a linear head on their
-flattened features; about 13,000 parameters, 52 kB as safetensors) trained on digits 0-4 of
+flattened features; about 13,000 parameters, 52 kB as safetensors) trained for 30 epochs with
+``[augment.affine]`` (rotations, shifts, zooms, shears) on digits 0-4 of
 ``builtin:mnist_sample``'s training split (its fixed test split is never read), written as
 ``<name>.safetensors`` with a ``<name>.json`` sidecar naming its architecture, input shape,
 classes, preprocessing and the command that made it. ``model.init_from =
@@ -27,8 +28,14 @@ SOURCE_CLASSES = (0, 1, 2, 3, 4)
 #: the ``[model]`` section of the shipped checkpoint
 MODEL: dict[str, Any] = {"arch": "cnn", "channels": [16, 32], "hidden": [], "norm": "batch"}
 #: the ``[train]`` section it was trained with
-TRAIN: dict[str, Any] = {"epochs": 15, "batch_size": 64, "threads": 1,
+TRAIN: dict[str, Any] = {"epochs": 30, "batch_size": 64, "threads": 1,
                          "optimizer": {"name": "adam", "lr": 1e-3}}
+#: the ``[augment]`` section it was trained with: small rotations, shifts, zooms and shears of
+#: the training images, so the features describe strokes wherever and however tilted they are
+#: rather than the 1,125 images themselves (on digits 5-9 from one image per class, a linear
+#: probe on them scored about 3 points more than on the same network trained without)
+AUGMENT: dict[str, Any] = {"affine": {"rotate": 15, "translate": 0.15, "scale": [0.8, 1.2],
+                                      "shear": 10}}
 #: its ``data.preprocess``: none, the pixels as ``builtin:mnist_sample`` gives them, in [0, 1]
 #: (a run that transfers from it should feed it the same: ``data.preprocess = []``)
 PREPROCESS: list[Any] = []
@@ -90,6 +97,8 @@ def pretrain(out_dir: str | Path = PACKAGE_DIR, *, name: str = NAME, seed: int =
                "data": {"source": f"npz:{source}", "split": {"val": val, "test": 0.0},
                         "preprocess": PREPROCESS},
                "model": MODEL, "train": train, "log": {"report": False}}
+        if not shuffle_labels:  # a source that teaches nothing needs no augmentation
+            cfg["augment"] = AUGMENT
         run = trainwell.fit(cfg, name="pretrain", quiet=quiet)
         dest = out / f"{name}.safetensors"
         shutil.copyfile(run.run_dir / "model.safetensors", dest)
@@ -112,6 +121,7 @@ def pretrain(out_dir: str | Path = PACKAGE_DIR, *, name: str = NAME, seed: int =
                      + ("; labels shuffled, no validation" if shuffle_labels
                         else "; 10% of them held out for validation")),
             "train": train,
+            "augment": {} if shuffle_labels else AUGMENT,
             "seed": seed,
             "val_accuracy": run.metrics.get("val_accuracy"),
             "command": f"{COMMAND} --seed {seed}{flags}",

@@ -428,6 +428,11 @@ TABLE: dict[tuple[bool, bool], tuple[str, str]] = {
     (False, False): ("finetune", "quite a lot of data, very different dataset: fine-tune a "
                                  "larger number of layers (all of them)"),
 }
+#: very little data of unknown similarity (a class with one labelled row: nothing to hold out)
+UNMEASURED: tuple[str, str] = (
+    "probe_then_finetune", "very little data, similarity unknown: between the row's two cells, "
+    "the head first on the pretrained features (the similar cell's linear classifier), then "
+    "every layer, which can move away from a source that does not fit")
 
 
 @dataclass
@@ -595,19 +600,26 @@ def _auto(model: nn.Module, scratch: nn.Module, prepared: Any, rows_threshold: i
     pre, scr = scores.get("pretrained"), scores.get("scratch")
     size = (f"{rows} labelled training rows per class "
             f"({'under' if little else 'at least'} model.auto_rows_per_class = {rows_threshold})")
+    similar: bool | None
     if pre is None or scr is None:
-        similar = True
+        similar = None
         sim = ("similarity not measured (a linear probe needs two rows of each class to hold one "
-               "out): assumed similar")
+               "out)")
     else:
         similar = pre >= scr
         sim = (f"a linear probe on the pretrained features scores {pre:.1%} against {scr:.1%} "
                f"on scratch features ({scores['folds']}-fold cross-validation on "
                f"{scores['rows']} training rows): "
                + ("similar" if similar else "very different (no better than random features)"))
-    mode, cell = TABLE[(little, similar)]
+    if similar is None:
+        # unknown similarity: with little data, hedge between the row's two cells; with a lot
+        # (a rows threshold of 2 or less), the similar cell, which fine-tunes every layer anyway
+        mode, cell = UNMEASURED if little else TABLE[(False, True)]
+    else:
+        mode, cell = TABLE[(little, similar)]
     info = {"cell": {"data": "very little" if little else "quite a lot",
-                     "similarity": "very similar" if similar else "very different"},
+                     "similarity": "unknown" if similar is None
+                     else "very similar" if similar else "very different"},
             "choice": mode, "rows_per_class": rows, "probe_accuracy": pre,
             "scratch_accuracy": scr, "folds": scores.get("folds"),
             "reason": f"{size}; {sim}. Lecture 002's table: {cell}."}
@@ -719,6 +731,7 @@ def doctor_inputs(cfg: Any) -> dict[str, Any]:
 
 __all__ = [
     "TABLE",
+    "UNMEASURED",
     "TransferPhases",
     "TransferPlan",
     "TransferReport",
