@@ -138,3 +138,21 @@ def test_a_small_cnn_trains_on_it_end_to_end_and_predicts(runs_dir, capsys):
     pred = trainwell.load(run).predict(runs_dir.parent / "new.npz")
     assert len(pred) == 40 and set(np.asarray(pred).tolist()) <= set(range(10))
     assert (np.asarray(pred) == y[rows]).mean() > 0.2
+
+
+def test_a_subset_of_the_digits_keeps_their_fixed_test_images():
+    cfg = DataConfig.model_validate({"source": "builtin:mnist_sample", "preprocess": [],
+                                     "params": {"classes": [9, 5, 7], "train_per_class": 3}})
+    prepared = prepare(cfg, 0)
+    assert prepared.classes == [5, 7, 9]
+    X, y = mnist_sample()
+    rows = mnist_test_rows(y)
+    rows = rows[np.isin(y[rows], [5, 7, 9])]
+    assert len(prepared.test.X) == 750
+    expected = torch.from_numpy(X[rows].astype(np.float32) / 255.0)
+    assert torch.equal(prepared.test.y, torch.from_numpy(np.searchsorted([5, 7, 9], y[rows])))
+    assert torch.equal(prepared.test.X, expected)  # no preprocessing: the pixels themselves
+    assert torch.bincount(prepared.train.y).tolist() == [3, 3, 3]
+    for bad in ([5], [5, 5], [5, 10], "5,6", [True, 2]):
+        with pytest.raises(ConfigError, match="data.params.classes"):
+            load_config({"data": {"source": "builtin:mnist_sample", "params": {"classes": bad}}})

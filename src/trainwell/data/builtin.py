@@ -74,7 +74,7 @@ ABOUT: dict[str, str] = {
     "digits": "8x8 digit images as 64 features pixel_r_c (0..16), 1,797 rows",
     "digits_images": "the same digits as 1x8x8 images, scaled to [0, 1]",
     "mnist_sample": "5,000 MNIST digits (500 per class) as 1x28x28 images in [0, 1]; a fixed "
-                    "test split of 2,500; params: train_per_class",
+                    "test split of 2,500; params: train_per_class, classes",
     "iris": "4 features, 3 classes, 150 rows",
     "wine": "13 features, 3 classes, 178 rows",
     "breast_cancer": "30 features, 2 classes, 569 rows",
@@ -230,7 +230,7 @@ MNIST_PER_CLASS = 500
 MNIST_TEST_PER_CLASS = 250
 #: the seed of the one draw that picks the fixed test rows (never the run's seed)
 MNIST_SPLIT_SEED = 28
-MNIST_PARAMS = ("train_per_class",)
+MNIST_PARAMS = ("train_per_class", "classes")
 
 
 def _mnist_file() -> Any:
@@ -285,7 +285,8 @@ def mnist_test_rows(y: np.ndarray) -> np.ndarray:
 
 
 def check_mnist_params(params: dict[str, Any]) -> int | None:
-    """``data.params`` of ``builtin:mnist_sample``: ``train_per_class`` (1 .. 250), or nothing.
+    """``data.params`` of ``builtin:mnist_sample``: ``train_per_class`` (1 .. 250) and
+    ``classes`` (the digits to keep, e.g. ``[5, 6, 7, 8, 9]``: a new label set to transfer to).
 
     Returns the training rows to keep per class (None: all).
 
@@ -298,6 +299,7 @@ def check_mnist_params(params: dict[str, Any]) -> int | None:
             did = f" did you mean {hint!r}?" if hint else ""
             raise ConfigError(f"data.params.{key}: not a parameter of builtin:mnist_sample;"
                               f"{did} allowed: {', '.join(MNIST_PARAMS)}")
+    mnist_classes(params)
     k = params.get("train_per_class")
     if k is None:
         return None
@@ -310,14 +312,35 @@ def check_mnist_params(params: dict[str, Any]) -> int | None:
     return int(k)
 
 
+def mnist_classes(params: dict[str, Any]) -> list[int] | None:
+    """The digits ``data.params.classes`` keeps (sorted), or None (all ten)."""
+    classes = params.get("classes")
+    if classes is None:
+        return None
+    if (not isinstance(classes, list) or len(classes) < 2
+            or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 9
+                   for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise ConfigError(
+            "data.params.classes: must be a list of at least two different digits 0-9, e.g. "
+            f"[5, 6, 7, 8, 9]; got {classes!r}")
+    return sorted(classes)
+
+
 def _load_mnist(params: dict[str, Any]) -> BuiltinData:
     try:
         per_class = check_mnist_params(params)
+        classes = mnist_classes(params)
     except ConfigError as exc:
         raise DataError(str(exc)) from None
     X, y = mnist_sample()
+    test = np.zeros(len(y), dtype=bool)
+    test[mnist_test_rows(y)] = True  # the same fixed test images, whichever digits are kept
+    if classes is not None:
+        keep = np.isin(y, classes)
+        X, y, test = X[keep], y[keep], test[keep]
     return BuiltinData(X.astype(np.float32) / np.float32(255.0), y, [], "multiclass",
-                       test_rows=mnist_test_rows(y), train_per_class=per_class)
+                       test_rows=np.flatnonzero(test), train_per_class=per_class)
 
 
 def check_builtin_params(source: str, params: dict[str, Any]) -> None:
