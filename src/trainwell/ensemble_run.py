@@ -640,6 +640,13 @@ def _study_trials(study: Path) -> tuple[list[dict[str, Any]], str]:
     return done, str(info.get("metric", "value"))
 
 
+def _complete_without_run(study: Path) -> int:
+    """How many complete trials of the study have no run directory (scikit-learn candidates)."""
+    text = (study / "trials.csv").read_text("utf-8")
+    return sum(1 for row in csv.DictReader(io.StringIO(text))
+               if row.get("state") == "COMPLETE" and not row.get("run_dir"))
+
+
 def _from_study(study: Path, top: int | None, name: str | None, method: str | None,
                 overrides: list[str] | None) -> Ensemble:
     from trainwell.after.averaging import AVERAGING
@@ -654,8 +661,14 @@ def _from_study(study: Path, top: int | None, name: str | None, method: str | No
     method = AVERAGING.canonical(method or "mean")
     trials, metric = _study_trials(study)
     if top > len(trials):
-        raise ConfigError(f"--top {top} is larger than the {len(trials)} completed trials of "
-                          f"study {study}; give --top {max(len(trials), 1)} or fewer")
+        # a scikit-learn candidate's trial is complete but leaves no network run to combine
+        without_run = _complete_without_run(study)
+        what = (f"{len(trials)} completed trials of study {study} that trained a network "
+                f"({without_run} other completed trials are scikit-learn candidates, which "
+                "leave no network to combine)" if without_run
+                else f"{len(trials)} completed trials of study {study}")
+        fix = f"give --top {len(trials)} or fewer" if trials else "nothing can be combined"
+        raise ConfigError(f"--top {top} is larger than the {what}; {fix}")
     chosen = trials[:top]
     sources = []
     for row in chosen:

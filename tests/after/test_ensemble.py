@@ -200,6 +200,27 @@ def test_top_larger_than_the_study_is_refused(runs_dir, capsys):
     assert sorted(p.name for p in runs_dir.iterdir()) == ["study"]
 
 
+def test_top_counts_only_the_trials_that_trained_a_network(runs_dir, capsys):
+    study = runs_dir / "study"
+    (study / "trials" / "1").mkdir(parents=True)
+    (study / "study.json").write_text(json.dumps({"direction": "minimize", "metric": "val_loss"}))
+    (study / "trials.csv").write_text("stage,number,state,value,run_dir,params.candidate\n"
+                                      "search,0,COMPLETE,0.1,,knn\n"
+                                      "search,1,COMPLETE,0.5,trials/1,network\n"
+                                      "search,2,COMPLETE,0.2,,knn\n")
+    assert main(["ensemble", "--from-study", str(study), "--top", "3"]) == 2
+    err = capsys.readouterr().err
+    assert ("--top 3 is larger than the 1 completed trials of study" in err
+            and "2 other completed trials are scikit-learn candidates" in err
+            and "give --top 1 or fewer" in err), err
+    (study / "trials.csv").write_text("stage,number,state,value,run_dir,params.candidate\n"
+                                      "search,0,COMPLETE,0.1,,knn\n")
+    assert main(["ensemble", "--from-study", str(study), "--top", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing can be combined" in err and "or fewer" not in err, err
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["study"]
+
+
 def test_a_regression_ensemble_averages_predictions(runs_dir, tmp_path):
     cfg = {**IRIS, "data": {"source": "builtin:diabetes"}, "ensemble": {"members": 2,
                                                                        "method": "mean"}}
