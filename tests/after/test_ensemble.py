@@ -113,6 +113,17 @@ def test_a_damaged_or_missing_member_is_named_at_load(built, tmp_path):
         tw.load(copy)
 
 
+def test_report_names_a_truncated_member_prediction_file(built, tmp_path, capsys):
+    ens, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(ens.run_dir, copy)
+    npz = copy / "members" / "1" / "predictions.npz"
+    npz.write_bytes(npz.read_bytes()[:300])
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "members/1/predictions.npz cannot be read" in err, err
+
+
 def test_snapshot_ensemble_keeps_one_distinct_snapshot_per_cycle(runs_dir):
     cfg = {**IRIS, "train": {**IRIS["train"], "epochs": 4}}
     ens = tw.ensemble(cfg, snapshot=2, name="snap")
