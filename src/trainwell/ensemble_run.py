@@ -488,6 +488,11 @@ def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
     if cfg.train.schedule.warmup:
         raise ConfigError("a snapshot ensemble's cycles start at the initial LR; "
                           "train.schedule.warmup must be 0")
+    if cfg.train.average.name != "none":
+        raise ConfigError(f"a snapshot ensemble's members are the weights at the end of each "
+                          f"cycle, not an average; train.average is "
+                          f"{cfg.train.average.name!r}: remove it, or average the weights of "
+                          "each member of a members ensemble (--members)")
     require_trust(cfg.model.arch)
     raw = cfg.to_dict()
     raw.pop("ensemble", None)

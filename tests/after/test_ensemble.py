@@ -181,6 +181,7 @@ def _write(path, cfg):
         (["--jobs", "zero"], "--jobs must be auto"),
         (["--set", "data.split.test=0"], "data.split.test is 0"),
         (["--snapshot", "2", "--set", "data.split.test=0"], "data.split.test is 0"),
+        (["--snapshot", "3", "--set", "train.average=ema"], "train.average is 'ema'"),
         (["--from-study", "runs/none", "--top", "2"], "--from-study runs/none: no such"),
         (["--resume", "runs/none"], "cannot resume runs/none: no such directory"),
         (["--set", "ensemble.configs=['c.toml']"], "3 members, but ensemble.configs names 1"),
