@@ -124,6 +124,18 @@ def test_report_names_a_truncated_member_prediction_file(built, tmp_path, capsys
     assert err.startswith("error:") and "members/1/predictions.npz cannot be read" in err, err
 
 
+def test_a_comparison_refuses_an_ensemble_directory(built, tmp_path, capsys):
+    ens, _ = built
+    out = tmp_path / "cmp.html"
+    member = ens.run_dir / "members" / "0"
+    assert main(["report", str(ens.run_dir), str(member), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "is an ensemble directory" in err, err
+    assert not out.exists()
+    assert main(["report", str(member), str(ens.run_dir / "members" / "1"), "--out",
+                 str(out)]) == 0
+
+
 def test_snapshot_ensemble_keeps_one_distinct_snapshot_per_cycle(runs_dir):
     cfg = {**IRIS, "train": {**IRIS["train"], "epochs": 4}}
     ens = tw.ensemble(cfg, snapshot=2, name="snap")
