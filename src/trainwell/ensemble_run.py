@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -292,7 +293,8 @@ def _new_members(cfg: Config, base: Path, name: str | None, quiet: bool) -> Ense
         for k, member in enumerate(configs):
             write_text_atomic(staging / CONFIGS_DIR / f"{k}.toml", member.to_toml())
         write_json_atomic(staging / ENSEMBLE_FILE, info)
-    return _train_and_finish(root / run_name, quiet)
+    with _discarded_if_refused(root / run_name):
+        return _train_and_finish(root / run_name, quiet)
 
 
 def _resume(path: Path, quiet: bool) -> Ensemble:
@@ -525,7 +527,23 @@ def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
         (staging / MEMBERS_DIR).mkdir()
         write_text_atomic(staging / CONFIGS_DIR / f"{TRAIN_DIR}.toml", run_cfg.to_toml())
         write_json_atomic(staging / ENSEMBLE_FILE, info)
-    return _train_snapshot(root / run_name, quiet)
+    with _discarded_if_refused(root / run_name):
+        return _train_snapshot(root / run_name, quiet)
+
+
+@contextlib.contextmanager
+def _discarded_if_refused(path: Path) -> Iterator[None]:
+    """Remove a new ensemble directory when its first run is refused before it has a run
+    directory (a missing ``init_from``, data or device: what ``fit`` checks before writing
+    anything), so that bad input leaves nothing behind, as with ``trainwell train``."""
+    try:
+        yield
+    except TrainwellError:
+        started = [p for p in (path / MEMBERS_DIR).iterdir() if not p.name.startswith(".")] \
+            if (path / MEMBERS_DIR).is_dir() else []
+        if not started and not (path / TRAIN_DIR).exists():
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def _train_snapshot(path: Path, quiet: bool) -> Ensemble:

@@ -194,6 +194,12 @@ def _write(path, cfg):
         (["--set", "data.split.test=0"], "data.split.test is 0"),
         (["--snapshot", "2", "--set", "data.split.test=0"], "data.split.test is 0"),
         (["--snapshot", "3", "--set", "train.average=ema"], "train.average is 'ema'"),
+        # refused by the first run before its directory exists: the ensemble's goes too
+        (["--set", "model.init_from=gone.safetensors"], "gone.safetensors does not exist"),
+        (["--jobs", "2", "--set", "model.init_from=gone.safetensors"],
+         "gone.safetensors does not exist"),
+        (["--snapshot", "3", "--set", "model.init_from=gone.safetensors"],
+         "gone.safetensors does not exist"),
         (["--from-study", "runs/none", "--top", "2"], "--from-study runs/none: no such"),
         (["--resume", "runs/none"], "cannot resume runs/none: no such directory"),
         (["--set", "ensemble.configs=['c.toml']"], "3 members, but ensemble.configs names 1"),
