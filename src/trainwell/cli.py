@@ -163,8 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trainwell.errors import Terminated
 
         if isinstance(exc, Terminated):  # SIGTERM: the run directory says "interrupted"
-            print(f"interrupted by signal {exc.signum} (SIGTERM); a run continues with "
-                  "trainwell train --resume RUN", file=sys.stderr)
+            how = ("an ensemble continues with trainwell ensemble --resume ENS"
+                   if getattr(args, "command", None) == "ensemble"
+                   else "a run continues with trainwell train --resume RUN")
+            print(f"interrupted by signal {exc.signum} (SIGTERM); {how}", file=sys.stderr)
             return 128 + exc.signum
         print("interrupted", file=sys.stderr)
         return 130

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -292,7 +293,8 @@ def _new_members(cfg: Config, base: Path, name: str | None, quiet: bool) -> Ense
         for k, member in enumerate(configs):
             write_text_atomic(staging / CONFIGS_DIR / f"{k}.toml", member.to_toml())
         write_json_atomic(staging / ENSEMBLE_FILE, info)
-    return _train_and_finish(root / run_name, quiet)
+    with _discarded_if_refused(root / run_name):
+        return _train_and_finish(root / run_name, quiet)
 
 
 def _resume(path: Path, quiet: bool) -> Ensemble:
@@ -488,6 +490,11 @@ def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
     if cfg.train.schedule.warmup:
         raise ConfigError("a snapshot ensemble's cycles start at the initial LR; "
                           "train.schedule.warmup must be 0")
+    if cfg.train.average.name != "none":
+        raise ConfigError(f"a snapshot ensemble's members are the weights at the end of each "
+                          f"cycle, not an average; train.average is "
+                          f"{cfg.train.average.name!r}: remove it, or average the weights of "
+                          "each member of a members ensemble (--members)")
     require_trust(cfg.model.arch)
     raw = cfg.to_dict()
     raw.pop("ensemble", None)
@@ -520,7 +527,23 @@ def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
         (staging / MEMBERS_DIR).mkdir()
         write_text_atomic(staging / CONFIGS_DIR / f"{TRAIN_DIR}.toml", run_cfg.to_toml())
         write_json_atomic(staging / ENSEMBLE_FILE, info)
-    return _train_snapshot(root / run_name, quiet)
+    with _discarded_if_refused(root / run_name):
+        return _train_snapshot(root / run_name, quiet)
+
+
+@contextlib.contextmanager
+def _discarded_if_refused(path: Path) -> Iterator[None]:
+    """Remove a new ensemble directory when its first run is refused before it has a run
+    directory (a missing ``init_from``, data or device: what ``fit`` checks before writing
+    anything), so that bad input leaves nothing behind, as with ``trainwell train``."""
+    try:
+        yield
+    except TrainwellError:
+        started = [p for p in (path / MEMBERS_DIR).iterdir() if not p.name.startswith(".")] \
+            if (path / MEMBERS_DIR).is_dir() else []
+        if not started and not (path / TRAIN_DIR).exists():
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def _train_snapshot(path: Path, quiet: bool) -> Ensemble:
@@ -640,6 +663,13 @@ def _study_trials(study: Path) -> tuple[list[dict[str, Any]], str]:
     return done, str(info.get("metric", "value"))
 
 
+def _complete_without_run(study: Path) -> int:
+    """How many complete trials of the study have no run directory (scikit-learn candidates)."""
+    text = (study / "trials.csv").read_text("utf-8")
+    return sum(1 for row in csv.DictReader(io.StringIO(text))
+               if row.get("state") == "COMPLETE" and not row.get("run_dir"))
+
+
 def _from_study(study: Path, top: int | None, name: str | None, method: str | None,
                 overrides: list[str] | None) -> Ensemble:
     from trainwell.after.averaging import AVERAGING
@@ -654,8 +684,14 @@ def _from_study(study: Path, top: int | None, name: str | None, method: str | No
     method = AVERAGING.canonical(method or "mean")
     trials, metric = _study_trials(study)
     if top > len(trials):
-        raise ConfigError(f"--top {top} is larger than the {len(trials)} completed trials of "
-                          f"study {study}; give --top {max(len(trials), 1)} or fewer")
+        # a scikit-learn candidate's trial is complete but leaves no network run to combine
+        without_run = _complete_without_run(study)
+        what = (f"{len(trials)} completed trials of study {study} that trained a network "
+                f"({without_run} other completed trials are scikit-learn candidates, which "
+                "leave no network to combine)" if without_run
+                else f"{len(trials)} completed trials of study {study}")
+        fix = f"give --top {len(trials)} or fewer" if trials else "nothing can be combined"
+        raise ConfigError(f"--top {top} is larger than the {what}; {fix}")
     chosen = trials[:top]
     sources = []
     for row in chosen:

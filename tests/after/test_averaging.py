@@ -110,3 +110,11 @@ def test_cosine_restarts_restarts_the_learning_rate():
             assert lrs[start + i] == pytest.approx(0.05 * (1 + math.cos(math.pi * t / 2)))
     assert lrs[7] < lrs[8]
     assert EnsembleConfig().members == 5
+
+
+@pytest.mark.parametrize("labels", [[5, 6], [0, -1]])
+def test_calibration_refuses_labels_that_are_not_class_indices(labels):
+    proba = [[0.9, 0.1], [0.2, 0.8]]
+    for score in (expected_calibration_error, reliability_bins, accuracy, log_loss):
+        with pytest.raises(ValueError, match="class indices 0 .. 1"):
+            score(proba, labels)

@@ -113,6 +113,29 @@ def test_a_damaged_or_missing_member_is_named_at_load(built, tmp_path):
         tw.load(copy)
 
 
+def test_report_names_a_truncated_member_prediction_file(built, tmp_path, capsys):
+    ens, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(ens.run_dir, copy)
+    npz = copy / "members" / "1" / "predictions.npz"
+    npz.write_bytes(npz.read_bytes()[:300])
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "members/1/predictions.npz cannot be read" in err, err
+
+
+def test_a_comparison_refuses_an_ensemble_directory(built, tmp_path, capsys):
+    ens, _ = built
+    out = tmp_path / "cmp.html"
+    member = ens.run_dir / "members" / "0"
+    assert main(["report", str(ens.run_dir), str(member), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "is an ensemble directory" in err, err
+    assert not out.exists()
+    assert main(["report", str(member), str(ens.run_dir / "members" / "1"), "--out",
+                 str(out)]) == 0
+
+
 def test_snapshot_ensemble_keeps_one_distinct_snapshot_per_cycle(runs_dir):
     cfg = {**IRIS, "train": {**IRIS["train"], "epochs": 4}}
     ens = tw.ensemble(cfg, snapshot=2, name="snap")
@@ -170,6 +193,13 @@ def _write(path, cfg):
         (["--jobs", "zero"], "--jobs must be auto"),
         (["--set", "data.split.test=0"], "data.split.test is 0"),
         (["--snapshot", "2", "--set", "data.split.test=0"], "data.split.test is 0"),
+        (["--snapshot", "3", "--set", "train.average=ema"], "train.average is 'ema'"),
+        # refused by the first run before its directory exists: the ensemble's goes too
+        (["--set", "model.init_from=gone.safetensors"], "gone.safetensors does not exist"),
+        (["--jobs", "2", "--set", "model.init_from=gone.safetensors"],
+         "gone.safetensors does not exist"),
+        (["--snapshot", "3", "--set", "model.init_from=gone.safetensors"],
+         "gone.safetensors does not exist"),
         (["--from-study", "runs/none", "--top", "2"], "--from-study runs/none: no such"),
         (["--resume", "runs/none"], "cannot resume runs/none: no such directory"),
         (["--set", "ensemble.configs=['c.toml']"], "3 members, but ensemble.configs names 1"),
@@ -197,6 +227,27 @@ def test_top_larger_than_the_study_is_refused(runs_dir, capsys):
                                       "search,1,FAIL,,trials/1\n")
     assert main(["ensemble", "--from-study", str(study), "--top", "2"]) == 2
     assert "--top 2 is larger than the 1 completed trials" in capsys.readouterr().err
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["study"]
+
+
+def test_top_counts_only_the_trials_that_trained_a_network(runs_dir, capsys):
+    study = runs_dir / "study"
+    (study / "trials" / "1").mkdir(parents=True)
+    (study / "study.json").write_text(json.dumps({"direction": "minimize", "metric": "val_loss"}))
+    (study / "trials.csv").write_text("stage,number,state,value,run_dir,params.candidate\n"
+                                      "search,0,COMPLETE,0.1,,knn\n"
+                                      "search,1,COMPLETE,0.5,trials/1,network\n"
+                                      "search,2,COMPLETE,0.2,,knn\n")
+    assert main(["ensemble", "--from-study", str(study), "--top", "3"]) == 2
+    err = capsys.readouterr().err
+    assert ("--top 3 is larger than the 1 completed trials of study" in err
+            and "2 other completed trials are scikit-learn candidates" in err
+            and "give --top 1 or fewer" in err), err
+    (study / "trials.csv").write_text("stage,number,state,value,run_dir,params.candidate\n"
+                                      "search,0,COMPLETE,0.1,,knn\n")
+    assert main(["ensemble", "--from-study", str(study), "--top", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing can be combined" in err and "or fewer" not in err, err
     assert sorted(p.name for p in runs_dir.iterdir()) == ["study"]
 
 

@@ -98,3 +98,17 @@ def test_a_killed_ensemble_resumes_without_training_twice(runs_dir):
         assert np.array_equal(a["proba"], b["proba"])
         assert np.array_equal(a["y_pred"], b["y_pred"])
     assert resumed.results["ensemble"] == whole.results["ensemble"]
+
+
+def test_a_terminated_ensemble_says_how_it_resumes(monkeypatch, capsys):
+    import trainwell.ensemble_run
+    from trainwell.cli import main as cli_main
+    from trainwell.errors import Terminated
+
+    def stopped(*args, **kwargs):
+        raise Terminated(15)
+
+    monkeypatch.setattr(trainwell.ensemble_run, "ensemble", stopped)
+    assert cli_main(["ensemble", "--resume", "runs/ens"]) == 128 + 15
+    err = capsys.readouterr().err
+    assert "trainwell ensemble --resume ENS" in err and "train --resume" not in err, err

@@ -28,6 +28,10 @@ def _arrays(proba: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     if p.ndim != 2 or len(p) != len(t):
         raise ValueError(f"probabilities must be (N, C) with one label per row; got {p.shape} "
                          f"and {t.shape[0]} labels")
+    if len(t) and (t.min() < 0 or t.max() >= p.shape[1]):
+        bad = int(t.min()) if t.min() < 0 else int(t.max())
+        raise ValueError(f"labels must be class indices 0 .. {p.shape[1] - 1} (the columns of "
+                         f"the probabilities); got {bad}")
     return p, t
 
 

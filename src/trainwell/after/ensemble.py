@@ -10,6 +10,8 @@ the members) and ``members/<k>/``, each an ordinary run directory. Training the 
 from __future__ import annotations
 
 import math
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +200,7 @@ def _member_arrays(d: Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise RunError(f"{path} does not exist: the member has no test predictions (an "
                        "empty test split?)") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise RunError(f"{path} cannot be read: it is damaged ({exc})") from None
 
 

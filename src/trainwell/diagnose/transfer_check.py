@@ -128,11 +128,24 @@ def check_transfer(pretrained: nn.Module, scratch: nn.Module, X: torch.Tensor, y
              "lecture 002: with little data and a very different dataset, try a linear "
              "classifier on features from earlier stages"],
         )
-    if pre < scr + SIMILAR_MARGIN:
+    if scr <= pre < scr + SIMILAR_MARGIN:
+        # transfer = "auto" counts this source as similar (its probe is not below scratch's):
+        # the warning says the gain is small, not that the source is very different
+        return Finding(
+            "transfer.negative", "warn",
+            "the pretrained features do barely better than random ones",
+            detail + f": less than {SIMILAR_MARGIN * 100:.0f} points better; transfer = \"auto\" "
+            "counts the source as similar, but the gain is small",
+            evidence,
+            ["compare with a run from scratch (remove model.init_from): lecture 002 warns that "
+             "pretraining \"might not always be necessary\""],
+        )
+    if pre < scr:
         return Finding(
             "transfer.negative", "warn",
             "the pretrained features do no better than random ones",
-            detail + ": the source looks very different from this data",
+            detail + ": the source looks very different from this data (transfer = \"auto\" "
+            "counts it so)",
             evidence,
             ["with enough data, fine-tune every layer (transfer = \"finetune\") or train from "
              "scratch; a linear probe will not beat scratch here"],

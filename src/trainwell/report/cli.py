@@ -66,6 +66,11 @@ def _report(args: argparse.Namespace) -> int:
         if studies:
             raise RunError(f"only run directories can be compared; {', '.join(studies)} "
                            "is a study directory: report it on its own")
+        ensembles = [str(p) for p in paths if (p / "ensemble.json").is_file()]
+        if ensembles:
+            raise RunError(f"only run directories can be compared; {', '.join(ensembles)} "
+                           "is an ensemble directory: report it on its own (its page "
+                           "compares its members), or compare its members/<k> run directories")
         out = write_comparison(paths, args.out or "comparison.html")
     print(f"wrote {out}")
     return 0

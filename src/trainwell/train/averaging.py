@@ -115,6 +115,7 @@ class WeightAverager:
         self._bn_batches: Any = None
         self._bn_at = -1  # the count at which BatchNorm statistics were last recomputed
         self._swalr: SWALR | None = None
+        self._live: nn.Module | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -133,6 +134,7 @@ class WeightAverager:
         if self.method.name == "ema":
             self.decay = self.cfg.decay if self.cfg.decay is not None else ema_decay(total_steps)
         self._bn_batches = None
+        self._live = trainer.model  # whose frozen BatchNorm layers keep their statistics
         if has_batch_norm(trainer.model) and not self.method.per_step:
             _bn_input(batches.peek())  # batches update_bn cannot read are refused before training
             self._bn_batches = _in_order(batches)
@@ -206,6 +208,7 @@ class WeightAverager:
         device = next(iter(module.parameters()), torch.empty(0)).device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             update_bn(_inputs(batches), module)
+        _keep_frozen_statistics(module, self._live)
         for g, state in zip(generators, states, strict=True):
             g.set_state(state)
         module.eval()
@@ -301,3 +304,25 @@ __all__ = [
     "list_averages",
     "make_averager",
 ]
+
+
+def _keep_frozen_statistics(averaged: nn.Module, live: nn.Module | None) -> None:
+    """Give the averaged network's BatchNorm layers that are frozen in ``live`` (parameters
+    without gradient, as ``trainwell.after.freeze_`` leaves them) the live layer's running
+    statistics back: ``update_bn`` resets and re-estimates every BatchNorm layer, but a frozen
+    layer normalizes with the statistics it was loaded with, and its averaged weights are
+    those same loaded weights."""
+    if live is None:
+        return
+    for name, layer in live.named_modules():
+        params = list(layer.parameters(recurse=False))
+        if (not isinstance(layer, nn.modules.batchnorm._BatchNorm) or not params
+                or any(p.requires_grad for p in params)):
+            continue
+        try:
+            target = averaged.get_submodule(name)
+        except AttributeError:
+            continue
+        with torch.no_grad():
+            for key, buf in layer.named_buffers(recurse=False):
+                getattr(target, key).copy_(buf)
