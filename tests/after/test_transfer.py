@@ -96,11 +96,26 @@ def _spring():
 def test_pickle_bearing_pt_is_refused_and_never_run(tmp_path):
     path = tmp_path / "model.pt"
     torch.save({"0.weight": torch.zeros(8, 4), "extra": Trap()}, path)
-    with pytest.raises(RunError, match=r"model.pt holds Python objects beyond tensors, which "
-                                       r"loading would have to run as code; trainwell reads "
-                                       r"weights only and refused it"):
+    with pytest.raises(RunError, match=r"model.pt holds Python objects beyond tensors \(it names "
+                                       r"[\w.]*_spring\), which loading would have to run as code; "
+                                       r"trainwell reads weights only and refused it") as info:
         load_matching_(net(), path)
     assert SPRUNG == []
+    assert "\x1b" not in str(info.value)  # torch's coloured text is not passed on
+
+
+def test_an_ensemble_or_study_directory_is_named_as_such(tmp_path):
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    (ens / "ensemble.json").write_text("{}")
+    with pytest.raises(RunError, match=r"ens is an ensemble directory, not a run; give one of "
+                                       r"its members, e.g. .*members/0"):
+        load_matching_(net(), ens)
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text("{}")
+    with pytest.raises(RunError, match=r"study is a study directory, not a run"):
+        load_matching_(net(), study)
 
 
 def test_torch_state_dict_file_is_read(tmp_path):

@@ -99,6 +99,19 @@ def test_probe_then_finetune_unfreezes_after_its_share_with_lr_mult(digits, sour
     assert lrs == [pytest.approx(1e-2), pytest.approx(2.5e-3)]
 
 
+def test_probe_then_finetune_in_one_epoch_is_a_probe_and_says_so(digits, source_run, runs_dir,
+                                                                  capsys):
+    cfg = target(digits, runs_dir, transfer="probe_then_finetune", init_from=str(source_run))
+    cfg["train"]["epochs"] = 1
+    run = trainwell.fit(cfg, name="ptf1", quiet=True)
+    out = capsys.readouterr().out
+    assert "transfer mode: linear probe (backbone frozen)" in out
+    assert "train.epochs = 1 leaves no epoch to fine-tune after the probe" in out
+    plan = json.loads((run.run_dir / "transfer.json").read_text())
+    assert (plan["requested"], plan["mode"], plan["probe_epochs"]) == (
+        "probe_then_finetune", "probe", 1)
+
+
 def test_a_resumed_transfer_run_ends_bit_identical(digits, source_run, runs_dir):
     class Crash:
         def after_epoch(self, trainer):

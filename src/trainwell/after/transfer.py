@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import pickle
+import re
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,12 @@ def _read_run(path: Path) -> Weights:
     from trainwell.runs import read_data_info, read_safetensors
 
     file = path / "model.safetensors"
+    if not file.is_file() and (path / "ensemble.json").is_file():
+        raise RunError(f"model.init_from: {path} is an ensemble directory, not a run; give one "
+                       f"of its members, e.g. {path / 'members' / '0'}")
+    if not file.is_file() and (path / "study.json").is_file():
+        raise RunError(f"model.init_from: {path} is a study directory, not a run; give one of "
+                       f"its trials, e.g. {path / 'trials' / '0'} (study.json names the best)")
     if not file.is_file():
         what = "an unfinished run (no model.safetensors yet)" if (
             path / "config.toml").is_file() else "not a run directory (no model.safetensors)"
@@ -140,11 +147,13 @@ def _read_torch(path: Path) -> Weights:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's message is long and coloured: keep the name of what it would have run
+        named = re.search(r"GLOBAL ([\w.]+)", re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))
+        which = f" (it names {named.group(1)})" if named else ""
         raise RunError(
-            f"model.init_from: {path} holds Python objects beyond tensors, which loading would "
-            f"have to run as code; trainwell reads weights only and refused it ({first[:160]}). "
-            "Save the weights alone, e.g. torch.save(model.state_dict(), path), or as safetensors"
+            f"model.init_from: {path} holds Python objects beyond tensors{which}, which loading "
+            "would have to run as code; trainwell reads weights only and refused it. Save the "
+            "weights alone, e.g. torch.save(model.state_dict(), path), or as safetensors"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise RunError(f"model.init_from: {path} is not a torch weights file that can be read: "
@@ -490,7 +499,8 @@ class TransferPlan:
         mode = {"probe": "linear probe (backbone frozen)",
                 "finetune": "fine-tune" + ("" if self.freeze == "none"
                                            else f" (frozen up to {self.freeze})"),
-                "probe_then_finetune": f"probe for {self.probe_epochs} epochs, then fine-tune",
+                "probe_then_finetune": f"probe for {self.probe_epochs} epoch"
+                                       f"{'s' if self.probe_epochs != 1 else ''}, then fine-tune",
                 "scratch": "from scratch (the pretrained weights are not used)"}[self.mode]
         extra = f", lr_mult {self.lr_mult:g}" if self.mode in (
             "finetune", "probe_then_finetune") and self.lr_mult != 1 else ""
@@ -687,6 +697,9 @@ def plan_transfer(model_cfg: Any, prepared: Any, model: nn.Module, *, epochs: in
         mode, auto = _auto(model, scratch, prepared, model_cfg.auto_rows_per_class, seed)
         if mode == "scratch":
             model.load_state_dict(scratch.state_dict())
+    short = mode == "probe_then_finetune" and epochs < 2
+    if short:  # one epoch leaves no room to fine-tune after the probe
+        mode = "probe"
     probe_epochs = epochs if mode == "probe" else (
         max(1, min(epochs - 1, math.floor(epochs * model_cfg.probe_share)))
         if mode == "probe_then_finetune" else 0)
@@ -696,6 +709,9 @@ def plan_transfer(model_cfg: Any, prepared: Any, model: nn.Module, *, epochs: in
     note = None if preprocess == "unknown" else preprocess_note(weights, preprocess)
     if note:
         plan.notes.append(note)
+    if short:
+        plan.notes.append("train.epochs = 1 leaves no epoch to fine-tune after the probe: the "
+                          "run is a linear probe (train for 2 epochs or more to fine-tune too)")
     if mode != "scratch":
         freeze_(model, plan.frozen_at(1))
         if not any(p.requires_grad for p in model.parameters()):
