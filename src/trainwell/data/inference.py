@@ -101,7 +101,8 @@ class InferenceData:
             assert isinstance(raw, RawImageFolder)
             from trainwell.data.images import read_many
 
-            mode, size = pipe.input.get("mode"), pipe.input.get("size")
+            mode: Any = pipe.input.get("mode")
+            size: Any = pipe.input.get("size")
             if pipe.input.get("source") != "folder":
                 mode, size = self._builtin_image_reading(shape)
                 if mode is None:
