@@ -43,3 +43,12 @@ def test_the_grid_of_a_run_erasing_with_noise_keeps_the_background_black():
     # the digits' black background stays black in every row (min-max scaling per cell turned
     # the background of a cell with random noise in it grey)
     assert (png < 30).mean() > 0.2
+
+
+def test_a_long_mixture_label_gets_a_smaller_font_that_keeps_it_within_its_cell():
+    from trainwell.data.augment.grid import label_fontsize
+
+    assert label_fontsize("0.62 3 + 0.38 8") == 7.0
+    long = "0.81 circle + 0.19 triangle"
+    size = label_fontsize(long)
+    assert size < 7.0 and len(long) * size <= 20 * 7.0 + 1e-9

@@ -61,6 +61,13 @@ def label_text(y: Tensor, classes: list[Any] | None, task: str) -> str:
     return " + ".join(f"{w:.2f} {name(i)}" for w, i in parts)
 
 
+def label_fontsize(text: str, cell_chars: int = 20, largest: float = 7.0) -> float:
+    """Points for a label under a cell: ``largest`` when ``text`` fits the cell's width (about
+    ``cell_chars`` characters at that size), smaller in proportion when longer (a mixture of
+    long class names), so neighbouring labels do not overlap."""
+    return largest if len(text) <= cell_chars else largest * cell_chars / len(text)
+
+
 def _rgb(img: np.ndarray, shift: Any = None, div: Any = None) -> np.ndarray:
     """(C, H, W) as (H, W, 3) in [0, 1]: with the pixel scale (model input = (pixels - shift) /
     div), the pixels clipped to [0, 1], so that every cell is shown on the same scale and
@@ -114,8 +121,9 @@ def augment_grid_png(prepared: Any, augmenter: Augmenter, seed: int, n: int = 8,
             mosaic[top:top + h, left:left + w] = _rgb(xs[c].detach().cpu().float().numpy(),
                                                       *scale)
             yc = ys[c] if ys is not None else torch.tensor(0)
-            ax.text(left + w / 2, top + h - 0.2, label_text(yc, prepared.classes, prepared.task),
-                    ha="center", va="top", fontsize=7)
+            text = label_text(yc, prepared.classes, prepared.task)
+            ax.text(left + w / 2, top + h - 0.2, text, ha="center", va="top",
+                    fontsize=label_fontsize(text))
         ax.text(-gap_x, top + h / 2, what, rotation=90, ha="right", va="center", fontsize=8)
     ax.imshow(mosaic, interpolation="nearest")
     ax.axis("off")
