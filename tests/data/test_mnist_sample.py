@@ -156,3 +156,42 @@ def test_a_subset_of_the_digits_keeps_their_fixed_test_images():
     for bad in ([5], [5, 5], [5, 10], "5,6", [True, 2]):
         with pytest.raises(ConfigError, match="data.params.classes"):
             load_config({"data": {"source": "builtin:mnist_sample", "params": {"classes": bad}}})
+
+
+def test_a_run_on_the_bundled_images_predicts_a_folder_of_png_files_as_its_arrays(tmp_path):
+    from PIL import Image
+
+    from trainwell.data.inference import load_inference
+
+    data = _mnist(params={"train_per_class": 2})
+    data.save(tmp_path / "run")
+    X, _ = mnist_sample()
+    rows = data.test.index[:3]
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for k, r in enumerate(rows):
+        Image.fromarray(X[r, 0]).save(folder / f"{k}.png")
+    x, ids = load_inference(tmp_path / "run").load(folder)
+    assert ids == ["0.png", "1.png", "2.png"]
+    torch.testing.assert_close(x, data.test.X[:3])  # the same model input as the test split's
+
+    data = prepare(DataConfig(source="builtin:digits_images"), 0)
+    data.save(tmp_path / "digits")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "3.png")
+    x, _ = load_inference(tmp_path / "digits").load(folder)
+    assert x.shape == (4, 1, 8, 8)  # read as L and resized to the run's 8x8
+
+
+def test_a_run_on_arrays_of_ones_own_refuses_a_folder_with_what_to_give(tmp_path):
+    from PIL import Image
+
+    from trainwell.data.inference import load_inference
+
+    np.savez(tmp_path / "a.npz", X=np.random.default_rng(0).random((20, 1, 4, 4)) * 255,
+             y=np.arange(20) % 2)
+    prepare(DataConfig(source=f"npz:{tmp_path / 'a.npz'}"), 0).save(tmp_path / "run")
+    (tmp_path / "new").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "new" / "0.png")
+    with pytest.raises(DataError, match=r"in-memory image arrays .* \(give an .npz with X of shape "
+                                        r"\(n, 1, 4, 4\)"):
+        load_inference(tmp_path / "run").load(tmp_path / "new")

@@ -82,6 +82,9 @@ def list_images_for_prediction(root: Path) -> tuple[list[Path], list[str] | None
     flat, others = _images_in(root, root)
     if flat:
         return flat, None, others
+    if not any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+        raise DataError(f"image folder {root} has no images to predict on (looked for "
+                        f"{', '.join(IMAGE_EXTS)}, in it or in subfolders)")
     return list_class_folders(root)
 
 

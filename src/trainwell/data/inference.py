@@ -101,12 +101,29 @@ class InferenceData:
             assert isinstance(raw, RawImageFolder)
             from trainwell.data.images import read_many
 
+            mode: Any = pipe.input.get("mode")
+            size: Any = pipe.input.get("size")
             if pipe.input.get("source") != "folder":
-                raise DataError(f"this run was fitted on in-memory image arrays of shape {shape}; "
-                                f"{raw.origin} is a folder")
-            x = read_many(raw.paths, pipe.input["mode"], pipe.input["size"])
+                mode, size = self._builtin_image_reading(shape)
+                if mode is None:
+                    raise DataError(f"this run was fitted on in-memory image arrays of shape "
+                                    f"{shape}; {raw.origin} is a folder (give an .npz with X of "
+                                    f"shape (n, {', '.join(map(str, shape))}))")
+            x = read_many(raw.paths, mode, size)
             ids = [p.relative_to(raw.root).as_posix() for p in raw.paths]
         return torch.from_numpy(pipe.transform_images(x)), ids
+
+    def _builtin_image_reading(self, shape: list[int]) -> tuple[Any, Any]:
+        """``(mode, size)`` to read image files as a bundled image set's arrays are given to the
+        model (pixels in [0, 1], one channel per band), or ``(None, None)``: a run fitted on
+        arrays of the user's own has no known pixel scale to read files into."""
+        from trainwell.data.images import CHANNELS
+
+        modes = {c: m for m, c in CHANNELS.items()}
+        if not str(self.summary.get("source", "")).startswith("builtin:") or len(shape) != 3 \
+                or shape[0] not in modes:
+            return None, None
+        return modes[shape[0]], [shape[1], shape[2]]
 
     def _table(self, raw: Any) -> np.ndarray:
         from trainwell.data.tables import require_columns

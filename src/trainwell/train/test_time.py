@@ -180,6 +180,12 @@ def average_outputs(
     spreads: list[Tensor] = []
     with seeded(seed, device), torch.inference_mode():
         for i in range(0, len(X), batch_size):
+            if averaged.views == [IDENTITY] and not averaged.mc_samples:
+                # the plain prediction: the model's own outputs, not log(softmax) of them, so
+                # that predictions equal the plain ones bit for bit, as docs/tta.md says
+                averaged.model.eval()
+                outs.append(averaged.model(X[i : i + batch_size].to(device)))
+                continue
             mean, spread = averaged.average(X[i : i + batch_size].to(device))
             outs.append(as_logits(mean, averaged.task))
             if spread is not None:

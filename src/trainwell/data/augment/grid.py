@@ -61,10 +61,23 @@ def label_text(y: Tensor, classes: list[Any] | None, task: str) -> str:
     return " + ".join(f"{w:.2f} {name(i)}" for w, i in parts)
 
 
-def _rgb(img: np.ndarray) -> np.ndarray:
-    """(C, H, W) as (H, W, 3) in [0, 1], min-max scaled for display only."""
-    lo, hi = float(img.min()), float(img.max())
-    show = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+def label_fontsize(text: str, cell_chars: int = 20, largest: float = 7.0) -> float:
+    """Points for a label under a cell: ``largest`` when ``text`` fits the cell's width (about
+    ``cell_chars`` characters at that size), smaller in proportion when longer (a mixture of
+    long class names), so neighbouring labels do not overlap."""
+    return largest if len(text) <= cell_chars else largest * cell_chars / len(text)
+
+
+def _rgb(img: np.ndarray, shift: Any = None, div: Any = None) -> np.ndarray:
+    """(C, H, W) as (H, W, 3) in [0, 1]: with the pixel scale (model input = (pixels - shift) /
+    div), the pixels clipped to [0, 1], so that every cell is shown on the same scale and
+    colour jitter stays visible; without it, min-max scaled for display only."""
+    if shift is not None and div is not None:
+        show = np.clip(img * np.asarray(div, dtype=np.float32) + np.asarray(shift,
+                                                                           dtype=np.float32), 0, 1)
+    else:
+        lo, hi = float(img.min()), float(img.max())
+        show = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
     return np.repeat(show[:1], 3, 0).transpose(1, 2, 0) if show.shape[0] != 3 else \
         show.transpose(1, 2, 0)
 
@@ -76,7 +89,7 @@ def augment_grid_png(prepared: Any, augmenter: Augmenter, seed: int, n: int = 8,
 
     The images are drawn at random (fixed by ``seed``) from the training split; a batch of
     ``batch`` of them is augmented together so that mixing operations have partners. The grid
-    is one mosaic image (one ``imshow``), each cell min-max scaled for display.
+    is one mosaic image (one ``imshow``), each cell in pixels clipped to [0, 1].
     """
     import matplotlib
 
@@ -97,15 +110,20 @@ def augment_grid_png(prepared: Any, augmenter: Augmenter, seed: int, n: int = 8,
     gap_x, gap_y = max(1, w // 8), max(h // 3, 3)  # room for the labels under each row
     mosaic = np.ones((len(rows) * (h + gap_y), cols * (w + gap_x), 3))
     cell = 1.1  # inches per cell
+    ctx = augmenter.context  # every cell in pixels, on one scale
+    scale = [None if t is None else t.detach().cpu().numpy()
+             for t in (ctx.pixel_shift, ctx.pixel_div)]
     fig, ax = plt.subplots(figsize=(cols * cell + 0.6, len(rows) * cell * (h + gap_y) / h))
     for r, (xs, ys, what) in enumerate(rows):
         top = r * (h + gap_y)
         for c in range(cols):
             left = c * (w + gap_x)
-            mosaic[top:top + h, left:left + w] = _rgb(xs[c].detach().cpu().float().numpy())
+            mosaic[top:top + h, left:left + w] = _rgb(xs[c].detach().cpu().float().numpy(),
+                                                      *scale)
             yc = ys[c] if ys is not None else torch.tensor(0)
-            ax.text(left + w / 2, top + h - 0.2, label_text(yc, prepared.classes, prepared.task),
-                    ha="center", va="top", fontsize=7)
+            text = label_text(yc, prepared.classes, prepared.task)
+            ax.text(left + w / 2, top + h - 0.2, text, ha="center", va="top",
+                    fontsize=label_fontsize(text))
         ax.text(-gap_x, top + h / 2, what, rotation=90, ha="right", va="center", fontsize=8)
     ax.imshow(mosaic, interpolation="nearest")
     ax.axis("off")
