@@ -51,6 +51,14 @@ def _range(v: list[float], name: str, low: float, high: float | None = None) -> 
     return [float(v[0]), float(v[1])]
 
 
+def _positive_range(v: list[float], name: str, high: float | None = None) -> list[float]:
+    """A ``[low, high]`` range of an area share or an aspect ratio: above 0, at most ``high``."""
+    v = _range(v, name, 0.0, high)
+    if v[0] <= 0:
+        raise ValueError(f"{name} must be above 0; got {v}")
+    return v
+
+
 class OpConfig(Section):
     """Base of an operation's table: ``p``, the probability that a sample gets it."""
 
@@ -80,18 +88,12 @@ class ResizedCropConfig(OpConfig):
     @field_validator("scale")
     @classmethod
     def _scale(cls, v: list[float]) -> list[float]:
-        v = _range(v, "scale", 0.0, 1.0)
-        if v[0] <= 0:
-            raise ValueError(f"scale must be above 0; got {v}")
-        return v
+        return _positive_range(v, "scale", 1.0)
 
     @field_validator("ratio")
     @classmethod
     def _ratio(cls, v: list[float]) -> list[float]:
-        v = _range(v, "ratio", 0.0)
-        if v[0] <= 0:
-            raise ValueError(f"ratio must be above 0; got {v}")
-        return v
+        return _positive_range(v, "ratio")
 
 
 class AffineConfig(OpConfig):
@@ -166,18 +168,12 @@ class ErasingConfig(OpConfig):
     @field_validator("scale")
     @classmethod
     def _scale(cls, v: list[float]) -> list[float]:
-        v = _range(v, "scale", 0.0, 1.0)
-        if v[0] <= 0:
-            raise ValueError(f"scale must be above 0; got {v}")
-        return v
+        return _positive_range(v, "scale", 1.0)
 
     @field_validator("ratio")
     @classmethod
     def _ratio(cls, v: list[float]) -> list[float]:
-        v = _range(v, "ratio", 0.0)
-        if v[0] <= 0:
-            raise ValueError(f"ratio must be above 0; got {v}")
-        return v
+        return _positive_range(v, "ratio")
 
     @field_validator("value")
     @classmethod
