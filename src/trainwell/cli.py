@@ -162,14 +162,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         from trainwell.errors import Terminated
 
+        how = _RESUME_HINTS.get(getattr(args, "command", None) or "")
         if isinstance(exc, Terminated):  # SIGTERM: the run directory says "interrupted"
-            how = ("an ensemble continues with trainwell ensemble --resume ENS"
-                   if getattr(args, "command", None) == "ensemble"
-                   else "a run continues with trainwell train --resume RUN")
+            how = how or _RESUME_HINTS["train"]
             print(f"interrupted by signal {exc.signum} (SIGTERM); {how}", file=sys.stderr)
             return 128 + exc.signum
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted; {how}" if how else "interrupted", file=sys.stderr)
         return 130
+
+
+#: what continues the work a command was interrupted in
+_RESUME_HINTS = {
+    "train": "a run continues with trainwell train --resume RUN",
+    "ensemble": "an ensemble continues with trainwell ensemble --resume ENS",
+    "tune": "a study continues with trainwell tune --resume STUDY_DIR",
+}
 
 
 def _trust(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:

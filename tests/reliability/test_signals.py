@@ -64,6 +64,7 @@ def test_a_signal_mid_training_ends_the_run_interrupted_and_it_resumes(runs_dir,
     assert code == (143 if sig == signal.SIGTERM else 130), proc.stderr.read()
     err = proc.stderr.read()
     assert "Traceback" not in err and "interrupted" in err
+    assert "a run continues with trainwell train --resume RUN" in err  # Ctrl-C says it too
     meta = json.loads((runs_dir / "r" / "meta.json").read_text())
     assert meta["status"] == "interrupted" and meta["finished"]
     done = len(_metrics(runs_dir / "r"))
