@@ -136,3 +136,7 @@ def test_trained_geometry_says_what_test_time_views_may_use():
     assert none["max_shift"] == 0 and not none["hflip"] and none["max_shift_fraction"] == 0.0
     off = trained_geometry(AugmentConfig.model_validate({"hflip": {"p": 0.0}}))
     assert off["hflip"] is False and off["input_shape"] is None
+    # 0.29 * 100 is 28.999... in floating point: still 29 pixels
+    wide = trained_geometry(AugmentConfig.model_validate({"affine": {"translate": 0.29}}),
+                            (1, 100, 100))
+    assert wide["max_shift"] == 29

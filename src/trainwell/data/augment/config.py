@@ -352,7 +352,7 @@ def trained_geometry(cfg: AugmentConfig, input_shape: Sequence[int] | None = Non
     frac = cfg.affine.translate if cfg.affine is not None and cfg.affine.p > 0 else 0.0
     shift = pad
     if frac and side is not None:
-        shift = max(shift, int(math.floor(frac * side)))
+        shift = max(shift, int(math.floor(frac * side + 1e-9)))  # 0.29 * 100 is 28.999...96
     if side:
         fraction: float | None = max(pad / side, frac)
     else:
