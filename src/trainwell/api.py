@@ -643,7 +643,8 @@ class Predictor:
         self.data_info = data_info
 
     def _as_input(self, raw: Any) -> Any:
-        """A path or DataFrame as is; a 2-D array of a table run's raw columns as a DataFrame."""
+        """A path or DataFrame as is; a 2-D array of a table run's raw columns as a DataFrame;
+        an array of images for an image run as is."""
         import numpy as np
 
         if isinstance(raw, (str, Path)) or hasattr(raw, "columns"):
@@ -652,6 +653,8 @@ class Predictor:
         columns = list(getattr(pipeline, "columns", None) or [])
         if hasattr(raw, "detach"):
             raw = raw.detach().cpu().numpy()
+        if isinstance(raw, np.ndarray) and getattr(pipeline, "kind", None) not in (None, "table"):
+            return raw  # images: (n, C, H, W), checked against the run's shape when read
         if isinstance(raw, np.ndarray) and getattr(pipeline, "kind", None) == "table" and columns:
             if raw.ndim == 2 and raw.shape[1] == len(columns):
                 import pandas as pd

@@ -15,6 +15,7 @@ import torch
 
 from trainwell.api import fit, load
 from trainwell.cli import main
+from trainwell.errors import DataError
 
 pytestmark = pytest.mark.slow  # two tiny training runs
 
@@ -156,3 +157,19 @@ def test_tta_enabled_on_a_table_config_leaves_no_run_directory(runs, capsys, mon
     assert main(["train", str(cfg), "--quiet"]) == 2
     assert "tta.mc_samples needs a model with a stochastic layer" in capsys.readouterr().err
     assert not (root / "fresh").exists()
+
+
+def test_an_image_run_predicts_arrays_as_it_predicts_the_same_images_in_a_file(runs):
+    root, image, table = runs
+    predictor = load(image.run_dir)
+    images = np.load(_npz(root))["X"]
+    from_file = predictor.predict_proba(_npz(root))
+    assert np.array_equal(predictor.predict_proba(images), from_file)
+    assert np.array_equal(predictor.predict_proba(images[:, 0]), from_file)  # (n, H, W)
+    assert np.array_equal(predictor.predict(torch.from_numpy(images)), predictor.predict(images))
+    with pytest.raises(DataError, match=r"images given to predict must be an array of shape "
+                                        r"\(n, 1, 8, 8\), as the run was fitted on; got "
+                                        r"\(40, 1, 8, 7\)"):
+        predictor.predict(images[..., :7])
+    with pytest.raises(DataError, match=r"an array given to predict must have shape \(n, 4\)"):
+        load(table.run_dir).predict(images)

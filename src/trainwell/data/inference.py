@@ -69,6 +69,8 @@ class InferenceData:
         from trainwell.data.tables import CsvDialect
 
         pipe = self.pipeline
+        if isinstance(path_or_source, np.ndarray):  # images as arrays, from Python
+            return self._image_array(path_or_source)
         if isinstance(path_or_source, pd.DataFrame):
             raw: Any = RawTable(path_or_source, "the given DataFrame", None)
         else:  # a CSV is read as the training CSV was (the run's data.delimiter, decimal ...)
@@ -112,6 +114,24 @@ class InferenceData:
             x = read_many(raw.paths, mode, size)
             ids = [p.relative_to(raw.root).as_posix() for p in raw.paths]
         return torch.from_numpy(pipe.transform_images(x)), ids
+
+    def _image_array(self, x: np.ndarray) -> tuple[Any, list[Any]]:
+        """``(n, C, H, W)`` images (``(n, H, W)`` for one channel) as the run's model input."""
+        import torch
+
+        pipe = self.pipeline
+        if pipe.kind == "table":
+            raise DataError("this run was fitted on a table; give its columns (a DataFrame or "
+                            "a 2-D array), not images")
+        shape = list(pipe.input["shape"])
+        if x.ndim == 3 and shape[0] == 1:
+            x = x[:, None]
+        if x.ndim != 4 or list(x.shape[1:]) != shape or not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"images given to predict must be an array of shape (n, "
+                            f"{', '.join(map(str, shape))}), as the run was fitted on; got "
+                            f"{tuple(x.shape)} of {x.dtype}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return torch.from_numpy(pipe.transform_images(x)), list(range(len(x)))
 
     def _builtin_image_reading(self, shape: list[int]) -> tuple[Any, Any]:
         """``(mode, size)`` to read image files as a bundled image set's arrays are given to the
