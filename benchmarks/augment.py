@@ -228,9 +228,10 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, xb: Tensor, yb: Te
     opt.zero_grad(set_to_none=True)
 
 
-def speed_hand(X: Tensor, y: Tensor, steps: int, batch: int, device: torch.device
-               ) -> tuple[float, float]:
-    """(a): a plain loop over shuffled tensors, the batch operations written by hand."""
+def _batch_loop(augment: Any, X: Tensor, y: Tensor, steps: int, batch: int,
+                device: torch.device) -> tuple[float, float]:
+    """Seconds per step and per augmentation of a plain loop over shuffled tensors on the
+    device, ``augment(xb, yb, g)`` applied to each batch of one-hot targets."""
     model = _model(tuple(X.shape[1:])).to(device)
     opt = _optimizer(model)
     g = torch.Generator().manual_seed(0)
@@ -242,12 +243,18 @@ def speed_hand(X: Tensor, y: Tensor, steps: int, batch: int, device: torch.devic
     for i in range(steps):
         idx = order[i * batch:(i + 1) * batch]
         t1 = time.perf_counter()
-        xb, yb = hand_augment(Xd[idx], Yd[idx], g)
+        xb, yb = augment(Xd[idx], Yd[idx], g)
         _sync(device)
         aug += time.perf_counter() - t1
         _train_step(model, opt, xb, yb)
     _sync(device)
     return (time.perf_counter() - t0) / steps, aug / steps
+
+
+def speed_hand(X: Tensor, y: Tensor, steps: int, batch: int, device: torch.device
+               ) -> tuple[float, float]:
+    """(a): a plain loop over shuffled tensors, the batch operations written by hand."""
+    return _batch_loop(hand_augment, X, y, steps, batch, device)
 
 
 def speed_per_sample(X: Tensor, y: Tensor, steps: int, batch: int, device: torch.device
@@ -291,23 +298,7 @@ def kornia_pipeline() -> Any:
 def speed_kornia(pipe: Any, X: Tensor, y: Tensor, steps: int, batch: int,
                  device: torch.device) -> tuple[float, float]:
     """(c): kornia on whole batches (it draws from torch's global generator), mixup by hand."""
-    model = _model(tuple(X.shape[1:])).to(device)
-    opt = _optimizer(model)
-    g = torch.Generator().manual_seed(0)
-    Xd, Yd = X.to(device), F.one_hot(y, 10).float().to(device)
-    order = torch.randperm(len(X), generator=g).to(device)
-    aug = 0.0
-    _sync(device)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        idx = order[i * batch:(i + 1) * batch]
-        t1 = time.perf_counter()
-        xb, yb = mixup(pipe(Xd[idx]), Yd[idx], g)
-        _sync(device)
-        aug += time.perf_counter() - t1
-        _train_step(model, opt, xb, yb)
-    _sync(device)
-    return (time.perf_counter() - t0) / steps, aug / steps
+    return _batch_loop(lambda xb, yb, g: mixup(pipe(xb), yb, g), X, y, steps, batch, device)
 
 
 def speed_table(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:

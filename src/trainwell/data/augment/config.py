@@ -65,6 +65,21 @@ class OpConfig(Section):
     p: float = Field(default=1.0, ge=0.0, le=1.0, description="probability per sample")
 
 
+class BoxOpConfig(OpConfig):
+    """Base of the operations drawing a box: ``scale`` (its area share, in (0, 1]) and
+    ``ratio`` (its aspect ratio, above 0), each a ``[lo, hi]`` range."""
+
+    @field_validator("scale", check_fields=False)
+    @classmethod
+    def _scale(cls, v: list[float]) -> list[float]:
+        return _positive_range(v, "scale", 1.0)
+
+    @field_validator("ratio", check_fields=False)
+    @classmethod
+    def _ratio(cls, v: list[float]) -> list[float]:
+        return _positive_range(v, "ratio")
+
+
 class FlipConfig(OpConfig):
     """``hflip`` / ``vflip``: mirror the image left-right / top-bottom."""
 
@@ -78,22 +93,12 @@ class CropConfig(OpConfig):
     padding: int = Field(default=4, ge=1, description="pixels of zeros on each side")
 
 
-class ResizedCropConfig(OpConfig):
+class ResizedCropConfig(BoxOpConfig):
     """``resized_crop``: a box of a random fraction ``scale`` of the area and aspect ratio in
     ``ratio`` (log-uniform), anywhere inside the image, resized back to the image's size."""
 
     scale: list[float] = Field(default=[0.08, 1.0], description="area fraction [lo, hi]")
     ratio: list[float] = Field(default=[3 / 4, 4 / 3], description="width / height [lo, hi]")
-
-    @field_validator("scale")
-    @classmethod
-    def _scale(cls, v: list[float]) -> list[float]:
-        return _positive_range(v, "scale", 1.0)
-
-    @field_validator("ratio")
-    @classmethod
-    def _ratio(cls, v: list[float]) -> list[float]:
-        return _positive_range(v, "ratio")
 
 
 class AffineConfig(OpConfig):
@@ -155,7 +160,7 @@ class CutoutConfig(OpConfig):
     n: int = Field(default=1, ge=1, description="squares per image")
 
 
-class ErasingConfig(OpConfig):
+class ErasingConfig(BoxOpConfig):
     """``erasing``: random erasing: a rectangle of a fraction ``scale`` of the area and aspect
     ratio in ``ratio``, inside the image, filled with ``value`` (a number, or ``"random"``:
     standard normal noise)."""
@@ -164,16 +169,6 @@ class ErasingConfig(OpConfig):
     scale: list[float] = Field(default=[0.02, 0.33], description="area fraction [lo, hi]")
     ratio: list[float] = Field(default=[0.3, 3.3], description="height / width [lo, hi]")
     value: float | str = Field(default=0.0, description='fill: a number or "random"')
-
-    @field_validator("scale")
-    @classmethod
-    def _scale(cls, v: list[float]) -> list[float]:
-        return _positive_range(v, "scale", 1.0)
-
-    @field_validator("ratio")
-    @classmethod
-    def _ratio(cls, v: list[float]) -> list[float]:
-        return _positive_range(v, "ratio")
 
     @field_validator("value")
     @classmethod
