@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import textwrap
 
-import tomli_w
+from killing import train_and_kill
 
 import trainwell
 
@@ -21,25 +19,9 @@ IRIS = {
     "doctor": {"monitor_every": 3},
     "log": {"report": False},
 }
-KILLER = textwrap.dedent("""
-    import os, signal, sys
-    import trainwell
-
-    class Kill:
-        def after_epoch(self, trainer):
-            if trainer.epoch == 5:  # the checkpoint of epoch 4 exists
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    trainwell.fit(sys.argv[1], name="killed", quiet=True, callbacks=[Kill()])
-""")
-
-
 def test_a_resumed_runs_doctor_json_equals_an_uninterrupted_ones(runs_dir, tmp_path):
-    (tmp_path / "iris.toml").write_text(tomli_w.dumps(IRIS))
+    train_and_kill(IRIS, tmp_path, 5)  # the checkpoint of epoch 4 exists
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", KILLER, "iris.toml"], cwd=tmp_path, env=env,
-                          capture_output=True, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     proc = subprocess.run(
         [sys.executable, "-m", "trainwell", "train", "--resume", "runs/killed", "--quiet"],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=False,

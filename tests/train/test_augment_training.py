@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from killing import epoch_records, train_and_kill
 from torch import nn
 
 import trainwell
@@ -160,41 +155,14 @@ DIGITS = {
                 "cutout": {"size": 3}, "mixup": {"alpha": 0.4}, "cutmix": {"p": 0.5}},
 }
 
-KILLER = textwrap.dedent("""
-    import os, signal, sys
-    import trainwell
-
-    class Kill:
-        def after_epoch(self, trainer):
-            if trainer.epoch == 2:  # the checkpoint of epoch 1 exists
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    trainwell.fit(sys.argv[1], name="killed", quiet=True, callbacks=[Kill()])
-""")
-
-
-def _metrics(run_dir):
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in ("epoch_time", "time")} for r in rows]
-
-
 def _kill_and_resume(cfg, tmp_path, runs_dir):
-    import tomli_w
-
-    path = tmp_path / "aug.toml"
-    path.write_text(tomli_w.dumps(cfg))
-    src = str(Path(trainwell.__file__).resolve().parents[1])  # this trainwell in the children
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(path)], cwd=tmp_path, env=env,
-                          capture_output=True, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    train_and_kill(cfg, tmp_path, 2)  # the checkpoint of epoch 1 exists
     killed = runs_dir / "killed"
-    assert len(_metrics(killed)) == 2
+    assert len(epoch_records(killed)) == 2
     resumed = trainwell.fit(resume=killed, quiet=True)  # the kill was real; resuming in-process
     assert resumed.history[0]["epoch"] == 1 and resumed.status == "completed"
     full = trainwell.fit(cfg, name="full", quiet=True)
-    assert _metrics(killed) == _metrics(full.run_dir)
+    assert epoch_records(killed) == epoch_records(full.run_dir)
     assert json.loads((killed / "results.json").read_text())["test"] == full.results["test"]
     return killed, full
 

@@ -5,17 +5,12 @@ of the command."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
-import tomli_w
 import torch
+from killing import epoch_records, train_and_kill
 
 import trainwell
 from trainwell.cli import main
@@ -37,27 +32,6 @@ AVERAGES = {
     "swa": {"name": "swa", "start": 3, "lr": 0.003},
 }
 
-KILLER = textwrap.dedent("""
-    import os, signal, sys
-    import trainwell
-
-    class Kill:
-        def after_epoch(self, trainer):
-            if trainer.epoch == 5:  # the checkpoint of epoch 4 exists
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    trainwell.fit(sys.argv[1], name="killed", quiet=True, callbacks=[Kill()])
-""")
-
-
-def _metrics(run_dir):
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [
-        {k: v for k, v in json.loads(line).items() if k not in ("epoch_time", "time")}
-        for line in lines
-    ]
-
-
 class KeepAveraged:
     """The averaged weights at each epoch end where they are the kept ones."""
 
@@ -74,20 +48,13 @@ class KeepAveraged:
 @pytest.mark.parametrize("method", sorted(AVERAGES))
 def test_sigkill_then_resume_ends_bit_identical(runs_dir, tmp_path, method):
     cfg = {**IRIS, "train": {**IRIS["train"], "average": AVERAGES[method]}}
-    path = tmp_path / f"{method}.toml"
-    path.write_text(tomli_w.dumps(cfg))
-    src = str(Path(trainwell.__file__).resolve().parents[1])  # this trainwell, in the child too
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(path)], cwd=tmp_path, env=env,
-                          capture_output=True, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    train_and_kill(cfg, tmp_path, 5)  # the checkpoint of epoch 4 exists
     killed = runs_dir / "killed"
     assert load_checkpoint(killed / "checkpoints")["epoch"] == 4
     resumed = trainwell.fit(resume=killed, quiet=True)
     keep = KeepAveraged()
     full = trainwell.fit(cfg, name="full", quiet=True, callbacks=[keep])
-    assert _metrics(killed) == _metrics(full.run_dir)
+    assert epoch_records(killed) == epoch_records(full.run_dir)
     assert resumed.results["test"] == full.results["test"]
     a, b = (load_checkpoint(r / "checkpoints") for r in (killed, full.run_dir))
     assert a["average"]["count"] == b["average"]["count"] == (
