@@ -19,6 +19,8 @@ _LAZY = {
     "doctor": "trainwell.diagnose",
     "load_config": "trainwell.config",
     "ensemble": "trainwell.ensemble_run",
+    "NetClassifier": "trainwell.tune.estimator",
+    "NetRegressor": "trainwell.tune.estimator",
 }
 
 # The subpackage ``trainwell.tune`` shares its name with the entry point ``tune``: load the

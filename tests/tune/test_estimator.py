@@ -23,6 +23,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
+import trainwell as tw
 from trainwell.data.sklearn_steps import StepTransformer
 from trainwell.errors import ConfigError, NotFittedError
 from trainwell.tune.estimator import EXPECTED_FAILED_CHECKS, NetClassifier, NetRegressor
@@ -85,6 +86,7 @@ def test_binary_classifier_returns_two_columns(iris):
 
 
 def test_params_and_clone_follow_scikit_learn(iris):
+    assert tw.NetClassifier is NetClassifier and tw.NetRegressor is NetRegressor
     clf = NetClassifier(hidden=(4, 4), dropout=0.1)
     params = clf.get_params()
     assert params["hidden"] == (4, 4) and params["dropout"] == 0.1 and params["lr"] == 1e-3
@@ -131,6 +133,8 @@ def test_misuse_is_refused_clearly(iris):
         NetClassifier().fit(X, np.eye(3, dtype=int)[np.arange(150) % 3])
     with pytest.raises(ValueError, match="Input y contains infinity"):
         NetRegressor().fit(X, np.full(150, np.inf))
+    with pytest.raises(ValueError, match="class_weight must be None, 'balanced' or a dict"):
+        NetClassifier(epochs=1, class_weight="bal").fit(X, y)
     with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
         NetClassifier(epochs=1).fit(X, y, sample_weight=-np.ones(150))
 

@@ -17,6 +17,7 @@ _LAZY = {
     "load_prepared_transform": "trainwell.data.inference",
     "describe": "trainwell.data.summary",
     "DataConfig": "trainwell.data.config",
+    "StepTransformer": "trainwell.data.sklearn_steps",
 }
 
 __all__ = sorted(_LAZY)

@@ -3,8 +3,8 @@
 ``__init__`` stores the arguments, ``fit`` returns ``self`` and learned state ends in ``_``
 (scikit-learn's conventions). Input is checked with scikit-learn's own helpers
 (``validate_data``, ``check_is_fitted``, ``check_classification_targets``), so the estimators
-pass ``sklearn.utils.estimator_checks`` (the two it may fail, by float32 rounding, are listed with
-the reason in :data:`EXPECTED_FAILED_CHECKS`). The model is the
+pass ``sklearn.utils.estimator_checks`` (two that could fail by float32 rounding are listed
+with the reason in :data:`EXPECTED_FAILED_CHECKS`). The model is the
 trainwell MLP of :func:`trainwell.nn.build_model` or any ``torch.nn.Module`` given as
 ``module``, trained by :class:`trainwell.train.Trainer` with a step that weights each sample's
 loss by ``sample_weight`` times ``class_weight``.
@@ -30,16 +30,17 @@ from trainwell.errors import NotFittedError
 if TYPE_CHECKING:
     from torch import nn
 
-#: checks of ``sklearn.utils.estimator_checks`` these estimators do not pass, with the reason
 _EQUIVALENCE = (
-    "weights of 0 and k equal leaving rows out and repeating them k times only in exact "
-    "arithmetic: the float32 sums over a batch run in another order, and after training the "
-    "predictions differ by about 1e-7 (measured: at most 1.2e-7 after 50 epochs), while the "
-    "check allows a relative 1e-7 also for predictions near 0; tests/tune/test_estimator.py "
-    "checks the equivalence to 1e-5"
+    "may fail by rounding: weights of 0 and k equal leaving rows out and repeating them k "
+    "times only in exact arithmetic (with one batch); training sums float32 losses in another "
+    "order, so the predictions differ by about 1e-8 (at most 1.7e-8 measured after 50 epochs), "
+    "close to the check's relative 1e-7 for predictions near 0; the checks pass on the "
+    "machines measured, and tests/tune/test_estimator.py checks the equivalence to 1e-5"
 )
 
-#: checks of ``sklearn.utils.estimator_checks`` these estimators may fail, with the reason
+
+#: checks of ``sklearn.utils.estimator_checks`` these estimators may fail, with the reason (they
+#: are expected failures that may pass, not skipped)
 EXPECTED_FAILED_CHECKS: dict[str, str] = {
     "check_sample_weight_equivalence_on_dense_data": _EQUIVALENCE,
     "check_sample_weight_equivalence_on_sparse_data": _EQUIVALENCE,
@@ -255,16 +256,29 @@ class _NetBase(BaseEstimator):
             ) from None
 
     def _outputs(self, X: Any) -> np.ndarray:
-        import torch
+        """The model's outputs on ``X``, float64, in chunks of rows.
 
+        On the CPU the trained weights are applied in float64: a float32 matrix product rounds
+        differently for one row than for many, and predictions must not depend on which other
+        rows are predicted with them (scikit-learn's check_methods_subset_invariance).
+        """
+        import torch
+        from torch.func import functional_call
+
+        model = self.model_
+        dtype = torch.float64 if self.device_.type == "cpu" else torch.float32
+        state = {
+            k: v.to(dtype) if v.is_floating_point() else v
+            for k, v in {**dict(model.named_parameters()), **dict(model.named_buffers())}.items()
+        }
         outs = []
         with torch.no_grad():
             for i in range(0, X.shape[0], _CHUNK):
-                xb = torch.from_numpy(_dense(X[i : i + _CHUNK])).to(self.device_)
-                out = self.model_(xb).float().cpu()
+                xb = torch.from_numpy(_dense(X[i : i + _CHUNK])).to(self.device_, dtype)
+                out = functional_call(model, state, (xb,)).double().cpu()
                 outs.append(out.reshape(len(xb), -1).numpy())
         width = outs[0].shape[1] if outs else 1
-        return np.concatenate(outs) if outs else np.empty((0, width), dtype=np.float32)
+        return np.concatenate(outs) if outs else np.empty((0, width))
 
 
 def _dense(X: Any) -> np.ndarray:
@@ -346,6 +360,11 @@ class NetClassifier(ClassifierMixin, _NetBase):
             )
         w = self._sample_weights(sample_weight, X)
         if self.class_weight is not None:
+            if not (self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+                raise ValueError(
+                    "NetClassifier: class_weight must be None, 'balanced' or a dict {label: "
+                    f"weight}}; got {self.class_weight!r}"
+                )
             w = w * compute_sample_weight(self.class_weight, y)
             if not w.sum() > 0:
                 raise ValueError("NetClassifier: class_weight gives every sample weight 0")
@@ -359,7 +378,7 @@ class NetClassifier(ClassifierMixin, _NetBase):
         """Class probabilities, one column per class of ``classes_``."""
         self._check_fitted()
         X = self._validate_X(X, reset=False)
-        out = self._outputs(X).astype(np.float64)
+        out = self._outputs(X)
         if out.shape[1] == 1:
             p1 = 1.0 / (1.0 + np.exp(-out[:, 0]))
             return np.stack([1 - p1, p1], axis=1)
@@ -409,7 +428,6 @@ class NetRegressor(RegressorMixin, _NetBase):
         self._check_fitted()
         X = self._validate_X(X, reset=False)
         out = self._outputs(X)
-        out = out.astype(np.float64)
         return out[:, 0] if self.target_ndim_ == 1 else out
 
 
