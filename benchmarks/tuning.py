@@ -153,7 +153,7 @@ def digits_objective(trial: Any, epochs: int) -> float:
         dropout=trial.suggest_float("dropout", 0.0, 0.5),
         epochs=epochs,
         batch_size=128,
-        seed=0,
+        random_state=0,
     ).fit(Xtr, ytr)
     return float(log_loss(yva, model.predict_proba(Xva), labels=list(range(10))))
 

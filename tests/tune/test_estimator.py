@@ -283,6 +283,17 @@ def test_early_stopping_holds_out_a_split_and_keeps_the_best_epoch(wine):
     assert plain.n_iter_ == 6 and "val_loss" not in plain.history_[-1]
     with pytest.raises(ValueError, match="validation_fraction must be in"):
         NetClassifier(early_stopping=True, validation_fraction=1.5).fit(X, y)
+    # one weighted row: the split leaves either the training or the validation rows unweighted
+    w = np.zeros(len(y))
+    w[0] = 1.0
+    parts = set()
+    for seed in range(6):
+        est = NetClassifier(hidden=(4,), epochs=1, early_stopping=True, validation_fraction=0.5,
+                            random_state=seed)
+        with pytest.raises(ValueError, match="leaves sample weight 0 on every") as exc:
+            est.fit(X, y, sample_weight=w)
+        parts.add(str(exc.value).split("every ")[1].split(" row")[0])
+    assert parts == {"training", "validation"}
 
 
 # ---------------------------------------------------------------- a user's module

@@ -204,6 +204,12 @@ class _NetBase(BaseEstimator):
         val_idx = np.arange(0)
         if self.early_stopping:
             train_idx, val_idx = self._validation_split(y, task, seed)
+            for part, rows in (("training", train_idx), ("validation", val_idx)):
+                if not weights[rows].sum() > 0:
+                    raise ValueError(
+                        f"{name}: early_stopping's validation split leaves sample weight 0 on "
+                        f"every {part} row; weight more rows, or set early_stopping=False"
+                    )
         cuda = device.type == "cuda"
         # seeds the initialization and dropout, and leaves the caller's generators as they were
         with torch.random.fork_rng(devices=[device.index or 0] if cuda else []):
