@@ -156,7 +156,7 @@ def filter_table(header: Sequence[str], rows: Iterable[Sequence[Any]], table_id:
 
 
 # The column filters of filter_table: plain DOM, no library.
-FILTER_JS = """
+FILTER_JS = r"""
 (function () {
   function keep(text, want) {
     var m = /^(<=|>=|<|>|=)\s*(-?[0-9.]+(?:e-?[0-9]+)?)$/i.exec(want);

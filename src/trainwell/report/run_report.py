@@ -524,6 +524,9 @@ def worst_section(run: RunData) -> str:
     from trainwell.report import examples as ex
 
     arrays = run.examples
+    if not arrays and run_heads(run):
+        return h.note("a run with several heads has no single loss to rank its test samples by; "
+                      "see each head's predictions above")
     if not arrays:
         return _absent(run, ex.FILE, "no worst test examples to show")
     pred = run.predictions
@@ -535,8 +538,8 @@ def worst_section(run: RunData) -> str:
         if classification:
             k = int(value)
             return str(classes[k]) if isinstance(classes, list) and k < len(classes) else str(k)
-        return h.fmt(float(value)) if np.size(value) == 1 else h.fmt(
-            [float(v) for v in np.ravel(value)])
+        flat = [float(v) for v in np.ravel(value)]
+        return h.fmt(flat[0]) if len(flat) == 1 else h.fmt(flat)
 
     y_true, y_pred = pred["y_true"][idx], pred.get("y_pred", pred["y_true"])[idx]
     how = ("cross-entropy of the predicted probabilities" if classification
@@ -609,8 +612,7 @@ def render_run_report(run: RunData, live: LiveState | None = None) -> str:
         ("layers", "Layer statistics", layers_section(run)),
         ("doctor", "Doctor's findings", doctor_section(run)),
         ("predictions", "Test predictions", predictions_section(run)),
-        *([("worst", "Worst test examples", worst_section(run))]
-          if run.examples or (run.path / "worst_examples.npz").is_file() else []),
+        ("worst", "Worst test examples", worst_section(run)),
         ("config", "Config", config_section(run)),
     ]
     status = run.meta.get("status", "unknown status")
