@@ -94,14 +94,15 @@ def results_rows(runs: Sequence[RunData],
 
 def runs_table(runs: Sequence[RunData], labels: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
     """One row per run: its name and status, the config keys that differ between the runs (only
-    those), then its best epoch, metrics, training wall time and parameter count."""
+    those; "default" where a run's config leaves the key out), then its best epoch, metrics, training wall time and parameter count."""
     diff = config_diff(runs)
     header, rows = results_rows(runs, labels)
     header = [*header[:2], *(k for k, _ in diff), *header[2:]]
     header[header.index("wall time")] = TIME_LABEL
     out = []
     for i, row in enumerate(rows):
-        out.append([*row[:2], *(vals[i] for _, vals in diff), *row[2:]])
+        out.append([*row[:2], *("default" if vals[i] is None else vals[i] for _, vals in diff),
+                    *row[2:]])
     return header, out
 
 
