@@ -94,7 +94,8 @@ def results_rows(runs: Sequence[RunData],
 
 def runs_table(runs: Sequence[RunData], labels: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
     """One row per run: its name and status, the config keys that differ between the runs (only
-    those; "default" where a run's config leaves the key out), then its best epoch, metrics, training wall time and parameter count."""
+    those; "default" where a run's config leaves the key out), then its best epoch, metrics,
+    training wall time and parameter count."""
     diff = config_diff(runs)
     header, rows = results_rows(runs, labels)
     header = [*header[:2], *(k for k, _ in diff), *header[2:]]

@@ -443,10 +443,10 @@ def _classification(classes: Any, y_true: Any, y_pred: Any, slug: str = "",
     predicted probabilities ``proba``) the ROC and precision-recall curves; ``slug`` and
     ``where`` (the rows shown, and how many) name a head's figures and rows (a run with one
     head: the test split)."""
-    from trainwell.report import class_scores as cs
-
     import numpy as np
     from sklearn.metrics import confusion_matrix
+
+    from trainwell.report import class_scores as cs
 
     y_true = y_true.reshape(-1).astype(np.int64)
     y_pred = y_pred.reshape(-1).astype(np.int64)

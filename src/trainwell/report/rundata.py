@@ -268,7 +268,8 @@ def _load_examples(run: RunData) -> dict[str, Any]:
         with npz:
             arrays = {k: npz[k] for k in sorted(npz.files)}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        damaged(run.problems, path, f"cannot be read (torn or altered): {exc or type(exc).__name__}")
+        what = str(exc) or type(exc).__name__
+        damaged(run.problems, path, f"cannot be read (torn or altered): {what}")
         return {}
     y_true = run.predictions.get("y_true")
     if y_true is None:
