@@ -547,13 +547,15 @@ def worst_section(run: RunData) -> str:
     x = arrays["x"]
     intro = h.note(f"The {len(idx)} test samples with the largest loss ({how}) under the kept "
                    "weights, worst first.")
-    if x.ndim >= 3:  # images
+    if x.ndim >= 3:  # images (k, C, H, W) or sequences (k, T, F)
         titles = [f"true {label(t)} / pred {label(p)}\nloss {lo:.3g}"
                   for t, p, lo in zip(y_true, y_pred, arrays["loss"], strict=True)]
         fig = render(ex.images_figure, x, titles)
+        what = ("images (each scaled to its own range)" if x.ndim == 4 else
+                "sequences (time down, features across; each scaled to its own range)")
         return intro + h.figures([h.figure(
-            "fig-worst", fig, "The worst test images (each scaled to its own range), with "
-            "true and predicted labels and the loss")])
+            "fig-worst", fig, f"The worst test {what}, with true and predicted labels and "
+            "the loss")])
     names = run.data.get("feature_names")
     n_feat = x.shape[1]
     if not (isinstance(names, list) and len(names) == n_feat):
