@@ -532,6 +532,10 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         write_bytes_atomic(run_dir / "predictions.npz", buf.getvalue())
+        if not prepared.heads:  # the worst test samples, for the report
+            from trainwell.report.examples import save_worst_examples
+
+            save_worst_examples(run_dir, prepared.test, arrays, prepared.task)
     history = trainer.history
     kept = trainer.best_epoch if trainer.keep_best or not history else history[-1]["epoch"]
     best = next((r for r in history if r["epoch"] == kept), {})
@@ -592,6 +596,10 @@ def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
         from trainwell.report.tensorboard import TensorBoardLogger
 
         out.append(TensorBoardLogger(run_dir))
+    if cfg.log.report and cfg.log.report_every:
+        from trainwell.report.live import LiveReport
+
+        out.append(LiveReport(run_dir, cfg.log.report_every, cfg.log.report_interval_s))
     return out
 
 

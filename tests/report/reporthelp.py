@@ -83,10 +83,14 @@ class Page:
         raise AssertionError(f"no table with column {header!r}")
 
 
-def assert_self_contained(page: Page) -> None:
+def assert_self_contained(page: Page, scripts: int = 0) -> None:
+    """Everything inline: ``scripts`` inline scripts (none loaded from elsewhere), PNG data URIs,
+    no link off the page."""
     import base64
+    import re
 
-    assert page.scripts == 0
+    assert page.scripts == scripts
+    assert not re.search(r"<script[^>]*\bsrc=", page.text)
     assert "http://" not in page.text and "https://" not in page.text
     for src in page.images:
         assert src.startswith("data:image/png;base64,")

@@ -21,7 +21,24 @@ def test_report_of_several_runs_compares_them(iris_run, iris_run_fast, tmp_path,
     monkeypatch.chdir(tmp_path)
     assert main(["report", str(iris_run), str(iris_run_fast)]) == 0
     assert "wrote comparison.html" in capsys.readouterr().out
-    assert Page(tmp_path / "comparison.html").sections == ["results", "curves", "config"]
+    assert Page(tmp_path / "comparison.html").sections == ["runs", "curves"]
+    out = tmp_path / "many.html"
+    assert main(["report", "--compare", str(iris_run), str(iris_run_fast), "--out", str(out)]) == 0
+    assert Page(out).table_with("train.optimizer.lr")[0][:3] == ["run", "status",
+                                                                 "train.optimizer.lr"]
+
+
+def test_compare_refuses_a_path_that_is_not_a_run(iris_run, study_dir, tmp_path, monkeypatch,
+                                                  capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes").mkdir()
+    for paths, why in (([str(iris_run), "notes"], "notes is not a run directory"),
+                       ([str(iris_run), str(study_dir)], "is not a run directory"),
+                       ([str(iris_run)], "--compare needs at least 2 run directories; got 1")):
+        assert main(["report", "--compare", *paths]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and why in err[0], err
+    assert not (tmp_path / "comparison.html").exists()
 
 
 def test_report_errors_name_the_path_and_what_is_expected(iris_run, study_dir, tmp_path, capsys):

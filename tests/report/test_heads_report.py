@@ -92,7 +92,7 @@ def test_test_predictions_per_head_use_only_its_labelled_rows(runs):
     acc = float(re.search(r"accuracy ([0-9.]+)\)", caption).group(1))
     assert acc == pytest.approx(test["test_label_accuracy"], abs=1e-4)
     recall = page.table_with("recall")
-    assert sum(int(r[1]) for r in recall[1:]) == has_label.sum()
+    assert sum(int(r[4]) for r in recall[1:]) == has_label.sum()
     assert f"({has_value.sum()} of {total})" in page.captions["fig-truth-value"]
     errors = {r[0]: r[1:] for r in page.table_with("RMSE")[1:]}
     assert float(errors["value"][1]) == pytest.approx(test["test_value_rmse"], rel=1e-3)
@@ -157,7 +157,7 @@ def test_domain_section_shows_the_verdict_and_accuracies_with_the_baseline(runs)
     page = Page(run / "report.html")
     assert_self_contained(page)
     assert page.sections == ["summary", "curves", "domain", "lr", "layers", "doctor",
-                             "predictions", "config"]
+                             "predictions", "worst", "config"]
     assert '<a href="#domain">Domain adaptation</a>' in page.text
     status = dom["verdict"]["status"]
     badge = status if status in ("pass", "warn", "fail") else "info"

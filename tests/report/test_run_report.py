@@ -8,27 +8,37 @@ import re
 import numpy as np
 import pytest
 from reporthelp import Page, assert_self_contained, fit_run
-from sklearn.metrics import mean_absolute_error, recall_score
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    mean_absolute_error,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from trainwell.errors import RunError
 from trainwell.report import write_run_report
 
-RUN_SECTIONS = ["summary", "curves", "lr", "layers", "doctor", "predictions", "config"]
+RUN_SECTIONS = ["summary", "curves", "lr", "layers", "doctor", "predictions", "worst", "config"]
 STAMP = re.compile(r'<time id="generated">[^<]*</time>')
 
 
 def test_run_report_has_every_section_and_figure(iris_report):
     page = Page(iris_report)
     assert page.sections == RUN_SECTIONS
-    assert page.figures == ["fig-curves", "fig-lr", "fig-layers", "fig-epochs", "fig-confusion"]
-    assert len(page.images) == len(page.figures)
+    assert page.figures == ["fig-curves", "fig-lr", "fig-layers", "fig-epochs", "fig-confusion",
+                            "fig-roc", "fig-pr"]
+    assert len(page.images) >= len(page.figures)
     assert_self_contained(page)
     assert "is absent" not in page.text
     # one panel per metric, per layer statistic, per statistic during training
     assert page.captions["fig-curves"].startswith("Loss, accuracy, f1_macro per epoch")
-    # panels side by side keep a readable width on a phone: their frame scrolls instead
-    assert re.search(r'<figure id="fig-curves" class="wide"><div class="scroll"><img [^>]*'
-                     r'style="min-width:640px"', page.text)
+    # one image per panel (loss, accuracy, f1_macro): side by side on a wide screen, stacked
+    # on a phone
+    curves = re.search(r'<figure id="fig-curves" class="wide"><div class="panels">(.*?)</div>',
+                       page.text)
+    assert curves is not None and curves.group(1).count("<img ") == 3
     for stat in ("activation std", "gradient norm", "update / weight ratio"):
         assert stat in page.captions["fig-layers"]
     assert "gradient norm" in page.captions["fig-epochs"]
@@ -111,16 +121,27 @@ def test_log_report_false_writes_no_report(runs_root):
     assert (run / "results.json").is_file() and not (run / "report.html").exists()
 
 
-def test_per_class_recall_matches_sklearn(iris_run, iris_report):
+def test_per_class_table_matches_sklearn(iris_run, iris_report):
+    """Precision, recall, F1, support and one-vs-rest ROC-AUC / average precision per class,
+    against sklearn on predictions.npz."""
     npz = np.load(iris_run / "predictions.npz", allow_pickle=False)
-    recall = recall_score(npz["y_true"], npz["y_pred"], average=None, labels=[0, 1, 2],
-                          zero_division=0)
+    y, pred, proba = npz["y_true"], npz["y_pred"], npz["proba"]
     page = Page(iris_report)
-    rows = page.table_with("recall")[1:]
+    table = page.table_with("recall")
+    assert table[0] == ["class", "precision", "recall", "F1", "support", "ROC-AUC",
+                        "average precision"]
+    rows = table[1:]
     classes = json.loads((iris_run / "data.json").read_text())["classes"]
     assert [r[0] for r in rows] == [str(c) for c in classes]
-    assert [int(r[1]) for r in rows] == np.bincount(npz["y_true"], minlength=3).tolist()
-    np.testing.assert_allclose([float(r[2]) for r in rows], recall, atol=5e-4)
+    for col, score in ((1, precision_score), (2, recall_score), (3, f1_score)):
+        expected = score(y, pred, average=None, labels=[0, 1, 2], zero_division=0)
+        np.testing.assert_allclose([float(r[col]) for r in rows], expected, atol=5e-4)
+    assert [int(r[4]) for r in rows] == np.bincount(y, minlength=3).tolist()
+    auc = [roc_auc_score(y == k, proba[:, k]) for k in range(3)]
+    ap = [average_precision_score(y == k, proba[:, k]) for k in range(3)]
+    np.testing.assert_allclose([float(r[5]) for r in rows], auc, atol=5e-4)
+    np.testing.assert_allclose([float(r[6]) for r in rows], ap, atol=5e-4)
+    assert "each class against the rest" in page.captions["fig-roc"]
 
 
 def test_regression_run_gets_residual_plot(runs_root):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from trainwell._lazy import lazy_getattr
 
 _LAZY = {
+    "LiveReport": "trainwell.report.live",
     "LogConfig": "trainwell.report.config",
     "TensorBoardLogger": "trainwell.report.tensorboard",
     "write_comparison": "trainwell.report.compare_report",

@@ -1,8 +1,10 @@
-"""``trainwell report RUN [RUN ...] [--out FILE]``: a run's, a study's or a comparison's page."""
+"""``trainwell report RUN [RUN ...] [--out FILE]``: a run's, a study's or a comparison's page;
+``trainwell report --compare RUN RUN ...``: the comparison of many runs."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -19,12 +21,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE", default=None,
                    help="where to write the page (default: inside the run or study directory; "
                         "comparison.html for several runs)")
+    p.add_argument("--compare", action="store_true",
+                   help="compare the runs: a table of their config differences and results, "
+                        "filterable by column, and their curves overlaid (the default for "
+                        "several runs)")
     p.set_defaults(func=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from trainwell.cli import REPORT_LIBRARIES, import_libraries
     from trainwell.errors import RunError
     from trainwell.report import write_comparison, write_run_report, write_study_report
@@ -35,8 +39,10 @@ def _report(args: argparse.Namespace) -> int:
         if not p.is_dir():
             raise RunError(f"{p} is not a directory; give a run directory (runs/<name>) "
                            "or a study directory")
+    if getattr(args, "compare", False):
+        _check_comparable(paths)
     import_libraries(*REPORT_LIBRARIES)
-    if len(paths) == 1:
+    if len(paths) == 1 and not getattr(args, "compare", False):
         path = paths[0]
         if (path / "ensemble.json").is_file():  # an ensemble directory
             from trainwell.after.report import write_ensemble_report
@@ -74,3 +80,17 @@ def _report(args: argparse.Namespace) -> int:
         out = write_comparison(paths, args.out or "comparison.html")
     print(f"wrote {out}")
     return 0
+
+
+def _check_comparable(paths: list[Path]) -> None:
+    """``--compare``: at least two paths, each a run directory (before anything is written)."""
+    from trainwell.errors import RunError
+    from trainwell.report.rundata import RUN_MARKERS, is_run_dir
+
+    if len(paths) < 2:
+        raise RunError(f"--compare needs at least 2 run directories; got {len(paths)}")
+    for p in paths:
+        if not is_run_dir(p):
+            raise RunError(f"{p} is not a run directory: it holds none of "
+                           f"{', '.join(RUN_MARKERS)} (or it is a study directory); "
+                           "--compare takes run directories (runs/<name>)")

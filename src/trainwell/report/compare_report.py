@@ -11,7 +11,7 @@ from trainwell.errors import RunError
 from trainwell.report import html as h
 from trainwell.report.figures import epoch_axis, log_scale, new_figure, render, use_log_scale
 from trainwell.report.run_figures import split_metric
-from trainwell.report.rundata import RunData, flatten, load_run
+from trainwell.report.rundata import TIME_LABEL, TIME_NOTE, RunData, flatten, load_run
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -92,15 +92,33 @@ def results_rows(runs: Sequence[RunData],
     return header, rows
 
 
+def runs_table(runs: Sequence[RunData], labels: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    """One row per run: its name and status, the config keys that differ between the runs (only
+    those; "default" where a run's config leaves the key out), then its best epoch, metrics,
+    training wall time and parameter count."""
+    diff = config_diff(runs)
+    header, rows = results_rows(runs, labels)
+    header = [*header[:2], *(k for k, _ in diff), *header[2:]]
+    header[header.index("wall time")] = TIME_LABEL
+    out = []
+    for i, row in enumerate(rows):
+        out.append([*row[:2], *("default" if vals[i] is None else vals[i] for _, vals in diff),
+                    *row[2:]])
+    return header, out
+
+
 def render_comparison(runs: Sequence[RunData]) -> str:
     labels = run_labels(runs)
-    header, rows = results_rows(runs, labels)
-    results = h.table(header, rows)
-    diff = config_diff(runs)
-    if diff:
-        config = h.table(["config key", *labels], [(k, *vals) for k, vals in diff])
+    header, rows = runs_table(runs, labels)
+    n_diff = len(config_diff(runs))
+    table = h.filter_table(header, rows, "runs-table")
+    if n_diff:
+        intro = h.note(f"{n_diff} config key{'s' if n_diff != 1 else ''} differ between the "
+                       "runs; only those are shown, after the status. Type in a column's box to "
+                       "filter the rows (text, or a comparison such as >0.9).")
     else:
-        config = h.note("the runs' configs are identical (apart from their names)")
+        intro = h.note("the runs' configs are identical (apart from their names); type in a "
+                       "column's box to filter the rows (text, or a comparison such as >0.9)")
     keys = overlay_keys(runs)
     figs = [h.figure(f"fig-overlay-{key}", render(overlay_figure, runs, labels, key),
                      f"{key} per epoch of every run") for key in keys]
@@ -109,11 +127,11 @@ def render_comparison(runs: Sequence[RunData]) -> str:
                for run, label in zip(runs, labels, strict=True) if "metrics.jsonl" in run.problems]
     curves += "".join(h.note(m) for m in missing)
     sections = [
-        ("results", "Results", results),
+        ("runs", "Runs: config differences and results", intro + table + h.note(TIME_NOTE)),
         ("curves", "Learning curves", curves),
-        ("config", "Config differences", config),
     ]
-    return h.page(f"Comparison of {len(runs)} runs", " · ".join(labels), sections)
+    return h.page(f"Comparison of {len(runs)} runs", " · ".join(labels), sections,
+                  script=h.FILTER_JS)
 
 
 def write_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:

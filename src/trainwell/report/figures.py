@@ -145,6 +145,47 @@ def render(builder: Callable[..., Figure], *args: Any, **kwargs: Any) -> str:
         return to_data_uri(fig)
 
 
+def render_panels(builder: Callable[..., Figure], *args: Any, **kwargs: Any) -> list[str]:
+    """Build a figure of several panels and return one PNG data URI per visible panel.
+
+    The figure is drawn once; each panel is cut out of the drawing along its tight bounding box
+    (its tick labels, title and legend included), so that a page can lay the panels side by
+    side on a wide screen and stack them on a phone. A figure of one panel gives one URI.
+    """
+    import matplotlib
+    import matplotlib.style
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    with matplotlib.style.context("default"), matplotlib.rc_context(STYLE):
+        fig = builder(*args, **kwargs)
+        fit_margins(fig)
+        fig.set_dpi(DPI)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        pixels = np.asarray(canvas.buffer_rgba())
+        renderer = canvas.get_renderer()
+        height, width = pixels.shape[:2]
+        uris = []
+        for ax in fig.axes:
+            if not ax.get_visible() or not ax.has_data() and not ax.texts:
+                continue
+            box = ax.get_tightbbox(renderer)
+            if box is None:
+                continue
+            pad = 4
+            x0, x1 = max(int(box.x0) - pad, 0), min(int(np.ceil(box.x1)) + pad, width)
+            y0, y1 = max(int(height - box.y1) - pad, 0), min(int(np.ceil(height - box.y0)) + pad,
+                                                             height)
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                continue
+            buf = io.BytesIO()
+            Image.fromarray(pixels[y0:y1, x0:x1, :3]).save(buf, format="png", compress_level=1)
+            uris.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
+        return uris
+
+
 def moving_average(values: Sequence[float], window: int) -> list[float]:
     """Trailing moving average; the first ``window - 1`` points average what exists so far.
 

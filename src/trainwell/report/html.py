@@ -1,8 +1,10 @@
-"""Self-contained HTML: one page of sections, tables and inline figures, no JavaScript.
+"""Self-contained HTML: one page of sections, tables and inline figures.
 
-Everything a page needs is inline: the CSS in a ``<style>`` element and every figure as a
-``data:image/png;base64,...`` URI, so a report opens from ``file://`` with no network access.
-The layout is a single column on a phone and a grid of figures on a wide screen.
+Everything a page needs is inline: the CSS in a ``<style>`` element, every figure as a
+``data:image/png;base64,...`` URI and the one script there is (the column filters of a
+comparison's table, :data:`FILTER_JS`), so a report opens from ``file://`` with no network
+access. The layout is a single column on a phone and a grid of figures on a wide screen; a
+table wider than the screen scrolls inside its own box.
 """
 
 from __future__ import annotations
@@ -67,6 +69,21 @@ details summary { cursor:pointer; color:var(--accent); }
 .finding ul { margin:.3rem 0; padding-left:1.2rem; }
 footer { color:var(--muted); font-size:.85rem; border-top:1px solid var(--line);
   padding: .8rem clamp(0.75rem, 3vw, 2rem); }
+.live { margin:.5rem 0 0; padding:.3rem .6rem; border-radius:6px; background:#e8f0fd;
+  border:1px solid #b7cdf3; color:var(--fg); display:inline-block; }
+.panels { display:flex; flex-wrap:wrap; gap:.5rem; justify-content:center; }
+.panels img { flex:0 1 auto; }
+.scroll { max-width:100%; }
+tr.hidden { display:none; }
+input.filter { width:100%; min-width:5rem; font:inherit; font-size:.85rem; padding:.1rem .25rem;
+  border:1px solid var(--line); border-radius:4px; }
+@media (max-width: 640px) {
+  .figs { grid-template-columns: minmax(0, 1fr); }
+  .cards { grid-template-columns: 1fr; }
+  .panels { flex-direction:column; align-items:center; }
+  table { font-size:.85rem; }
+  th, td { padding:.2rem .35rem; }
+}
 """
 
 
@@ -120,6 +137,54 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -
     attr = f' class="{cls}"' if cls else ""
     return (f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
+
+
+def filter_table(header: Sequence[str], rows: Iterable[Sequence[Any]], table_id: str) -> str:
+    """A table with a text box above each column that filters its rows (:data:`FILTER_JS`).
+
+    A box keeps the rows whose cell contains its text (case-insensitive); ``>0.9``, ``<=10``
+    and the like compare numbers instead. The boxes of all columns apply together.
+    """
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    boxes = "".join(f'<th><input class="filter" type="search" data-col="{i}" '
+                    f'aria-label="filter {esc(h)}" placeholder="filter"></th>'
+                    for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return (f'<div class="scroll"><table class="filterable" id="{esc(table_id)}"><thead>'
+            f'<tr>{head}</tr><tr class="filters">{boxes}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+# The column filters of filter_table: plain DOM, no library.
+FILTER_JS = r"""
+(function () {
+  function keep(text, want) {
+    var m = /^(<=|>=|<|>|=)\s*(-?[0-9.]+(?:e-?[0-9]+)?)$/i.exec(want);
+    if (m) {
+      var v = parseFloat(text), w = parseFloat(m[2]);
+      if (isNaN(v)) return false;
+      return m[1] === '<' ? v < w : m[1] === '>' ? v > w : m[1] === '<=' ? v <= w
+        : m[1] === '>=' ? v >= w : v === w;
+    }
+    return text.toLowerCase().indexOf(want.toLowerCase()) >= 0;
+  }
+  document.querySelectorAll('table.filterable').forEach(function (t) {
+    var boxes = t.querySelectorAll('input.filter');
+    function apply() {
+      t.querySelectorAll('tbody tr').forEach(function (tr) {
+        var ok = true;
+        boxes.forEach(function (b) {
+          var want = b.value.trim(), c = tr.cells[+b.dataset.col];
+          if (want && !(c && keep(c.textContent.trim(), want))) ok = false;
+        });
+        tr.classList.toggle('hidden', !ok);
+      });
+    }
+    boxes.forEach(function (b) { b.addEventListener('input', apply); });
+    apply();
+  });
+})();
+"""
 
 
 def kv_table(pairs: Iterable[tuple[str, Any]]) -> str:
@@ -176,6 +241,18 @@ def figure(fig_id: str, data_uri: str, caption: str, wide: bool = False) -> str:
     return f'<figure id="{esc(fig_id)}"{cls}>{img}<figcaption>{esc(caption)}</figcaption></figure>'
 
 
+def panel_figure(fig_id: str, data_uris: Sequence[str], caption: str) -> str:
+    """A figure of several panels (:func:`~trainwell.report.figures.render_panels`): side by
+    side on a wide screen, stacked on a phone; it spans the grid's row."""
+    imgs = []
+    for k, uri in enumerate(data_uris):
+        w, hgt = png_size(uri)
+        alt = caption if k == 0 else f"{caption} (panel {k + 1})"
+        imgs.append(f'<img src="{uri}" width="{w}" height="{hgt}" alt="{esc(alt)}">')
+    return (f'<figure id="{esc(fig_id)}" class="wide"><div class="panels">{"".join(imgs)}</div>'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
 def figures(items: Iterable[str]) -> str:
     """Figures laid out in a responsive grid (one column on a phone)."""
     return '<div class="figs">' + "".join(items) + "</div>"
@@ -202,11 +279,16 @@ def timestamp() -> str:
     return when.replace(microsecond=0).isoformat()
 
 
-def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]]) -> str:
+def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]],
+         banner: str = "", refresh_s: int | None = None, script: str = "") -> str:
     """A whole page: ``sections`` are ``(id, title, body_html)``; the nav links to each.
 
     The generation time is the only part of the page that changes when the same inputs are
     rendered again; it sits in the footer's ``<time id="generated">`` element.
+
+    ``banner``: a line under the subtitle (a live report's "training, epoch k of n");
+    ``refresh_s``: the browser reloads the page every that many seconds (``<meta
+    http-equiv="refresh">``, no script); ``script``: inline JavaScript run at the page's end.
     """
     from trainwell import __version__
 
@@ -217,10 +299,14 @@ def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]]) ->
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p><nav>{nav}</nav></header>"
+        + (f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s else "")
+        + f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p>"
+        + (f'<p class="live" id="live">{esc(banner)}</p>' if banner else "")
+        + f"<nav>{nav}</nav></header>"
         f"<main>{body}</main>"
         f'<footer>trainwell {esc(__version__)} report, generated '
         f'<time id="generated">{timestamp()}</time></footer>'
-        "</body></html>\n"
+        + (f"<script>{script}</script>" if script else "")
+        + "</body></html>\n"
     )

@@ -12,12 +12,15 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainwell.report import html as h
 from trainwell.report import run_figures as rf
-from trainwell.report.figures import render
-from trainwell.report.rundata import RunData, load_run
+from trainwell.report.figures import render, render_panels
+from trainwell.report.rundata import TIME_LABEL, TIME_NOTE, RunData, load_run
+
+if TYPE_CHECKING:
+    from trainwell.report.live import LiveState
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def summary_section(run: RunData) -> str:
             ("name", run.name), ("status", meta.get("status")),
             ("seed", meta.get("seed", cfg.get("seed"))),
             ("started", meta.get("started")), ("finished", meta.get("finished")),
-            ("wall time", h.fmt_duration(res.get("wall_time"))),
+            (TIME_LABEL, h.fmt_duration(res.get("wall_time"))),
             ("stopped early", res.get("stopped_early")), ("diverged", res.get("diverged")),
         ]),
         ("Data", [
@@ -72,6 +75,8 @@ def summary_section(run: RunData) -> str:
     if heads:
         body += "<h3>Heads</h3>" + heads_table(run, heads)
     body += "<h3>Results</h3>" + results_tables(run)
+    if res.get("wall_time") is not None:
+        body += h.note(TIME_NOTE)
     for name in ("meta.json", "data.json", "results.json"):
         if name in run.problems:
             body += h.note(run.problems[name])
@@ -121,6 +126,9 @@ def results_tables(run: RunData) -> str:
     res = run.results
     best, final, test = _table(res, "best"), _table(res, "final"), _table(res, "test")
     if not (best or final or test):
+        if run.meta.get("status") == "running" and "results.json" in run.problems:
+            return h.note("the run is training: its best, final and test metrics come at its "
+                          "end; the learning curves below are up to date")
         if "results.json" in run.problems:
             return _absent(run, "results.json", "no best or final metrics to show")
         return h.note("results.json holds no metrics: no epoch finished")
@@ -157,8 +165,8 @@ def curves_section(run: RunData) -> str:
     else:
         caption = "Loss" + "".join(f", {base}" for base in groups)
     caption += " per epoch: points, and their moving average"
-    fig = render(rf.curves_figure, run, groups, titles, loss_title)
-    return h.figures([h.figure("fig-curves", fig, caption, wide=bool(groups))])
+    panels = render_panels(rf.curves_figure, run, groups, titles, loss_title)
+    return h.figures([h.panel_figure("fig-curves", panels, caption)])
 
 
 def _panels_text(loss_title: str, titles: list[str]) -> str:
@@ -236,9 +244,8 @@ def domain_section(run: RunData) -> str:
                    "from target")
         if run.series("val_target_accuracy")[0]:
             caption += "; the label head's accuracy on the source and target validation data"
-        fig = render(rf.domain_figure, run, _number(base.get("target_accuracy")))
-        body += h.figures([h.figure("fig-domain", fig, caption,
-                                    wide=bool(run.series("val_target_accuracy")[0]))])
+        panels = render_panels(rf.domain_figure, run, _number(base.get("target_accuracy")))
+        body += h.figures([h.panel_figure("fig-domain", panels, caption)])
     else:
         body += _absent(run, "metrics.jsonl", "no domain classifier accuracy over training")
     return body
@@ -304,8 +311,8 @@ def layers_section(run: RunData) -> str:
         if shown:
             caption = (f"Per-layer statistics at {labels} ({source}): "
                        + ", ".join(rf.LAYER_STATS[s] for s in shown))
-            figs.append(h.figure("fig-layers", render(rf.layer_bars_figure, snaps, shown), caption,
-                                 wide=len(shown) > 1))
+            figs.append(h.panel_figure("fig-layers",
+                                       render_panels(rf.layer_bars_figure, snaps, shown), caption))
         rows = []
         for layer in dict.fromkeys(name for _, t in snaps for name in t):
             for stat in stats:
@@ -323,8 +330,9 @@ def layers_section(run: RunData) -> str:
         if during:
             caption = ("Each layer during training (stats.jsonl): "
                        + ", ".join(rf.LAYER_STATS[s] for s in during))
-            figs.append(h.figure("fig-epochs", render(rf.layer_epochs_figure, run.stats, during),
-                                 caption, wide=len(during) > 1))
+            figs.append(h.panel_figure("fig-epochs",
+                                       render_panels(rf.layer_epochs_figure, run.stats, during),
+                                       caption))
     if not figs:
         return (_absent(run, "stats.jsonl", "no in-training statistics were recorded")
                 + _absent(run, "doctor.json", "no activation statistics at init and end"))
@@ -387,7 +395,7 @@ def predictions_section(run: RunData) -> str:
                         and "proba" not in pred else "multiclass")
     if task == "regression":
         return _regression(y_true, y_pred)
-    return _classification(run.data.get("classes"), y_true, y_pred)
+    return _classification(run.data.get("classes"), y_true, y_pred, proba=pred.get("proba"))
 
 
 def _head_predictions(run: RunData, name: str, head: dict[str, Any]) -> str:
@@ -420,7 +428,9 @@ def _head_predictions(run: RunData, name: str, head: dict[str, Any]) -> str:
         names = ([str(c) for c in columns] if isinstance(columns, list)
                  and len(columns) == y_true.reshape(n, -1).shape[1] else None)
         return title + _regression(y_true, y_pred, names, slug, where)
-    return title + _classification(head.get("classes"), y_true, y_pred, slug, where)
+    proba = pred.get(f"{name}_proba")
+    return title + _classification(head.get("classes"), y_true, y_pred, slug, where,
+                                   None if proba is None else np.asarray(proba)[labelled])
 
 
 def _slug(name: str) -> str:
@@ -428,11 +438,15 @@ def _slug(name: str) -> str:
 
 
 def _classification(classes: Any, y_true: Any, y_pred: Any, slug: str = "",
-                    where: tuple[str, str] | None = None) -> str:
-    """The confusion matrix and per-class recall; ``slug`` and ``where`` (the rows shown, and
-    how many) name a head's figure and rows (a run with one head: the test split)."""
+                    where: tuple[str, str] | None = None, proba: Any = None) -> str:
+    """The confusion matrix, per-class precision, recall, F1 and support, and (with the
+    predicted probabilities ``proba``) the ROC and precision-recall curves; ``slug`` and
+    ``where`` (the rows shown, and how many) name a head's figures and rows (a run with one
+    head: the test split)."""
     import numpy as np
     from sklearn.metrics import confusion_matrix
+
+    from trainwell.report import class_scores as cs
 
     y_true = y_true.reshape(-1).astype(np.int64)
     y_pred = y_pred.reshape(-1).astype(np.int64)
@@ -447,11 +461,33 @@ def _classification(classes: Any, y_true: Any, y_pred: Any, slug: str = "",
     fig = h.figure(f"fig-confusion{'-' if slug else ''}{slug}",
                    render(rf.confusion_figure, matrix, labels),
                    f"Confusion matrix {shown} ({count}, accuracy {acc:.4f})")
-    support = matrix.sum(axis=1)
-    rows = [(lab, int(support[i]), float(matrix[i, i] / support[i]) if support[i] else None)
-            for i, lab in enumerate(labels)]
-    return h.figures([fig]) + ("<details><summary>Per-class recall</summary>"
-                               + h.table(["class", "support", "recall"], rows) + "</details>")
+    scores = cs.per_class_scores(y_true, y_pred, len(labels))
+    figs = [fig]
+    aucs: dict[int, tuple[float, float]] = {}
+    note = ""
+    proba = None if proba is None else np.asarray(proba, dtype=float)
+    if (proba is not None and proba.ndim == 2 and proba.shape[1] == len(labels)
+            and len(proba) == len(y_true)):
+        if cs.curve_classes(y_true, len(labels)):
+            dash = f"-{slug}" if slug else ""
+            how = ("the positive class" if len(labels) == 2
+                   else "each class against the rest")
+            figs.append(h.figure(f"fig-roc{dash}", render(cs.roc_figure, y_true, proba, labels),
+                                 f"ROC curves {shown}, {how}"))
+            figs.append(h.figure(f"fig-pr{dash}", render(cs.pr_figure, y_true, proba, labels),
+                                 f"Precision-recall curves {shown}, {how}; dotted: the "
+                                 "class's share of the samples"))
+            aucs = cs.auc_scores(y_true, proba, len(labels))
+        else:
+            note = h.note("ROC and precision-recall curves need samples of two classes; the "
+                          "test split has one")
+    rows = [(lab, s["precision"], s["recall"], s["f1"], s["support"],
+             *((aucs[i] if i in aucs else (None, None)) if aucs else ()))
+            for i, (lab, s) in enumerate(zip(labels, scores, strict=True))]
+    head = ["class", "precision", "recall", "F1", "support",
+            *(["ROC-AUC", "average precision"] if aucs else [])]
+    return (h.figures(figs) + f"<h3>Per class {h.esc(shown)}</h3>" + h.table(head, rows)
+            + note)
 
 
 def _regression(y_true: Any, y_pred: Any, names: list[str] | None = None, slug: str = "",
@@ -474,6 +510,69 @@ def _regression(y_true: Any, y_pred: Any, names: list[str] | None = None, slug: 
     rows = [(name, float(np.abs(err[:, k]).mean()), float(np.sqrt((err[:, k] ** 2).mean())))
             for k, name in enumerate(names)]
     return h.figures(figs) + h.table(["target", "MAE", "RMSE"], rows)
+
+
+# at most this many features of a table's rows are shown among the worst examples
+MAX_FEATURES = 40
+
+
+def worst_section(run: RunData) -> str:
+    """The test samples with the largest loss (``worst_examples.npz``): images in a grid, table
+    rows with their features, each with its true and predicted label or value."""
+    import numpy as np
+
+    from trainwell.report import examples as ex
+
+    arrays = run.examples
+    if not arrays and run_heads(run):
+        return h.note("a run with several heads has no single loss to rank its test samples by; "
+                      "see each head's predictions above")
+    if not arrays:
+        return _absent(run, ex.FILE, "no worst test examples to show")
+    pred = run.predictions
+    idx = arrays["index"].astype(np.int64)
+    classes = run.data.get("classes")
+    classification = "proba" in pred and run.task != "regression"
+
+    def label(value: Any) -> str:
+        if classification:
+            k = int(value)
+            return str(classes[k]) if isinstance(classes, list) and k < len(classes) else str(k)
+        flat = [float(v) for v in np.ravel(value)]
+        return h.fmt(flat[0]) if len(flat) == 1 else h.fmt(flat)
+
+    y_true, y_pred = pred["y_true"][idx], pred.get("y_pred", pred["y_true"])[idx]
+    how = ("cross-entropy of the predicted probabilities" if classification
+           else "squared error, averaged over the outputs")
+    x = arrays["x"]
+    intro = h.note(f"The {len(idx)} test samples with the largest loss ({how}) under the kept "
+                   "weights, worst first.")
+    if x.ndim >= 3:  # images (k, C, H, W) or sequences (k, T, F)
+        titles = [f"true {label(t)} / pred {label(p)}\nloss {lo:.3g}"
+                  for t, p, lo in zip(y_true, y_pred, arrays["loss"], strict=True)]
+        fig = render(ex.images_figure, x, titles)
+        what = ("images (each scaled to its own range)" if x.ndim == 4 else
+                "sequences (time down, features across; each scaled to its own range)")
+        return intro + h.figures([h.figure(
+            "fig-worst", fig, f"The worst test {what}, with true and predicted labels and "
+            "the loss")])
+    names = run.data.get("feature_names")
+    n_feat = x.shape[1]
+    if not (isinstance(names, list) and len(names) == n_feat):
+        names = [f"x{j}" for j in range(n_feat)]
+    shown = min(n_feat, MAX_FEATURES)
+    head = ["rank", "source row", "loss", "true", "predicted",
+            *(["p(true)"] if classification else []), *names[:shown]]
+    rows = []
+    for rank, (i, lo, t, p) in enumerate(zip(idx, arrays["loss"], y_true, y_pred,
+                                             strict=True), start=1):
+        extra = [float(pred["proba"][i, int(t)])] if classification else []
+        rows.append([rank, int(arrays["row"][rank - 1]) if "row" in arrays else int(i),
+                     float(lo), label(t), label(p), *extra,
+                     *(float(v) for v in x[rank - 1, :shown])])
+    more = (f" The first {shown} of its {n_feat} features are shown." if shown < n_feat else "")
+    return (intro + h.table(head, rows)
+            + h.note("Features as the model saw them (after preprocessing)." + more))
 
 
 def config_section(run: RunData) -> str:
@@ -502,8 +601,9 @@ def augment_section(run: RunData) -> str:
                     "target, a mixture for mixup / cutmix", wide=True)
 
 
-def render_run_report(run: RunData) -> str:
-    """The HTML of one run's report."""
+def render_run_report(run: RunData, live: LiveState | None = None) -> str:
+    """The HTML of one run's report; ``live``: written during training (the page says how far
+    the run got and, until it stopped, reloads itself)."""
     sections = [
         ("summary", "Summary", summary_section(run)),
         ("curves", "Learning curves", curves_section(run)),
@@ -514,21 +614,30 @@ def render_run_report(run: RunData) -> str:
         ("layers", "Layer statistics", layers_section(run)),
         ("doctor", "Doctor's findings", doctor_section(run)),
         ("predictions", "Test predictions", predictions_section(run)),
+        ("worst", "Worst test examples", worst_section(run)),
         ("config", "Config", config_section(run)),
     ]
     status = run.meta.get("status", "unknown status")
+    if live is not None and live.stopped:
+        status = live.stopped
     task = run.task or "unknown task"
     if is_domain_run(run):
         task += ", domain-adversarial"
-    return h.page(f"Run {run.name}", f"{task} · {status}", sections)
+    if live is None:
+        return h.page(f"Run {run.name}", f"{task} · {status}", sections)
+    return h.page(f"Run {run.name}", f"{task} · {status}", sections, banner=live.banner(),
+                  refresh_s=None if live.stopped else live.reload_s)
 
 
-def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_run_report(run_dir: str | Path, out: str | Path | None = None,
+                     live: LiveState | None = None) -> Path:
     """Write the self-contained ``report.html`` of a run directory.
 
     Args:
         run_dir: a run directory; files it lacks get a note in their section.
         out: where to write; default ``run_dir/report.html``.
+        live: the run's progress, for a report written during training
+            (:class:`~trainwell.report.live.LiveReport`).
 
     Returns:
         The path of the written report.
@@ -542,7 +651,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     """
     run = load_run(run_dir)
     path = Path(out) if out is not None else run.path / "report.html"
-    h.write_page(path, lambda: render_run_report(run))
+    h.write_page(path, lambda: render_run_report(run, live))
     logger.info("wrote %s", path)
     return path
 

@@ -21,6 +21,13 @@ from typing import Any
 from trainwell.errors import RunError
 from trainwell.runs import read_json
 
+# what results.json's wall_time measures (Trainer.elapsed), as the reports name and explain it
+TIME_LABEL = "training wall time"
+TIME_NOTE = ("Training wall time: the clock time of the epochs (training and validation passes, "
+             "and the callbacks between them), as the trainer measured it; it leaves out "
+             "imports, data loading and preprocessing, building the model, the doctor's checks, "
+             "compile warm-up and the test evaluation. A resumed run adds up its parts.")
+
 RUN_MARKERS = ("meta.json", "metrics.jsonl", "config.toml", "results.json")
 STUDY_MARKERS = ("study.json", "study.db", "trials.csv")
 
@@ -67,6 +74,7 @@ class RunData:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     stats: list[dict[str, Any]] = field(default_factory=list)
     predictions: dict[str, Any] = field(default_factory=dict)
+    examples: dict[str, Any] = field(default_factory=dict)  # worst_examples.npz
     problems: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -239,7 +247,39 @@ def load_run(path: str | Path) -> RunData:
     run.metrics = _load_jsonl(run, "metrics.jsonl")
     run.stats = _load_jsonl(run, "stats.jsonl")
     run.predictions = _load_predictions(run)
+    run.examples = _load_examples(run)
     return run
+
+
+def _load_examples(run: RunData) -> dict[str, Any]:
+    """``worst_examples.npz`` (the worst test samples), checked against the predictions."""
+    import numpy as np
+
+    from trainwell.report.examples import FILE, examples_problem
+
+    path = run.path / FILE
+    if not path.is_file():
+        run.problems[FILE] = f"{FILE} is absent"
+        return {}
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not named arrays")
+        with npz:
+            arrays = {k: npz[k] for k in sorted(npz.files)}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        what = str(exc) or type(exc).__name__
+        damaged(run.problems, path, f"cannot be read (torn or altered): {what}")
+        return {}
+    y_true = run.predictions.get("y_true")
+    if y_true is None:
+        run.problems[FILE] = f"{FILE} needs the test predictions (predictions.npz's y_true)"
+        return {}
+    problem = examples_problem(arrays, len(y_true))
+    if problem:
+        damaged(run.problems, path, f"is damaged: {problem}")
+        return {}
+    return arrays
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -14,11 +14,23 @@ if TYPE_CHECKING:
     from trainwell.report.studydata import StudyData, TrialData
 
 
+# objective values whose positive max / min exceeds this are shown on log axes and colors
+LOG_RATIO = 100.0
+
+
+def spans_decades(values: list[float]) -> bool:
+    """Whether a study's objective values span decades (all positive, max / min above
+    :data:`LOG_RATIO`): then a log axis keeps a few bad trials from flattening the others."""
+    return use_log_scale(values, LOG_RATIO)
+
+
 def _norm(study: StudyData):  # noqa: ANN202 - a matplotlib Normalize
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import LogNorm, Normalize
 
     values = objective_values(study.completed())
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    if spans_decades(values):
+        return LogNorm(vmin=lo, vmax=hi)
     return Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
 
 
@@ -44,7 +56,7 @@ def history_figure(study: StudyData) -> Figure:
         worst = max(values) if study.direction == "minimize" else min(values)
         ax.scatter([t.index for t in other], [worst] * len(other), marker="x", color="tab:red",
                    label="pruned / failed (no value)", zorder=3)
-    if use_log_scale(objective_values(done), 100.0):
+    if spans_decades(objective_values(done)):
         log_scale(ax)
     epoch_axis(ax, "trial (in the order they ran)" if study.staged else "trial")
     ax.set_ylabel(study.metric)
@@ -67,6 +79,8 @@ def best_so_far_figure(study: StudyData) -> Figure:
     ax.plot(xs, ys, drawstyle="steps-post", color="tab:green", lw=2, label=f"best {study.metric}")
     ax.scatter([t.index for t in done], [t.value for t in done], s=12, color="0.6",
                label="trial", zorder=3)
+    if spans_decades(objective_values(done)):
+        log_scale(ax)
     epoch_axis(ax, "trial (in the order they ran)" if study.staged else "trial")
     ax.set_ylabel(f"best {study.metric} so far ({study.direction})")
     ax.legend(loc="best")
@@ -101,7 +115,13 @@ def parallel_figure(study: StudyData) -> Figure:
     columns = [_axis_values(study, n, done) for n in names]
     obj = objective_values(done)
     lo, hi = min(obj), max(obj)
-    columns.append(([(v - lo) / ((hi - lo) or 1.0) for v in obj], [f"{lo:.4g}", f"{hi:.4g}"]))
+    if spans_decades(obj):  # a few bad trials must not squeeze the others into one point
+        logs = [math.log10(v) for v in obj]
+        span = math.log10(hi) - math.log10(lo)
+        columns.append(([(v - math.log10(lo)) / span for v in logs],
+                        [f"{lo:.4g}", f"{hi:.4g} (log)"]))
+    else:
+        columns.append(([(v - lo) / ((hi - lo) or 1.0) for v in obj], [f"{lo:.4g}", f"{hi:.4g}"]))
     norm, cmap = _norm(study), _cmap(study)
     best = study.best()
     order = sorted(range(len(done)), key=lambda i: done[i] is best)  # best drawn last, on top
