@@ -314,7 +314,7 @@ class DistributedStep(Objective):
         self._sum = torch.zeros((), dtype=torch.float64)
         self._rows = 0
 
-    @property  # type: ignore[override]
+    @property
     def task(self) -> str | None:
         return self.inner.task
 
@@ -322,9 +322,13 @@ class DistributedStep(Objective):
     def task(self, value: str | None) -> None:
         self.inner.task = value
 
-    @property  # type: ignore[override]
+    @property
     def top_k(self) -> int:
         return self.inner.top_k
+
+    @top_k.setter
+    def top_k(self, value: int) -> None:
+        self.inner.top_k = value
 
     def bind(self, trainer: Trainer) -> None:
         self.trainer = trainer

@@ -227,7 +227,7 @@ class Trainer:
         self._best_state: dict[str, Tensor] | None = None
         self._data_generators: list[torch.Generator] = []
         self.averager: WeightAverager | None = make_averager(average)
-        # data-parallel training: the DDP wrapper's DataParallel, set by train.distributed.distribute
+        # data-parallel training: a DataParallel set by train.distributed.distribute
         self.distributed: Any = None
 
     @classmethod
