@@ -288,10 +288,6 @@ def _fit(
 
     # what BatchNorm cannot train on is refused before the run directory is made
     check_batch_norm_batches(model, cfg.train.batch_size, _split_len(prepared.train))
-    if group is not None:  # the global batch split across the processes: refused before any file
-        from trainwell.train.distributed import check_world_batch, rows_per_rank
-
-        check_world_batch(cfg.train.batch_size, group.world_size, rows_per_rank(model))
     if cfg.train.channels_last:  # images only: refused for a table before any file is written
         from trainwell.train.performance import check_channels_last
 
@@ -302,6 +298,10 @@ def _fit(
 
         augmenter = (Augmenter.load(cfg.augment, run_dir) if run_dir is not None and not restart
                      else Augmenter.fit(cfg.augment, prepared))
+    if group is not None:  # what the processes cannot split is refused before any file
+        from trainwell.train.distributed import check_data_parallel
+
+        check_data_parallel(group, cfg.train.batch_size, model, prepared.train, augmenter)
     if cfg.tta.enabled or cfg.tta.mc_samples:  # views on a table, passes that sample nothing
         from trainwell.data.augment.tta_config import trained_geometry_of
         from trainwell.train.test_time import check_test_time_config

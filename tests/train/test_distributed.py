@@ -6,7 +6,9 @@ SIGKILLed launcher resumed bit-identical, a changed world size refused."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +134,44 @@ def test_fit_inside_a_callers_process_group_uses_it_and_leaves_it(runs_dir):
     assert ckpt["state"]["callbacks"]["distributed"]["world_size"] == 1
 
 
+def test_a_dataset_streams_through_a_distributed_sampler_with_set_epoch():
+    """A Dataset (lazily loaded data) is read through a DistributedSampler whose epoch is set
+    before each epoch: its order changes per epoch and matches torch's own sampler."""
+    from torch import nn
+    from torch.utils.data import DistributedSampler, TensorDataset
+
+    from trainwell.train import Trainer
+    from trainwell.train.distributed import Distributed, distribute
+
+    seen: list[list[int]] = [[]]  # the first batch, read before training (the objective's setup)
+
+    class Rows(TensorDataset):
+        def __getitem__(self, i):
+            seen[-1].append(int(i))
+            return super().__getitem__(i)
+
+    class NewEpoch:
+        def before_epoch(self, trainer):
+            seen.append([])
+
+    X, y = torch.randn(12, 3), torch.randint(0, 2, (12,))
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        ctx = Distributed(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"),
+                          created=False)
+        trainer = Trainer(nn.Linear(3, 2), epochs=2, batch_size=4, seed=0, callbacks=[NewEpoch()])
+        data = distribute(trainer, ctx, Rows(X, y), seed=5)
+        trainer.fit(data)
+    finally:
+        dist.destroy_process_group()
+    expected = []
+    for epoch in (1, 2):
+        sampler = DistributedSampler(Rows(X, y), num_replicas=1, rank=0, seed=5)
+        sampler.set_epoch(epoch)
+        expected.append(list(sampler))
+    assert seen[1:] == expected and expected[0] != expected[1]
+
+
 def test_nproc_zero_and_too_many_processes_are_refused(runs_dir, capsys):
     path = runs_dir.parent / "c.toml"
     path.write_text(tomli_w.dumps(_config(runs_dir, batch_size=2)))
@@ -241,7 +281,7 @@ def test_two_processes_equal_one_process_within_the_tolerance(two_process_runs, 
 
 @pytest.mark.slow
 def test_a_killed_launcher_resumes_bit_identical_and_a_changed_world_size_is_refused(
-    two_process_runs, capsys
+    two_process_runs, capsys, caplog
 ):
     folder, _ = two_process_runs
     killed = folder / "runs" / "killed"
@@ -254,6 +294,15 @@ def test_a_killed_launcher_resumes_bit_identical_and_a_changed_world_size_is_ref
     assert len(err) == 1 and "trained by 2 process(es) and this resume has 1" in err[0]
     assert "--nproc 2" in err[0] and "--allow-world-size-change" in err[0]
     assert (killed / "meta.json").read_text() == meta
+    # allowed: one process continues a copy of it, with a warning that it will not be exact
+    copy = folder / "runs" / "killed-copy"
+    shutil.copytree(killed, copy)
+    with caplog.at_level(logging.WARNING, logger="trainwell"):
+        assert main(["train", "--resume", str(copy), "--allow-world-size-change", "--quiet"]) == 0
+    assert "trained by 2 process(es), with 1" in caplog.text and "not bit-identical" in caplog.text
+    assert len(epoch_records(copy)) == 3
+    assert epoch_records(copy)[0] == epoch_records(killed)[0]  # the checkpoint's epoch kept
+    shutil.rmtree(copy)
     resumed = _command(folder, "train", "--resume", "runs/killed", "--nproc", "2", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.count("run runs/killed: best epoch") == 1  # rank 0 speaks

@@ -113,6 +113,23 @@ def check_world_batch(batch_size: int, world_size: int, min_rows: int = 1) -> No
         )
 
 
+def check_data_parallel(ctx: Distributed, batch_size: int, model: nn.Module, train: Any,
+                        augmenter: Any = None) -> None:
+    """Refuse, before a run directory exists, what ``ctx``'s processes cannot train on: a global
+    batch too small for them (:func:`check_world_batch`), or augmented lazily loaded images
+    (their loader's order cannot be split by rank yet).
+
+    Raises:
+        ConfigError: naming the field and what to do.
+    """
+    check_world_batch(batch_size, ctx.world_size, rows_per_rank(model))
+    if augmenter is not None and not isinstance(getattr(train, "X", None), Tensor):
+        raise ConfigError(
+            f"[augment] on lazily loaded images cannot be split across {ctx.world_size} "
+            "processes yet: train in one process, or load the images into memory"
+        )
+
+
 @dataclass
 class Distributed:
     """The process group this fit runs in: this rank, the world size and the device."""
@@ -557,6 +574,7 @@ __all__ = [
     "DistributedStep",
     "RankStates",
     "ShardedTensorBatches",
+    "check_data_parallel",
     "check_resume_world_size",
     "check_world_batch",
     "distribute",
