@@ -198,13 +198,31 @@ _WORKER = textwrap.dedent("""
                 os.kill(os.getppid(), signal.SIGKILL)
                 signal.pause()  # ended by the parent's death
 
+    runs = os.path.abspath("runs")
+    writes = []
+
+    def under_runs(path):
+        return not isinstance(path, int) and os.path.abspath(os.fsdecode(path)).startswith(runs)
+
+    def audit(event, args):  # what this process writes under runs/ (files, folders, renames)
+        if event == "open" and under_runs(args[0]):
+            mode, flags = args[1], args[2]
+            if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                    isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):
+                writes.append(args[0])
+        elif event in ("os.mkdir", "os.rename", "os.replace", "os.remove") and under_runs(
+                args[0]):
+            writes.append(f"{event} {args[0]}")
+
+    sys.addaudithook(audit)
     path, name = sys.argv[1], sys.argv[2]
     callbacks = [KillLauncher()] if len(sys.argv) > 3 else []
     run = trainwell.fit(path, name=name, quiet=True, callbacks=callbacks)
     digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes()
                                      for p in run.model.parameters())).hexdigest()
     print(f"rank {dist.get_rank() if dist.is_initialized() else os.environ['RANK']} "
-          f"params {digest} test {run.metrics.get('test_accuracy')}", flush=True)
+          f"params {digest} test {run.metrics.get('test_accuracy')} writes {len(writes)}",
+          flush=True)
 """)
 
 
@@ -251,6 +269,8 @@ def test_two_processes_train_one_model_and_only_rank_0_writes(two_process_runs):
     assert len(digests) == 1  # identical parameters on both ranks
     tests = {line.split()[5] for line in lines}
     assert len(tests) == 1 and tests != {"None"}  # every rank returns rank 0's results
+    writes = [int(line.split()[7]) for line in lines]
+    assert writes[0] > 10 and writes[1] == 0  # rank 1 opened nothing under runs/ for writing
     run = folder / "runs" / "full"
     assert sorted(p.name for p in (folder / "runs").iterdir()) == ["full", "killed"]
     assert len(epoch_records(run)) == 3  # one writer: one line per epoch
