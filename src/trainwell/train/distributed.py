@@ -39,7 +39,7 @@ import logging
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -139,15 +139,11 @@ class Distributed:
     local_rank: int
     device: torch.device
     created: bool  # this module initialized the group (and destroys it at the end)
-    group: Any = None
-    notes: list[str] = field(default_factory=list)
+    group: Any = None  # None: the default group
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    def barrier(self) -> None:
-        dist.barrier(group=self.group)
 
     def share(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (a picklable object); every rank calls it."""
@@ -536,14 +532,16 @@ def launch(nproc: int, worker_args: list[str], *, module: bool = True) -> int:
     """
     import sys
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
     if nproc < 1:
         raise ConfigError(f"--nproc must be a whole number >= 1; got {nproc}")
     os.environ.setdefault("OMP_NUM_THREADS", str(intra_op_threads(nproc)))
-    for name in ("torch.distributed.elastic", "torch.distributed.run"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)  # a failure is reported once, below
+    for name in list(logging.root.manager.loggerDict):  # a failure is reported once, below
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     args = parse_args(["--nproc-per-node", str(nproc), "--standalone",
                        *(["-m"] if module else []), *worker_args])
     try:
@@ -557,6 +555,10 @@ def launch(nproc: int, worker_args: list[str], *, module: bool = True) -> int:
         how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
         print(f"error: training process {rank} of {nproc} {how}", file=sys.stderr)
         return 128 - code if code < 0 else code
+    except SignalException as exc:  # Ctrl-C or SIGTERM: torchrun has stopped the processes
+        print(f"interrupted by signal {int(exc.sigval)}; a run continues with trainwell train "
+              f"--resume RUN --nproc {nproc}", file=sys.stderr)
+        return 128 + int(exc.sigval)
     return 0
 
 
