@@ -112,6 +112,7 @@ def test_one_process_without_torchrun_has_no_group(monkeypatch):
         assert group is None
 
 
+@pytest.mark.slow
 def test_fit_inside_a_callers_process_group_uses_it_and_leaves_it(runs_dir):
     """A group the caller initialized (here a world of one) trains through DDP and is left
     initialized; the run equals a plain one-process run."""
