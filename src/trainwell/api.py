@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from trainwell.config import Config
     from trainwell.data.domain_data import DomainData
+    from trainwell.train.distributed import Distributed
     from trainwell.train.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ def fit(
     overrides: list[str] | None = None,
     trust_code: bool = False,
     init_from: str | Path | Run | None = None,
+    allow_world_size_change: bool = False,
 ) -> Run:
     """Run the whole recipe of one config and return the run.
 
@@ -161,6 +163,12 @@ def fit(
             (``--trust-code`` on the command line); only for a config you trust.
         init_from: pretrained weights, as ``model.init_from``: a run (directory or
             :class:`Run`), a weights file or ``"pretrained:<name>"`` (docs/transfer.md).
+        allow_world_size_change: with ``resume``, continue a run trained by another number of
+            processes (not bit-identical; docs/distributed.md).
+
+    Under ``torchrun`` (or inside a process group the caller initialized) every process calls
+    ``fit`` and one model is trained data-parallel; rank 0 alone writes the run directory and
+    every rank returns the same results (:mod:`trainwell.train.distributed`).
 
     Returns:
         The :class:`Run`; ``run.metrics["test_accuracy"]``, ``run.model``, ``run.run_dir``.
@@ -177,6 +185,7 @@ def fit(
     from trainwell.config import load_config
     from trainwell.run_lock import RunLock
     from trainwell.runs import read_json
+    from trainwell.train.distributed import is_main_process, process_group
 
     if init_from is not None:  # as `--set model.init_from=...`: checked with the config
         import json
@@ -196,13 +205,15 @@ def fit(
             raise RunError(
                 f"cannot resume {run_dir}: it has no config.toml (is it a run directory?)"
             )
-        lock = RunLock(run_dir).acquire()  # one process trains in a run at a time
+        # one process trains in a run at a time (of a data-parallel run: rank 0, which writes)
+        lock = RunLock(run_dir).acquire() if is_main_process() else None
         try:
             if read_json(run_dir / "meta.json").get("status") == "completed":
                 raise RunError(f"run {run_dir} is already completed; nothing to resume")
             cfg = load_config(run_dir / "config.toml", overrides)
         except BaseException:
-            lock.release()
+            if lock is not None:
+                lock.release()
             raise
     else:
         cfg = load_config(config, overrides)
@@ -210,8 +221,9 @@ def fit(
     from trainwell.nn.build import trusting_code
 
     try:
-        with trusting_code(trust_code):
-            return _fit(cfg, config, name, resume, quiet, callbacks)
+        with trusting_code(trust_code), process_group(cfg.train.device) as group:
+            return _fit(cfg, config, name, resume, quiet, callbacks, group,
+                        allow_world_size_change)
     finally:
         if lock is not None:
             lock.release()
@@ -224,6 +236,8 @@ def _fit(
     resume: str | Path | None,
     quiet: bool,
     callbacks: Iterable[Any],
+    group: Distributed | None = None,
+    allow_world_size_change: bool = False,
 ) -> Run:
     """``fit`` once the config is loaded (and, to resume, the run directory locked).
 
@@ -284,6 +298,10 @@ def _fit(
 
         augmenter = (Augmenter.load(cfg.augment, run_dir) if run_dir is not None and not restart
                      else Augmenter.fit(cfg.augment, prepared))
+    if group is not None:  # what the processes cannot split is refused before any file
+        from trainwell.train.distributed import check_data_parallel
+
+        check_data_parallel(group, cfg.train.batch_size, model, prepared.train, augmenter)
     if cfg.tta.enabled or cfg.tta.mc_samples:  # views on a table, passes that sample nothing
         from trainwell.data.augment.tta_config import trained_geometry_of
         from trainwell.train.test_time import check_test_time_config
@@ -309,15 +327,19 @@ def _fit(
     )
     from trainwell.train.device import resolve_device
 
-    device = resolve_device(cfg.train.device)
+    device = group.device if group is not None else resolve_device(cfg.train.device)
     started = _now()
     if run_dir is None:
         root = Path(cfg.runs_dir)
+        if group is not None and not group.is_main:  # rank 0 makes the run directory
+            return _train(root / group.follow(), cfg, prepared, model, device, started, False,
+                          quiet, callbacks, domain, augmenter, transfer, group)
         run_name = (
             name or cfg.name or unique_name(root, default_run_name(cfg.data.source, cfg.model.arch))
         )
         run_dir = root / run_name
         lock: RunLock | None = None
+        announced = False  # the other ranks know the directory (data-parallel)
         try:
             with new_run_dir(root, run_name) as staging:
                 lock = RunLock(staging).acquire()  # held through the rename: the same file
@@ -332,9 +354,14 @@ def _fit(
                     save_with_run(augmenter, prepared, staging, cfg.seed)
                 if transfer is not None:
                     write_json_atomic(staging / "transfer.json", transfer.to_dict())
+            if group is not None:
+                group.announce(run_name)
+                announced = True
             return _train(run_dir, cfg, prepared, model, device, started, False, quiet,
-                          callbacks, domain, augmenter, transfer)
+                          callbacks, domain, augmenter, transfer, group)
         except BaseException as exc:
+            if group is not None and not announced:  # the others stop with rank 0's error
+                group.announce(exc)
             if lock is not None:  # a signal between the rename and training: a final status
                 _end_status(run_dir, exc, only_if_running=True)
             raise
@@ -345,7 +372,15 @@ def _fit(
         from trainwell.train.checkpoint import load_training_checkpoint
 
         # a damaged checkpoint is refused before the run directory is touched
-        load_training_checkpoint(run_dir / "checkpoints", model)
+        state = load_training_checkpoint(run_dir / "checkpoints", model)
+        from trainwell.train.distributed import check_resume_world_size
+
+        check_resume_world_size(state, group.world_size if group is not None else 1,
+                                allow_world_size_change, run_dir)
+    if group is not None and not group.is_main:  # rank 0 alone writes
+        group.follow()
+        return _train(run_dir, cfg, prepared, model, device, started, not restart, quiet,
+                      callbacks, domain, augmenter, transfer, group)
     meta = read_json(run_dir / "meta.json")
     meta.update(status="running", finished=None)
     if restart:  # killed before its first checkpoint: start again from the config
@@ -362,10 +397,13 @@ def _fit(
             (run_dir / stale).unlink(missing_ok=True)
     write_json_atomic(run_dir / "meta.json", meta)
     started = meta.get("started", started)
+    if group is not None:
+        group.announce(run_dir.name)
     return _train(
         run_dir, cfg, prepared, model, device, started, not restart, quiet, callbacks, domain,
         augmenter,
         transfer,
+        group,
     )
 
 
@@ -382,25 +420,27 @@ def _train(
     domain: DomainData | None = None,
     augmenter: Any = None,
     transfer: Any = None,
+    group: Distributed | None = None,
 ) -> Run:
     from trainwell.runs import MetricsLog, read_json, write_json_atomic
     from trainwell.train.progress import default_progress
     from trainwell.train.trainer import Trainer
 
     status, diverged = "completed", None
+    main = group is None or group.is_main  # data-parallel: rank 0 alone writes
     try:
         log = MetricsLog(run_dir / "metrics.jsonl")
         ckpt = run_dir / "checkpoints"
-        if resuming:
+        if resuming and main:
             state = read_json(ckpt / "last.json")["state"]
             done = int(state["epoch"])
             log.rewrite(state["history"])  # the checkpoint's epochs, whatever the log kept
             if (run_dir / "stats.jsonl").exists():
                 MetricsLog(run_dir / "stats.jsonl").truncate_to(done)
-        elif cfg.doctor.enabled:
+        elif cfg.doctor.enabled and main:
             _doctor_before_training(run_dir, cfg, prepared, model,
                                     transfer.scratch if transfer is not None else None)
-        own = _run_callbacks(run_dir, cfg)
+        own = _run_callbacks(run_dir, cfg) if main else []
         step_kwargs: dict[str, Any] = {"task": prepared.task}
         if several_heads(cfg):
             step, step_callbacks, step_kwargs = run_step(cfg, prepared, domain)
@@ -434,12 +474,16 @@ def _train(
             cfg.train,
             seed=cfg.seed,
             device=device,
-            callbacks=[default_progress(quiet), *own, *callbacks],
-            checkpoint_dir=ckpt,
+            callbacks=[*([default_progress(quiet)] if main else []), *own, *callbacks],
+            checkpoint_dir=ckpt if main else None,
             checkpoint_every=cfg.train.checkpoint_every,
-            metrics_log=log,
+            metrics_log=log if main else None,
             **step_kwargs,
         )
+        if group is not None:  # data-parallel: DDP, batches split by rank, every rank's state
+            from trainwell.train.distributed import distribute
+
+            train_data = distribute(trainer, group, train_data, seed=cfg.seed)
         try:
             trainer.fit(
                 train_data,
@@ -449,8 +493,17 @@ def _train(
         except DivergenceError as exc:  # the callbacks finished in the trainer's `end` event
             status, diverged = "diverged", exc
     except BaseException as exc:
-        _end_status(run_dir, exc)
+        if main:
+            _end_status(run_dir, exc)
         raise
+    if not main:  # rank 0 writes the results; the other ranks return the same
+        assert group is not None
+        run = Run(run_dir=run_dir, config=cfg, model=trainer.model, trainer=trainer,
+                  prepared=prepared, status=status, results=group.follow())
+        if diverged is not None:
+            diverged.run = run
+            raise diverged
+        return run
     results = _write_results(run_dir, trainer, prepared)
     if (cfg.tta.enabled or cfg.tta.mc_samples) and results.get("test"):
         results.update(_test_time_results(cfg, trainer, prepared))
@@ -474,6 +527,8 @@ def _train(
         results=results,
     )
     _finish_run(run_dir, cfg, run)
+    if group is not None:
+        group.announce(results)
     if diverged is not None:
         diverged.run = run
         raise diverged

@@ -152,16 +152,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _trust(args):
             return int(func(args) or 0)
     except TrainwellError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if _speaks():
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the system refused a file: a full disk, a read-only folder ...
         from trainwell.runs import describe_os_error
 
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        if _speaks():
+            print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         from trainwell.errors import Terminated
 
+        if not _speaks():
+            return 128 + exc.signum if isinstance(exc, Terminated) else 130
         how = _RESUME_HINTS.get(getattr(args, "command", None) or "")
         if isinstance(exc, Terminated):  # SIGTERM: the run directory says "interrupted"
             how = how or _RESUME_HINTS["train"]
@@ -177,6 +181,12 @@ _RESUME_HINTS = {
     "ensemble": "an ensemble continues with trainwell ensemble --resume ENS",
     "tune": "a study continues with trainwell tune --resume STUDY_DIR",
 }
+
+
+def _speaks() -> bool:
+    """Whether this process reports errors: not one of torchrun's ranks other than 0, whose
+    errors rank 0 reports once (docs/distributed.md)."""
+    return os.environ.get("RANK", "0") in ("", "0")
 
 
 def _trust(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:

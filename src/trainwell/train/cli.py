@@ -22,6 +22,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="continue RUN (a run directory) from its last checkpoint, with its own "
                         "config.toml")
     p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
+    p.add_argument("--nproc", type=_positive_int, metavar="N",
+                   help="train one model data-parallel in N processes on this machine (launches "
+                        "torchrun; train.batch_size is the global batch; docs/distributed.md)")
+    p.add_argument("--allow-world-size-change", dest="allow_world_size_change",
+                   action="store_true",
+                   help="with --resume: continue a run trained by another number of processes "
+                        "(not bit-identical to an uninterrupted run)")
     add_trust_code_arg(p)
     p.set_defaults(func=_train)
 
@@ -105,13 +112,41 @@ def _train(args: argparse.Namespace) -> int:
     drawing: tuple[str, ...] = ()
     if args.config:  # a bad config is refused before torch loads
         drawing = REPORT_LIBRARIES if load_config(args.config, args.overrides).log.report else ()
+    if args.nproc is not None:  # N processes under torchrun, each running this command
+        return _launch(args)
     import_libraries(*TRAINING_LIBRARIES, *drawing)
     if args.resume:
-        run = fit(resume=args.resume, quiet=args.quiet, overrides=args.overrides)
+        run = fit(resume=args.resume, quiet=args.quiet, overrides=args.overrides,
+                  allow_world_size_change=args.allow_world_size_change)
     else:  # the path, so that a python:module:factory beside the config is found
         run = fit(args.config, name=args.name, quiet=args.quiet, overrides=args.overrides)
-    print(_summary(run))
+    from trainwell.train.distributed import is_main_process
+
+    if is_main_process():  # data-parallel: rank 0 speaks for the run
+        print(_summary(run))
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``trainwell train ... --nproc N``: the same command in N processes under torchrun, after
+    the config (and the global batch against N) is checked here."""
+    from pathlib import Path
+
+    from trainwell.config import load_config
+    from trainwell.train.distributed import check_world_batch, launch
+
+    path = Path(args.resume) / "config.toml" if args.resume else args.config
+    if not args.resume or Path(path).is_file():  # a missing run is reported by the processes
+        check_world_batch(load_config(path, args.overrides).train.batch_size, args.nproc)
+    worker = ["trainwell", *(["-v"] if args.verbose else []), "train"]
+    worker += ["--resume", args.resume] if args.resume else [args.config]
+    for override in args.overrides:
+        worker += ["--set", override]
+    worker += ["--name", args.name] if args.name else []
+    worker += ["--quiet"] if args.quiet else []
+    worker += ["--allow-world-size-change"] if args.allow_world_size_change else []
+    worker += ["--trust-code"] if getattr(args, "trust_code", False) else []
+    return launch(args.nproc, worker)
 
 
 def _demo(args: argparse.Namespace) -> int:

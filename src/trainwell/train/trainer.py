@@ -227,6 +227,8 @@ class Trainer:
         self._best_state: dict[str, Tensor] | None = None
         self._data_generators: list[torch.Generator] = []
         self.averager: WeightAverager | None = make_averager(average)
+        # data-parallel training: a DataParallel set by train.distributed.distribute
+        self.distributed: Any = None
 
     @classmethod
     def from_config(
