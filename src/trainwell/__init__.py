@@ -19,6 +19,7 @@ _LAZY = {
     "doctor": "trainwell.diagnose",
     "load_config": "trainwell.config",
     "ensemble": "trainwell.ensemble_run",
+    "export": "trainwell.deploy.export",
 }
 
 # The subpackage ``trainwell.tune`` shares its name with the entry point ``tune``: load the

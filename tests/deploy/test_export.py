@@ -187,7 +187,7 @@ def test_data_given_from_python_is_checked_on_random_inputs(runs, tmp_path):
     run = tw.fit({"runs_dir": str(tmp_path), "log": {"report": False},
                   "model": {"arch": "mlp", "hidden": [4]}, "train": {"epochs": 1}},
                  data=(X, y), quiet=True)
-    out = export(run.run_dir, "torchscript")
+    out = tw.export(run.run_dir, "torchscript")  # the top-level entry point
     assert out.path == run.run_dir / "model.torchscript.pt" and out.checked_on == "random inputs"
     assert out.max_difference <= 1e-5
 
