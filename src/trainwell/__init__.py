@@ -21,6 +21,7 @@ _LAZY = {
     "ensemble": "trainwell.ensemble_run",
     "NetClassifier": "trainwell.tune.estimator",
     "NetRegressor": "trainwell.tune.estimator",
+    "export": "trainwell.deploy.export",
 }
 
 # The subpackage ``trainwell.tune`` shares its name with the entry point ``tune``: load the

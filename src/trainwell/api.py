@@ -148,6 +148,7 @@ def fit(
     trust_code: bool = False,
     init_from: str | Path | Run | None = None,
     allow_world_size_change: bool = False,
+    data: Any = None,
 ) -> Run:
     """Run the whole recipe of one config and return the run.
 
@@ -165,6 +166,10 @@ def fit(
             :class:`Run`), a weights file or ``"pretrained:<name>"`` (docs/transfer.md).
         allow_world_size_change: with ``resume``, continue a run trained by another number of
             processes (not bit-identical; docs/distributed.md).
+        data: in-memory data instead of ``data.source``: ``(X, y)`` (NumPy arrays or torch
+            tensors; a table (n, d) or images (n, C, H, W)) or a pandas DataFrame (the target
+            column named by ``data.target``, as for a CSV); resuming such a run needs the same
+            data again (docs/data.md).
 
     Under ``torchrun`` (or inside a process group the caller initialized) every process calls
     ``fit`` and one model is trained data-parallel; rank 0 alone writes the run directory and
@@ -218,15 +223,50 @@ def fit(
     else:
         cfg = load_config(config, overrides)
         lock = None
+    memory: Any = None
+    if data is not None:  # checked and fingerprinted before any file is written
+        try:
+            cfg, memory, name = _in_memory_source(
+                cfg, data, name, Path(resume) if resume is not None else None)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
     from trainwell.nn.build import trusting_code
 
     try:
-        with trusting_code(trust_code), process_group(cfg.train.device) as group:
+        with (
+            trusting_code(trust_code),
+            (memory.held() if memory else contextlib.nullcontext()),
+            process_group(cfg.train.device) as group,
+        ):
             return _fit(cfg, config, name, resume, quiet, callbacks, group,
                         allow_world_size_change)
     finally:
         if lock is not None:
             lock.release()
+
+
+def _in_memory_source(cfg: Config, data: Any, name: str | None, resume: Path | None
+                      ) -> tuple[Config, Any, str | None]:
+    """``fit(data=...)``: the config with ``data.source = "memory:<sha256>"``, the data, and the
+    run's name (``arrays-<arch>`` / ``dataframe-<arch>`` unless one is given); to resume, the
+    data must be the run's own (same fingerprint)."""
+    import json
+
+    from trainwell.config import load_config
+    from trainwell.data.memory import check_resume_data, in_memory
+    from trainwell.runs import default_run_name, unique_name
+
+    memory = in_memory(data, cfg.data.missing_target)
+    if resume is not None:
+        check_resume_data(cfg.data.source, memory, resume)
+        return cfg, memory, name
+    cfg = load_config(cfg, [f"data.source={json.dumps(memory.source)}"])
+    if name is None and cfg.name is None:
+        name = unique_name(Path(cfg.runs_dir),
+                           default_run_name(f"memory:{memory.what}", cfg.model.arch))
+    return cfg, memory, name
 
 
 def _fit(

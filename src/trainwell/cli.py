@@ -47,6 +47,7 @@ COMMAND_MODULES = (
     "trainwell.tune.cli",
     "trainwell.after.cli",
     "trainwell.report.cli",
+    "trainwell.deploy.cli",
 )
 
 

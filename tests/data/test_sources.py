@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -265,31 +267,39 @@ def test_task_override(tmp_path):
 FRAME = pd.DataFrame({"x": np.arange(12.0), "y": [0, 1] * 6})
 
 
-def _csv(tmp_path):
+def _csv(tmp_path, stack=None):
     FRAME.to_csv(tmp_path / "e.csv", index=False)
     return tmp_path / "e.csv"
 
 
-def _parquet(tmp_path):
+def _parquet(tmp_path, stack=None):
     FRAME.to_parquet(tmp_path / "e.parquet")
     return tmp_path / "e.parquet"
 
 
-def _npz(tmp_path):
+def _npz(tmp_path, stack=None):
     np.savez(tmp_path / "e.npz", X=FRAME[["x"]].to_numpy(), y=FRAME["y"].to_numpy())
     return tmp_path / "e.npz"
 
 
-def _images(tmp_path):
+def _images(tmp_path, stack=None):
     from .conftest import write_image_folder
 
     return write_image_folder(tmp_path / "e", per_class=6)
 
 
+def _memory(tmp_path, stack):
+    from trainwell.data.memory import from_arrays
+
+    data = from_arrays(FRAME[["x"]].to_numpy(), FRAME["y"].to_numpy())
+    stack.enter_context(data.held())  # as fit(data=...) holds it while the run trains
+    return data.fingerprint
+
+
 # one example of each source kind (the part after ``KIND:``): a new kind is read here the day
-# it is registered
-SOURCE_EXAMPLES = {"builtin": lambda tmp_path: "iris", "csv": _csv, "parquet": _parquet,
-                   "npz": _npz, "images": _images}
+# it is registered; ``stack`` holds what the example needs while it is read
+SOURCE_EXAMPLES = {"builtin": lambda tmp_path, stack: "iris", "csv": _csv, "parquet": _parquet,
+                   "npz": _npz, "images": _images, "memory": _memory}
 
 
 def test_every_source_kind_has_an_example():
@@ -298,8 +308,9 @@ def test_every_source_kind_has_an_example():
 
 @pytest.mark.parametrize("kind", SOURCES.names())
 def test_source_kind_conformance(kind, tmp_path):
-    what = str(SOURCE_EXAMPLES[kind](tmp_path))
-    raw = read_source(f"{kind}:{what}", {}, 0)
+    with contextlib.ExitStack() as stack:
+        what = str(SOURCE_EXAMPLES[kind](tmp_path, stack))
+        raw = read_source(f"{kind}:{what}", {}, 0)
     rows = len(raw.frame) if hasattr(raw, "frame") else len(raw.paths)
     assert rows == (150 if kind == "builtin" else 12) and raw.origin
     if SOURCES.get(kind).path:  # a bare path of this kind is recognised by its suffix or folder

@@ -14,6 +14,7 @@ import numpy as np
 
 from trainwell.data.head_targets import HeadTarget, HeadTargetSpec, head_targets, heads_info
 from trainwell.data.image_steps import ChannelMeanStd
+from trainwell.data.memory import describe_source
 from trainwell.data.pipeline import Pipeline, TargetScale, fit_target_scale, table_step
 from trainwell.data.prepared_data import PreparedData, Split
 from trainwell.data.sources import RawImageFolder, RawImages, RawTable, read_source
@@ -58,11 +59,16 @@ def prepare(cfg: DataConfig, seed: int, heads: dict[str, HeadTargetSpec] | None 
     seed = seed if cfg.seed is None else cfg.seed  # data.seed fixes the data alone
     raw = read_source(cfg.source, cfg.params, seed, dialect=cfg.csv_dialect())
     if isinstance(raw, RawTable):
-        return _prepare_table(cfg, raw, seed, heads or None)
-    if heads:
+        prepared = _prepare_table(cfg, raw, seed, heads or None)
+    elif heads:
         raise DataError(f"[heads] takes a table (CSV, Parquet, NPZ or a builtin table); "
                         f"{raw.origin} gives images with one class each")
-    return _prepare_images(cfg, raw, seed)
+    else:
+        prepared = _prepare_images(cfg, raw, seed)
+    memory = describe_source(cfg.source)  # data given from Python: what it was
+    if memory is not None:
+        prepared.info["memory"] = memory
+    return prepared
 
 
 # ---------------------------------------------------------------------------- shared pieces

@@ -112,6 +112,7 @@ class PreparedData:
             **({"target_scale": self.target_scale.to_dict()} if self.target_scale else {}),
             **({"heads": self.heads} if self.heads else {}),
             **({"domain": self.info["domain"]} if "domain" in self.info else {}),
+            **({"memory": self.info["memory"]} if "memory" in self.info else {}),
         }
 
     def save(self, run_dir: str | Path) -> None:

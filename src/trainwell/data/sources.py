@@ -1,4 +1,5 @@
-"""Data sources: ``builtin:``, ``csv:``, ``parquet:``, ``npz:``, ``images:``.
+"""Data sources: ``builtin:``, ``csv:``, ``parquet:``, ``npz:``, ``images:``, and ``memory:``
+(arrays or a DataFrame given to ``fit(data=...)`` from Python, :mod:`trainwell.data.memory`).
 
 ``read_source`` turns a source string into raw data of one of three shapes: a ``RawTable`` (a
 DataFrame with feature and target columns), ``RawImages`` (an in-memory (N, C, H, W) array) or
@@ -182,10 +183,16 @@ def _check_pixels(X: np.ndarray, origin: str) -> None:
 
 
 def _npz_raw(path: Path, need_y: bool) -> Raw:
+    X, y, ids = _npz(path, need_y)
+    return raw_from_arrays(X, y, ids, f"npz file {path}")
+
+
+def raw_from_arrays(X: np.ndarray, y: np.ndarray | None, ids: list[Any] | None,
+                    origin: str) -> Raw:
+    """Arrays as an npz file holds them (X (n, d), (n, H, W) or (n, C, H, W); y (n,) or (n, k))
+    as raw data: images, or a table with columns ``x0 ..`` and targets ``y`` / ``y0 ..``."""
     import pandas as pd
 
-    X, y, ids = _npz(path, need_y)
-    origin = f"npz file {path}"
     if X.ndim > 2:
         X = X[:, None] if X.ndim == 3 else X
         _check_pixels(X, origin)
@@ -291,6 +298,20 @@ def _read_images(path: str, params: dict[str, Any], seed: int, for_prediction: b
     return RawImageFolder(root, paths, labels, f"image folder {root}", skipped)
 
 
+def _check_memory(what: str) -> str:
+    from trainwell.data.memory import check_fingerprint
+
+    return check_fingerprint(what)
+
+
+@register_source("memory", path=False, check=_check_memory)
+def _read_memory(what: str, params: dict[str, Any], seed: int, for_prediction: bool,
+                 dialect: CsvDialect | None) -> Raw:
+    from trainwell.data.memory import read_memory
+
+    return read_memory(what)
+
+
 def source_from_path(path_or_source: str | Path) -> str:
     """A source string from a bare path: by extension, or ``images:`` for a folder."""
     text = str(path_or_source)
@@ -319,6 +340,7 @@ __all__ = [
     "SourceKind",
     "check_source",
     "is_path_source",
+    "raw_from_arrays",
     "read_source",
     "register_source",
     "source_from_path",

@@ -139,6 +139,9 @@ def _budget(spec: StageSpec, cfg: Config) -> int:
 def run_stage(spec: StageSpec, cfg: Config, workers: int, fn: Any) -> optuna.Study:
     """Create (or reopen) one stage's Optuna study and run its workers to the end."""
     study = _create_study(spec.storage, spec.study_name, spec.direction, cfg)
+    from trainwell.tune.labels import label_study
+
+    label_study(study, spec.metric, spec.stage)  # as optuna-dashboard shows it
     if method_of(spec.method).grid:
         if spec.candidates:  # a grid over algorithms and each one's own parameters
             from trainwell.tune.select import selection_space
