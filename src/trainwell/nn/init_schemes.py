@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -211,7 +211,9 @@ class KaimingNormalInit(_StdScheme):
         self.mode = _mode(mode)
 
     def gain(self) -> float:
-        return nn.init.calculate_gain(self.nonlinearity, self.negative_slope)
+        kind: Literal["relu", "leaky_relu"] = (
+            "leaky_relu" if self.nonlinearity == "leaky_relu" else "relu")
+        return nn.init.calculate_gain(kind, self.negative_slope)
 
     def std(self, w: torch.Tensor) -> float:
         return self.gain() / math.sqrt(_fan(w, self.mode))
