@@ -372,6 +372,9 @@ def resolve_metrics(specs: Any, task: str | None = None) -> list[Metric]:
                 "nor a callable"
             )
         if name is not None and name != metric.name and not callable(spec):
+            if metric.per_class:
+                raise ConfigError(f"metric {metric.name!r} logs one value per class under its "
+                                  f"own name; it cannot be renamed {name!r}")
             metric = Metric(name, metric.tasks, metric.higher_is_better, metric.compute,
                             metric.per_class, metric.doc, metric.source)
         if task is not None and task not in metric.tasks:

@@ -38,7 +38,7 @@ def user_schedule_spec(spec: Any) -> dict[str, Any] | None:
     """``{"scheduler", "interval", "monitor"}`` when ``spec`` is a torch scheduler (an
     instance, a factory or a dict naming one); None for a trainwell schedule spec (a name, a
     ``ScheduleConfig`` or its dict)."""
-    if spec is None or isinstance(spec, str) or hasattr(spec, "model_fields"):
+    if spec is None or isinstance(spec, str) or hasattr(type(spec), "model_fields"):
         return None
     if isinstance(spec, Mapping):
         if "scheduler" not in spec:
