@@ -100,7 +100,8 @@ def test_config_fields_from_toml_and_set_and_refusals(tmp_path):
     for override, words in (
         ('train.class_weight="even"', 'train.class_weight: must be "balanced"'),
         ("train.label_smoothing=1.0", "train.label_smoothing"),
-        ('train.loss="hinge"', "applies to the cross-entropy losses .cross_entropy, bce.; train.loss"),
+        ('train.loss="hinge"',
+         "applies to the cross-entropy losses .cross_entropy, bce.; train.loss"),
     ):
         with pytest.raises(ConfigError, match=words):
             load_config(path, [override])

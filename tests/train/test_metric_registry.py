@@ -184,7 +184,8 @@ def test_callables_from_python_are_logged_and_drive_early_stopping():
         return float((y_true == y_pred).sum())
 
     torch.manual_seed(0)
-    t = Trainer(nn.Linear(4, 3), epochs=4, seed=0, metrics={"right_score": hits, "bal": "balanced_accuracy"},
+    t = Trainer(nn.Linear(4, 3), epochs=4, seed=0,
+                metrics={"right_score": hits, "bal": "balanced_accuracy"},
                 early_stopping={"metric": "val_right_score", "patience": 2})
     t.fit((X[:100], y[:100]), (X[100:], y[100:]))
     rec = t.history[-1]
