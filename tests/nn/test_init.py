@@ -248,6 +248,8 @@ def test_lsuv_on_a_real_digits_batch_through_build_model():
          lambda w: nn.init.kaiming_normal_(w, nonlinearity="leaky_relu")),
         ({"name": "kaiming_uniform", "nonlinearity": "leaky_relu", "negative_slope": 0.2},
          lambda w: nn.init.kaiming_uniform_(w, a=0.2, nonlinearity="leaky_relu")),
+        ("lecun_normal", lambda w: nn.init.kaiming_normal_(w, nonlinearity="linear")),
+        ("lecun_uniform", lambda w: nn.init.kaiming_uniform_(w, nonlinearity="linear")),
     ],
 )
 @pytest.mark.parametrize("shape", [(100, 400), (16, 8, 3, 3)])
