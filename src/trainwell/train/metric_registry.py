@@ -31,6 +31,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -324,7 +326,15 @@ def _import_metric(spec: str) -> Metric:
     _, module_name, fn_name = spec.split(":")
     require_metric_trust([spec])
     try:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            cwd = os.getcwd()
+            if exc.name != module_name.split(".")[0] or cwd in sys.path:
+                raise
+            sys.path.append(cwd)  # the folder the command runs in, as python -m would
+            importlib.invalidate_caches()
+            module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - a user's module can raise anything on import
         raise ConfigError(
             f"train.metrics {spec!r}: module {module_name!r} failed to import: "
