@@ -38,6 +38,8 @@ HOMES = {
         "huber_loss",
     },
     "runs.py": {"default_run_name", "_default_name", "default_name"},
+    "train/calibration.py": {"expected_calibration_error", "reliability_bins"},
+    "train/metric_registry.py": {"resolve_metrics", "list_metrics", "check_metric_name"},
 }
 
 

@@ -292,6 +292,9 @@ def _fit(
     run_dir = Path(resume) if resume is not None else None
     restart = run_dir is not None and not (run_dir / "checkpoints" / "last.json").is_file()
     require_trust(cfg.model.arch)  # code named by the config, refused before any data is read
+    from trainwell.train.metric_registry import require_metric_trust
+
+    require_metric_trust(cfg.train.metrics)  # python: metrics too
     check_loss_for_task(cfg.train.loss.name, cfg.data.task)  # refused before any data is read
     if cfg.log.tensorboard:  # a missing package is refused before any run directory exists
         from trainwell.report.tensorboard import require_tensorboard
@@ -317,6 +320,7 @@ def _fit(
                                 prepared.heads, _example_batch(prepared.train))
     else:
         check_loss_for_task(cfg.train.loss.name, prepared.task, prepared.n_outputs)
+        _step_options(cfg, prepared)  # metrics and class weights checked before any file
         model = build_model(
             cfg.model,
             prepared.input_shape,
@@ -486,12 +490,15 @@ def _train(
             step, step_callbacks, step_kwargs = run_step(cfg, prepared, domain)
             step_kwargs.update(step=step)
             own = [*step_callbacks, *own]
-        elif prepared.target_scale is not None:  # standardized targets: RMSE / MAE in their units
+        elif prepared.target_scale is not None or _step_options(cfg, prepared):
             from trainwell.train.objective import Supervised
 
-            step_kwargs["step"] = Supervised(cfg.train.loss, task=prepared.task,
-                                             top_k=cfg.train.top_k,
-                                             target_units=prepared.target_scale.inverse)
+            # standardized targets: RMSE / MAE in their units; class weights by the labels
+            step_kwargs["step"] = Supervised(
+                cfg.train.loss, task=prepared.task, top_k=cfg.train.top_k,
+                target_units=(prepared.target_scale.inverse
+                              if prepared.target_scale is not None else None),
+                **_step_options(cfg, prepared))
         if transfer is not None:  # per-group learning rates (lr_mult), freezing per epoch
             from trainwell.train.optim import make_optimizer
 
@@ -973,4 +980,28 @@ def _load_ensemble(run_dir: Path, trust_code: bool) -> Any:
     return EnsemblePredictor(run_dir, members, spec, info)
 
 
+def _step_options(cfg: Config, prepared: Any) -> dict[str, Any]:
+    """``[train] metrics``, ``class_weight`` (one weight per class index, the labels mapped
+    through the data's label mapping) and ``label_smoothing`` as ``Supervised``'s arguments;
+    empty when none is set. A metric that does not fit the task, or a label that is not a
+    class of the data, is a ConfigError."""
+    train = cfg.train
+    if not (train.metrics or train.class_weight is not None or train.label_smoothing):
+        return {}
+    from trainwell.train.losses import class_weights
+    from trainwell.train.metric_registry import resolve_metrics
+
+    weights = None
+    if train.class_weight is not None:
+        if prepared.task == "regression":
+            raise ConfigError("train.class_weight applies to classification; this task is "
+                              "regression")
+        n_classes = 2 if prepared.task == "binary" else int(prepared.n_outputs)
+        y = prepared.train.y if train.class_weight == "balanced" else None
+        weights = class_weights(train.class_weight, y, n_classes, prepared.classes)
+    return {"metrics": resolve_metrics(train.metrics, prepared.task), "class_weight": weights,
+            "label_smoothing": train.label_smoothing}
+
+
 __all__ = ["Predictor", "Run", "fit", "load"]
+

@@ -220,6 +220,9 @@ def _check_heads_domain(cfg: Config) -> None:
     """``[heads]`` and ``[domain]`` against the rest of the config."""
     from trainwell.train.heads_config import check_heads
 
+    if cfg.train.metrics or cfg.train.class_weight is not None or cfg.train.label_smoothing:
+        raise ConfigError("train.metrics, train.class_weight and train.label_smoothing apply to "
+                          "a model of one head; with [heads] or [domain] leave them unset")
     if cfg.domain is not None and cfg.domain.lr_schedule == "dann" and (
         cfg.train.schedule.name != "constant"
     ):

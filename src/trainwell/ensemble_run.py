@@ -272,6 +272,9 @@ def _new_members(cfg: Config, base: Path, name: str | None, quiet: bool) -> Ense
     configs = member_configs(cfg, base)
     for member in configs:
         require_trust(member.model.arch)  # before any directory exists
+        from trainwell.train.metric_registry import require_metric_trust
+
+        require_metric_trust(member.train.metrics)
     root = Path(cfg.runs_dir)
     run_name = name or _ensemble_name(cfg, "-ensemble")
     info = {
@@ -496,6 +499,9 @@ def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
                           f"{cfg.train.average.name!r}: remove it, or average the weights of "
                           "each member of a members ensemble (--members)")
     require_trust(cfg.model.arch)
+    from trainwell.train.metric_registry import require_metric_trust
+
+    require_metric_trust(cfg.train.metrics)
     raw = cfg.to_dict()
     raw.pop("ensemble", None)
     raw["name"] = TRAIN_DIR

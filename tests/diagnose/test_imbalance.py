@@ -44,7 +44,8 @@ def test_a_99_to_1_split_with_signal_passes_by_balanced_accuracy(skewed):
     assert signal.evidence["majority_rate"] == pytest.approx(max(counts) / sum(counts))
     balance = _finding(rep, "data.balance")
     assert balance.status == "warn" and "accuracy is misleading" in balance.title
-    assert "class weights" in balance.advice[0] and "val_f1_macro" in balance.advice[1]
+    assert "train.class_weight" in balance.advice[0] and "val_f1_macro" in balance.advice[1]
+    assert any("train.label_smoothing" in a for a in balance.advice)
 
 
 def test_shuffled_labels_on_a_99_to_1_split_still_fail(skewed):
@@ -84,7 +85,7 @@ def test_a_run_that_answers_the_majority_class_is_not_called_a_good_fit(runs_dir
     assert ev["majority_f1_macro"] == pytest.approx(
         majority_f1_macro(run.prepared.class_counts()["train"]))
     assert "accuracy is misleading" in found["detail"]
-    assert any("class weights" in a for a in found["advice"])
+    assert any("train.class_weight = \"balanced\"" in a for a in found["advice"])
 
 
 def test_a_run_that_learns_the_rare_class_keeps_its_verdict_with_the_balanced_metric(runs_dir):

@@ -19,7 +19,7 @@ from trainwell.nn import ModelConfig, build_model, init_model_
 from trainwell.nn.init_schemes import HEAD_SCALE
 
 KAIMING_400 = math.sqrt(2 / 400)  # a layer of fan_in 400 followed by a ReLU
-HEAD_400 = HEAD_SCALE / math.sqrt(400)  # an output layer of fan_in 400: xavier x HEAD_SCALE
+HEAD_400 = HEAD_SCALE / math.sqrt(400)  # an output layer of fan_in 400: lecun x HEAD_SCALE
 BATCH = torch.randn(8, 400, generator=torch.Generator().manual_seed(1))
 
 
@@ -36,7 +36,7 @@ def test_auto_scales_only_the_output_layer():
     assert "x0.1 (output layer)" in net[2].init_scheme
     torch.manual_seed(0)
     plain = init_model_(nn.Sequential(nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 300)),
-                        "xavier_normal", example_batch=BATCH)
+                        "lecun_normal", example_batch=BATCH)
     assert _std(plain[2]) == pytest.approx(1 / math.sqrt(400), rel=0.03)
 
 
@@ -56,7 +56,7 @@ class HeadFirst(nn.Module):
 def test_a_head_declared_first_is_found_by_the_data_flow():
     torch.manual_seed(0)
     model = init_model_(HeadFirst(), "auto", example_batch=BATCH)
-    # the real head: xavier (no activation after it) x HEAD_SCALE, bias 0
+    # the real head: lecun_normal (no activation after it) x HEAD_SCALE, bias 0
     assert _std(model.head) == pytest.approx(HEAD_400, rel=0.03)
     assert "(output layer)" in model.head.init_scheme
     assert torch.count_nonzero(model.head.bias) == 0
@@ -129,7 +129,7 @@ def test_a_layer_behind_a_recurrent_output_is_not_an_output_layer():
     torch.manual_seed(0)
     model = init_model_(RecurrentOut(), "auto", example_batch=torch.randn(2, 5, 400))
     assert "output layer" not in model.inp.init_scheme
-    assert _std(model.inp) == pytest.approx(1 / math.sqrt(400), rel=0.05)  # xavier, not x0.1
+    assert _std(model.inp) == pytest.approx(1 / math.sqrt(400), rel=0.05)  # lecun_normal, not x0.1
 
 
 def test_without_a_batch_the_last_declared_layer_stands_in_and_says_so():

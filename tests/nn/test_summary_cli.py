@@ -21,7 +21,7 @@ def test_summary_rows_shapes_params_and_init():
     assert by_name["flatten"]["output_shape"] == (64,)
     assert by_name["head"]["output_shape"] == (10,) and by_name["head"]["params"] == 8 * 10 + 10
     assert by_name["conv1"]["init"].startswith("kaiming_normal(fan_in, relu)")
-    assert by_name["head"]["init"].startswith("xavier_normal(fan_in)")
+    assert by_name["head"]["init"].startswith("lecun_normal std=")
     text = format_summary(rows)
     assert text.splitlines()[0].split() == ["layer", "type", "output", "shape", "params", "init"]
     assert text.endswith(f"total parameters: {sum(p.numel() for p in model.parameters()):,}")

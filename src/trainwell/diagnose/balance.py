@@ -15,13 +15,20 @@ IMBALANCED = 3.0
 #: macro F1 within this of the majority-class answer's counts as "answers the majority class"
 MAJORITY_MARGIN = 0.05
 CLASS_WEIGHTS = (
-    "weight the classes in the loss inversely to their frequency (class weights; from Python, "
-    "loss=nn.CrossEntropyLoss(weight=w) or nn.BCEWithLogitsLoss(pos_weight=n_negative / "
-    "n_positive)), or oversample the minority classes"
+    "weight the classes in the loss inversely to their frequency: train.class_weight = "
+    "\"balanced\" (or a table {label = weight}; Trainer(class_weight=\"balanced\") from Python), "
+    "or oversample the minority classes"
 )
 BALANCED_METRIC = (
-    "judge and select the model by macro F1, not accuracy: train.early_stopping.metric = "
-    "\"val_f1_macro\""
+    "judge and select the model by a balanced metric, not accuracy: train.metrics = "
+    "[\"balanced_accuracy\"] and train.early_stopping.metric = \"val_balanced_accuracy\" "
+    "(or \"val_f1_macro\", always logged)"
+)
+#: class weights raise the rare classes' probabilities beyond their frequency; smoothing tempers
+LABEL_SMOOTHING = (
+    "class weights push probabilities towards the rare classes beyond their frequency: "
+    "train.label_smoothing = 0.1 tempers overconfident outputs, and train.metrics = "
+    "[\"ece\"] measures the calibration"
 )
 
 
@@ -63,6 +70,7 @@ __all__ = [
     "BALANCED_METRIC",
     "CLASS_WEIGHTS",
     "IMBALANCED",
+    "LABEL_SMOOTHING",
     "MAJORITY_MARGIN",
     "imbalance_ratio",
     "is_imbalanced",

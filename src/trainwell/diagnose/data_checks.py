@@ -13,6 +13,7 @@ from trainwell.data.pipeline import AUTO_MAX_ABS_MEAN, AUTO_STD_RANGE
 from trainwell.diagnose.balance import (
     BALANCED_METRIC,
     CLASS_WEIGHTS,
+    LABEL_SMOOTHING,
     imbalance_ratio,
     is_imbalanced,
     majority_rate,
@@ -202,6 +203,7 @@ def check_balance(p: Problem) -> Finding | None:
             [
                 CLASS_WEIGHTS,
                 BALANCED_METRIC,
+                LABEL_SMOOTHING,
                 "keep the split stratified (data.split.stratify = true) so that every split "
                 "holds the rare classes",
             ],

@@ -20,7 +20,8 @@ from trainwell.diagnose.stats import (
 )
 
 KAIMING = "use Kaiming init, std = sqrt(2 / fan_in), for ReLU layers (lecture 001)"
-XAVIER = "use Xavier init, std = 1 / sqrt(fan_in), for tanh/sigmoid layers (lecture 001)"
+XAVIER = ("use the lectures' Xavier init, std = 1 / sqrt(fan_in) (model.init lecun_normal), for "
+          "tanh/sigmoid layers (lecture 001)")
 BATCHNORM = (
     "add BatchNorm before the activation to keep each layer's input at unit scale (lecture 000/001)"
 )

@@ -4,22 +4,88 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from trainwell.diagnose.problem import OptimizerSpec, Problem, batches
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: the file the doctor writes the range test's curve to, in the run directory (or ``out_dir``)
+LR_FIGURE = "lr_range.png"
+
 
 @dataclass
 class LRRangeResult:
-    """The curve of an LR range test and what it suggests."""
+    """The curve of an LR range test and what it suggests.
+
+    Attributes:
+        lrs: the learning rate of each minibatch, rising exponentially.
+        losses: the smoothed loss at each of them.
+        suggested_lr: the LR of the lowest smoothed loss divided by 10 (None when no LR
+            lowered the loss); also :attr:`suggestion`.
+        min_loss_lr: the LR of the lowest smoothed loss.
+        diverge_lr: where the loss diverged (the test stopped there), or None.
+    """
 
     lrs: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)  # smoothed
     suggested_lr: float | None = None
     min_loss_lr: float | None = None
     diverge_lr: float | None = None
+
+    @property
+    def suggestion(self) -> float | None:
+        """The suggested learning rate (:attr:`suggested_lr`)."""
+        return self.suggested_lr
+
+    def plot(self, ax: Axes | None = None) -> Figure:
+        """The curve: smoothed loss against the LR (log axis), the suggestion, the lowest loss
+        and where the loss diverged marked; on ``ax`` if given, else on a new matplotlib
+        ``Figure`` (no pyplot state; a notebook shows it, ``fig.savefig(path)`` writes it).
+
+        Example:
+            >>> res = LRRangeResult([1e-4, 1e-3, 1e-2], [1.0, 0.6, 2.0], 1e-4, 1e-3, 1e-2)
+            >>> res.plot().axes[0].get_xscale()
+            'log'
+        """
+        if ax is None:
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(5.2, 3.4), dpi=110, layout="constrained")
+            ax = fig.add_subplot()
+        else:
+            fig = ax.get_figure()  # type: ignore[assignment]
+        ax.plot(self.lrs, self.losses, color="C0", label="smoothed loss")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        if self.suggested_lr is not None:
+            ax.axvline(self.suggested_lr, color="C2", linestyle="--",
+                       label=f"suggested {self.suggested_lr:.2g}")
+        if self.min_loss_lr is not None:
+            ax.axvline(self.min_loss_lr, color="C1", linestyle=":",
+                       label=f"lowest loss {self.min_loss_lr:.2g}")
+        if self.diverge_lr is not None:
+            ax.axvline(self.diverge_lr, color="C3", linestyle="-.",
+                       label=f"diverges {self.diverge_lr:.2g}")
+        if self.losses:
+            low, high = min(self.losses), self.losses[0]
+            ax.set_ylim(low - 0.05 * abs(high - low or 1), max(high, low) * 1.5 + 1e-12)
+        ax.set_title("LR range test")
+        ax.legend(fontsize=8, frameon=False)
+        return fig
+
+    def save_plot(self, path: str | Path) -> Path:
+        """Write :meth:`plot` as a PNG to ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.plot().savefig(path, dpi=90, metadata={"Software": None})
+        return path
 
     def to_dict(self, points: int = 50) -> dict[str, Any]:
         step = max(1, len(self.lrs) // points)
@@ -140,16 +206,19 @@ def find_lr(
     batch_size: int = 64,
     seed: int = 0,
 ) -> LRRangeResult:
-    """The LR range test on any ``nn.Module`` and ``(X, y)``; the module itself is not trained.
+    """The LR range test on any ``nn.Module`` and its data; the module itself is not trained.
 
-    ``loss``, ``task`` and ``optimizer`` take what :func:`trainwell.diagnose.doctor` takes.
+    ``data`` is what ``Trainer.fit`` takes: ``(X, y)``, a ``Dataset`` of ``(x, y)`` items or a
+    ``DataLoader`` of ``(x, y)`` batches (the first 4096 rows are read into memory). ``loss``,
+    ``task`` and ``optimizer`` take what :func:`trainwell.diagnose.doctor` takes. The result
+    has the curve (``lrs``, ``losses``), the ``suggestion`` and ``plot()``.
 
     Example:
         >>> import torch
         >>> X, y = torch.randn(256, 4), torch.randint(0, 2, (256,))
         >>> res = find_lr(torch.nn.Linear(4, 2), (X, y), iters=30)
-        >>> res.suggested_lr is not None
-        True
+        >>> res.suggestion is not None, len(res.lrs) == len(res.losses)
+        (True, True)
     """
     from trainwell.diagnose.recipe import make_problem
 

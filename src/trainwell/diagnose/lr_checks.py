@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from trainwell.diagnose.lr import coarse_probe, lr_range_test, train_at
+from trainwell.diagnose.lr import LR_FIGURE, coarse_probe, lr_range_test, train_at
 from trainwell.diagnose.problem import Problem
 from trainwell.diagnose.report import Finding, Status
 
@@ -14,12 +15,16 @@ NO_LR_ADVICE = (
 )
 
 
-def check_lr(p: Problem, cfg: Any) -> tuple[list[Finding], float | None]:
-    """Returns the findings and the suggested LR."""
+def check_lr(p: Problem, cfg: Any, out_dir: str | Path | None = None
+             ) -> tuple[list[Finding], float | None]:
+    """Returns the findings and the suggested LR; with ``out_dir`` the range test's curve is
+    written there as ``lr_range.png`` (:data:`~trainwell.diagnose.lr.LR_FIGURE`)."""
     bs = min(cfg.batch_size, len(p.X))
     rng = lr_range_test(p, cfg.lr_iters, cfg.lr_min, cfg.lr_max, bs)
     found: list[Finding] = []
     ev = rng.to_dict()
+    if out_dir is not None and rng.lrs:
+        ev["figure"] = rng.save_plot(Path(out_dir) / LR_FIGURE).name
     where = f"; the loss diverges from lr {rng.diverge_lr:.3g}" if rng.diverge_lr else ""
     if rng.suggested_lr is None:
         found.append(

@@ -145,10 +145,16 @@ def output_width(model: nn.Module, X: torch.Tensor) -> int:
 
 
 def as_split(data: Any, what: str = "data") -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(X, y)``, a ``Split`` (``.X``, ``.y``) or None -> ``(X, y)`` tensors or None."""
+    """``(X, y)``, a ``Split`` (``.X``, ``.y``), a ``Dataset`` of ``(x, y)`` items, a
+    ``DataLoader`` of ``(x, y)`` batches (what ``Trainer.fit`` takes; up to 4096 rows are read
+    into memory) or None -> ``(X, y)`` tensors or None."""
     if data is None:
         return None
-    if hasattr(data, "X") and hasattr(data, "y"):
+    if isinstance(data, torch.utils.data.DataLoader):
+        X, y = _from_loader(data, what)
+    elif isinstance(data, torch.utils.data.Dataset):
+        X, y = _materialise(data)
+    elif hasattr(data, "X") and hasattr(data, "y"):
         X, y = data.X, data.y
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         X, y = data
@@ -168,6 +174,32 @@ def as_split(data: Any, what: str = "data") -> tuple[torch.Tensor, torch.Tensor]
     if len(X) == 0:
         return None
     return X.float(), y
+
+
+def _from_loader(loader: Any, what: str, limit: int = 4096
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``limit`` rows of a DataLoader's ``(x, y)`` batches, joined (its generator, if
+    any, and torch's RNG are left as they were)."""
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    gen = getattr(loader, "generator", None)
+    state = gen.get_state() if gen is not None else None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for batch in loader:
+                if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                    raise DataError(f"{what}: the DataLoader must yield (x, y) batches; got "
+                                    f"{type(batch).__name__}")
+                xs.append(torch.as_tensor(batch[0]))
+                ys.append(torch.as_tensor(batch[1]))
+                if sum(len(x) for x in xs) >= limit:
+                    break
+    finally:
+        if gen is not None and state is not None:
+            gen.set_state(state)
+    if not xs:
+        raise DataError(f"{what}: the DataLoader yields no batches")
+    return torch.cat(xs)[:limit], torch.cat(ys)[:limit]
 
 
 def _materialise(ds: Any, limit: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:

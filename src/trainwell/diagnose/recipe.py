@@ -50,7 +50,9 @@ def make_problem(
     """
     if not isinstance(module, nn.Module):
         raise ConfigError(f"doctor: module must be a torch.nn.Module; got {type(module).__name__}")
-    if hasattr(data, "train") and not isinstance(data, (tuple, list)):
+    if hasattr(data, "train") and not isinstance(
+        data, (tuple, list, torch.utils.data.Dataset, torch.utils.data.DataLoader)
+    ):
         val = val if val is not None else getattr(data, "val", None)
         test = test if test is not None else getattr(data, "test", None)
         task = task or getattr(data, "task", None)
@@ -156,7 +158,9 @@ def doctor(
 
     Args:
         module: any ``nn.Module`` mapping a batch of X to outputs (logits for classification).
-        data: ``(X, y)`` tensors, a ``Split``, or a ``PreparedData`` (its val/test are used).
+        data: ``(X, y)`` tensors, a ``Split``, a ``PreparedData`` (its val/test are used), or
+            as ``Trainer.fit`` takes it a ``Dataset`` of ``(x, y)`` items or a ``DataLoader`` of
+            ``(x, y)`` batches (the first 4096 rows are read into memory).
         task: ``"binary"``, ``"multiclass"`` or ``"regression"``; default: inferred as the
             trainer infers it, from the loss, the targets and the width of the outputs.
         loss: what the trainer takes: a registered name (``"cross_entropy"``, ``"hinge"``,
@@ -298,7 +302,7 @@ def _run_group(
     if group == "lr":
         from trainwell.diagnose.lr_checks import check_lr
 
-        found, suggested = check_lr(p, cfg)
+        found, suggested = check_lr(p, cfg, out_dir)
         report.info["suggested_lr"] = suggested
         return found
     if group == "transfer" and scratch is not None:

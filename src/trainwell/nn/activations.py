@@ -165,7 +165,7 @@ def _scheme(name: str, **params: Any) -> Callable[[dict[str, Any]], NamedParams]
 
 
 RELU_GAIN = _scheme("kaiming_normal", nonlinearity="relu")
-UNIT_GAIN = _scheme("xavier_normal", mode="fan_in")
+UNIT_GAIN = _scheme("lecun_normal")  # the lectures' "Xavier": std = 1 / sqrt(fan_in)
 
 
 @dataclass(frozen=True)

@@ -190,9 +190,9 @@ def record_scheme(module: nn.Module, description: str) -> None:
 
 
 def _init_recurrent(rnn: nn.Module, scheme: InitScheme) -> str:
-    """Input weights by ``scheme`` (auto: Xavier for tanh), recurrent weights by the scheme's
-    :meth:`~InitScheme.recurrent_scheme` (orthogonal under auto and lsuv, Saxe et al.), each
-    gate's block separately; biases zero."""
+    """Input weights by ``scheme`` (auto: lecun_normal, the lectures' Xavier, for tanh),
+    recurrent weights by the scheme's :meth:`~InitScheme.recurrent_scheme` (orthogonal under
+    auto and lsuv, Saxe et al.), each gate's block separately; biases zero."""
     gates = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}[type(rnn)]
     described = {}
     for name, param in rnn.named_parameters():

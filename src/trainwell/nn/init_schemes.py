@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -159,32 +159,42 @@ class _StdScheme(InitScheme):
 
 @INITS.register("xavier_normal", "glorot_normal", "xavier", "glorot")
 class XavierNormalInit(_StdScheme):
-    """Xavier/Glorot: lecture 001's std = 1/sqrt(fan_in) (mode="fan_in", the default), or the
-    paper's std = sqrt(2 / (fan_in + fan_out)) (mode="fan_avg"), times ``gain``."""
+    """Xavier/Glorot as torch's ``nn.init.xavier_normal_``: std = gain * sqrt(2 / (fan_in +
+    fan_out)) (Glorot and Bengio). The lectures' "Xavier", std = 1 / sqrt(fan_in), is
+    ``lecun_normal``."""
 
     name = "xavier_normal"
 
-    def __init__(self, mode: str = "fan_in", gain: float = 1.0) -> None:
-        self.mode = _mode(mode)
+    def __init__(self, gain: float = 1.0, mode: str | None = None) -> None:
+        if mode is not None and mode != "fan_avg":
+            raise ModelSpecError(
+                f"init {self.name} is torch's std = gain * sqrt(2 / (fan_in + fan_out)) and takes "
+                f"no mode {mode!r}; for the lectures' std = 1 / sqrt(fan_in) use "
+                f"'{self.name.replace('xavier', 'lecun')}'"
+            )
         self.gain = require_float("init xavier gain", gain, low=0.0, low_open=True)
 
     def std(self, w: torch.Tensor) -> float:
-        return self.gain / math.sqrt(_fan(w, self.mode))
+        return self.gain / math.sqrt(_fan(w, "fan_avg"))
 
     def label(self) -> str:
-        return f"{self.name}({self.mode})"
+        return self.name if self.gain == 1.0 else f"{self.name}(gain={self.gain:g})"
 
 
 @INITS.register("xavier_uniform", "glorot_uniform")
 class XavierUniformInit(XavierNormalInit):
+    """torch's ``nn.init.xavier_uniform_``: U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))."""
+
     name = "xavier_uniform"
     uniform = True
 
 
 @INITS.register("kaiming_normal", "he_normal", "kaiming", "he", "msra")
 class KaimingNormalInit(_StdScheme):
-    """Kaiming/He: std = gain / sqrt(fan_in), gain = sqrt(2 / (1 + a^2)) for a ReLU (a = 0) or a
-    leaky ReLU of slope a (lecture 001: std = sqrt(2 / Din))."""
+    """Kaiming/He as torch's ``nn.init.kaiming_normal_``: std = gain / sqrt(fan), with torch's
+    ``calculate_gain(nonlinearity, negative_slope)``: sqrt(2) for a ReLU, sqrt(2 / (1 + a^2))
+    for a leaky ReLU of slope a (lecture 001: std = sqrt(2 / Din)); ``mode`` fan_in (torch's
+    default), fan_out, or fan_avg."""
 
     name = "kaiming_normal"
 
@@ -197,13 +207,13 @@ class KaimingNormalInit(_StdScheme):
             )
         self.nonlinearity = nonlinearity
         slope = require_float("init kaiming negative_slope", negative_slope, low=0.0)
-        if nonlinearity == "leaky_relu" and slope == 0.0:
-            slope = 0.01  # torch's and lecture 001's default leaky slope
         self.negative_slope = slope if nonlinearity == "leaky_relu" else 0.0
         self.mode = _mode(mode)
 
     def gain(self) -> float:
-        return math.sqrt(2.0 / (1.0 + self.negative_slope**2))
+        kind: Literal["relu", "leaky_relu"] = (
+            "leaky_relu" if self.nonlinearity == "leaky_relu" else "relu")
+        return nn.init.calculate_gain(kind, self.negative_slope)
 
     def std(self, w: torch.Tensor) -> float:
         return self.gain() / math.sqrt(_fan(w, self.mode))
@@ -215,22 +225,36 @@ class KaimingNormalInit(_StdScheme):
 
 @INITS.register("kaiming_uniform", "he_uniform")
 class KaimingUniformInit(KaimingNormalInit):
+    """torch's ``nn.init.kaiming_uniform_``: U(-b, b), b = sqrt(3) * the normal's std."""
+
     name = "kaiming_uniform"
     uniform = True
 
 
 @INITS.register("lecun_normal", "lecun")
 class LecunNormalInit(_StdScheme):
-    """LeCun: std = 1 / sqrt(fan_in), the init SELU's self-normalization assumes (Klambauer et
-    al.)."""
+    """LeCun: std = gain / sqrt(fan_in). With gain 1 it is the lectures' "Xavier" (lecture 001:
+    std = 1 / sqrt(Din), the tanh init) and the init SELU's self-normalization assumes
+    (Klambauer et al.)."""
 
     name = "lecun_normal"
 
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = require_float("init lecun gain", gain, low=0.0, low_open=True)
+
     def std(self, w: torch.Tensor) -> float:
-        return 1.0 / math.sqrt(fans(w)[0])
+        return self.gain / math.sqrt(fans(w)[0])
 
     def label(self) -> str:
-        return "lecun_normal"
+        return self.name if self.gain == 1.0 else f"{self.name}(gain={self.gain:g})"
+
+
+@INITS.register("lecun_uniform")
+class LecunUniformInit(LecunNormalInit):
+    """LeCun uniform: U(-b, b), b = gain * sqrt(3 / fan_in)."""
+
+    name = "lecun_uniform"
+    uniform = True
 
 
 @INITS.register("orthogonal")

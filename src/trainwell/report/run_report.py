@@ -61,6 +61,8 @@ def summary_section(run: RunData) -> str:
             ("optimizer", _named(train.get("optimizer"), ("lr", "weight_decay", "momentum"))),
             ("schedule", _named(train.get("schedule"), ("warmup",))),
             ("epochs", train.get("epochs")), ("batch size", train.get("batch_size")),
+            *((k.replace("_", " "), _inline(train[k])) for k in ("class_weight", "label_smoothing")
+              if train.get(k)),
         ]),
         ("Machine", [
             ("platform", meta.get("platform")), ("device", meta.get("device")),

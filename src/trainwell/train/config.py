@@ -403,6 +403,63 @@ class TrainConfig(Section):
         default="inductor", description="torch.compile backend: inductor generates code; "
         "aot_eager / eager compile in seconds and compute as eager mode (checks, tests)",
     )
+    metrics: list[str] = Field(
+        default_factory=list, description="metrics logged beside the task's own (val_<name>): "
+        "registered names (balanced_accuracy, precision, recall, f1, roc_auc, pr_auc, "
+        "log_loss, ece, r2, mae, rmse, mse, mape) or 'python:module:function' (--trust-code)",
+    )
+    class_weight: str | dict[str, float] | None = Field(
+        default=None, description='"balanced" (n / (C * n_c) on the train split) or a table '
+        "{label = weight} (labels as in the data; others weigh 1): the cross-entropy losses' "
+        "per-class weights",
+    )
+    label_smoothing: float = Field(
+        default=0.0, ge=0, lt=1, description="cross-entropy losses: targets y (1 - x) + x / C "
+        "(torch's label_smoothing; bce: C = 2)",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        from trainwell.train.metric_registry import check_metric_name
+
+        out: list[str] = []
+        for name in v:
+            try:
+                canonical = check_metric_name(name)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("train.metrics: ")) from None
+            if canonical in out:
+                raise ValueError(f"names {canonical!r} twice")
+            out.append(canonical)
+        return out
+
+    @field_validator("class_weight")
+    @classmethod
+    def _class_weight(cls, v: str | dict[str, float] | None) -> str | dict[str, float] | None:
+        if isinstance(v, str):
+            if v.strip().lower() != "balanced":
+                raise ValueError(f'must be "balanced" or a table {{label = weight}}; got {v!r}')
+            return "balanced"
+        if isinstance(v, dict):
+            if not v:
+                raise ValueError("the table of weights is empty")
+            for label, w in v.items():
+                if not w > 0 or w == float("inf"):
+                    raise ValueError(f"the weight of label {label!r} must be a positive number; "
+                                     f"got {w}")
+        return v
+
+    @model_validator(mode="after")
+    def _weights_fit_the_loss(self) -> TrainConfig:
+        if (self.class_weight is not None or self.label_smoothing) and self.loss.name not in (
+                "auto", "cross_entropy", "bce"):
+            field = "class_weight" if self.class_weight is not None else "label_smoothing"
+            raise ValueError(
+                f"train.{field} applies to the cross-entropy losses (cross_entropy, bce); "
+                f"train.loss is {self.loss.name!r}"
+            )
+        return self
 
     @field_validator("loss", "penalty", "optimizer", "schedule", mode="before")
     @classmethod

@@ -55,29 +55,51 @@ def huber_loss(out: Tensor, y: Tensor, reduction: str = "mean", delta: float = 1
     return err.mean() if reduction == "mean" else err.reshape(len(err), -1).sum(1).mean()
 
 
-def bce_loss(out: Tensor, y: Tensor) -> Tensor:
+def bce_loss(out: Tensor, y: Tensor, weight: Tensor | None = None,
+             label_smoothing: float = 0.0) -> Tensor:
     """Sigmoid + binary cross-entropy on logits, -y log s - (1-y) log(1-s) (lecture 004), stably.
 
     ``y`` may hold hard 0/1 labels or soft probabilities of class 1.
+
+    ``weight = (w0, w1)`` (``train.class_weight``) weighs each row by its class:
+    ``mean_i(w1 y_i (-log s_i) + w0 (1 - y_i) (-log(1 - s_i)))``, computed as ``w0`` times
+    torch's ``binary_cross_entropy_with_logits`` with ``pos_weight = w1 / w0``. It is a mean over
+    the rows, not divided by the sum of the weights as torch's weighted ``cross_entropy`` is;
+    with ``balanced`` weights the two agree on the training set, whose mean weight is 1.
+    ``label_smoothing = e`` replaces the targets by ``y (1 - e) + e / 2``, the form torch's
+    ``cross_entropy(label_smoothing=e)`` documents, with two classes.
     """
     import torch.nn.functional as F
 
-    return F.binary_cross_entropy_with_logits(out.reshape(-1), y.reshape(-1).to(out.dtype))
+    target = y.reshape(-1).to(out.dtype)
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / 2
+    if weight is None:
+        return F.binary_cross_entropy_with_logits(out.reshape(-1), target)
+    w = weight.to(device=out.device, dtype=out.dtype)
+    return w[0] * F.binary_cross_entropy_with_logits(out.reshape(-1), target,
+                                                     pos_weight=w[1] / w[0])
 
 
-def cross_entropy_loss(out: Tensor, y: Tensor) -> Tensor:
+def cross_entropy_loss(out: Tensor, y: Tensor, weight: Tensor | None = None,
+                       label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy L_i = -log(e^{s_y} / sum_k e^{s_k}) (lecture 003).
 
     Computed as -log_softmax, which subtracts max_k s_k first (lecture 003, numerical stability).
     Soft targets (a float ``(n, C)`` matrix of probabilities) give -sum_k y_k log softmax(s)_k.
     On log-probabilities instead of scores it equals torch's ``nll_loss`` (log_softmax of
     log-probabilities is the identity), which is why ``nll`` names this loss.
+
+    ``weight`` (one per class, ``train.class_weight``) and ``label_smoothing``
+    (``train.label_smoothing``) are torch's own arguments of ``cross_entropy``: with class
+    indices the weighted mean is ``sum_i w_{y_i} L_i / sum_i w_{y_i}``.
     """
     import torch.nn.functional as F
 
+    w = weight.to(device=out.device, dtype=out.dtype) if weight is not None else None
     if y.is_floating_point():
-        return F.cross_entropy(out, y.to(out.dtype))
-    return F.cross_entropy(out, y)
+        return F.cross_entropy(out, y.to(out.dtype), weight=w, label_smoothing=label_smoothing)
+    return F.cross_entropy(out, y, weight=w, label_smoothing=label_smoothing)
 
 
 def hinge_loss(out: Tensor, y: Tensor, margin: float = 1.0) -> Tensor:
@@ -282,9 +304,14 @@ def resolve_loss(
 
 
 def make_loss(
-    cfg: LossConfig | str | dict[str, Any], task: str, n_outputs: int | None = None
+    cfg: LossConfig | str | dict[str, Any], task: str, n_outputs: int | None = None, *,
+    class_weight: Any = None, label_smoothing: float = 0.0,
 ) -> LossFn:
     """The loss function named by ``cfg`` for ``task``; refuses one that does not fit.
+
+    ``class_weight`` (one weight per class index) and ``label_smoothing`` apply to the
+    cross-entropy losses (``cross_entropy``, ``bce``) only; another loss given either is a
+    ConfigError naming ``train.class_weight`` / ``train.label_smoothing``.
 
     Example:
         >>> import torch
@@ -293,7 +320,100 @@ def make_loss(
         2.04
     """
     cfg = resolve_loss(cfg, task, n_outputs)
-    return LOSSES.get(cfg.name).build(cfg)
+    if class_weight is None and not label_smoothing:
+        return LOSSES.get(cfg.name).build(cfg)
+    return _weighted_loss(cfg.name, class_weight, label_smoothing)
+
+
+def _weighted_loss(name: str, class_weight: Any, label_smoothing: float) -> LossFn:
+    import torch
+
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ConfigError(f"train.label_smoothing must be in [0, 1); got {label_smoothing}")
+    if name not in ("cross_entropy", "bce"):
+        field = "train.class_weight" if class_weight is not None else "train.label_smoothing"
+        raise ConfigError(
+            f"{field} applies to the cross-entropy losses (cross_entropy, bce); train.loss is "
+            f"{name!r}"
+        )
+    weight = None
+    if class_weight is not None:
+        weight = torch.as_tensor(class_weight, dtype=torch.float32).reshape(-1)
+        if not bool(torch.isfinite(weight).all()) or bool((weight <= 0).any()):
+            raise ConfigError(
+                f"train.class_weight: every weight must be a positive number; got "
+                f"{weight.tolist()}")
+    if name == "bce":
+        if weight is not None and len(weight) != 2:
+            raise ConfigError(f"train.class_weight: a binary task takes 2 weights; got "
+                              f"{len(weight)}")
+        return lambda out, y: bce_loss(out, y, weight, label_smoothing)
+    return lambda out, y: cross_entropy_loss(out, y, weight, label_smoothing)
+
+
+def class_weights(spec: Any, y: Any, n_classes: int, classes: list[Any] | None = None
+                  ) -> list[float] | None:
+    """``train.class_weight`` as one weight per class index.
+
+    Args:
+        spec: None; ``"balanced"``: ``n / (C * n_c)`` from the training targets ``y``
+            (scikit-learn's ``compute_class_weight``); a mapping ``{label: weight}`` (labels as
+            in the data, mapped through ``classes``, the label mapping; classes not named weigh
+            1); or a sequence of C weights in class-index order.
+        y: the training split's class indices (for ``balanced``).
+        n_classes: C (2 for a binary task).
+        classes: the label of each class index (``data.json``'s ``classes``); None: the
+            mapping's keys are class indices.
+
+    Raises:
+        ConfigError: a label that is not a class of the data (named, with the classes), or a
+            class absent from the training split under ``balanced``.
+
+    Example:
+        >>> class_weights("balanced", [0, 0, 0, 1], 2)
+        [0.6666666666666666, 2.0]
+        >>> class_weights({"cat": 3}, None, 2, ["cat", "dog"])
+        [3.0, 1.0]
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec.strip().lower() != "balanced":
+            raise ConfigError(
+                f"train.class_weight must be \"balanced\" or a table {{label = weight}}; got "
+                f"{spec!r}")
+        import numpy as np
+        from sklearn.utils.class_weight import compute_class_weight
+
+        labels = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y).reshape(-1)
+        labels = labels.astype(np.int64)
+        counts = np.bincount(labels, minlength=n_classes)
+        missing = [c for c in range(n_classes) if counts[c] == 0]
+        if missing:
+            name = classes[missing[0]] if classes is not None else missing[0]
+            raise ConfigError(
+                f"train.class_weight \"balanced\": class {name!r} has no rows in the training "
+                "split; give the weights as a table {label = weight}"
+            )
+        return [float(w) for w in
+                compute_class_weight("balanced", classes=np.arange(n_classes), y=labels)]
+    if isinstance(spec, dict):
+        names = [str(c) for c in classes] if classes is not None else [
+            str(i) for i in range(n_classes)]
+        out = [1.0] * n_classes
+        for label, w in spec.items():
+            if str(label) not in names:
+                raise ConfigError(
+                    f"train.class_weight names the label {label!r}, which is not a class of the "
+                    f"data; classes: {', '.join(names)}"
+                )
+            out[names.index(str(label))] = float(w)
+        return out
+    weights = [float(w) for w in spec]
+    if len(weights) != n_classes:
+        raise ConfigError(
+            f"train.class_weight: {len(weights)} weights for {n_classes} classes")
+    return weights
 
 
 def chance_loss(
@@ -317,6 +437,7 @@ __all__ = [
     "bce_loss",
     "chance_loss",
     "check_loss_for_task",
+    "class_weights",
     "cross_entropy_loss",
     "hinge_loss",
     "huber_loss",

@@ -6,10 +6,14 @@ regression: RMSE, MAE and R^2 (averaged over targets). Tested against scikit-lea
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from trainwell.train.metric_registry import Metric
 
 
 def predict_labels(out: Tensor, task: str) -> Tensor:
@@ -67,8 +71,10 @@ def regression_metrics(out: Tensor, y: Tensor) -> dict[str, Tensor]:
     }
 
 
-def task_metrics(out: Tensor, y: Tensor, task: str, top_k: int = 5) -> dict[str, float]:
-    """The task's metrics as Python floats.
+def task_metrics(out: Tensor, y: Tensor, task: str, top_k: int = 5,
+                 extra: Sequence[Metric] = ()) -> dict[str, float]:
+    """The task's metrics as Python floats, then those of ``extra`` (``[train] metrics``,
+    :mod:`trainwell.train.metric_registry`) computed on the same outputs.
 
     Example:
         >>> task_metrics(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]), "multiclass")
@@ -82,11 +88,17 @@ def task_metrics(out: Tensor, y: Tensor, task: str, top_k: int = 5) -> dict[str,
         else classification_metrics(out, y, task, top_k)
     )
     values = torch.stack([v.double() for v in res.values()]).tolist()  # one sync
-    return dict(zip(res, values, strict=True))
+    out_values = dict(zip(res, values, strict=True))
+    if extra:
+        from trainwell.train.metric_registry import compute_metrics, metric_inputs
+
+        out_values.update(compute_metrics(extra, metric_inputs(out, y, task)))
+    return out_values
 
 
 def metric_names(
-    task: str, n_outputs: int | None, top_k: int = 5, prefix: str = "val"
+    task: str, n_outputs: int | None, top_k: int = 5, prefix: str = "val",
+    extra: Sequence[Metric] = (),
 ) -> list[str]:
     """The names :func:`task_metrics` gives for ``task``, with ``prefix`` (and its loss)."""
     if task == "regression":
@@ -95,6 +107,8 @@ def metric_names(
         names = ["accuracy", "f1_macro"]
         if task == "multiclass" and n_outputs is not None and n_outputs > top_k:
             names.append(f"top{top_k}_accuracy")
+    n_classes = None if task == "regression" else 2 if task == "binary" else n_outputs
+    names += [n for m in extra for n in m.names(n_classes) if n not in names]
     return [f"{prefix}_loss"] + [f"{prefix}_{n}" for n in names]
 
 

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 from trainwell.errors import ConfigError, DataError
 from trainwell.tasks import check_task, infer_task, is_soft_target
-from trainwell.train.losses import LossFn, loss_tasks, make_loss, resolve_loss
+from trainwell.train.losses import LossFn, class_weights, loss_tasks, make_loss, resolve_loss
+from trainwell.train.metric_registry import Metric, resolve_metrics
 from trainwell.train.metrics import metric_names, task_metrics
 
 if TYPE_CHECKING:
@@ -92,10 +93,13 @@ class Objective(ABC):
         task: ``binary``, ``multiclass`` or ``regression`` when the step has one, which decides
             the metrics logged beside the loss; None for none.
         top_k: top-k accuracy is logged for more than ``top_k`` classes.
+        extra_metrics: metrics logged beside the task's own (``[train] metrics``,
+            :mod:`trainwell.train.metric_registry`).
     """
 
     task: str | None = None
     top_k: int = 5
+    extra_metrics: list[Metric] = []  # noqa: RUF012 - never mutated; set per instance
     eval_index: int = 0  # the index of the evaluation batch being computed
 
     def bind(self, trainer: Trainer) -> None:
@@ -140,7 +144,8 @@ class Objective(ABC):
         """The names :meth:`evaluate` logs, known before training (for early stopping's check)."""
         if self.task is None:
             return [f"{prefix}_loss"]
-        return metric_names(self.task, getattr(self, "n_outputs", None), self.top_k, prefix)
+        return metric_names(self.task, getattr(self, "n_outputs", None), self.top_k, prefix,
+                            self.extra_metrics)
 
     def evaluate(
         self, model: nn.Module, batches: Iterable[Any], prefix: str = "val"
@@ -164,7 +169,8 @@ class Objective(ABC):
         out: dict[str, float] = {f"{prefix}_loss": float(total / count)}
         if self.task is not None and outs and len(outs) == len(ys):
             metrics = task_metrics(
-                torch.cat(outs), hard_targets(torch.cat(ys), self.task), self.task, self.top_k
+                torch.cat(outs), hard_targets(torch.cat(ys), self.task), self.task, self.top_k,
+                self.extra_metrics,
             )
             out.update({f"{prefix}_{k}": v for k, v in metrics.items()})
         return out
@@ -200,6 +206,14 @@ class Supervised(Objective):
         target_units: regression trained on standardized targets (``data.target_scale``): a
             function taking outputs and targets back to the target's own units, so that RMSE
             and MAE are reported in them; the loss stays on the scale the model trains on.
+        metrics: metrics logged beside the task's own: registered names,
+            ``"python:module:function"`` or callables ``fn(y_true, y_pred[, proba=])``
+            (:func:`~trainwell.train.metric_registry.resolve_metrics`).
+        class_weight: the cross-entropy losses' weight per class: ``"balanced"`` (from the
+            training targets, as scikit-learn's ``compute_class_weight``), a sequence of one
+            weight per class index, or a mapping ``{class index: weight}``
+            (:func:`~trainwell.train.losses.class_weights`).
+        label_smoothing: the cross-entropy losses' label smoothing in [0, 1).
 
     Example:
         >>> obj = Supervised("cross_entropy")
@@ -215,11 +229,20 @@ class Supervised(Objective):
         task: str | None = None,
         top_k: int = 5,
         target_units: Callable[[Tensor], Tensor] | None = None,
+        *,
+        metrics: Any = None,
+        class_weight: Any = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         self.loss_spec = loss
         self.task = check_task(task) if task is not None else None
         self.top_k = top_k
         self.target_units = target_units
+        self.extra_metrics = resolve_metrics(metrics)
+        self.class_weight = class_weight
+        self.label_smoothing = float(label_smoothing)
+        #: the weight of each class index the loss uses (None: unweighted), once set up
+        self.class_weights: list[float] | None = None
         self.n_outputs: int | None = None
         self.loss_fn: LossFn = _not_set_up
         self.loss_name: str = "custom"
@@ -240,7 +263,11 @@ class Supervised(Objective):
         if self.task is None:
             tasks = None if custom else loss_tasks(loss_name_of(self.loss_spec))
             self.task = infer_task(y, n_outputs=self.n_outputs, loss_tasks=tasks)
+        resolve_metrics(self.extra_metrics, self.task)  # each metric fits the task
         if custom:
+            if self.class_weight is not None or self.label_smoothing:
+                raise ConfigError("class_weight and label_smoothing apply to a named "
+                                  "cross-entropy loss, not to a loss function of one's own")
             self.loss_fn = cast("LossFn", self.loss_spec)
             return
         if self.task == "regression" and isinstance(y, Tensor) and self.n_outputs is not None:
@@ -253,12 +280,33 @@ class Supervised(Objective):
         spec = cast("LossConfig | str | dict[str, Any]", self.loss_spec)
         cfg = resolve_loss(spec, self.task, self.n_outputs)
         self.loss_name = cfg.name
-        self.loss_fn = make_loss(cfg, self.task, self.n_outputs)
+        if self.class_weight is not None:
+            if self.task == "regression":
+                raise ConfigError("train.class_weight applies to classification; this task is "
+                                  "regression")
+            n_classes = 2 if self.task == "binary" else int(self.n_outputs or 2)
+            self.class_weights = class_weights(self.class_weight, self._train_targets(),
+                                               n_classes)
+        self.loss_fn = make_loss(cfg, self.task, self.n_outputs, class_weight=self.class_weights,
+                                 label_smoothing=self.label_smoothing)
         if isinstance(y, Tensor) and is_soft_target(y) and cfg.name != "cross_entropy":
             raise ConfigError(
                 f"soft targets (rows of class probabilities) need train.loss "
                 f"cross_entropy; got {cfg.name!r}"
             )
+
+    def _train_targets(self) -> Any:
+        """The whole training split's targets, for ``class_weight = "balanced"``."""
+        if not (isinstance(self.class_weight, str) and self.class_weight == "balanced"):
+            return None
+        batches = getattr(getattr(self, "trainer", None), "train_batches", None)
+        y = getattr(batches, "y", None)
+        if not isinstance(y, Tensor):
+            raise ConfigError(
+                'class_weight = "balanced" counts the classes of in-memory training targets; '
+                "with a Dataset or DataLoader give one weight per class"
+            )
+        return hard_targets(y, self.task or "multiclass")
 
     def loss(self, model: nn.Module, batch: Any) -> StepResult:
         x, y = batch  # (x, y): the loop's in-memory batches are pairs
@@ -297,6 +345,7 @@ class Supervised(Objective):
                 hard_targets(y, self.task or "multiclass"),
                 self.task or "multiclass",
                 self.top_k,
+                self.extra_metrics,
             )
         res.update({f"{prefix}_{k}": v for k, v in metrics.items()})
         return res
@@ -328,6 +377,7 @@ class UserStep(Objective):
         eval_fn: Callable[[nn.Module, Any], Any] | None = None,
         task: str | None = None,
         top_k: int = 5,
+        metrics: Any = None,
     ) -> None:
         if not callable(fn):
             raise ConfigError(
@@ -336,6 +386,7 @@ class UserStep(Objective):
         self.fn, self.eval_fn = fn, eval_fn or fn
         self.task = check_task(task) if task is not None else None
         self.top_k = top_k
+        self.extra_metrics = resolve_metrics(metrics, self.task)
 
     def loss(self, model: nn.Module, batch: Any) -> StepResult:
         return as_step_result(self.fn(model, batch))
@@ -381,27 +432,34 @@ def make_objective(
     task: str | None = None,
     top_k: int = 5,
     batch_index: Callable[[], int] = lambda: 0,
+    metrics: Any = None,
+    class_weight: Any = None,
+    label_smoothing: float = 0.0,
 ) -> Objective:
     """The objective for ``Trainer(step=...)``.
 
     ``step`` may be an :class:`Objective`, a callable ``(model, batch) -> loss | (loss, outputs,
     targets) | dict``, or None: then a model with a ``training_step(batch[, batch_idx])`` method
     (and optionally ``validation_step``) uses it, as Lightning modules do, and any other model
-    gets :class:`Supervised` with ``loss`` and ``task``.
+    gets :class:`Supervised` with ``loss``, ``task``, ``metrics``, ``class_weight`` and
+    ``label_smoothing`` (an objective of one's own keeps its own metrics, if it has any).
     """
     if isinstance(step, Objective):
         if task is not None and step.task is None:
             step.task = check_task(task)
+        if metrics and not step.extra_metrics:
+            step.extra_metrics = resolve_metrics(metrics)
         return step
     if step is not None:
-        return UserStep(step, task=task, top_k=top_k)
+        return UserStep(step, task=task, top_k=top_k, metrics=metrics)
     own = getattr(model, "training_step", None)
     if callable(own):
         val = getattr(model, "validation_step", None)
-        obj = UserStep(_method_step(own, batch_index), task=task, top_k=top_k)
+        obj = UserStep(_method_step(own, batch_index), task=task, top_k=top_k, metrics=metrics)
         obj.eval_fn = _method_step(val if callable(val) else own, lambda: obj.eval_index)
         return obj
-    return Supervised(loss, task=task, top_k=top_k)
+    return Supervised(loss, task=task, top_k=top_k, metrics=metrics, class_weight=class_weight,
+                      label_smoothing=label_smoothing)
 
 
 def _method_step(

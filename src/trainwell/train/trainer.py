@@ -62,6 +62,7 @@ from trainwell.train.performance import (
 )
 from trainwell.train.schedules import LRSchedule
 from trainwell.train.threads import resolve_threads, use_threads
+from trainwell.train.user_schedule import UserSchedule, user_schedule_spec
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +83,14 @@ class Trainer:
             the model's own ``training_step(batch[, batch_idx])`` if it has one, else
             :class:`~trainwell.train.objective.Supervised` with ``loss`` and ``task``.
         optimizer: a name, an ``OptimizerConfig`` / dict, or a torch optimizer.
-        schedule: a name or ``ScheduleConfig`` (stepped every iteration).
+        schedule: a name, a ``ScheduleConfig`` or its dict (stepped every iteration), or a torch
+            LR scheduler: an instance built on ``optimizer``, a factory ``optimizer ->
+            scheduler``, or ``{"scheduler": ..., "interval": "epoch" | "step", "monitor":
+            metric}`` (:mod:`trainwell.train.user_schedule`); its state is checkpointed.
         penalty: a ``PenaltyConfig``: lambda * R(W) added to the data loss.
         epochs, batch_size, eval_batch_size, shuffle: the loop.
-        early_stopping: an ``EarlyStoppingConfig``; the best snapshot is kept and restored always.
+        early_stopping: an ``EarlyStoppingConfig`` or its dict (``{"metric": "val_accuracy",
+            "patience": 5}``); the best snapshot is kept and restored always.
         grad_clip: clip the global gradient norm to this.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on a GPU).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
@@ -108,6 +113,11 @@ class Trainer:
         average: weight averaging: ``"ema"``, ``"swa"``, a dict or an ``AverageConfig``
             (:mod:`trainwell.train.averaging`); once averaging has started, validation, the
             best snapshot and the weights kept at the end are the averaged ones.
+        metrics: metrics logged beside the task's own: names, ``"python:module:function"``
+            or callables ``fn(y_true, y_pred[, proba=])`` (:mod:`trainwell.train.metric_registry`).
+        class_weight: the cross-entropy losses' per-class weights: ``"balanced"``, one weight per
+            class index, or ``{class index: weight}``.
+        label_smoothing: the cross-entropy losses' label smoothing, in [0, 1).
 
     Attributes:
         history: one dict of metrics per finished epoch.
@@ -136,13 +146,13 @@ class Trainer:
         task: str | None = None,
         step: Objective | Callable[[nn.Module, Any], Any] | None = None,
         optimizer: str | OptimizerConfig | dict[str, Any] | torch.optim.Optimizer = "adam",
-        schedule: str | dict[str, Any] | ScheduleConfig | None = None,
+        schedule: str | dict[str, Any] | ScheduleConfig | Any | None = None,
         penalty: PenaltyConfig | None = None,
         epochs: int = 10,
         batch_size: int = 64,
         eval_batch_size: int = 4096,
         shuffle: bool = True,
-        early_stopping: EarlyStoppingConfig | None = None,
+        early_stopping: EarlyStoppingConfig | dict[str, Any] | None = None,
         grad_clip: float | None = None,
         precision: str = "fp32",
         device: str | torch.device = "auto",
@@ -159,6 +169,9 @@ class Trainer:
         compile: bool = False,
         compile_backend: str = "inductor",
         average: str | dict[str, Any] | AverageConfig | None = None,
+        metrics: Any = None,
+        class_weight: Any = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         self.device = resolve_device(device)
         self.keep_best = restore_best
@@ -177,9 +190,13 @@ class Trainer:
             task=task,
             top_k=top_k,
             batch_index=lambda: self.batch_index,
+            metrics=metrics,
+            class_weight=class_weight,
+            label_smoothing=label_smoothing,
         )
         self.task: str | None = self.objective.task
-        self.schedule_spec = schedule_config(schedule)
+        self.user_schedule = user_schedule_spec(schedule)  # a torch scheduler, else None
+        self.schedule_spec = schedule_config(None if self.user_schedule else schedule)
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.shuffle, self.grad_clip, self.top_k, self.num_workers = (
             shuffle,
@@ -188,7 +205,8 @@ class Trainer:
             num_workers,
         )
         self.precision = precision
-        es = early_stopping or EarlyStoppingConfig(patience=None)
+        es = section_from_spec(EarlyStoppingConfig, early_stopping or {"patience": None},
+                               "train.early_stopping")
         self.early_stopping = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta)
         self.callbacks = list(callbacks)
         _check_state_keys(self.callbacks)
@@ -223,7 +241,7 @@ class Trainer:
             if isinstance(optimizer, torch.optim.Optimizer)
             else make_optimizer(optimizer, self.model)
         )
-        self.schedule: LRSchedule | None = None
+        self.schedule: LRSchedule | UserSchedule | None = None
         self._best_state: dict[str, Tensor] | None = None
         self._data_generators: list[torch.Generator] = []
         self.averager: WeightAverager | None = make_averager(average)
@@ -255,6 +273,9 @@ class Trainer:
             "compile": cfg.compile,
             "compile_backend": cfg.compile_backend,
             "average": cfg.average,
+            "metrics": cfg.metrics,
+            "class_weight": cfg.class_weight,
+            "label_smoothing": cfg.label_smoothing,
         }
         settings.update(kwargs)
         return cls(model, task=task, seed=seed, **settings)
@@ -448,6 +469,7 @@ class Trainer:
         if steps_per_epoch == 0:
             raise ConfigError("the training data is empty")
         self.objective.bind(self)
+        self.train_batches = batches  # what the objective may count (class_weight "balanced")
         self.objective.setup(self.model, batches.peek())  # the task, the loss, the output width
         self.task = self.objective.task
         if self.channels_last:
@@ -457,7 +479,11 @@ class Trainer:
             self.compile_time = warm_up(self.forward_model, split_batch(batches.peek())[0],
                                         self.device)
         self._check_metric_names(has_val)
-        self.schedule = LRSchedule(self.optimizer, self.schedule_spec, steps_per_epoch, self.epochs)
+        self.schedule = (
+            LRSchedule(self.optimizer, self.schedule_spec, steps_per_epoch, self.epochs)
+            if self.user_schedule is None
+            else UserSchedule(self.optimizer, self.user_schedule)
+        )
         self.lr = self.schedule.lr
         if self.averager is not None:
             self.averager.setup(self, batches)

@@ -301,6 +301,9 @@ def tune(
     # a model from Python code runs only with consent (--trust-code), checked before a study
     # directory is made; the trials inherit the consent of the caller
     require_trust(cfg.model.arch)
+    from trainwell.train.metric_registry import require_metric_trust
+
+    require_metric_trust(cfg.train.metrics)
     if storage is not None:
         cfg.tune.storage = storage
     if workers is not None:
