@@ -181,3 +181,32 @@ def test_study_figures_use_log_axes_when_two_trials_are_1000x_worse(study_dir):
     linear = (max(good[2:]) - min(good[2:])) / (max(values) - min(values))
     assert expected[len(done) - 3] - expected[0] > 10 * linear
     assert type(sf._norm(study)).__name__ == "LogNorm"
+
+
+@pytest.mark.slow
+def test_the_doctors_lr_range_figure_is_in_the_report(runs_root):
+    """With `[doctor] enabled` the doctor writes lr_range.png into the run; the report's LR
+    section shows that very image."""
+    import base64
+
+    from trainwell.api import fit
+
+    cfg = {"data": {"source": "builtin:iris"}, "train": {"epochs": 1, "batch_size": 16},
+           "runs_dir": str(runs_root), "doctor": {"enabled": True, "monitor": False}}
+    run = fit(cfg, name="iris-doctor", quiet=True).run_dir
+    png = (run / "lr_range.png").read_bytes()
+    page = (run / "report.html").read_text()
+    start = page.index('id="fig-lr-range"')
+    assert base64.b64encode(png).decode("ascii") in page[start:start + len(png) * 2]
+
+
+def test_per_class_metrics_are_a_table_not_a_panel_each(tmp_path):
+    """`metrics = ["f1"]` logs f1_macro and f1_<class>: the curves keep f1_macro alone."""
+    from trainwell.report.run_figures import metric_groups
+
+    class Run:
+        def metric_names(self):
+            return ["train_loss", "val_loss", "val_accuracy", "val_f1_macro", "val_f1_0",
+                    "val_f1_1", "val_precision_2", "val_recall_10", "val_mae"]
+
+    assert list(metric_groups(Run())) == ["accuracy", "f1_macro", "mae"]

@@ -4,6 +4,7 @@ the domain classifier of a domain-adversarial run."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +45,16 @@ def split_metric(name: str) -> tuple[str, str]:
     return "", name
 
 
+_PER_CLASS = re.compile(r"(precision|recall|f1)_\d+")
+
+
 def metric_groups(run: RunData) -> dict[str, list[str]]:
     """Metric columns other than the loss, grouped by base name: accuracy -> [train_, val_]."""
     groups: dict[str, list[str]] = {}
     for name in run.metric_names():
         split, base = split_metric(name)
-        if base == "loss" or not split:
-            continue
+        if base == "loss" or not split or _PER_CLASS.fullmatch(base):
+            continue  # per-class values (f1_3) are in the per-class table, not a panel each
         groups.setdefault(base, []).append(name)
     return groups
 

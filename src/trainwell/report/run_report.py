@@ -266,10 +266,17 @@ def _number(value: Any) -> float | None:
 
 
 def lr_section(run: RunData) -> str:
+    """The schedule as it ran, and the doctor's LR range test (``lr_range.png``) when it ran."""
+    finder = ""
+    if (run.path / "lr_range.png").is_file():
+        finder = png_figure(run, "lr_range.png", "fig-lr-range",
+                            "The doctor's LR range test: the loss as the learning rate grew "
+                            "each step, and the suggested rate")
     if not run.series("lr")[0]:
-        return _absent(run, "metrics.jsonl", "no learning rate was recorded")
-    return h.figures([h.figure("fig-lr", render(rf.lr_figure, run),
-                               "Learning rate of each epoch, as the schedule ran")])
+        return _absent(run, "metrics.jsonl", "no learning rate was recorded") + finder
+    figs = [h.figure("fig-lr", render(rf.lr_figure, run),
+                     "Learning rate of each epoch, as the schedule ran")]
+    return h.figures(figs) + (h.figures([finder]) if finder.startswith("<figure") else finder)
 
 
 def layer_snapshots(
@@ -585,11 +592,12 @@ def config_section(run: RunData) -> str:
             f"<pre>{h.esc(run.config_text)}</pre></details>")
 
 
-def augment_section(run: RunData) -> str:
-    """The grid of training images beside their augmented views (``augment_grid.png``)."""
+def png_figure(run: RunData, name: str, fig_id: str, caption: str, *, wide: bool = False) -> str:
+    """A PNG the run wrote (``augment_grid.png``, ``lr_range.png``) as a figure of the page, or a
+    note saying why it is not shown."""
     import base64
 
-    path = run.path / "augment_grid.png"
+    path = run.path / name
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -597,10 +605,16 @@ def augment_section(run: RunData) -> str:
     if not data.startswith(b"\x89PNG\r\n\x1a\n") or len(data) < 24:
         return h.note(f"{path.name} is not a PNG image")
     uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return h.figure(fig_id, uri, caption, wide=wide)
+
+
+def augment_section(run: RunData) -> str:
+    """The grid of training images beside their augmented views (``augment_grid.png``)."""
     ops = ", ".join(k for k in _table(run.config, "augment"))
-    return h.figure("augment-grid", uri, f"training images (top row) and the views the "
-                    f"augmentation made of them in the first epochs ({ops}); under each its "
-                    "target, a mixture for mixup / cutmix", wide=True)
+    return png_figure(run, "augment_grid.png", "augment-grid",
+                      f"training images (top row) and the views the augmentation made of them "
+                      f"in the first epochs ({ops}); under each its target, a mixture for "
+                      "mixup / cutmix", wide=True)
 
 
 def render_run_report(run: RunData, live: LiveState | None = None) -> str:
