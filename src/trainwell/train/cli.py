@@ -21,7 +21,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN",
                    help="continue RUN (a run directory) from its last checkpoint, with its own "
                         "config.toml")
-    p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
     add_trust_code_arg(p)
     p.set_defaults(func=_train)
 
@@ -47,7 +46,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("demo", help="train an MLP on the bundled digits set (under a minute)")
     p.add_argument("--name", help="run directory name (default: demo-digits, made unique)")
-    p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
     p.set_defaults(func=_demo)
 
 
