@@ -474,6 +474,9 @@ def _train(
         results=results,
     )
     _finish_run(run_dir, cfg, run)
+    for callback in own:  # what a logger writes once the results are known (HParams, MLflow)
+        if callable(getattr(callback, "after_run", None)):
+            callback.after_run(run)
     if diverged is not None:
         diverged.run = run
         raise diverged
@@ -584,14 +587,17 @@ def _test_time_results(cfg: Config, trainer: Trainer, prepared: Any) -> dict[str
 def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
     """The callbacks a run gets from its config: the doctor's monitor, TensorBoard."""
     out: list[Any] = []
+    monitor = None
     if cfg.doctor.monitor:
         from trainwell.diagnose.monitor import TrainingMonitor
 
-        out.append(TrainingMonitor(run_dir, every=cfg.doctor.monitor_every))
+        monitor = TrainingMonitor(run_dir, every=cfg.doctor.monitor_every)
+        out.append(monitor)
     if cfg.log.tensorboard:
         from trainwell.report.tensorboard import TensorBoardLogger
 
-        out.append(TensorBoardLogger(run_dir))
+        out.append(TensorBoardLogger(run_dir, monitor=monitor,
+                                     step_every=cfg.log.tensorboard_step_every))
     return out
 
 

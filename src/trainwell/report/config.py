@@ -16,3 +16,8 @@ class LogConfig(Section):
                     "(needs `pip install tensorboard`)",
     )
     report: bool = Field(default=True, description="write <run>/report.html at the end of the run")
+    tensorboard_step_every: int = Field(
+        default=10, ge=0,
+        description="with tensorboard: the training loss by optimizer step, averaged over "
+                    "every this many steps (1: every step; 0: none)",
+    )
