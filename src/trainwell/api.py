@@ -598,6 +598,11 @@ def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
 
         out.append(TensorBoardLogger(run_dir, monitor=monitor,
                                      step_every=cfg.log.tensorboard_step_every))
+    if cfg.log.mlflow is not False:
+        from trainwell.report.mlflow_log import MLflowLogger, tracking_uri
+
+        uri = tracking_uri(cfg.log.mlflow, cfg.runs_dir)
+        out.append(MLflowLogger(run_dir, uri, config=cfg.to_dict()))
     return out
 
 

@@ -109,13 +109,13 @@ class TensorBoardLogger:
         from torch.utils.tensorboard import SummaryWriter
 
         # a resumed run drops the events logged after its checkpoint, as metrics.jsonl does
-        purge = int(trainer.epoch) + 1 if getattr(trainer, "epoch", 0) else None
-        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge)
+        # (a run started again from its config, all of them)
+        epoch, step = int(getattr(trainer, "epoch", 0)), int(getattr(trainer, "step", 0))
+        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=epoch + 1)
         if self.step_every:
-            step = int(getattr(trainer, "step", 0))
             self._first_step = step + 1
             self.step_writer = SummaryWriter(log_dir=str(self.log_dir / "steps"),
-                                             purge_step=step + 1 if purge else None)
+                                             purge_step=step + 1)
         self._losses = []
 
     def after_step(self, trainer: Any) -> None:
