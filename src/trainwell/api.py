@@ -474,8 +474,8 @@ def _train(
         results=results,
     )
     _finish_run(run_dir, cfg, run)
-    for callback in own:  # what a logger writes once the results are known (HParams, MLflow)
-        if callable(getattr(callback, "after_run", None)):
+    for callback in trainer.callbacks:  # what a logger writes once the results are known
+        if callable(getattr(callback, "after_run", None)):  # (TensorBoard's HParams, MLflow)
             callback.after_run(run)
     if diverged is not None:
         diverged.run = run

@@ -117,6 +117,22 @@ def test_step_losses_are_window_means_at_multiples_of_step_every(tmp_path):
         TensorBoardLogger(tmp_path, step_every=-1)
 
 
+def test_a_diverged_run_ends_as_a_failure_in_hparams(tmp_path):
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    from trainwell.report.tensorboard import write_hparams
+
+    for status in ("completed", "diverged"):
+        write_hparams(tmp_path / status, {"seed": 1}, {"test": {}, "best": {"val_loss": 2.0}},
+                      status)
+        acc = _accumulator(tmp_path / status)
+        raw = acc.PluginTagToContent("hparams")["_hparams_/session_end_info"]
+        end = plugin_data_pb2.HParamsPluginData.FromString(raw).session_end_info
+        assert end.status == (api_pb2.STATUS_SUCCESS if status == "completed"
+                              else api_pb2.STATUS_FAILURE)
+        assert acc.Scalars("final/best_val_loss")[0].value == 2.0
+
+
 def test_hparam_values_and_final_metrics_by_hand():
     config = {"seed": 3, "train": {"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]},
                                    "amp": False}, "data": {"source": "builtin:iris"}}

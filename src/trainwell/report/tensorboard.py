@@ -188,7 +188,7 @@ class TensorBoardLogger:
 
     def after_run(self, run: Any) -> None:
         """Once the results are known: the hyperparameters and final metrics (HPARAMS tab)."""
-        write_hparams(self.log_dir, run.config.to_dict(), run.results)
+        write_hparams(self.log_dir, run.config.to_dict(), run.results, run.status)
 
     def end(self, trainer: Any) -> None:  # also after a divergence or an error
         if self.writer is not None:
@@ -226,10 +226,12 @@ def final_metrics(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def write_hparams(log_dir: str | Path, config: dict[str, Any], results: dict[str, Any]) -> None:
+def write_hparams(log_dir: str | Path, config: dict[str, Any], results: dict[str, Any],
+                  status: str = "completed") -> None:
     """Write the HParams plugin's summaries for one run into ``log_dir``: the experiment (its
-    hyperparameters and metric tags), the session with the run's values, and each final
-    metric as a scalar at step 0 (the HPARAMS tab reads a metric's last value).
+    hyperparameters and metric tags), the session with the run's values and its end (a
+    success when ``status`` is ``"completed"``, else a failure: a diverged run), and each
+    final metric as a scalar at step 0 (the HPARAMS tab reads a metric's last value).
 
     ``SummaryWriter.add_hparams`` would write them to a new sub-folder named after the clock,
     a second run in TensorBoard's list; this writes them beside the run's own events.
@@ -239,6 +241,13 @@ def write_hparams(log_dir: str | Path, config: dict[str, Any], results: dict[str
 
     metrics = final_metrics(results)
     experiment, start, end = hparams(hparam_values(config), metrics)
+    if status != "completed":  # torch writes every session's end as a success
+        from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+        meta = end.value[0].metadata.plugin_data
+        data = plugin_data_pb2.HParamsPluginData.FromString(meta.content)
+        data.session_end_info.status = api_pb2.STATUS_FAILURE
+        meta.content = data.SerializeToString()
     with SummaryWriter(log_dir=str(log_dir)) as writer:
         for summary in (experiment, start, end):
             writer.file_writer.add_summary(summary)
