@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# the pinned CPU torch first, so that nothing pulls a CUDA build
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[test,postgres,onnx]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,postgres,onnx,mlflow]"
 	touch $(STAMP)
 
 install: $(STAMP)

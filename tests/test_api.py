@@ -133,7 +133,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(runs_dir, tmp_path):
     assert json.loads((killed / "meta.json").read_text())["status"] == "running"
     assert len(metrics_without_times(killed)) == 5
     proc = subprocess.run(
-        [sys.executable, "-m", "trainwell", "train", "--resume", str(killed), "--quiet"],
+        [sys.executable, "-m", "trainwell", "train", "--resume", str(killed)],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -576,6 +576,9 @@ def _train(
     _finish_run(run_dir, cfg, run)
     if group is not None:
         group.announce(results)
+    for callback in trainer.callbacks:  # what a logger writes once the results are known
+        if callable(getattr(callback, "after_run", None)):  # (TensorBoard's HParams, MLflow)
+            callback.after_run(run)
     if diverged is not None:
         diverged.run = run
         raise diverged
@@ -690,18 +693,26 @@ def _test_time_results(cfg: Config, trainer: Trainer, prepared: Any) -> dict[str
 def _run_callbacks(run_dir: Path, cfg: Config) -> list[Any]:
     """The callbacks a run gets from its config: the doctor's monitor, TensorBoard."""
     out: list[Any] = []
+    monitor = None
     if cfg.doctor.monitor:
         from trainwell.diagnose.monitor import TrainingMonitor
 
-        out.append(TrainingMonitor(run_dir, every=cfg.doctor.monitor_every))
+        monitor = TrainingMonitor(run_dir, every=cfg.doctor.monitor_every)
+        out.append(monitor)
     if cfg.log.tensorboard:
         from trainwell.report.tensorboard import TensorBoardLogger
 
-        out.append(TensorBoardLogger(run_dir))
+        out.append(TensorBoardLogger(run_dir, monitor=monitor,
+                                     step_every=cfg.log.tensorboard_step_every))
     if cfg.log.report and cfg.log.report_every:
         from trainwell.report.live import LiveReport
 
         out.append(LiveReport(run_dir, cfg.log.report_every, cfg.log.report_interval_s))
+    if cfg.log.mlflow is not False:
+        from trainwell.report.mlflow_log import MLflowLogger, tracking_uri
+
+        uri = tracking_uri(cfg.log.mlflow, cfg.runs_dir)
+        out.append(MLflowLogger(run_dir, uri, config=cfg.to_dict()))
     return out
 
 

@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import NoReturn
 
@@ -126,21 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train neural networks the way the lectures teach it.",
     )
     parser.add_argument("--version", action="version", version=f"trainwell {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    add_verbosity_args(parser, "verbose", "quiet")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)
         module.add_commands(sub)
+    for command in sub.choices.values():  # -v / -q after the subcommand too
+        add_verbosity_args(command, "sub_verbose", "sub_quiet")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    args.verbose += getattr(args, "sub_verbose", 0)
+    args.quiet = args.quiet or getattr(args, "sub_quiet", False)
+    if args.verbose and args.quiet:
+        parser.error("-v/--verbose and -q/--quiet contradict each other: give one of them")
     # warnings meant for the user (a zero init, the step activation) read as one line
     warnings.formatwarning = _one_line_warning
     func = getattr(args, "func", None)
@@ -150,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trainwell.errors import TrainwellError
 
     try:
-        with _trust(args):
+        with _trust(args), command_logging(args.verbose, args.quiet):
             return int(func(args) or 0)
     except TrainwellError as exc:
         if _speaks():
@@ -188,6 +190,54 @@ def _speaks() -> bool:
     """Whether this process reports errors: not one of torchrun's ranks other than 0, whose
     errors rank 0 reports once (docs/distributed.md)."""
     return os.environ.get("RANK", "0") in ("", "0")
+def add_verbosity_args(parser: argparse.ArgumentParser, verbose: str, quiet: str) -> None:
+    """``-v`` (repeatable) and ``-q``, stored under the names ``verbose`` and ``quiet``; a
+    subcommand that defines either option itself keeps its own."""
+    with contextlib.suppress(argparse.ArgumentError):
+        parser.add_argument(
+            "-v", "--verbose", dest=verbose, action="count", default=0,
+            help="-v: trainwell's debug messages; -vv: also other libraries' (matplotlib, "
+                 "PIL, optuna ...), which stay at warnings otherwise")
+    with contextlib.suppress(argparse.ArgumentError):
+        parser.add_argument(
+            "-q", "--quiet", dest=quiet, action="store_true",
+            help="print only errors and the command's final lines (no epoch lines, no "
+                 "warnings)")
+
+
+@contextlib.contextmanager
+def command_logging(verbose: int = 0, quiet: bool = False) -> Iterator[None]:
+    """The command's logging while it runs, as it was afterwards.
+
+    Messages print on standard error as ``LEVEL logger: message``. By default warnings and
+    errors print, and the epoch lines (logger ``trainwell.progress``). ``verbose`` 1 adds
+    trainwell's own debug and info messages, 2 every library's; ``quiet`` keeps errors only,
+    hides the epoch lines and ignores Python warnings.
+    """
+    from trainwell.train.progress import progress_logger as progress  # its handler, level
+
+    root = logging.getLogger()
+    own = logging.getLogger("trainwell")
+    saved = [(log, log.level) for log in (root, own, progress)]
+    handler = None
+    if not root.handlers:  # as logging.basicConfig: unless the program set up its own
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    floor = logging.ERROR if quiet else logging.WARNING
+    root.setLevel(logging.DEBUG if verbose >= 2 else floor)
+    own.setLevel(logging.DEBUG if verbose else floor)
+    progress.setLevel(logging.ERROR if quiet else logging.INFO)
+    try:
+        with warnings.catch_warnings() if quiet else contextlib.nullcontext():
+            if quiet:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        for log, level in saved:
+            log.setLevel(level)
+        if handler is not None:
+            root.removeHandler(handler)
 
 
 def _trust(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:

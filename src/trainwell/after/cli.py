@@ -31,7 +31,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, metavar="K", help="with --from-study: how many trials")
     p.add_argument("--resume", metavar="ENS", help="finish a killed ensemble directory")
     p.add_argument("--name", help="ensemble directory name under runs_dir")
-    p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
     add_trust_code_arg(p)
     p.set_defaults(func=_ensemble)
 

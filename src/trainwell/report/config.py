@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from trainwell.schema import Section
 
 
 class LogConfig(Section):
-    """What a run writes besides its metrics: the HTML report and TensorBoard events."""
+    """What a run writes besides its metrics: the HTML report, TensorBoard events, MLflow."""
 
     tensorboard: bool = Field(
         default=False,
@@ -27,3 +27,21 @@ class LogConfig(Section):
         description="refresh report.html at an epoch's end once this many seconds have passed "
                     "since the last refresh, whatever report_every says (long epochs)",
     )
+    tensorboard_step_every: int = Field(
+        default=10, ge=0,
+        description="with tensorboard: the training loss by optimizer step, averaged over "
+                    "every this many steps (1: every step; 0: none)",
+    )
+    mlflow: bool | str = Field(
+        default=False,
+        description="also log the run to MLflow: true (a file store at <runs_dir>/mlruns), a "
+                    "folder, a file: URI, an http(s):// tracking server or a database URI "
+                    "(needs `pip install 'trainwell[mlflow]'`)",
+    )
+
+    @field_validator("mlflow")
+    @classmethod
+    def _tracking_uri(cls, value: bool | str) -> bool | str:
+        from trainwell.report.mlflow_log import check_tracking_uri
+
+        return check_tracking_uri(value)

@@ -21,7 +21,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN",
                    help="continue RUN (a run directory) from its last checkpoint, with its own "
                         "config.toml")
-    p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
     p.add_argument("--nproc", type=_positive_int, metavar="N",
                    help="train one model data-parallel in N processes on this machine (launches "
                         "torchrun; train.batch_size is the global batch; docs/distributed.md)")
@@ -54,7 +53,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("demo", help="train an MLP on the bundled digits set (under a minute)")
     p.add_argument("--name", help="run directory name (default: demo-digits, made unique)")
-    p.add_argument("--quiet", action="store_true", help="one plain line per epoch, no progress bar")
     p.set_defaults(func=_demo)
 
 
@@ -138,7 +136,7 @@ def _launch(args: argparse.Namespace) -> int:
     path = Path(args.resume) / "config.toml" if args.resume else args.config
     if not args.resume or Path(path).is_file():  # a missing run is reported by the processes
         check_world_batch(load_config(path, args.overrides).train.batch_size, args.nproc)
-    worker = ["trainwell", *(["-v"] if args.verbose else []), "train"]
+    worker = ["trainwell", *(["-v"] * args.verbose), "train"]
     worker += ["--resume", args.resume] if args.resume else [args.config]
     for override in args.overrides:
         worker += ["--set", override]

@@ -1,7 +1,17 @@
-"""Progress display: a bar with the running loss on a terminal, one line per epoch otherwise."""
+"""Progress display: a bar with the running loss on a terminal, one line per epoch otherwise.
+
+The epoch lines go through the logger ``trainwell.progress`` at level INFO. Its own handler
+(installed here, once) writes each line, bare, to the stream the callback names: standard
+output for :class:`EpochLines`, standard error for :class:`ProgressBar`. The logger does not
+pass the lines on to the root logger's handlers, so a program's own ``logging.basicConfig``
+does not print them twice. To silence the lines, raise the logger's level
+(``logging.getLogger("trainwell.progress").setLevel(logging.WARNING)``, what ``trainwell -q``
+does); to also keep them elsewhere, add a handler to that logger.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -12,6 +22,34 @@ if TYPE_CHECKING:
     from trainwell.train.trainer import Trainer
 
 _SHORT = {"accuracy": "acc", "f1_macro": "f1", "top5_accuracy": "top5"}
+
+#: the logger of the epoch lines
+progress_logger = logging.getLogger("trainwell.progress")
+
+
+class LineHandler(logging.Handler):
+    """Writes a record's message, bare, to the stream the record carries (``record.stream``;
+    standard error when it carries none), and flushes it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = getattr(record, "stream", None) or sys.stderr
+        try:
+            stream.write(record.getMessage() + "\n")
+            stream.flush()
+        except Exception:  # a closed stream: logging's own report, as for any handler
+            self.handleError(record)
+
+
+if not any(isinstance(h, LineHandler) for h in progress_logger.handlers):
+    progress_logger.addHandler(LineHandler())
+    progress_logger.propagate = False
+    if progress_logger.level == logging.NOTSET:
+        progress_logger.setLevel(logging.INFO)
+
+
+def log_line(line: str, stream: IO[str]) -> None:
+    """Log ``line`` on ``trainwell.progress``, for its handler to write to ``stream``."""
+    progress_logger.info(line, extra={"stream": stream})
 
 
 def epoch_line(record: dict[str, Any]) -> str:
@@ -26,13 +64,13 @@ def epoch_line(record: dict[str, Any]) -> str:
 
 
 class EpochLines(Callback):
-    """Print one line per epoch (CI logs, ``--quiet``)."""
+    """Print one line per epoch on standard output (CI logs, ``fit(quiet=True)``)."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream
 
     def after_epoch(self, trainer: Trainer) -> None:
-        print(epoch_line(trainer.history[-1]), file=self.stream or sys.stdout, flush=True)
+        log_line(epoch_line(trainer.history[-1]), self.stream or sys.stdout)
 
 
 class ProgressBar(Callback):
@@ -69,7 +107,7 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        print(epoch_line(trainer.history[-1]), file=self.stream or sys.stderr, flush=True)
+        log_line(epoch_line(trainer.history[-1]), self.stream or sys.stderr)
 
     def end(self, trainer: Trainer) -> None:
         if self.bar is not None:  # an error or a stop mid-epoch leaves the bar open
@@ -84,4 +122,5 @@ def default_progress(quiet: bool = False) -> Callback:
     return EpochLines()
 
 
-__all__ = ["EpochLines", "ProgressBar", "default_progress", "epoch_line"]
+__all__ = ["EpochLines", "LineHandler", "ProgressBar", "default_progress", "epoch_line",
+           "log_line", "progress_logger"]
