@@ -263,11 +263,18 @@ class BayesSampler(BaseSampler):
             previous=self._model,
         )
         self._model = model
+        best = float(y.max())
         if running:
             # kriging believer: pending trials count as observed at their predicted mean, so
-            # concurrent workers do not all pick the same point
-            model.add_pending(model.normalize(running, [_pending_params(t) for t in running]))
-        t = len(done) - self.startup_trials(model.dim) + 1
+            # concurrent workers do not all pick the same point; a believed value above the
+            # best observed one is the incumbent EI must beat (else EI stays positive at a
+            # pending point, where sigma is 0, and the next worker picks it again)
+            believed = model.add_pending(
+                model.normalize(running, [_pending_params(t) for t in running])
+            )
+            best = max(best, float(believed.max()))
+        # a pending trial is a step taken: concurrent workers take the portfolio's turns
+        t = len(done) + len(running) - self.startup_trials(model.dim) + 1
         kind, value = self.step_acquisition(t)
         self.last_acquisition = (kind, value)
         # the GP models standardized values: mu + beta * sigma keeps its argmax under that affine
@@ -275,7 +282,7 @@ class BayesSampler(BaseSampler):
         acqf = (
             model.ucb(value)
             if kind == "ucb"
-            else model.log_ei(float(y.max()), value if self.warp else value / scale)
+            else model.log_ei(best, value if self.warp else value / scale)
         )
         self.last_acqf = acqf
         params = model.maximize(

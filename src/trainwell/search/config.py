@@ -43,6 +43,11 @@ class BayesConfig(Section):
         description="fit the GP with a jitter only (seeded, repeatable objectives); "
         "false: fit a noise level",
     )
+    warp: bool = Field(
+        default=False,
+        description="fit the GP to Yeo-Johnson-transformed values (objectives with a heavy "
+        "tail of bad values)",
+    )
 
 
 class PrunerConfig(Section):
