@@ -628,7 +628,7 @@ SUITE: dict[str, SuiteFunction] = {
 
 # contestants of the suite beyond the registry's names: the default sampler as it was before the
 # suite (every later change off), and BoTorch's LogEI through Optuna's integration
-BASELINE_KWARGS: dict[str, Any] = {}
+BASELINE_KWARGS: dict[str, Any] = {"warp": False}
 SUITE_LABELS = {
     "trainwell": "trainwell bayes (default)",
     "trainwell-v0": "trainwell bayes, before",

@@ -200,9 +200,14 @@ def test_warp_is_a_config_field_and_fits_the_gp_to_transformed_values():
     from trainwell.search.config import TuneConfig
     from trainwell.search.samplers import make_sampler
 
-    assert make_sampler(TuneConfig(), seed=0).warp is False
-    sampler = make_sampler(TuneConfig.model_validate({"bayes": {"warp": True}}), seed=0)
-    assert sampler.warp is True
+    assert make_sampler(TuneConfig(), seed=0).warp is True  # the default portfolio warps
+    # the lecture's acquisitions by name do not, unless asked
+    assert make_sampler(TuneConfig(method="ucb"), seed=0).warp is False
+    assert make_sampler(TuneConfig(method="ei"), seed=0).warp is False
+    on = TuneConfig.model_validate({"method": "ei", "bayes": {"warp": True}})
+    assert make_sampler(on, seed=0).warp is True
+    off = TuneConfig.model_validate({"bayes": {"warp": False}})
+    assert make_sampler(off, seed=0).warp is False
     # a heavy tail of bad values (to be maximized: very negative ones): standardized, the
     # good values are squashed together; warped, they stay apart, in the same order
     from trainwell.search.bayes import _warp

@@ -43,10 +43,10 @@ class BayesConfig(Section):
         description="fit the GP with a jitter only (seeded, repeatable objectives); "
         "false: fit a noise level",
     )
-    warp: bool = Field(
-        default=False,
-        description="fit the GP to Yeo-Johnson-transformed values (objectives with a heavy "
-        "tail of bad values)",
+    warp: bool | None = Field(
+        default=None,
+        description="fit the GP to Yeo-Johnson-transformed values, for a heavy tail of bad "
+        "values (auto: true; ucb, ei: false, as in the lecture)",
     )
 
 
