@@ -18,9 +18,52 @@ network on iris), sends it Ctrl-C (SIGINT to its process group, as a terminal do
 different point of each run, then ``trainwell tune --resume``: it prints how long the command
 took to stop, and how many trials of the budget were completed in the end, without a repeat.
 
+``--suite`` is the broad suite: the regret (value minus the known optimum) of ten standard test
+functions from 2 to 10 dimensions, chosen from the Virtual Library of Simulation Experiments
+(VLSE, Surjanovic and Bingham) and BBOB/COCO (Hansen et al.) so that no one property decides
+the ranking:
+
+* ``branin`` (2-d, VLSE): smooth, three global minima; the old benchmark's cell;
+* ``camel`` (2-d, VLSE six-hump camel): two global and four local minima, a steep rim;
+* ``hartmann3`` (3-d, VLSE): four local minima, the optimum near the box's edge;
+* ``rosenbrock4`` (4-d, VLSE / BBOB f8): an ill-conditioned curved valley, values over six
+  decades (a heavy tail);
+* ``step5`` (5-d, BBOB f7 step ellipsoid, unrotated): plateaus, zero gradient almost
+  everywhere, 1:100 conditioning;
+* ``mixed5`` (5-d): Styblinski-Tang (VLSE) on 3 floats, an integer in [-5, 5] and a 4-way
+  categorical that moves the optimum and offsets the value: a space like a network's;
+* ``hartmann6`` (6-d, VLSE): six local minima; the old benchmark's cell;
+* ``hartmann6-noisy``: the same observed with Gaussian noise (sd 0.1, about 3% of its range);
+  the regret is the noiseless value's, of the trial with the best observed value (the one a
+  user would pick);
+* ``levy8`` (8-d, VLSE): multimodal around a broad basin;
+* ``ackley10`` (10-d, VLSE): a nearly flat outer region around a narrow funnel.
+
+    OMP_NUM_THREADS=1 python benchmarks/tuning.py --suite --seeds 20 --jobs 2
+    OMP_NUM_THREADS=1 python benchmarks/tuning.py --suite --table-only   # reprint the tables
+    OMP_NUM_THREADS=1 python benchmarks/tuning.py --suite --functions branin,hartmann6 \
+        --workers 1,2,4 --budgets 20,40 --suite-samplers trainwell   # K simulated workers
+
+Contestants (``--suite-samplers``): ``trainwell`` (the default ``bayes``), ``trainwell-v0`` (the
+default before the suite: ``warp`` off), ``gp``, ``tpe``, ``random``, ``botorch`` (BoTorch's
+LogEI through optuna-integration, where both are installed) and ``bayes:key=value+...``
+(``BayesSampler`` with those arguments, for trying a change). Each (function, sampler, seed)
+runs once, to the largest of ``--budgets`` (20, 50, 100); the regret at each budget is the best
+so far after that many trials. Every contestant is a sequential sampler that does not know the
+budget, so this equals separate runs at each budget. Each run is appended as one JSON line to
+``--cache``; ``--resume`` runs only what the cache lacks, ``--table-only`` prints the tables
+from it. A table per budget gives, per function and sampler: the median and quartiles over
+seeds, the median's ratio to the best peer's (the best median of GPSampler, TPE, BoTorch), the
+seed-paired win rate against GPSampler (ties count a half) and the sampler's CPU milliseconds
+per trial; then the issue's targets, met or not. ``--workers 1,2,4`` simulates K workers in one
+process: K trials are started one after another (each drawn while the others are RUNNING with
+their parameters, as a study's workers see them), then their values are told; the table gives
+the median regret at K workers against one at equal trials.
+
 The samplers do not know the budget, so the result at 20 trials is read from the first 20
 trials of each 50-trial run. "time/trial" is the time spent inside the sampler (search-space
-inference and sampling), measured by a wrapper, averaged over the run; "t@41-50" is the same
+inference and sampling; CPU seconds of its one thread), measured by a wrapper, averaged over the
+run; "t@41-50" is the same
 over trials 41-50, where the GP is largest.
 """
 
@@ -96,7 +139,9 @@ def problems() -> dict[str, Any]:
 
 
 def timed(sampler: Any) -> Any:
-    """The sampler with its own time per trial recorded (``sampler.times[trial.number]``)."""
+    """The sampler with its own time per trial recorded (``sampler.times[trial.number]``), as
+    the CPU time of the calling thread: on one thread that is the wall-clock time of an idle
+    machine, and other processes on a busy one do not inflate it."""
     import optuna
 
     class Timed(optuna.samplers.BaseSampler):
@@ -105,22 +150,22 @@ def timed(sampler: Any) -> Any:
             self.times: dict[int, float] = {}
 
         def _add(self, number: int, t0: float) -> None:
-            self.times[number] = self.times.get(number, 0.0) + time.perf_counter() - t0
+            self.times[number] = self.times.get(number, 0.0) + time.thread_time() - t0
 
         def infer_relative_search_space(self, study, trial):  # noqa: ANN001, ANN201
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             out = self.inner.infer_relative_search_space(study, trial)
             self._add(trial.number, t0)
             return out
 
         def sample_relative(self, study, trial, space):  # noqa: ANN001, ANN201
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             out = self.inner.sample_relative(study, trial, space)
             self._add(trial.number, t0)
             return out
 
         def sample_independent(self, study, trial, name, dist):  # noqa: ANN001, ANN201
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             out = self.inner.sample_independent(study, trial, name, dist)
             self._add(trial.number, t0)
             return out
