@@ -140,7 +140,8 @@ def test_pruned_failed_and_running_trials_in_the_study_do_not_break_it():
     study.tell(failed, state=TrialState.FAIL)
     nan = study.ask()
     nan.suggest_float("x", -2, 2)
-    study.tell(nan, float("nan"))  # Optuna records it as FAIL
+    with pytest.warns(UserWarning, match="nan is not acceptable"):
+        study.tell(nan, float("nan"))  # Optuna records it as FAIL
     study.ask().suggest_float("x", -2, 2)  # still running
     study.enqueue_trial({})
     study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=8)
@@ -151,6 +152,7 @@ def test_pruned_failed_and_running_trials_in_the_study_do_not_break_it():
     assert study.best_value < 1e-2
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_study_and_another_seed_another():
     def run(seed):
         study = optuna.create_study(sampler=BayesSampler(n_startup_trials=4, seed=seed))
@@ -218,3 +220,23 @@ def test_warp_is_a_config_field_and_fits_the_gp_to_transformed_values():
     assert np.ptp(warped[:4]) > 3 * np.ptp(standardized[:4])
     assert np.argsort(warped).tolist() == np.argsort(raw).tolist()
     assert warped.mean() == pytest.approx(0, abs=1e-9) and warped.std() == pytest.approx(1)
+
+
+def test_the_warp_is_scikit_learns_yeo_johnson():
+    from sklearn.preprocessing import PowerTransformer
+
+    from trainwell.search.bayes import _warp, yeo_johnson
+
+    # the transform's closed forms: lambda = 1 is the identity, 0 is log1p on x >= 0, and 2
+    # is -log1p(-x) on x < 0
+    x = np.array([-3.0, -0.5, 0.0, 0.5, 3.0])
+    assert yeo_johnson(x, 1.0) == pytest.approx(x)
+    assert yeo_johnson(x, 0.0)[2:] == pytest.approx(np.log1p(x[2:]))
+    assert yeo_johnson(x, 2.0)[:2] == pytest.approx(-np.log1p(-x[:2]))
+    rng = np.random.default_rng(0)
+    for sign in (1, -1):
+        raw = sign * rng.lognormal(0, 2, 40)
+        z = -raw
+        z = (z - z.mean()) / z.std()
+        expected = -PowerTransformer(method="yeo-johnson").fit_transform(z[:, None])[:, 0]
+        assert _warp(raw) == pytest.approx(expected, abs=1e-6)

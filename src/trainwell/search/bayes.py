@@ -71,16 +71,52 @@ def expected_improvement(
     return imp * norm.cdf(z) + sigma * norm.pdf(z)
 
 
+def yeo_johnson(x: np.ndarray, lmbda: float) -> np.ndarray:
+    """The Yeo-Johnson power transform of ``x`` with exponent ``lmbda`` (monotone in ``x``)."""
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    pos = x >= 0
+    if abs(lmbda) < 1e-8:
+        out[pos] = np.log1p(x[pos])
+    else:
+        out[pos] = np.expm1(lmbda * np.log1p(x[pos])) / lmbda
+    if abs(lmbda - 2) < 1e-8:
+        out[~pos] = -np.log1p(-x[~pos])
+    else:
+        out[~pos] = -np.expm1((2 - lmbda) * np.log1p(-x[~pos])) / (2 - lmbda)
+    return out
+
+
+def yeo_johnson_lambda(x: np.ndarray) -> float:
+    """The maximum-likelihood exponent of :func:`yeo_johnson` for ``x`` (a Gaussian after the
+    transform), by Brent's method from the bracket (-2, 2), as scikit-learn's PowerTransformer
+    finds it, without its per-call overhead (about 20 ms, 25 times the search itself)."""
+    from scipy import optimize
+
+    x = np.asarray(x, dtype=float)
+    jacobian = float(np.sum(np.sign(x) * np.log1p(np.abs(x))))
+
+    def neg_log_likelihood(lmbda: float) -> float:
+        var = float(yeo_johnson(x, lmbda).var())
+        if not np.isfinite(var) or var <= 0:
+            return np.inf
+        return 0.5 * len(x) * np.log(var) - (lmbda - 1) * jacobian
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(optimize.brent(neg_log_likelihood, brack=(-2.0, 2.0)))
+
+
 def _warp(raw: np.ndarray) -> np.ndarray:
     """Yeo-Johnson power transform of the (to be maximized) values, standardized."""
     if raw.std() < 1e-12:
         return np.zeros_like(raw)
-    from sklearn.preprocessing import PowerTransformer
-
-    z = -raw.reshape(-1, 1)
+    z = -raw
     z = (z - z.mean()) / z.std()
-    out = -PowerTransformer(method="yeo-johnson", standardize=True).fit_transform(z)[:, 0]
-    return out if np.isfinite(out).all() else -z[:, 0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = yeo_johnson(z, yeo_johnson_lambda(z))
+    if not np.isfinite(t).all() or t.std() < 1e-12:
+        return -z
+    return -(t - t.mean()) / t.std()
 
 
 class BayesSampler(BaseSampler):
