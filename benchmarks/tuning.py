@@ -663,7 +663,7 @@ SUITE: dict[str, SuiteFunction] = {
         ),
         SuiteFunction(
             "ackley10", 10, 0.0,
-            "VLSE / BBOB f? (Ackley); a nearly flat outer region with a narrow central funnel, "
+            "VLSE Ackley; a nearly flat outer region with a narrow central funnel, "
             "10 dimensions",
             func=ackley, bounds=(-32.768, 32.768),
         ),
