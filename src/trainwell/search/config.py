@@ -43,6 +43,11 @@ class BayesConfig(Section):
         description="fit the GP with a jitter only (seeded, repeatable objectives); "
         "false: fit a noise level",
     )
+    warp: bool | None = Field(
+        default=None,
+        description="fit the GP to Yeo-Johnson-transformed values, for a heavy tail of bad "
+        "values (auto: true; ucb, ei: false, as in the lecture)",
+    )
 
 
 class PrunerConfig(Section):

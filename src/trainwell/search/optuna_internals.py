@@ -328,15 +328,16 @@ class GaussianProcess:
             mean, var = self._gpr.posterior(torch.from_numpy(np.asarray(x, dtype=np.float64)))
         return mean.numpy(), var.numpy()
 
-    def add_pending(self, x: np.ndarray) -> None:
+    def add_pending(self, x: np.ndarray) -> np.ndarray:
         """Count points being evaluated as observed at their predicted mean (kriging believer),
-        so that concurrent workers do not all pick the same point."""
+        so that concurrent workers do not all pick the same point; the believed means."""
         import torch
 
         x_t = torch.from_numpy(np.asarray(x, dtype=np.float64))
         with torch.no_grad():
             mean, _ = self._gpr.posterior(x_t)
         self._gpr.append_running_data(x_t, mean)
+        return np.asarray(mean.numpy(), dtype=float).reshape(-1)
 
     def ucb(self, beta: float) -> Any:
         """The acquisition ``mu + beta * sigma`` (lecture 002)."""

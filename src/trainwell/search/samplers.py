@@ -58,6 +58,7 @@ def _bayes(acquisition: str | None = None) -> SamplerFactory:
             delta=b.delta,
             n_startup_trials=b.n_startup_trials,
             deterministic=b.deterministic,
+            warp=b.warp,
             seed=seed,
         )
 

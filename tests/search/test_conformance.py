@@ -1,0 +1,242 @@
+"""trainwell's GP sampler against Optuna's sampler contract: relative and independent sampling,
+every kind of distribution, conditional spaces, pruned and failed trials in the study, the
+study's seed, and workers asking before others tell."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from trainwell.search.bayes import BayesSampler
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: one parameter of every kind Optuna has
+SPACE = {
+    "f": FloatDistribution(-2.0, 3.0),
+    "flog": FloatDistribution(1e-4, 1e-1, log=True),
+    "fstep": FloatDistribution(0.0, 1.0, step=0.25),
+    "i": IntDistribution(-3, 5),
+    "ilog": IntDistribution(1, 64, log=True),
+    "istep": IntDistribution(0, 100, step=10),
+    "c": CategoricalDistribution(["relu", "tanh", None, 3]),
+}
+
+
+def _suggest(trial: optuna.Trial) -> dict:
+    return {
+        "f": trial.suggest_float("f", -2.0, 3.0),
+        "flog": trial.suggest_float("flog", 1e-4, 1e-1, log=True),
+        "fstep": trial.suggest_float("fstep", 0.0, 1.0, step=0.25),
+        "i": trial.suggest_int("i", -3, 5),
+        "ilog": trial.suggest_int("ilog", 1, 64, log=True),
+        "istep": trial.suggest_int("istep", 0, 100, step=10),
+        "c": trial.suggest_categorical("c", ["relu", "tanh", None, 3]),
+    }
+
+
+def _value(p: dict) -> float:
+    """Minimum 0 at f = 1, flog = 1e-2, fstep = 0.5, i = 2, ilog = 8, istep = 30, c = tanh."""
+    return (
+        (p["f"] - 1) ** 2
+        + (math.log10(p["flog"]) + 2) ** 2
+        + (p["fstep"] - 0.5) ** 2
+        + 0.1 * (p["i"] - 2) ** 2
+        + (math.log2(p["ilog"]) - 3) ** 2
+        + 1e-3 * (p["istep"] - 30) ** 2
+        + (0.0 if p["c"] == "tanh" else 1.0)
+    )
+
+
+def _assert_within(params: dict) -> None:
+    for name, value in params.items():
+        dist = SPACE[name]
+        assert dist._contains(dist.to_internal_repr(value)), (name, value)
+        if isinstance(dist, IntDistribution):
+            assert type(value) is int, (name, value)
+        elif isinstance(dist, FloatDistribution):
+            assert type(value) is float, (name, value)
+
+
+class _Recording(BayesSampler):
+    """The sampler, with what each of Optuna's hooks returned."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.relative: list[dict] = []
+        self.independent: list[str] = []
+
+    def sample_relative(self, study, trial, search_space):
+        out = super().sample_relative(study, trial, search_space)
+        self.relative.append(out)
+        return out
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        self.independent.append(param_name)
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
+def test_every_distribution_kind_is_sampled_within_it_and_the_gp_does_the_sampling():
+    sampler = _Recording(n_startup_trials=4, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: _value(_suggest(t)), n_trials=12)
+    for t in study.trials:
+        _assert_within(t.params)
+    # the intersection of the finished trials' spaces is the relative space, every kind in it
+    assert sampler.infer_relative_search_space(study, study.trials[-1]) == SPACE
+    # 4 random startup trials (all parameters drawn independently), then the GP draws them all
+    assert [bool(r) for r in sampler.relative] == [False] * 4 + [True] * 8
+    assert all(set(r) == set(SPACE) for r in sampler.relative[4:])
+    assert len(sampler.independent) == 4 * len(SPACE)
+
+
+def test_conditional_parameters_are_sampled_independently_and_the_shared_ones_by_the_gp():
+    sampler = _Recording(n_startup_trials=4, seed=1)
+
+    def objective(trial):
+        kind = trial.suggest_categorical("kind", ["sgd", "adam"])
+        lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        if kind == "sgd":
+            momentum = trial.suggest_float("momentum", 0.0, 0.99)
+            return (math.log10(lr) + 1) ** 2 + (momentum - 0.9) ** 2
+        beta = trial.suggest_float("beta", 0.5, 0.999)
+        return (math.log10(lr) + 3) ** 2 + (beta - 0.9) ** 2 + 0.5
+
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=14)
+    kinds = {t.params["kind"] for t in study.trials}
+    assert kinds == {"sgd", "adam"}
+    for t in study.trials:
+        # each trial has exactly the parameters of its branch, each within its range
+        branch = {"momentum"} if t.params["kind"] == "sgd" else {"beta"}
+        assert set(t.params) == {"kind", "lr"} | branch
+        assert 1e-4 <= t.params["lr"] <= 1.0
+    # after the startup, the shared parameters come from the GP, the branch's from the random
+    # sampler (they are not in every trial, so not in the relative space)
+    assert all(set(r) == {"kind", "lr"} for r in sampler.relative[4:])
+    assert {"momentum", "beta"} & set(sampler.independent[4 * 3 :])
+    assert "lr" not in sampler.independent[4 * 3 :]
+
+
+def test_pruned_failed_and_running_trials_in_the_study_do_not_break_it():
+    sampler = _Recording(n_startup_trials=4, seed=2)
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(4):
+        t = study.ask()
+        study.tell(t, (t.suggest_float("x", -2, 2) - 1) ** 2)
+    # a pruned trial with intermediate values, a failed one, one that returned nan, a running
+    # one, one waiting in the queue without parameters
+    pruned = study.ask()
+    pruned.suggest_float("x", -2, 2)
+    pruned.report(0.5, 1)
+    study.tell(pruned, state=TrialState.PRUNED)
+    failed = study.ask()
+    failed.suggest_float("x", -2, 2)
+    study.tell(failed, state=TrialState.FAIL)
+    nan = study.ask()
+    nan.suggest_float("x", -2, 2)
+    with pytest.warns(UserWarning, match="nan is not acceptable"):
+        study.tell(nan, float("nan"))  # Optuna records it as FAIL
+    study.ask().suggest_float("x", -2, 2)  # still running
+    study.enqueue_trial({})
+    study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=8)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.PRUNED) == 1 and states.count(TrialState.FAIL) == 2
+    assert states.count(TrialState.RUNNING) == 1 and states.count(TrialState.COMPLETE) == 12
+    assert all(sampler.relative[-8:])  # the GP sampled each trial after the startup
+    assert study.best_value < 1e-2
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_study_and_another_seed_another():
+    def run(seed):
+        study = optuna.create_study(sampler=BayesSampler(n_startup_trials=4, seed=seed))
+        study.optimize(lambda t: _value(_suggest(t)), n_trials=8)
+        return [t.params for t in study.trials]
+
+    first = run(5)
+    assert run(5) == first
+    other = run(6)
+    assert other[0] != first[0] and other[-1] != first[-1]
+
+
+def test_fixed_parameters_of_an_enqueued_trial_are_kept():
+    study = optuna.create_study(sampler=BayesSampler(n_startup_trials=4, seed=0))
+    study.optimize(lambda t: _value(_suggest(t)), n_trials=5)
+    study.enqueue_trial({"c": "relu", "i": -3})
+    study.optimize(lambda t: _value(_suggest(t)), n_trials=1)
+    last = study.trials[-1].params
+    assert last["c"] == "relu" and last["i"] == -3
+    _assert_within(last)
+
+
+def test_a_single_value_parameter_and_a_maximized_study():
+    sampler = BayesSampler(n_startup_trials=3, seed=0)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+
+    def objective(t):
+        fixed = t.suggest_float("fixed", 2.0, 2.0)
+        return -((t.suggest_float("x", -2, 2) - 0.5) ** 2) + fixed
+
+    study.optimize(objective, n_trials=12)
+    assert all(t.params["fixed"] == 2.0 for t in study.trials)
+    assert study.best_value > 2.0 - 1e-2  # maximized, not minimized
+
+
+def test_workers_that_ask_before_others_tell_get_distinct_points():
+    """Four workers starting one after another before any tells: each trial's parameters are
+    stored when drawn, so the next worker's sampler sees them RUNNING and goes elsewhere."""
+    study = optuna.create_study(sampler=BayesSampler(n_startup_trials=4, seed=0))
+    study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=6)
+    xs = np.array([study.ask().suggest_float("x", -2, 2) for _ in range(4)])
+    gaps = np.abs(xs[:, None] - xs[None, :])[np.triu_indices(4, 1)]
+    assert gaps.min() > 1e-3
+
+
+def test_warp_is_a_config_field_and_fits_the_gp_to_transformed_values():
+    from trainwell.search.config import TuneConfig
+    from trainwell.search.samplers import make_sampler
+
+    assert make_sampler(TuneConfig(), seed=0).warp is True  # the default portfolio warps
+    # the lecture's acquisitions by name do not, unless asked
+    assert make_sampler(TuneConfig(method="ucb"), seed=0).warp is False
+    assert make_sampler(TuneConfig(method="ei"), seed=0).warp is False
+    on = TuneConfig.model_validate({"method": "ei", "bayes": {"warp": True}})
+    assert make_sampler(on, seed=0).warp is True
+    off = TuneConfig.model_validate({"bayes": {"warp": False}})
+    assert make_sampler(off, seed=0).warp is False
+    # a heavy tail of bad values (to be maximized: very negative ones): standardized, the
+    # good values are squashed together; warped, they stay apart, in the same order
+    from trainwell.search.bayes import _warp
+
+    raw = -np.array([0.1, 0.2, 0.3, 0.4, 50.0, 1e4])
+    warped = _warp(raw)
+    standardized = (raw - raw.mean()) / raw.std()
+    assert np.ptp(warped[:4]) > 3 * np.ptp(standardized[:4])
+    assert np.argsort(warped).tolist() == np.argsort(raw).tolist()
+    assert warped.mean() == pytest.approx(0, abs=1e-9) and warped.std() == pytest.approx(1)
+
+
+def test_the_warp_is_scikit_learns_yeo_johnson():
+    from sklearn.preprocessing import PowerTransformer
+
+    from trainwell.search.bayes import _warp, yeo_johnson
+
+    # the transform's closed forms: lambda = 1 is the identity, 0 is log1p on x >= 0, and 2
+    # is -log1p(-x) on x < 0
+    x = np.array([-3.0, -0.5, 0.0, 0.5, 3.0])
+    assert yeo_johnson(x, 1.0) == pytest.approx(x)
+    assert yeo_johnson(x, 0.0)[2:] == pytest.approx(np.log1p(x[2:]))
+    assert yeo_johnson(x, 2.0)[:2] == pytest.approx(-np.log1p(-x[:2]))
+    rng = np.random.default_rng(0)
+    for sign in (1, -1):
+        raw = sign * rng.lognormal(0, 2, 40)
+        z = -raw
+        z = (z - z.mean()) / z.std()
+        expected = -PowerTransformer(method="yeo-johnson").fit_transform(z[:, None])[:, 0]
+        assert _warp(raw) == pytest.approx(expected, abs=1e-6)
