@@ -86,7 +86,7 @@ def autocast_context(device: torch.device, precision: str) -> tuple[Any, Any, st
             return torch.autocast(device_type="cpu", dtype=torch.bfloat16), _NoScaler(), "bf16"
         why = (
             "this CPU has no native bf16 arithmetic (AVX512-BF16, AMX-BF16 or arm64 BF16), "
-            "where emulated bf16 is slower than fp32"
+            "and emulated bf16 is slower than fp32"
             if precision == "bf16"
             else "fp16 autocast needs a GPU"
         )
