@@ -8,11 +8,22 @@ accuracy and the whole process's seconds (imports included). For "large", the ef
 training FLOP rate over the machine's fp32 matmul throughput, measured in the same run.
 
     python benchmarks/train_speed.py --reps 3 --threads 1
+    python benchmarks/train_speed.py --reps 3 --threads 1,2 --sizes small,large \
+        --contestants tensor,trainwell,trainwell-acc4,trainwell-bf16
 
 Contestants: ``trainwell`` (the Trainer, per-epoch validation included), ``tensor`` (a plain
 loop indexing tensors by a permutation), ``loader`` (a plain loop over a DataLoader),
-``sklearn`` (MLPClassifier), ``lightning`` (when installed; skipped with a note otherwise), and
-``cli``: the whole ``trainwell train`` process on the same workload (its own split of the data).
+``sklearn`` (MLPClassifier), ``lightning`` (when installed; skipped with a note otherwise),
+``cli``: the whole ``trainwell train`` process on the same workload (its own split of the data),
+``trainwell-acc4``: the Trainer with ``accumulate = 4`` micro-batches of B/4 (the same total
+batch B, so its time per sample compares with ``trainwell``'s), ``trainwell-bf16``: the Trainer
+with ``precision = "bf16"`` (autocast on a CPU with native bf16; fp32 elsewhere, said in the
+table), and ``trainwell-compile``: the Trainer with ``compile = true`` (its compile time is not
+counted).
+
+Each row gives the wall seconds and the process's CPU seconds of training: on a shared machine
+the CPU seconds of a one-thread run are the steadier measure. One table holds every size and
+thread count of the run; the lines under it compare the rows the speed targets name.
 """
 
 from __future__ import annotations
@@ -104,7 +115,10 @@ def run_loader(width, bs):
     return time.perf_counter() - t, _accuracy(model, Xte, yte)
 
 
-def run_trainwell(width, bs):
+NOTES: dict[str, str] = {}  # what a worker reports beside its times (the precision used)
+
+
+def run_trainwell(width, bs, accumulate=1, precision="fp32", compile=False):
     from trainwell.train import Trainer
 
     Xtr, ytr, Xte, yte = _data()
@@ -113,13 +127,18 @@ def run_trainwell(width, bs):
         loss="cross_entropy",
         optimizer={"name": "adam", "lr": 1e-3},
         epochs=EPOCHS,
-        batch_size=bs,
+        batch_size=bs // accumulate,
+        accumulate=accumulate,
+        precision=precision,
+        compile=compile,
         seed=0,
         threads=None,  # the count --threads pinned, as for every contestant
     )
     t = time.perf_counter()
     trainer.fit((Xtr, ytr), (Xte, yte))  # validates on the held-out 20% every epoch
-    return time.perf_counter() - t, trainer.history[-1]["val_accuracy"]  # the last epoch's model
+    NOTES["precision"] = trainer.precision_used
+    seconds = time.perf_counter() - t - (trainer.compile_time or 0.0)
+    return seconds, trainer.history[-1]["val_accuracy"]  # the last epoch's model
 
 
 def run_sklearn(width, bs):
@@ -257,6 +276,9 @@ def cli_process(width, bs, threads, extra=()):
 
 RUNNERS = {
     "trainwell": run_trainwell,
+    "trainwell-acc4": lambda width, bs: run_trainwell(width, bs, accumulate=4),
+    "trainwell-bf16": lambda width, bs: run_trainwell(width, bs, precision="bf16"),
+    "trainwell-compile": lambda width, bs: run_trainwell(width, bs, compile=True),
     "tensor": run_tensor,
     "loader": run_loader,
     "sklearn": run_sklearn,
@@ -274,10 +296,11 @@ def worker(name, size, threads):
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    cpu = time.process_time()
     train_s, acc = RUNNERS[name](*SIZES[size])
-    print(
-        json.dumps({"train_s": train_s, "acc": acc, "import_and_setup_s": time.perf_counter() - T0})
-    )
+    cpu_s = time.process_time() - cpu  # the run's CPU seconds (a compile's included)
+    print(json.dumps({"train_s": train_s, "cpu_s": cpu_s, "acc": acc, **NOTES,
+                      "import_and_setup_s": time.perf_counter() - T0}))
 
 
 def run_one(name, size, threads):
@@ -306,12 +329,21 @@ def _flops_per_run(width, bs, n_train=1437, n_val=360):
     return train, val
 
 
+def _median(rows, key):
+    values = [r[key] for r in rows if key in r]
+    return statistics.median(values) if values else None
+
+
+def _ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
 def main():
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1", help="a count, or several: 1,2")
     ap.add_argument("--sizes", default="small,large")
     ap.add_argument(
         "--contestants", default="tensor,trainwell,loader,sklearn,lightning,cli,cli-noreport"
@@ -320,7 +352,7 @@ def main():
     ap.add_argument("--size", default="small")
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker, args.size, args.threads)
+        return worker(args.worker, args.size, int(args.threads))
     names = args.contestants.split(",")
     try:
         import lightning  # noqa: F401
@@ -328,45 +360,87 @@ def main():
         if "lightning" in names:
             print("note: lightning is not installed; skipping it")
             names.remove("lightning")
+    thread_counts = [int(t) for t in args.threads.split(",")]
     print(f"threads {args.threads}, {args.reps} reps, {EPOCHS} epochs")
+    table: list[tuple[str, int, str, list[dict]]] = []
+    peaks: dict[tuple[str, int], float] = {}
     for size in args.sizes.split(","):
+        for threads in thread_counts:
+            rows: dict[str, list[dict]] = {n: [] for n in names}
+            runs = []
+            for _ in range(args.reps):  # interleaved: a change of machine load hits all alike
+                runs.append(run_one("peak", size, threads)["train_s"])
+                for n in names:
+                    rows[n].append(run_one(n, size, threads))
+            peaks[size, threads] = statistics.median(runs)
+            table.extend((size, threads, n, rs) for n, rs in rows.items())
+    print("\nsizes: " + "; ".join(
+        f"{s}: MLP 64-{SIZES[s][0]}-{SIZES[s][0]}-10, batch {SIZES[s][1]}, "
+        f"{EPOCHS * -(-1437 // SIZES[s][1])} steps" for s in args.sizes.split(",")))
+    print("fp32 matmul throughput (GFLOP/s, median): " + ", ".join(
+        f"{s} {t} thr {p / 1e9:.1f}" for (s, t), p in peaks.items()))
+    print(
+        "\n| size | threads | contestant | train s (median) | range | x tensor loop | cpu s "
+        "| x tensor (cpu) | ms/step | test acc | precision | process s | % of matmul peak |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    med: dict[tuple[str, int, str], dict] = {}
+    for size, threads, n, rs in table:
         width, bs = SIZES[size]
-        rows: dict[str, list[dict]] = {n: [] for n in names}
-        peaks = []
-        for _ in range(args.reps):  # interleaved, so that a change of machine load hits all alike
-            peaks.append(run_one("peak", size, args.threads)["train_s"])
-            for n in names:
-                rows[n].append(run_one(n, size, args.threads))
-        peak = statistics.median(peaks)
-        base = statistics.median(r["train_s"] for r in rows["tensor"]) if "tensor" in rows else None
-        base_proc = (
-            statistics.median(r["process_s"] for r in rows["tensor"]) if "tensor" in rows else None
-        )
+        base = [r for s, t, m, r in table if (s, t, m) == (size, threads, "tensor")]
+        ts = [r["train_s"] for r in rs]
+        m = {"train_s": statistics.median(ts), "cpu_s": _median(rs, "cpu_s"),
+             "acc": statistics.median(r["acc"] for r in rs),
+             "process_s": statistics.median(r["process_s"] for r in rs),
+             "precision": rs[-1].get("precision", "fp32")}
+        med[size, threads, n] = m
+        b = {"train_s": _median(base[0], "train_s"), "cpu_s": _median(base[0], "cpu_s")} if base \
+            else {}
+        train_f, val_f = _flops_per_run(width, bs)
+        flops = train_f + (val_f if n.startswith(("trainwell", "cli")) else 0)
         steps = EPOCHS * -(-1437 // bs)
-        print(
-            f"\n{size}: MLP 64-{width}-{width}-10, batch {bs}, {steps} steps; "
-            f"fp32 matmul throughput {peak / 1e9:.1f} GFLOP/s (median of {len(peaks)})"
-        )
-        print(
-            "| contestant | train s (median) | range | x tensor loop | ms/step | test acc "
-            "| process s | x tensor process | % of matmul peak |"
-        )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for n, rs in rows.items():
-            ts = [r["train_s"] for r in rs]
-            med = statistics.median(ts)
-            proc = statistics.median(r["process_s"] for r in rs)
-            acc = statistics.median(r["acc"] for r in rs)
-            train_f, val_f = _flops_per_run(width, bs)
-            flops = train_f + (val_f if n in ("trainwell", "cli", "cli-noreport") else 0)
-            ratio = f"{med / base:.2f}" if base else "-"
-            pratio = f"{proc / base_proc:.2f}" if base_proc else "-"
-            print(
-                f"| {n} | {med:.2f} | {min(ts):.2f}-{max(ts):.2f} | {ratio} "
-                f"| {1000 * med / steps:.2f} | "
-                f"{acc:.4f} | {proc:.2f} | {pratio} | {100 * flops / med / peak:.0f}% |"
-            )
+        precision = m["precision"]
+        cpu = "-" if m["cpu_s"] is None else f"{m['cpu_s']:.2f}"
+        cells = [
+            size, threads, n, f"{m['train_s']:.2f}", f"{min(ts):.2f}-{max(ts):.2f}",
+            _ratio(m["train_s"], b.get("train_s")), cpu, _ratio(m["cpu_s"], b.get("cpu_s")),
+            f"{1000 * m['train_s'] / steps:.2f}", f"{m['acc']:.4f}", precision,
+            f"{m['process_s']:.2f}", f"{100 * flops / m['train_s'] / peaks[size, threads]:.0f}%",
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    _targets(med, peaks)
     return 0
+
+
+def _targets(med, peaks):
+    """The issue's speed targets, from the rows of this run that they compare."""
+    lines = []
+    for (size, threads, n), m in sorted(med.items()):
+        tensor = med.get((size, threads, "tensor"))
+        trainwell = med.get((size, threads, "trainwell"))
+        if n == "trainwell" and tensor and size == "small":
+            lines.append(f"small, {threads} thread(s): trainwell / tensor loop = wall "
+                         f"{_ratio(m['train_s'], tensor['train_s'])}, cpu "
+                         f"{_ratio(m['cpu_s'], tensor['cpu_s'])} (target <= 0.6); test acc "
+                         f"{m['acc']:.4f} vs {tensor['acc']:.4f}")
+        if n == "trainwell" and size == "large":
+            width, bs = SIZES[size]
+            flops = sum(_flops_per_run(width, bs))
+            lines.append(f"large, {threads} thread(s): trainwell fp32 at "
+                         f"{100 * flops / m['train_s'] / peaks[size, threads]:.0f}% of the "
+                         "measured matmul throughput (target >= 85%)")
+        if n == "trainwell-bf16" and tensor:
+            lines.append(f"{size}, {threads} thread(s): trainwell bf16 speed / fp32 tensor loop = "
+                         f"wall {_ratio(tensor['train_s'], m['train_s'])} (target >= 1.5); test "
+                         f"acc {m['acc']:.4f} vs {tensor['acc']:.4f} (within 0.005); ran in "
+                         f"{m['precision']}")
+        if n == "trainwell-acc4" and trainwell:
+            lines.append(f"{size}, {threads} thread(s): accumulate 4 / accumulate 1 time per "
+                         f"sample at the same total batch = wall "
+                         f"{_ratio(m['train_s'], trainwell['train_s'])}, cpu "
+                         f"{_ratio(m['cpu_s'], trainwell['cpu_s'])} (target <= 1.1)")
+    if lines:
+        print("\ntargets:\n" + "\n".join(f"- {line}" for line in lines))
 
 
 if __name__ == "__main__":

@@ -658,6 +658,8 @@ def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, 
         "wall_time": trainer.elapsed,
         "n_params": sum(p.numel() for p in trainer.model.parameters()),
     }
+    if trainer.precision != "fp32":  # what ran: fp32 where the device has no such arithmetic
+        results["precision"] = {"requested": trainer.precision, "used": trainer.precision_used}
     if trainer.compile_time is not None:  # train.compile: its warm-up, apart from wall_time
         results["compile_time"] = trainer.compile_time
     if trainer.averager is not None:  # the kept weights are averaged ones ([train.average])

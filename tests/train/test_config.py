@@ -37,6 +37,7 @@ def test_defaults_round_trip_through_toml():
         ("train.optimizer.momentum=1.0", "train.optimizer.momentum"),
         ("train.penalty.lambda=-1", "train.penalty.lambda"),
         ("train.grad_clip=0", "train.grad_clip"),
+        ("train.accumulate=0", "train.accumulate"),
         ("train.precision='fp8'", "train.precision"),
         (
             "train.device='tpu'",

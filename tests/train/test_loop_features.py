@@ -288,11 +288,15 @@ def test_a_users_dataloader_with_its_own_generator_resumes_exactly(tmp_path):
         Trainer(mlp(), **kw).fit(plain, val, resume=tmp_path)
 
 
-def test_mixed_precision_on_a_cpu_warns_and_trains_in_fp32(caplog):
+def test_mixed_precision_on_a_cpu_without_bf16_warns_and_trains_in_fp32(caplog, monkeypatch):
+    from trainwell.train import device
+
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: False)
     train, val = iris()
     with caplog.at_level(logging.WARNING, logger="trainwell.train.device"):
         half = Trainer(mlp(), epochs=2, seed=0, device="cpu", precision="bf16").fit(train, val)
-    assert "train.precision 'bf16' needs a GPU; training in fp32 on the CPU" in caplog.text
+    assert "train.precision 'bf16': this CPU has no native bf16" in caplog.text
+    assert "training in fp32" in caplog.text
     fp32 = Trainer(mlp(), epochs=2, seed=0, device="cpu").fit(train, val)
     assert strip(half.history) == strip(fp32.history)
     assert all(p.dtype == torch.float32 for p in half.model.parameters())

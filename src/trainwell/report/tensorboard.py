@@ -126,7 +126,8 @@ class TensorBoardLogger:
     def after_backward(self, trainer: Any) -> None:
         if not self.histograms:
             return
-        if trainer.batch_index != trainer.steps_per_epoch - 1:
+        last = getattr(trainer, "batches_per_epoch", trainer.steps_per_epoch) - 1
+        if trainer.batch_index != last:
             return  # gradients of the epoch's last batch only: one copy per epoch
         self._grads = {n: p.grad.detach().float().cpu().clone()
                        for n, p in trainer.model.named_parameters() if p.grad is not None}

@@ -370,7 +370,8 @@ class TrainConfig(Section):
     shuffle: bool = True
     grad_clip: float | None = Field(default=None, gt=0, description="clip the global gradient norm")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
-        default="fp32", description="bf16/fp16: autocast on a GPU (fp32 on CPU, with a warning)"
+        default="fp32", description="bf16/fp16: autocast on a GPU; bf16 also on a CPU with "
+        "native bf16 (AVX512-BF16, AMX, arm64 BF16), elsewhere fp32 with a warning",
     )
     device: str = Field(default="auto", description="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     checkpoint_every: int = Field(
@@ -398,6 +399,10 @@ class TrainConfig(Section):
     compile: bool = Field(
         default=False, description="torch.compile the model for training (compiled before "
         "the first epoch; compile time reported apart in results.json)",
+    )
+    accumulate: int = Field(
+        default=1, ge=1, description="gradient accumulation: micro-batches of batch_size per "
+        "optimizer step (one step on accumulate x batch_size samples)",
     )
     compile_backend: Literal["inductor", "aot_eager", "eager"] = Field(
         default="inductor", description="torch.compile backend: inductor generates code; "

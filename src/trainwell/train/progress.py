@@ -81,6 +81,7 @@ class ProgressBar(Callback):
         self.bar: Any = None
         self._last = 0.0
         self._done = 0
+        self._first = 0
 
     def before_epoch(self, trainer: Trainer) -> None:
         from tqdm import tqdm
@@ -93,13 +94,15 @@ class ProgressBar(Callback):
             dynamic_ncols=True,
         )
         self._done = 0
+        self._first = trainer.step  # the bar counts optimizer steps (accumulate: k batches each)
 
     def after_batch(self, trainer: Trainer) -> None:
         now = time.monotonic()
         if now - self._last > 0.2:  # a sync for the loss value, at most five times a second
             self._last = now
-            self.bar.update(trainer.batch_index + 1 - self._done)
-            self._done = trainer.batch_index + 1
+            done = trainer.step - self._first
+            self.bar.update(done - self._done)
+            self._done = done
             if trainer.loss is not None:
                 self.bar.set_postfix(loss=f"{float(trainer.loss.detach()):.4g}", refresh=False)
 

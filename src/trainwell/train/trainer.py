@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from trainwell.errors import ConfigError, DivergenceError, RunError, StopRun
 from trainwell.schema import section_from_spec
+from trainwell.train.accumulation import Accumulation
 from trainwell.train.averaging import WeightAverager, make_averager
 from trainwell.train.callbacks import Events
 from trainwell.train.checkpoint import (
@@ -92,7 +93,8 @@ class Trainer:
         early_stopping: an ``EarlyStoppingConfig`` or its dict (``{"metric": "val_accuracy",
             "patience": 5}``); the best snapshot is kept and restored always.
         grad_clip: clip the global gradient norm to this.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on a GPU).
+        precision: ``fp32``, ``bf16`` or ``fp16``: autocast on a GPU; bf16 also on a CPU that
+            computes it natively (else fp32 with a warning); ``precision_used`` says which ran.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         callbacks: objects with event methods (see :mod:`trainwell.train.callbacks`).
         seed: seeds the batch order (default: drawn from torch's global RNG).
@@ -118,6 +120,9 @@ class Trainer:
         class_weight: the cross-entropy losses' per-class weights: ``"balanced"``, one weight per
             class index, or ``{class index: weight}``.
         label_smoothing: the cross-entropy losses' label smoothing, in [0, 1).
+        accumulate: micro-batches of ``batch_size`` per optimizer step (gradient accumulation,
+            :mod:`trainwell.train.accumulation`); schedules, ``step``, weight averaging and
+            checkpoints count optimizer steps.
 
     Attributes:
         history: one dict of metrics per finished epoch.
@@ -172,7 +177,15 @@ class Trainer:
         metrics: Any = None,
         class_weight: Any = None,
         label_smoothing: float = 0.0,
+        accumulate: int = 1,
     ) -> None:
+        if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+            raise ConfigError(
+                f"train.accumulate must be an integer >= 1 (micro-batches per optimizer step); "
+                f"got {accumulate!r}"
+            )
+        self.accumulate = accumulate
+        self.batches_per_epoch = 0  # micro-batches; steps_per_epoch counts optimizer steps
         self.device = resolve_device(device)
         self.keep_best = restore_best
         self.threads = threads
@@ -205,6 +218,7 @@ class Trainer:
             num_workers,
         )
         self.precision = precision
+        self.precision_used = precision  # what ran: fp32 where the device cannot (set by fit)
         es = section_from_spec(EarlyStoppingConfig, early_stopping or {"patience": None},
                                "train.early_stopping")
         self.early_stopping = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta)
@@ -276,6 +290,7 @@ class Trainer:
             "metrics": cfg.metrics,
             "class_weight": cfg.class_weight,
             "label_smoothing": cfg.label_smoothing,
+            "accumulate": cfg.accumulate,
         }
         settings.update(kwargs)
         return cls(model, task=task, seed=seed, **settings)
@@ -326,7 +341,7 @@ class Trainer:
             ]
             if resume is not None:
                 self.load_checkpoint(resume)
-            autocast, scaler = autocast_context(self.device, self.precision)
+            autocast, scaler, self.precision_used = autocast_context(self.device, self.precision)
             params = [p for group in self.optimizer.param_groups for p in group["params"]]
             start = time.perf_counter() - self.elapsed
             events("before_fit", self)
@@ -379,6 +394,8 @@ class Trainer:
             else lambda m, b: as_step_result(objective.loss(m, b))
         )
         assert sched is not None
+        accumulation = Accumulation(self.accumulate, batches)
+        k = self.accumulate
         while self.epoch < self.epochs and not (self.stopped_early or self.stop_training):
             self.epoch += 1
             model.train()
@@ -388,6 +405,7 @@ class Trainer:
             t0 = time.perf_counter()
             losses: list[Tensor] = []  # per-batch data losses, kept on the device
             sizes: list[int] = []
+            first_step = self.step
             for self.batch_index, batch in enumerate(batches):
                 self.batch = batch
                 events("before_batch", self)
@@ -398,8 +416,26 @@ class Trainer:
                     # full loss = data loss averaged over the batch + lambda R(W) (lecture 003)
                     self.loss = data_loss if self.penalty is None else data_loss + self.penalty()
                 events("after_loss", self)
-                scaler.scale(self.loss).backward()  # gradients of the full loss
+                target = self.target
+                n = len(target) if isinstance(target, Tensor) else batch_len(batch)
+                last = k == 1 or accumulation.ends_group(self.batch_index)
+                with self._grad_sync(last):
+                    if k == 1:
+                        scaler.scale(self.loss).backward()  # gradients of the full loss
+                    else:  # a micro-batch: its share of the group's mean loss
+                        weight = accumulation.weight(self.batch_index, n)
+                        scaler.scale(self.loss * weight).backward()
                 events("after_backward", self)
+                losses.append(data_loss.detach())
+                sizes.append(n)
+                if not last:
+                    if len(losses) % _CHECK_EVERY == 0:
+                        self._check_finite(losses[-_CHECK_EVERY:], len(losses) - _CHECK_EVERY,
+                                           first_step)
+                    events("after_batch", self)
+                    continue
+                if k > 1:
+                    accumulation.correct(params)
                 if self.grad_clip is not None:
                     scaler.unscale_(opt)
                     nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)  # clip
@@ -414,16 +450,12 @@ class Trainer:
                 if self.averager is not None:
                     self.averager.after_step(self)  # EMA: average this step's weights
                 events("after_step", self)
-                losses.append(data_loss.detach())
-                target = self.target
-                sizes.append(len(target) if isinstance(target, Tensor) else batch_len(batch))
                 if len(losses) % _CHECK_EVERY == 0:
-                    self._check_finite(losses[-_CHECK_EVERY:], self.step - _CHECK_EVERY)
+                    self._check_finite(losses[-_CHECK_EVERY:], len(losses) - _CHECK_EVERY,
+                                       first_step)
                 events("after_batch", self)
-            self._check_finite(
-                losses[-(len(losses) % _CHECK_EVERY or _CHECK_EVERY) :],
-                self.step - (len(losses) % _CHECK_EVERY or _CHECK_EVERY),
-            )
+            rest = len(losses) % _CHECK_EVERY or _CHECK_EVERY
+            self._check_finite(losses[-rest:], len(losses) - rest, first_step)
             # the epoch's record: mean train loss, val loss and metrics, LR, times
             record: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "lr": self.lr}
             weights = torch.tensor(sizes, dtype=torch.float64, device=losses[0].device)
@@ -465,7 +497,8 @@ class Trainer:
     # ------------------------------------------------------------------ pieces of the loop
 
     def _setup(self, batches: Any, has_val: bool) -> None:
-        self.steps_per_epoch = steps_per_epoch = len(batches)
+        self.batches_per_epoch = len(batches)
+        self.steps_per_epoch = steps_per_epoch = -(-len(batches) // self.accumulate)
         if steps_per_epoch == 0:
             raise ConfigError("the training data is empty")
         self.objective.bind(self)
@@ -517,15 +550,25 @@ class Trainer:
                 f"{field} {name!r} is not logged for this task; logged: {', '.join(logged)}"
             )
 
-    def _check_finite(self, losses: list[Tensor], first_step: int) -> None:
-        """Stop at once on a NaN / inf loss, naming the step and LR (one sync)."""
+    def _grad_sync(self, last: bool) -> contextlib.AbstractContextManager[Any]:
+        """The context of one micro-batch's backward pass; ``last``: it ends the group, and
+        the optimizer steps after it. Here nothing; a data-parallel trainer syncs gradients
+        across processes only on the last micro-batch (``no_sync`` on the others)."""
+        if self.distributed is None:
+            return contextlib.nullcontext()
+        return self.distributed.grad_sync(last)
+
+    def _check_finite(self, losses: list[Tensor], first_index: int, epoch_start: int) -> None:
+        """Stop at once on a NaN / inf loss, naming the step and LR (one sync); ``losses`` are
+        the epoch's micro-batches from ``first_index`` on, ``epoch_start`` the step count
+        before the epoch."""
         if not losses:
             return
         stacked = torch.stack(losses)
         if bool(torch.isfinite(stacked).all()):
             return
         bad = int((~torch.isfinite(stacked)).nonzero()[0, 0])
-        step = first_step + bad + 1
+        step = epoch_start + (first_index + bad) // self.accumulate + 1
         lr = self.schedule.lr_at(step - 1) if self.schedule is not None else self.lr
         self.diverged = True
         self.restore_best()
