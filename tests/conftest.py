@@ -24,3 +24,18 @@ def runs_dir(tmp_path, monkeypatch):
     path = tmp_path / "runs"
     path.mkdir()
     return path
+
+
+@pytest.fixture(autouse=True)
+def _trainwell_loggers_as_found():
+    """Each test starts with trainwell's loggers as the previous one found them: a test that
+    changes a level (caplog on a child logger, a command's ``-q``) cannot silence the epoch lines
+    another test reads."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("trainwell", "trainwell.progress")]
+    saved = [(lg.level, lg.disabled, lg.propagate, list(lg.handlers)) for lg in loggers]
+    yield
+    for lg, (level, disabled, propagate, handlers) in zip(loggers, saved, strict=True):
+        lg.setLevel(level)
+        lg.disabled, lg.propagate, lg.handlers[:] = disabled, propagate, handlers

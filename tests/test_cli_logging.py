@@ -53,6 +53,7 @@ def test_verbose_and_quiet_together_is_one_error_line(tmp_path, capsys):
 
 def test_default_quiet_and_verbose_in_process(runs_dir, tmp_path, capsys, caplog):
     cfg = str(_config(tmp_path))
+    own_level = logging.getLogger("trainwell").level
     caplog.set_level(logging.NOTSET)
     assert main(["train", cfg, "--name", "a", *NO_REPORT]) == 0
     out = _lines(capsys.readouterr().out)
@@ -65,7 +66,7 @@ def test_default_quiet_and_verbose_in_process(runs_dir, tmp_path, capsys, caplog
     assert main(["train", cfg, "--name", "b", "-v", *NO_REPORT]) == 0
     own = {r.name for r in caplog.records if r.levelno < logging.WARNING}
     assert "trainwell.nn.build" in own and all(n.startswith("trainwell.") for n in own), own
-    assert logging.getLogger("trainwell").level == logging.NOTSET  # restored afterwards
+    assert logging.getLogger("trainwell").level == own_level  # restored afterwards
     capsys.readouterr()
 
     assert main(["train", cfg, "--name", "c", "--quiet", *NO_REPORT]) == 0

@@ -116,12 +116,26 @@ class _NetBase(BaseEstimator):
             ) from None
 
     def _sample_weights(self, sample_weight: Any, X: Any) -> np.ndarray:
-        # scikit-learn's own sample_weight check (length, shape, finite, non-negative) is
-        # private API; it is used here, and only here, so that weights are refused with the
-        # same rules and messages as its estimators
-        from sklearn.utils.validation import _check_sample_weight
+        """One non-negative weight per row of ``X``: ``None`` (all 1), a number, or an array,
+        refused with the rules and messages of scikit-learn's own estimators."""
+        from sklearn.utils import check_array
 
-        w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        n = X.shape[0]
+        if sample_weight is None:
+            w = np.ones(n, dtype=np.float64)
+        elif isinstance(sample_weight, numbers.Number):
+            w = np.full(n, float(sample_weight), dtype=np.float64)  # type: ignore[arg-type]
+        else:
+            w = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                            input_name="sample_weight")
+            if w.ndim != 1:
+                raise ValueError("Sample weights must be 1D array or scalar")
+            if w.shape != (n,):
+                raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
+        if not np.isfinite(w).all():
+            raise ValueError("Input sample_weight contains NaN or infinity.")
+        if (w < 0).any():
+            raise ValueError("Negative values in data passed to sample_weight")
         if not w.sum() > 0:
             raise ValueError(f"{type(self).__name__}: sample_weight sums to zero")
         return np.asarray(w, dtype=np.float64)
