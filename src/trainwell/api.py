@@ -222,6 +222,10 @@ def fit(
             raise
     else:
         cfg = load_config(config, overrides)
+        if not isinstance(config, (str, Path)):
+            # a dict's relative file paths are read from the working folder: the run's
+            # config.toml records them whole, so that --resume reads the same files from anywhere
+            cfg.data.resolve_paths(Path.cwd())
         lock = None
     memory: Any = None
     if data is not None:  # checked and fingerprinted before any file is written
