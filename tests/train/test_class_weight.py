@@ -107,6 +107,17 @@ def test_config_fields_from_toml_and_set_and_refusals(tmp_path):
             load_config(path, [override])
 
 
+def test_a_python_dict_may_key_the_weights_by_the_labels_as_they_are(runs_dir):
+    X, y = load_digits(return_X_y=True)
+    keep = (y == 3) | (y == 8)
+    labels = np.where(y[keep] == 3, -1, 1)  # a binary task with labels {-1, 1}
+    cfg = {"runs_dir": str(runs_dir), "doctor": {"enabled": False}, "log": {"report": False},
+           "train": {"epochs": 1, "class_weight": {-1: 2.5}}}
+    assert load_config(cfg).train.class_weight == {"-1": 2.5}
+    run = tw.fit(cfg, data=(X[keep], labels), quiet=True)
+    assert run.trainer.objective.class_weights == [2.5, 1.0]
+
+
 def test_a_label_not_in_the_data_is_refused_before_any_run_directory(runs_dir):
     with pytest.raises(ConfigError, match="label 'setosa', which is not a class of the data"):
         tw.fit({"data": {"source": "builtin:iris"}, "train": {"class_weight": {"setosa": 2}},
