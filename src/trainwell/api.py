@@ -222,6 +222,10 @@ def fit(
             raise
     else:
         cfg = load_config(config, overrides)
+        if not isinstance(config, (str, Path)):
+            # a dict's relative file paths are read from the working folder: the run's
+            # config.toml records them whole, so that --resume reads the same files from anywhere
+            cfg.data.resolve_paths(Path.cwd())
         lock = None
     memory: Any = None
     if data is not None:  # checked and fingerprinted before any file is written
@@ -328,6 +332,7 @@ def _fit(
             prepared.task,
             example_batch=_example_batch(prepared.train),
         )
+        _check_monitored(cfg, prepared, model)  # early stopping's / plateau's metric too
     from trainwell.train.data import check_batch_norm_batches
 
     # what BatchNorm cannot train on is refused before the run directory is made
@@ -1014,6 +1019,32 @@ def _step_options(cfg: Config, prepared: Any) -> dict[str, Any]:
         weights = class_weights(train.class_weight, y, n_classes, prepared.classes)
     return {"metrics": resolve_metrics(train.metrics, prepared.task), "class_weight": weights,
             "label_smoothing": train.label_smoothing}
+
+
+def _check_monitored(cfg: Config, prepared: Any, model: Any) -> None:
+    """Refuse an early-stopping or plateau metric that the run's validation never logs (a
+    misspelled ``val_roc_aucc``), before the run directory exists; the trainer checks the same
+    names again. Only for the plain supervised step, whose names are known from the task and
+    ``[train] metrics``: a domain step or a model's own ``training_step`` is left to the trainer."""
+    if cfg.domain is not None or callable(getattr(model, "training_step", None)):
+        return
+    if not _split_len(prepared.val):
+        return  # no validation data: the trainer watches train_loss instead
+    from trainwell.train.metric_registry import resolve_metrics
+    from trainwell.train.metrics import metric_names
+
+    train = cfg.train
+    names = metric_names(prepared.task, int(prepared.n_outputs), train.top_k, "val",
+                         resolve_metrics(train.metrics, prepared.task))
+    logged = ["train_loss", "lr", *names]
+    wanted = [("train.early_stopping.metric", train.early_stopping.metric)]
+    if train.schedule.name == "plateau":
+        wanted.append(("train.schedule.metric", train.schedule.metric))
+    for where, metric in wanted:
+        if metric.startswith("val_") and metric not in logged:
+            raise ConfigError(
+                f"{where} {metric!r} is not logged for this task; logged: {', '.join(logged)}"
+            )
 
 
 __all__ = ["Predictor", "Run", "fit", "load"]

@@ -107,6 +107,17 @@ def test_config_fields_from_toml_and_set_and_refusals(tmp_path):
             load_config(path, [override])
 
 
+def test_a_python_dict_may_key_the_weights_by_the_labels_as_they_are(runs_dir):
+    X, y = load_digits(return_X_y=True)
+    keep = (y == 3) | (y == 8)
+    labels = np.where(y[keep] == 3, -1, 1)  # a binary task with labels {-1, 1}
+    cfg = {"runs_dir": str(runs_dir), "doctor": {"enabled": False}, "log": {"report": False},
+           "train": {"epochs": 1, "class_weight": {-1: 2.5}}}
+    assert load_config(cfg).train.class_weight == {"-1": 2.5}
+    run = tw.fit(cfg, data=(X[keep], labels), quiet=True)
+    assert run.trainer.objective.class_weights == [2.5, 1.0]
+
+
 def test_a_label_not_in_the_data_is_refused_before_any_run_directory(runs_dir):
     with pytest.raises(ConfigError, match="label 'setosa', which is not a class of the data"):
         tw.fit({"data": {"source": "builtin:iris"}, "train": {"class_weight": {"setosa": 2}},
@@ -124,3 +135,39 @@ def test_a_run_keeps_the_weights_by_label_and_reports_them(runs_dir):
     html = (run.run_dir / "report.html").read_text()
     assert "<th>class weight</th><td>2=3</td>" in html
     assert "<th>label smoothing</th><td>0.1</td>" in html
+
+
+def test_a_dict_config_with_a_relative_csv_resumes_exactly_from_another_folder(runs_dir,
+                                                                                monkeypatch):
+    """Class weights, smoothing, a per-class metric and the plateau schedule on it, killed
+    after epoch 2 of 4 and resumed from elsewhere: the CSV named relative to the working
+    folder is found again, and the run ends as the uninterrupted one."""
+    X, y = load_digits(return_X_y=True)
+    rows = np.concatenate([np.flatnonzero(y == 3), np.flatnonzero(y == 8)[:40]])
+    table = np.column_stack([X[rows][:, ::4], np.where(y[rows] == 3, "three", "eight")])
+    np.savetxt(runs_dir.parent / "d.csv", table, fmt="%s", delimiter=",",
+               header=",".join([f"p{i}" for i in range(16)] + ["digit"]), comments="")
+    cfg = {"seed": 3, "runs_dir": str(runs_dir), "doctor": {"enabled": False},
+           "log": {"report": False},
+           "data": {"source": "csv:d.csv", "target": "digit", "preprocess": ["standardize"]},
+           "model": {"hidden": [8], "dropout": 0.2},
+           "train": {"epochs": 4, "batch_size": 16, "checkpoint_every": 1,
+                     "class_weight": "balanced", "label_smoothing": 0.1, "metrics": ["recall"],
+                     "schedule": {"name": "plateau", "metric": "val_recall_1", "patience": 0}}}
+
+    class Kill:
+        def after_epoch(self, trainer):
+            if trainer.epoch == 2:
+                raise KeyboardInterrupt
+
+    whole = tw.fit(cfg, name="whole", quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        tw.fit(cfg, name="cut", quiet=True, callbacks=[Kill()])
+    elsewhere = runs_dir.parent / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    resumed = tw.fit(resume=runs_dir / "cut", quiet=True)
+    assert resumed.results["test"] == whole.results["test"]
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)

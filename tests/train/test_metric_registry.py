@@ -171,6 +171,35 @@ def test_a_python_metric_in_a_run_without_trust_is_refused_before_any_file(runs_
     assert list(runs_dir.iterdir()) == []
 
 
+@pytest.mark.parametrize("field, value", [
+    ("early_stopping", {"metric": "val_roc_aucc", "patience": 2}),
+    ("schedule", {"name": "plateau", "metric": "val_balanced_acc"}),
+])
+def test_a_monitored_metric_never_logged_is_refused_before_any_file(runs_dir, field, value):
+    import trainwell as tw
+
+    cfg = {"data": {"source": "builtin:iris"}, "runs_dir": str(runs_dir),
+           "train": {"epochs": 1, "metrics": ["roc_auc", "balanced_accuracy"], field: value}}
+    with pytest.raises(ConfigError, match=f"train.{field}.metric '{value['metric']}' is not "
+                       "logged.*val_roc_auc, val_balanced_accuracy"):
+        tw.fit(cfg, quiet=True)
+    assert list(runs_dir.iterdir()) == []
+
+
+def test_a_tune_metric_no_trial_logs_is_refused_before_the_study_directory(runs_dir):
+    import trainwell as tw
+
+    cfg = {"data": {"source": "builtin:iris"}, "runs_dir": str(runs_dir),
+           "train": {"epochs": 1, "metrics": ["pr_auc", "recall"]},
+           "tune": {"space": {"train.optimizer.lr": [1e-3, 1e-2]}, "trials": 1}}
+    with pytest.raises(ConfigError, match="tune.metric: unknown metric 'val_pr_aucc'; did you "
+                       "mean 'val_pr_auc'?"):
+        tw.tune(cfg, metric="val_pr_aucc")
+    with pytest.raises(ConfigError, match="unknown metric 'val_recall_x'"):
+        tw.tune(cfg, metric="val_recall_x")
+    assert list(runs_dir.iterdir()) == []
+
+
 def test_callables_from_python_are_logged_and_drive_early_stopping():
     X, y = load_iris(return_X_y=True)
     X = torch.tensor(StandardScaler().fit_transform(X), dtype=torch.float32)

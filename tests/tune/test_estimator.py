@@ -137,6 +137,10 @@ def test_misuse_is_refused_clearly(iris):
         NetClassifier(epochs=1, class_weight="bal").fit(X, y)
     with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
         NetClassifier(epochs=1).fit(X, y, sample_weight=-np.ones(150))
+    labels = y.astype(object)
+    labels[0] = "rare"  # one row: early stopping's stratified split names the label
+    with pytest.raises(ValueError, match=r"too few members are: \['rare'\]"):
+        NetClassifier(epochs=1, early_stopping=True).fit(X, labels)
 
 
 def test_a_column_vector_y_is_flattened_with_a_warning(iris):

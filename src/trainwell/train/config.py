@@ -439,6 +439,12 @@ class TrainConfig(Section):
             out.append(canonical)
         return out
 
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _label_keys(cls, v: Any) -> Any:
+        # labels as Python writes them ({1: 3.0}) are matched as text, as a TOML table's keys are
+        return {str(k): w for k, w in v.items()} if isinstance(v, dict) else v
+
     @field_validator("class_weight")
     @classmethod
     def _class_weight(cls, v: str | dict[str, float] | None) -> str | dict[str, float] | None:

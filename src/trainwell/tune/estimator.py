@@ -264,7 +264,9 @@ class _NetBase(BaseEstimator):
                 f"{name}: validation_fraction must be in (0, 1); got {self.validation_fraction!r}"
             )
         n = len(y)
-        stratify = y if task != "regression" else None
+        # the labels (not their indices), so that an error names them; the split is the same
+        labels = getattr(self, "classes_", None)
+        stratify = None if task == "regression" or labels is None else labels[y]
         try:
             return train_test_split(
                 np.arange(n), test_size=frac, random_state=seed, stratify=stratify

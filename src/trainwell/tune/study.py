@@ -316,6 +316,8 @@ def tune(
         validate_candidates(cfg)
     else:
         validate_space(cfg)
+        if objective is None:
+            _check_tune_metric(cfg)
         if not cfg.tune.space and objective is None:
             raise ConfigError(
                 "tune.space is empty: name at least one field to search, e.g. "
@@ -411,6 +413,47 @@ def _write_report(study_dir: Path, cfg: Config) -> None:
         from trainwell.report import write_study_report
 
         write_study_report(study_dir)
+
+
+def _check_tune_metric(cfg: Config) -> None:
+    """Refuse a ``tune.metric`` that no trial can log (``val_pr_aucc``), before the study
+    directory exists (each trial checks it again once it has trained an epoch).
+
+    A validation metric of a plain run is ``val_loss``, one of the task's own metrics (any
+    task's: the task may come from the data) or a name of ``[train] metrics``. Runs whose names
+    depend on more than the config (``[heads]``, ``[domain]``, a model of one's own with its
+    own ``training_step``, or ``train.metrics`` searched over) are left to the trials.
+    """
+    import re
+
+    metric = cfg.tune.metric
+    if (not metric.startswith("val_") or cfg.heads or cfg.domain is not None
+            or cfg.model.arch.startswith("python:")
+            or any(str(k).startswith("train.metrics") for k in cfg.tune.space)):
+        return
+    from trainwell.registry import unknown_name_message
+    from trainwell.train.metric_registry import METRICS
+
+    names = ["loss", "accuracy", "f1_macro", f"top{cfg.train.top_k}_accuracy", "rmse", "mae",
+             "r2"]
+    per_class: list[str] = []
+    for spec in cfg.train.metrics:
+        if spec.startswith("python:"):
+            names.append(spec.split(":")[2])
+        elif METRICS.get(spec).per_class:
+            per_class.append(spec)
+            names.append(f"{spec}_macro")
+        else:
+            names.append(spec)
+    rest = metric.removeprefix("val_")
+    if rest in names or re.fullmatch(r"top\d+_accuracy", rest) or any(
+            re.fullmatch(rf"{re.escape(p)}_\d+", rest) for p in per_class):
+        return
+    valid = [f"val_{n}" for n in names] + [f"val_{p}_<class index>" for p in per_class]
+    raise ConfigError(
+        f"tune.metric: {unknown_name_message('metric', metric, valid)} (a name of "
+        "[train] metrics is logged as val_<name>)"
+    )
 
 
 __all__ = ["Study", "finish", "run_stage", "tune"]
