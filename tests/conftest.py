@@ -33,9 +33,11 @@ def _trainwell_loggers_as_found():
     another test reads."""
     import logging
 
+    import trainwell.train.progress  # noqa: F401  (installs the epoch lines' handler once)
+
     loggers = [logging.getLogger(n) for n in ("trainwell", "trainwell.progress")]
-    saved = [(lg.level, lg.disabled, lg.propagate, list(lg.handlers)) for lg in loggers]
+    saved = [(lg.level, lg.disabled, lg.propagate) for lg in loggers]
     yield
-    for lg, (level, disabled, propagate, handlers) in zip(loggers, saved, strict=True):
+    for lg, (level, disabled, propagate) in zip(loggers, saved, strict=True):
         lg.setLevel(level)
-        lg.disabled, lg.propagate, lg.handlers[:] = disabled, propagate, handlers
+        lg.disabled, lg.propagate = disabled, propagate
