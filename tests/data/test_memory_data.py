@@ -110,6 +110,8 @@ def test_a_dataframe_with_a_categorical_column_gives_the_run_of_the_same_csv(run
     ((np.array([["a", "b"]] * 4), np.zeros(4)), r"data=\(X, y\): X must hold numbers"),
     ((np.zeros((4, 2)),), r"data= takes \(X, y\) .* got tuple of length 1"),
     (pd.DataFrame({"label": [1, 2]}), r"data=DataFrame must have rows and at least two"),
+    ((np.zeros((6, 8, 8, 3)), np.zeros(6)),  # channels last would train on 8 channels of 8x3
+     r"X has shape \(6, 8, 8, 3\), images with their channels last .* np.moveaxis\(X, -1, 1\)"),
 ])
 def test_bad_data_is_one_error_naming_the_argument_and_leaves_no_run(runs_dir, data, match):
     with pytest.raises(DataError, match=match):
