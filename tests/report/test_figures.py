@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -136,3 +137,9 @@ def test_a_figure_drawn_lately_from_equal_data_is_not_drawn_again():
     render(two_panels, [1.0], note=lambda: 0)  # arguments that cannot be pickled: drawn each time
     render(two_panels, [1.0], note=lambda: 0)
     assert len(built) == 6
+
+    @functools.wraps(two_panels)
+    def spy(*args, **kwargs):  # a replaced builder of the same name is drawn anew
+        return two_panels(*args, **kwargs)
+
+    assert render_panels(spy, [1.0, 2.0, 3.0]) == first and len(built) == 7

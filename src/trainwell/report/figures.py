@@ -141,28 +141,28 @@ def to_data_uri(fig: Figure) -> str:
 # (report/live.py) draws again only the figures whose data changed since the last refresh.
 CACHE_SIZE = 32
 CACHE_MAX_BYTES = 8 << 20  # data larger than this, pickled, is drawn again rather than hashed
-_drawn: OrderedDict[str, Any] = OrderedDict()
+_drawn: OrderedDict[tuple[str, Callable[..., Any], str], Any] = OrderedDict()
 
 
-def _key(builder: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    """The builder's name and a digest of its arguments; None for data that cannot be pickled
-    or is too large to hash cheaply."""
+def _digest(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """A digest of a builder's arguments and the report style; None for data that cannot be
+    pickled or is too large to hash cheaply."""
     try:
-        data = pickle.dumps((args, sorted(kwargs.items())), protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((args, sorted(kwargs.items()), DPI, sorted(STYLE.items())),
+                            protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - any unpicklable argument: the figure is just drawn
         return None
     if len(data) > CACHE_MAX_BYTES:
         return None
-    name = f"{getattr(builder, '__module__', '')}.{getattr(builder, '__qualname__', builder)}"
-    return name + ":" + hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
 def _cached(kind: str, builder: Callable[..., Any], args: tuple[Any, ...],
             kwargs: dict[str, Any], draw: Callable[[], Any]) -> Any:
-    key = _key(builder, args, kwargs)
-    if key is None:
+    digest = _digest(args, kwargs)
+    if digest is None:
         return draw()
-    key = kind + ":" + key
+    key = (kind, builder, digest)  # the builder itself: a replaced function is drawn anew
     if key in _drawn:
         _drawn.move_to_end(key)
         return _drawn[key]
