@@ -81,6 +81,13 @@ class Run:
             out[key] = self.results.get(key)
         return out
 
+    def __repr__(self) -> str:
+        # the dataclass's own repr would print every tensor of the prepared data
+        test = {k: v for k, v in self.results.get("test", {}).items() if isinstance(v, float)}
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in test.items())
+        return (f"Run({str(self.run_dir)!r}, status={self.status!r}, "
+                f"best_epoch={self.results.get('best_epoch')}{', ' + shown if shown else ''})")
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

@@ -110,6 +110,8 @@ def test_a_dataframe_with_a_categorical_column_gives_the_run_of_the_same_csv(run
     ((np.array([["a", "b"]] * 4), np.zeros(4)), r"data=\(X, y\): X must hold numbers"),
     ((np.zeros((4, 2)),), r"data= takes \(X, y\) .* got tuple of length 1"),
     (pd.DataFrame({"label": [1, 2]}), r"data=DataFrame must have rows and at least two"),
+    ((np.zeros((6, 8, 8, 3)), np.zeros(6)),  # channels last would train on 8 channels of 8x3
+     r"X has shape \(6, 8, 8, 3\), images with their channels last .* np.moveaxis\(X, -1, 1\)"),
 ])
 def test_bad_data_is_one_error_naming_the_argument_and_leaves_no_run(runs_dir, data, match):
     with pytest.raises(DataError, match=match):
@@ -155,3 +157,17 @@ def test_resume_needs_the_same_data_from_python(runs_dir, capsys):
     assert run.status == "completed"
     wa, wb = load_file(whole.run_dir / "model.safetensors"), load_file(cut / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_run_of_images_from_python_prints_in_one_line(runs_dir):
+    """(n, H, W) float64 images with text labels train as 1xHxW images; the Run a notebook shows
+    is one line (its directory, status, best epoch, test metrics), not the tensors it holds."""
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 4, 4))
+    y = np.where(X.mean(axis=(1, 2)) > 0.5, "bright", "dark")
+    run = tw.fit(_cfg(runs_dir, epochs=1), data=(X, y), quiet=True)
+    assert run.prepared.input_shape == (1, 4, 4) and run.prepared.classes == ["bright", "dark"]
+    text = repr(run)
+    assert "\n" not in text and "tensor" not in text and len(text) < 300, text[:500]
+    assert text.startswith(f"Run({str(run.run_dir)!r}, status='completed', best_epoch=1, ")
+    assert f"test_accuracy={run.results['test']['test_accuracy']:.4g}" in text

@@ -26,10 +26,14 @@ from trainwell.errors import ConfigError, RunError
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.ts.pt", "torch.export": "model.pt2"}
 
 # Run in a fresh interpreter: load each artefact with its own runtime, encode the raw test rows
-# by the artefact's own input contract, and compare with `trainwell predict`'s output.
+# by the artefact's own input contract, and compare with `trainwell predict`'s output. It starts
+# before the exports and imports its runtimes while they are written; then it reads the paths
+# (one a line) from its stdin.
 CHECK = textwrap.dedent('''
     import json, sys
     import numpy as np, pandas as pd
+    import onnx, torch
+    from onnx.reference import ReferenceEvaluator
 
     def load(fmt, path):
         if fmt == "onnx":
@@ -62,7 +66,7 @@ CHECK = textwrap.dedent('''
                 x[:, j] = values.astype(float)
         return x
 
-    args = sys.argv[1:]
+    args = sys.stdin.read().splitlines()
     for raw_path, pred_path, fmt, path in zip(*[iter(args)] * 4):
         want = pd.read_csv(pred_path)
         meta, run = load(fmt, path)
@@ -122,20 +126,26 @@ def runs(tmp_path_factory):
 @pytest.mark.slow
 def test_exports_predict_as_trainwell_predict_without_trainwell(runs, capsys):
     root, named = runs
-    args = []
-    for name, (run_dir, raw_path) in named.items():
-        pred = root / f"{name}_pred.csv"
-        assert main(["predict", str(run_dir), str(raw_path), "--out", str(pred)]) == 0
-        for fmt, file in FORMATS.items():
-            out = root / f"{name}-{file}"
-            assert main(["export", str(run_dir), "--format", fmt, "--out", str(out)]) == 0
-            said = capsys.readouterr().out
-            assert f"wrote {out} ({fmt})" in said and "(test split)" in said
-            args += [str(raw_path), str(pred), fmt, str(out)]
-    done = subprocess.run([sys.executable, "-c", CHECK, *args], capture_output=True, text=True,
-                          timeout=300, cwd=root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
+    fresh = subprocess.Popen([sys.executable, "-c", CHECK], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+    try:
+        args = []
+        for name, (run_dir, raw_path) in named.items():
+            pred = root / f"{name}_pred.csv"
+            assert main(["predict", str(run_dir), str(raw_path), "--out", str(pred)]) == 0
+            for fmt, file in FORMATS.items():
+                out = root / f"{name}-{file}"
+                assert main(["export", str(run_dir), "--format", fmt, "--out", str(out)]) == 0
+                said = capsys.readouterr().out
+                assert f"wrote {out} ({fmt})" in said and "(test split)" in said
+                args += [str(raw_path), str(pred), fmt, str(out)]
+        stdout, stderr = fresh.communicate("\n".join(args), timeout=300)
+    finally:
+        if fresh.poll() is None:
+            fresh.kill()
+            fresh.wait()
+    assert fresh.returncode == 0, stderr[-3000:]
+    lines = stdout.strip().splitlines()
     assert lines[-1] == "trainwell not imported"
     n_test = [json.loads((d / "data.json").read_text())["splits"]["test"]
               for d, _ in named.values()]
@@ -180,16 +190,20 @@ def test_a_missing_value_and_an_unseen_category_go_through_the_graph_as_through_
     assert np.allclose(proba.numpy(), pred.predict_proba(frame), atol=1e-6)
 
 
-def test_data_given_from_python_is_checked_on_random_inputs(runs, tmp_path):
+def test_data_given_from_python_is_checked_on_random_inputs(runs, tmp_path, caplog):
     from sklearn.datasets import load_iris
 
     X, y = load_iris(return_X_y=True)
     run = tw.fit({"runs_dir": str(tmp_path), "log": {"report": False},
                   "model": {"arch": "mlp", "hidden": [4]}, "train": {"epochs": 1}},
                  data=(X, y), quiet=True)
+    caplog.clear()
     out = tw.export(run.run_dir, "torchscript")  # the top-level entry point
     assert out.path == run.run_dir / "model.torchscript.pt" and out.checked_on == "random inputs"
     assert out.max_difference <= 1e-5
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == ["export: the run was trained on data given to fit(data=...) from Python, "
+                    "which it does not keep; checking on random inputs"]  # no advice to resume
 
 
 def _error_line(capsys) -> str:

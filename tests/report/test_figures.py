@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -109,3 +110,36 @@ def test_fixed_layout_left_margin_grows_with_the_labels():
     ax.set_ylabel("learning rate")
     fit_margins(fig)
     assert fig.subplotpars.left > narrow
+
+
+def test_a_figure_drawn_lately_from_equal_data_is_not_drawn_again():
+    """A live report rewritten every few epochs draws again only the figures whose data
+    changed: equal arguments give the URIs drawn before, without calling the builder."""
+    from trainwell.report.figures import render_panels
+
+    built = []
+
+    def two_panels(values, title="t", note=None):
+        built.append(list(values))
+        fig, axes = new_figure(6.0, 2.5, 1, 2)
+        for ax in axes:
+            ax.plot(values)
+            ax.set_title(title)
+        return fig
+
+    first = render_panels(two_panels, [1.0, 2.0, 3.0])
+    assert render_panels(two_panels, [1.0, 2.0, 3.0]) == first and len(built) == 1
+    changed = render_panels(two_panels, [1.0, 2.0, 4.0])  # one value more: drawn again
+    assert changed != first and len(built) == 2
+    assert render_panels(two_panels, [1.0, 2.0, 3.0], title="u") != first and len(built) == 3
+    single = render(two_panels, np.arange(3.0))
+    assert render(two_panels, np.arange(3.0)) == single and len(built) == 4
+    render(two_panels, [1.0], note=lambda: 0)  # arguments that cannot be pickled: drawn each time
+    render(two_panels, [1.0], note=lambda: 0)
+    assert len(built) == 6
+
+    @functools.wraps(two_panels)
+    def spy(*args, **kwargs):  # a replaced builder of the same name is drawn anew
+        return two_panels(*args, **kwargs)
+
+    assert render_panels(spy, [1.0, 2.0, 3.0]) == first and len(built) == 7

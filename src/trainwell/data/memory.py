@@ -102,13 +102,18 @@ def from_arrays(X: Any, y: Any, missing_target: str = "error") -> InMemory:
     """Check ``(X, y)`` and fingerprint them.
 
     Raises:
-        DataError: X not (n, d), (n, H, W) or (n, C, H, W) numbers; y not (n,) or (n, k);
+        DataError: X not (n, d), (n, H, W) or (n, C, H, W) numbers (channels last, (n, H, W, 3),
+            is refused); y not (n,) or (n, k);
             lengths that differ; a missing y with ``data.missing_target = "error"``.
     """
     X, y = _as_array(X, "X"), _as_array(y, "y")
     if X.ndim not in (2, 3, 4) or X.shape[0] == 0 or 0 in X.shape:
         raise DataError(f"data=(X, y): X must have shape (n, features) for a table, (n, H, W) or "
                         f"(n, C, H, W) for images, with n >= 1; got shape {X.shape}")
+    if X.ndim == 4 and X.shape[3] in (1, 3, 4) and X.shape[1] not in (1, 3, 4):
+        raise DataError(f"data=(X, y): X has shape {X.shape}, images with their channels last "
+                        "(n, H, W, C); give them channels first, (n, C, H, W): "
+                        "np.moveaxis(X, -1, 1) (a tensor: X.permute(0, 3, 1, 2))")
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise DataError(f"data=(X, y): X must hold numbers; got dtype {X.dtype} (a table with "
                         "text columns goes as a DataFrame: data=frame)")

@@ -199,7 +199,12 @@ def _check_rows(predictor: Predictor) -> tuple[np.ndarray, Any, str]:
                           dialect=cfg.data.csv_dialect())
         prepared = prepare(cfg.data, cfg.seed)
     except DataError as exc:
-        log.warning("export: the run's data cannot be read (%s); checking on random inputs", exc)
+        if cfg.data.source.startswith("memory:"):  # the error's advice is about resuming
+            log.warning("export: the run was trained on data given to fit(data=...) from Python, "
+                        "which it does not keep; checking on random inputs")
+        else:
+            log.warning("export: the run's data cannot be read (%s); checking on random inputs",
+                        exc)
         return (*_random_rows(pipe), "random inputs")
     which = next((k for k in ("test", "val", "train") if len(prepared.splits[k])), "train")
     rows = np.asarray(prepared.splits[which].index)[:MAX_CHECK_ROWS]

@@ -9,8 +9,11 @@ bytes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import math
+import pickle
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -134,8 +137,49 @@ def to_data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+# Figures drawn lately, by what they were drawn from: a report rewritten while a run trains
+# (report/live.py) draws again only the figures whose data changed since the last refresh.
+CACHE_SIZE = 32
+CACHE_MAX_BYTES = 8 << 20  # data larger than this, pickled, is drawn again rather than hashed
+_drawn: OrderedDict[tuple[str, Callable[..., Any], str], Any] = OrderedDict()
+
+
+def _digest(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """A digest of a builder's arguments and the report style; None for data that cannot be
+    pickled or is too large to hash cheaply."""
+    try:
+        data = pickle.dumps((args, sorted(kwargs.items()), DPI, sorted(STYLE.items())),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - any unpicklable argument: the figure is just drawn
+        return None
+    if len(data) > CACHE_MAX_BYTES:
+        return None
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cached(kind: str, builder: Callable[..., Any], args: tuple[Any, ...],
+            kwargs: dict[str, Any], draw: Callable[[], Any]) -> Any:
+    digest = _digest(args, kwargs)
+    if digest is None:
+        return draw()
+    key = (kind, builder, digest)  # the builder itself: a replaced function is drawn anew
+    if key in _drawn:
+        _drawn.move_to_end(key)
+        return _drawn[key]
+    value = draw()
+    _drawn[key] = value
+    while len(_drawn) > CACHE_SIZE:
+        _drawn.popitem(last=False)
+    return value
+
+
 def render(builder: Callable[..., Figure], *args: Any, **kwargs: Any) -> str:
-    """Build a figure under the report style and return its PNG data URI."""
+    """Build a figure under the report style and return its PNG data URI (the one drawn before
+    when the same builder got equal arguments lately: the same data gives the same bytes)."""
+    return str(_cached("render", builder, args, kwargs, lambda: _render(builder, args, kwargs)))
+
+
+def _render(builder: Callable[..., Figure], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     import matplotlib
     import matplotlib.style
 
@@ -151,7 +195,14 @@ def render_panels(builder: Callable[..., Figure], *args: Any, **kwargs: Any) -> 
     The figure is drawn once; each panel is cut out of the drawing along its tight bounding box
     (its tick labels, title and legend included), so that a page can lay the panels side by
     side on a wide screen and stack them on a phone. A figure of one panel gives one URI.
+    Like :func:`render`, equal arguments drawn lately give the URIs drawn then.
     """
+    return list(_cached("panels", builder, args, kwargs,
+                        lambda: tuple(_render_panels(builder, args, kwargs))))
+
+
+def _render_panels(builder: Callable[..., Figure], args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> list[str]:
     import matplotlib
     import matplotlib.style
     import numpy as np
