@@ -619,6 +619,8 @@ def _end_status(run_dir: Path, exc: BaseException, only_if_running: bool = False
         )
         meta.update(status=status, finished=_now())
         write_json_atomic(run_dir / "meta.json", meta)
+        if status == "interrupted" and getattr(exc, "run_dir", None) is None:
+            exc.run_dir = run_dir  # type: ignore[attr-defined]  # what the command's hint names
 
 
 def _write_results(run_dir: Path, trainer: Trainer, prepared: Any) -> dict[str, Any]:

@@ -169,7 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not _speaks():
             return 128 + exc.signum if isinstance(exc, Terminated) else 130
-        how = _RESUME_HINTS.get(getattr(args, "command", None) or "")
+        command = getattr(args, "command", None) or ""
+        how = _RESUME_HINTS.get(command)
+        run_dir = getattr(exc, "run_dir", None)
+        if command in ("train", "demo") and run_dir is not None:  # the run it was training
+            how = f"the run continues with trainwell train --resume {run_dir}"
         if isinstance(exc, Terminated):  # SIGTERM: the run directory says "interrupted"
             how = how or _RESUME_HINTS["train"]
             print(f"interrupted by signal {exc.signum} (SIGTERM); {how}", file=sys.stderr)
@@ -190,6 +194,8 @@ def _speaks() -> bool:
     """Whether this process reports errors: not one of torchrun's ranks other than 0, whose
     errors rank 0 reports once (docs/distributed.md)."""
     return os.environ.get("RANK", "0") in ("", "0")
+
+
 def add_verbosity_args(parser: argparse.ArgumentParser, verbose: str, quiet: str) -> None:
     """``-v`` (repeatable) and ``-q``, stored under the names ``verbose`` and ``quiet``; a
     subcommand that defines either option itself keeps its own."""

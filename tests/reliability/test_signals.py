@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import tomli_w
@@ -64,7 +65,9 @@ def test_a_signal_mid_training_ends_the_run_interrupted_and_it_resumes(runs_dir,
     assert code == (143 if sig == signal.SIGTERM else 130), proc.stderr.read()
     err = proc.stderr.read()
     assert "Traceback" not in err and "interrupted" in err
-    assert "a run continues with trainwell train --resume RUN" in err  # Ctrl-C says it too
+    # Ctrl-C says it too, naming the run's directory
+    assert "the run continues with trainwell train --resume " in err
+    assert err.rstrip().endswith(str(Path("runs") / "r")), err
     meta = json.loads((runs_dir / "r" / "meta.json").read_text())
     assert meta["status"] == "interrupted" and meta["finished"]
     done = len(_metrics(runs_dir / "r"))
