@@ -28,26 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_speed import _data  # noqa: E402  (the same digits split and scaling)
+
 EPOCHS = 6
 GLOBAL_BATCH = 64
 WIDTH = 256
-
-
-def _data():
-    import numpy as np
-    import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
-    mean, std = Xtr.mean(0), Xtr.std(0) + 1e-8
-    Xtr, Xte = (Xtr - mean) / std, (Xte - mean) / std
-
-    def t(a, dt):
-        return torch.tensor(np.asarray(a), dtype=dt)
-
-    return t(Xtr, torch.float32), t(ytr, torch.int64), t(Xte, torch.float32), t(yte, torch.int64)
 
 
 def _mlp():
