@@ -35,6 +35,9 @@ def _trainwell_loggers_as_found():
 
     import trainwell.train.progress  # noqa: F401  (installs the epoch lines' handler once)
 
+    for name in list(logging.root.manager.loggerDict):  # a library's logging.config call
+        if name == "trainwell" or name.startswith("trainwell."):  # (e.g. alembic's fileConfig)
+            logging.getLogger(name).disabled = False  # disables every logger it does not name
     loggers = [logging.getLogger(n) for n in ("trainwell", "trainwell.progress")]
     saved = [(lg.level, lg.disabled, lg.propagate) for lg in loggers]
     yield

@@ -105,7 +105,9 @@ def test_epoch_lines_go_through_the_progress_logger(capsys):
         trainer = Trainer(torch.nn.Linear(3, 2), epochs=2, batch_size=10, seed=0,
                           callbacks=[EpochLines()]).fit(data)
         out = capsys.readouterr().out.splitlines()
-        assert out == [epoch_line(r) for r in trainer.history]
+        state = (progress_logger.disabled, progress_logger.level, progress_logger.handlers,
+                 logging.root.manager.disable)
+        assert out == [epoch_line(r) for r in trainer.history], state
         assert [r.getMessage() for r in seen] == out and {r.levelno for r in seen} == {20}
         progress_logger.setLevel(logging.WARNING)  # what -q does: no lines, nothing logged
         Trainer(torch.nn.Linear(3, 2), epochs=1, batch_size=10, seed=0,

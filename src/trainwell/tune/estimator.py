@@ -129,13 +129,13 @@ class _NetBase(BaseEstimator):
             w = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
                             input_name="sample_weight")
             if w.ndim != 1:
-                raise ValueError("Sample weights must be 1D array or scalar")
+                raise ValueError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array.")
             if w.shape != (n,):
                 raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
         if not np.isfinite(w).all():
             raise ValueError("Input sample_weight contains NaN or infinity.")
         if (w < 0).any():
-            raise ValueError("Negative values in data passed to sample_weight")
+            raise ValueError("Negative values in data passed to `sample_weight`.")
         if not w.sum() > 0:
             raise ValueError(f"{type(self).__name__}: sample_weight sums to zero")
         return np.asarray(w, dtype=np.float64)
