@@ -331,7 +331,7 @@ def test_a_killed_launcher_resumes_bit_identical_and_a_changed_world_size_is_ref
     copy = folder / "runs" / "killed-copy"
     shutil.copytree(killed, copy)
     with caplog.at_level(logging.WARNING, logger="trainwell"):
-        assert main(["train", "--resume", str(copy), "--allow-world-size-change", "--quiet"]) == 0
+        assert main(["train", "--resume", str(copy), "--allow-world-size-change"]) == 0
     assert "trained by 2 process(es), with 1" in caplog.text and "not bit-identical" in caplog.text
     assert len(epoch_records(copy)) == 3
     assert epoch_records(copy)[0] == epoch_records(killed)[0]  # the checkpoint's epoch kept
