@@ -198,6 +198,22 @@ def test_nproc_zero_and_too_many_processes_are_refused(runs_dir, capsys):
     assert "3 processes" in err[0] and list(runs_dir.iterdir()) == []
 
 
+def test_an_interrupted_rank_0_names_the_process_count_to_resume_with(runs_dir, capsys,
+                                                                       monkeypatch):
+    path = runs_dir.parent / "c.toml"
+    path.write_text(tomli_w.dumps(_config(runs_dir)))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("trainwell.api.fit", interrupted)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", str(path)]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted; a run continues with trainwell train --resume RUN --nproc 2")
+
+
 # ---------------------------------------------------------------------------- 2 processes
 
 _WORKER = textwrap.dedent("""
