@@ -176,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             how = f"the run continues with trainwell train --resume {run_dir}"
         if isinstance(exc, Terminated):  # SIGTERM: the run directory says "interrupted"
             how = how or _RESUME_HINTS["train"]
+        if how == _RESUME_HINTS["train"] and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+            how += f" --nproc {os.environ['WORLD_SIZE']}"  # rank 0 of a data-parallel run
+        if isinstance(exc, Terminated):
             print(f"interrupted by signal {exc.signum} (SIGTERM); {how}", file=sys.stderr)
             return 128 + exc.signum
         print(f"interrupted; {how}" if how else "interrupted", file=sys.stderr)

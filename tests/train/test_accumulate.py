@@ -3,6 +3,7 @@ batch of k times the size; schedules, steps, checkpoints and resume count optimi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -130,6 +131,28 @@ def test_events_count_optimizer_steps_and_grad_sync_marks_the_last_micro_batch()
     assert [s for s in seen if s[0] == "step"] == [("step", 1), ("step", 2), ("step", 3)]
     assert len([s for s in seen if s[0] == "backward"]) == 5
     assert t.history[0]["step"] == 3
+
+
+def test_the_forward_pass_runs_inside_the_gradient_sync_context():
+    """DistributedDataParallel decides in its forward pass whether the backward all-reduces, so
+    its no_sync must cover the forward (torch's docs), not the backward alone."""
+    now: list[bool | None] = [None]
+    forwards: list[bool | None] = []
+
+    class Recording(Trainer):
+        @contextlib.contextmanager
+        def _grad_sync(self, last):
+            now[0] = last
+            try:
+                yield
+            finally:
+                now[0] = None
+
+    model = net()
+    model.register_forward_pre_hook(
+        lambda m, args: forwards.append(now[0]) if m.training else None)
+    Recording(model, epochs=1, batch_size=8, seed=0, accumulate=2).fit(digits(40))
+    assert forwards == [False, True, False, True, True]
 
 
 class KillAt(Callback):

@@ -50,6 +50,9 @@ class Accumulation:
         if isinstance(batches, TensorBatches):  # every micro-batch's size is known
             bs, n = batches.batch_size, batches.n_rows
             self.sizes = [min(bs, n - i) for i in range(0, n, bs)]
+            share_of = getattr(batches, "share_of", None)  # data-parallel: this process's rows
+            if share_of is not None:
+                self.sizes = [share_of(size) for size in self.sizes]
         self.expected = 0
         self.seen = 0
 

@@ -263,14 +263,20 @@ class ShardedTensorBatches(TensorBatches):
     Every rank draws the permutation a single process draws (the same generator, seeded alike),
     cuts the same global batches of ``batch_size`` rows and takes its share of each
     (:func:`rank_share`); before yielding a batch it sets the gradient hook's weight to that
-    share. A last global batch with fewer than ``world_size * min_rows`` rows is left out.
+    share. With gradient accumulation (``accumulate`` batches per optimizer step) the weight is
+    the rank's share of the whole group's rows: the trainer leaves each rank the mean gradient
+    over its own rows of the group, so shares weighted that way sum to the group's mean
+    gradient even where the shares differ between micro-batches. A last global batch with fewer
+    than ``world_size * min_rows`` rows is left out.
     """
 
     def __init__(self, X: Tensor, y: Tensor | None, batch_size: int, shuffle: bool,
                  generator: torch.Generator | None, device: torch.device, rank: int,
-                 world_size: int, hook: _HookState, min_rows: int = 1) -> None:
+                 world_size: int, hook: _HookState, min_rows: int = 1,
+                 accumulate: int = 1) -> None:
         super().__init__(X, y, batch_size, shuffle, generator, device)
         self.rank, self.world_size, self.hook = rank, world_size, hook
+        self.accumulate = accumulate
         n, bs = len(X), batch_size
         tail = n % bs
         self.n_rows = n - tail if 0 < tail < world_size * min_rows else n
@@ -293,10 +299,21 @@ class ShardedTensorBatches(TensorBatches):
         return self.X[a:b], (self.y[a:b] if self.y is not None else None)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
-        for xb, yb in super().__iter__():
+        k, bs = self.accumulate, self.batch_size
+        sizes = [min(bs, self.n_rows - i) for i in range(0, self.n_rows, bs)]
+        for index, (xb, yb) in enumerate(super().__iter__()):
             a, b = rank_share(len(xb), self.rank, self.world_size)
-            self.hook.weight = (b - a) / len(xb)
+            if index % k == 0:  # a new group: this rank's rows over the group's rows
+                group = sizes[index : index + k]
+                self.hook.weight = sum(self.share_of(n) for n in group) / sum(group)
             yield xb[a:b], (yb[a:b] if yb is not None else None)
+
+    def share_of(self, n: int) -> int:
+        """This rank's rows of a global batch of ``n`` rows (what gradient accumulation weighs
+        its micro-batches by: the rank's mean over its rows of a group, weighted in the
+        all-reduce by the rank's share of the group)."""
+        a, b = rank_share(n, self.rank, self.world_size)
+        return b - a
 
 
 class _EpochSampler:
@@ -506,7 +523,8 @@ def distribute(trainer: Trainer, ctx: Distributed, train: Any, *, seed: int) -> 
     if isinstance(X, Tensor):
         y = torch.as_tensor(y) if y is not None and not isinstance(y, Tensor) else y
         return ShardedTensorBatches(X, y, trainer.batch_size, trainer.shuffle, trainer.generator,
-                                    trainer.device, ctx.rank, ctx.world_size, hook, min_rows)
+                                    trainer.device, ctx.rank, ctx.world_size, hook, min_rows,
+                                    trainer.accumulate)
     if isinstance(X, Dataset):
         per_rank = trainer.batch_size // ctx.world_size
         sampler: DistributedSampler[Any] = DistributedSampler(

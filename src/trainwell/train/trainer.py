@@ -410,16 +410,18 @@ class Trainer:
                 self.batch = batch
                 events("before_batch", self)
                 self.lr = opt.param_groups[0]["lr"]
-                with autocast:
-                    # what the step computes (one head by default; see train/objective.py)
-                    data_loss, self.output, self.target = step(model, batch)
-                    # full loss = data loss averaged over the batch + lambda R(W) (lecture 003)
-                    self.loss = data_loss if self.penalty is None else data_loss + self.penalty()
-                events("after_loss", self)
-                target = self.target
-                n = len(target) if isinstance(target, Tensor) else batch_len(batch)
                 last = k == 1 or accumulation.ends_group(self.batch_index)
+                # DDP: no_sync must cover the forward pass too, or the backward still syncs
                 with self._grad_sync(last):
+                    with autocast:
+                        # what the step computes (one head by default; see train/objective.py)
+                        data_loss, self.output, self.target = step(model, batch)
+                        # full loss = data loss averaged over the batch + lambda R(W) (lecture 003)
+                        self.loss = (data_loss if self.penalty is None
+                                     else data_loss + self.penalty())
+                    events("after_loss", self)
+                    target = self.target
+                    n = len(target) if isinstance(target, Tensor) else batch_len(batch)
                     if k == 1:
                         scaler.scale(self.loss).backward()  # gradients of the full loss
                     else:  # a micro-batch: its share of the group's mean loss
