@@ -261,6 +261,11 @@ def _trust(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
 def _terminate(signum: int, frame: FrameType | None) -> None:
     from trainwell.errors import Terminated
 
+    if not _speaks():  # a rank other than 0, which writes nothing: torchrun is ending the job
+        for stream in (sys.stdout, sys.stderr):  # (raised in a __del__, the interrupt would be
+            with contextlib.suppress(Exception):  # printed as "Exception ignored" and lost)
+                stream.flush()
+        os._exit(128 + signum)
     raise Terminated(signum)
 
 

@@ -250,7 +250,7 @@ _WORKER = textwrap.dedent("""
     digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes()
                                      for p in run.model.parameters())).hexdigest()
     line = (f"rank {dist.get_rank() if dist.is_initialized() else os.environ['RANK']} "
-            f"params {digest} test {run.metrics.get('test_accuracy')} writes {len(writes)}\n")
+            f"params {digest} test {run.metrics.get('test_accuracy')} writes {len(writes)}\\n")
     os.write(1, line.encode())  # one write: the two ranks share the pipe, print writes twice
 """)
 
