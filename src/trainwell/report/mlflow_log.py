@@ -127,7 +127,7 @@ class MLflowLogger:
             ``"trainwell"``.
 
     Example:
-        >>> logger = MLflowLogger("runs/iris", "file:///tmp/mlruns")  # doctest: +SKIP
+        >>> logger = MLflowLogger("runs/iris", "sqlite:///mlflow.db")  # doctest: +SKIP
     """
 
     def __init__(self, run_dir: str | Path, uri: str, config: dict[str, Any] | None = None,
