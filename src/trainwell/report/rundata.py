@@ -150,22 +150,31 @@ def _load_jsonl(run: RunData, name: str) -> list[dict[str, Any]]:
 MAX_CLASSES = 10_000
 
 
-def _load_predictions(run: RunData) -> dict[str, Any]:
+def _read_npz(run: RunData, path: Path) -> dict[str, Any] | None:
+    """The named arrays of an npz file (no pickle), or None with the damage noted in
+    ``run.problems``."""
     import numpy as np
 
-    path = run.path / "predictions.npz"
-    if not path.is_file():
-        run.problems["predictions.npz"] = "predictions.npz is absent"
-        return {}
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):  # one bare array, not named arrays
             raise ValueError("it holds a single array, not named arrays")
         with npz:
-            arrays = {k: npz[k] for k in sorted(npz.files)}
+            return {k: npz[k] for k in sorted(npz.files)}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         what = str(exc) or type(exc).__name__
         damaged(run.problems, path, f"cannot be read (torn or altered): {what}")
+        return None
+
+
+def _load_predictions(run: RunData) -> dict[str, Any]:
+
+    path = run.path / "predictions.npz"
+    if not path.is_file():
+        run.problems["predictions.npz"] = "predictions.npz is absent"
+        return {}
+    arrays = _read_npz(run, path)
+    if arrays is None:
         return {}
     problem = predictions_problem(arrays, run.task, run.data.get("classes"))
     if problem:
@@ -253,7 +262,6 @@ def load_run(path: str | Path) -> RunData:
 
 def _load_examples(run: RunData) -> dict[str, Any]:
     """``worst_examples.npz`` (the worst test samples), checked against the predictions."""
-    import numpy as np
 
     from trainwell.report.examples import FILE, examples_problem
 
@@ -261,15 +269,8 @@ def _load_examples(run: RunData) -> dict[str, Any]:
     if not path.is_file():
         run.problems[FILE] = f"{FILE} is absent"
         return {}
-    try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not named arrays")
-        with npz:
-            arrays = {k: npz[k] for k in sorted(npz.files)}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        what = str(exc) or type(exc).__name__
-        damaged(run.problems, path, f"cannot be read (torn or altered): {what}")
+    arrays = _read_npz(run, path)
+    if arrays is None:
         return {}
     y_true = run.predictions.get("y_true")
     if y_true is None:
