@@ -240,3 +240,109 @@ def test_the_warp_is_scikit_learns_yeo_johnson():
         z = (z - z.mean()) / z.std()
         expected = -PowerTransformer(method="yeo-johnson").fit_transform(z[:, None])[:, 0]
         assert _warp(raw) == pytest.approx(expected, abs=1e-6)
+
+
+def test_trust_region_length_follows_turbo():
+    from trainwell.search.bayes import trust_region_length
+
+    # 2 startup values, then steps (maximized): 3 improvements in a row double the side,
+    # max(4, dim) steps without one halve it
+    assert trust_region_length(np.array([0.0, 1.0]), 2) == 0.8
+    assert trust_region_length(np.array([0.0, 1.0, 2.0, 3.0]), 2) == 0.8
+    assert trust_region_length(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), 2) == 1.6
+    assert trust_region_length(np.arange(12.0), 2) == 1.6  # at most 1.6
+    flat = np.array([0.0, 1.0] + [0.5] * 4)
+    assert trust_region_length(flat, 2) == 0.4
+    assert trust_region_length(flat, 2, dim=6) == 0.8  # 6 dimensions: 6 failures to halve
+    # an improvement smaller than 1e-3 of the best counts as a failure
+    tiny = np.array([0.0, 1.0] + [1.0 + 1e-4 * k for k in range(1, 5)])
+    assert trust_region_length(tiny, 2) == 0.4
+    # seven halvings fall below 0.5^7: the region starts over at 0.8
+    assert trust_region_length(np.array([0.0, 1.0] + [0.5] * 24), 2) == pytest.approx(0.8 / 64)
+    assert trust_region_length(np.array([0.0, 1.0] + [0.5] * 28), 2) == 0.8
+
+
+def test_trust_region_box_is_centered_on_the_best_point_and_shaped_by_the_length_scales():
+    from trainwell.search.bayes import trust_region_box
+
+    X = np.array([[0.1, 0.1], [0.5, 0.9], [0.3, 0.3]])
+    raw = np.array([0.0, 2.0, 1.0])  # maximized: the best is the second point
+    low, high = trust_region_box(X, raw, np.array([0.5, 2.0]), n_startup=3)
+    # side 0.8 * l / geomean(l) = (0.4, 1.6), clipped to the unit cube
+    assert low == pytest.approx([0.3, 0.1])
+    assert high == pytest.approx([0.7, 1.0])
+
+
+def test_the_default_searches_a_trust_region_and_keeps_discrete_parameters_whole():
+    from trainwell.search.bayes import relax_ints
+    from trainwell.search.optuna_internals import GaussianProcess
+
+    # the GP's space: Optuna's intersection search space (sorted by name), wide ints relaxed
+    space = relax_ints({n: SPACE[n] for n in sorted(SPACE)})
+    names = list(space)
+    sampler = BayesSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    narrowed = 0
+    for _ in range(14):
+        trial = study.ask()
+        params = _suggest(trial)
+        _assert_within(params)
+        study.tell(trial, _value(params))
+        if len(study.trials) <= sampler.startup_trials(len(space)):
+            continue
+        assert sampler.trust_region and sampler.last_box is not None
+        low, high = sampler.last_box
+        x = GaussianProcess(space).normalize([study.trials[-1]])[0]
+        # each suggestion's continuous parameters lie in its box; a 64-value int too, up to
+        # its rounding to the nearest valid value
+        for name, tol in (("f", 1e-9), ("flog", 1e-9), ("ilog", 0.05)):
+            k = names.index(name)
+            assert low[k] - tol <= x[k] <= high[k] + tol, (name, low[k], x[k], high[k])
+            narrowed += high[k] - low[k] < 0.9
+    assert narrowed > 5  # the boxes are smaller than the space
+    # the lecture's acquisitions by name search the whole space, with a noise-free GP
+    for acquisition in ("ucb", "ei"):
+        plain = BayesSampler(acquisition=acquisition, seed=0)
+        optuna.create_study(sampler=plain).optimize(lambda t: _value(_suggest(t)), n_trials=8)
+        assert plain.last_box is None and plain.deterministic is True
+
+
+def test_trust_region_and_noise_are_config_fields():
+    from trainwell.search.config import TuneConfig
+    from trainwell.search.samplers import make_sampler
+
+    default = make_sampler(TuneConfig(), seed=0)
+    assert default.trust_region is True and default.deterministic is False
+    assert make_sampler(TuneConfig(method="ucb"), seed=0).trust_region is False
+    off = TuneConfig.model_validate({"bayes": {"trust_region": False, "deterministic": True}})
+    sampler = make_sampler(off, seed=0)
+    assert sampler.trust_region is False and sampler.deterministic is True
+    optuna.create_study(sampler=sampler).optimize(lambda t: _value(_suggest(t)), n_trials=8)
+    assert sampler.last_box is None
+
+
+def test_the_acquisition_is_maximized_inside_the_box_on_continuous_parameters_only():
+    from trainwell.search.optuna_internals import GaussianProcess
+
+    space = {
+        "c": CategoricalDistribution(["a", "b"]),
+        "x": FloatDistribution(0.0, 1.0),
+        "y": FloatDistribution(0.0, 1.0),
+    }
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 2, 30), rng.random(30), rng.random(30)]).astype(float)
+    # maximized: best at x = y = 0.9 with c = "b"
+    y = -((X[:, 1] - 0.9) ** 2) - (X[:, 2] - 0.9) ** 2 + 0.5 * X[:, 0]
+    model = GaussianProcess(space)
+    model.fit(X, (y - y.mean()) / y.std())
+    mean = model.ucb(0.0)  # beta = 0: the posterior mean
+    args = dict(
+        start=X[np.argmax(y), None], n_candidates=256, n_local_search=4, tol=1e-8
+    )
+    free = model.maximize(mean, rng=np.random.RandomState(0), **args)
+    assert free["c"] == "b" and free["x"] > 0.7 and free["y"] > 0.7
+    box = (np.array([0.0, 0.1, 0.2]), np.array([1.0, 0.3, 0.4]))
+    boxed = model.maximize(mean, rng=np.random.RandomState(0), box=box, **args)
+    # the box's corner nearest the optimum; the categorical parameter searched whole
+    assert boxed["c"] == "b"
+    assert boxed["x"] == pytest.approx(0.3, abs=1e-3) and boxed["y"] == pytest.approx(0.4, abs=1e-3)

@@ -38,15 +38,20 @@ class BayesConfig(Section):
     )
     delta: float = Field(default=0.0, ge=0.0, description="EI margin delta, in the metric's units")
     n_startup_trials: int | None = Field(default=None, ge=1, description="random trials first")
-    deterministic: bool = Field(
-        default=True,
-        description="fit the GP with a jitter only (seeded, repeatable objectives); "
-        "false: fit a noise level",
+    deterministic: bool | None = Field(
+        default=None,
+        description="fit the GP with a jitter only (repeatable values); false: fit a noise "
+        "level too (auto: false; ucb, ei: true)",
     )
     warp: bool | None = Field(
         default=None,
         description="fit the GP to Yeo-Johnson-transformed values, for a heavy tail of bad "
         "values (auto: true; ucb, ei: false, as in the lecture)",
+    )
+    trust_region: bool | None = Field(
+        default=None,
+        description="search each step in TuRBO's trust region around the best trial, which "
+        "grows after successes and shrinks after failures (auto: true; ucb, ei: false)",
     )
 
 

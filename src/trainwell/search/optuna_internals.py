@@ -300,14 +300,31 @@ class GaussianProcess:
         minimum_noise: float | None = None,
         deterministic: bool = True,
         previous: GaussianProcess | None = None,
+        refit: bool = True,
     ) -> None:
         """Fit the kernel (Matern-5/2 ARD, maximum a posteriori) to normalized ``X`` and
-        standardized ``y``, starting from ``previous``'s kernel when it has the same dimension."""
+        standardized ``y``, starting from ``previous``'s kernel when it has the same dimension.
+        ``deterministic``: the noise variance is the jitter ``minimum_noise`` only; else it is
+        fitted too (Optuna's gamma prior, mode 0.0033). ``refit=False`` keeps ``previous``'s
+        hyperparameters (when it has the same dimension) and only conditions on the data."""
         # the GP fit and its kernel prior, which GPSampler keeps to itself
+        import torch
         from optuna._gp import gp, prior
 
         cache = previous._gpr if previous is not None and previous.dim == self.dim else None
         self.X = X
+        if refit is False and cache is not None:
+            # the previous kernel's hyperparameters, as they are, on the new data
+            self._gpr = gp.GPRegressor(
+                is_categorical=torch.from_numpy(self._space.is_categorical),
+                X_train=torch.from_numpy(X),
+                y_train=torch.from_numpy(y),
+                inverse_squared_lengthscales=cache.inverse_squared_lengthscales,
+                kernel_scale=cache.kernel_scale,
+                noise_var=cache.noise_var,
+            )
+            self._gpr._cache_matrix()
+            return
         self._gpr = gp.fit_kernel_params(
             X=X,
             Y=y,
@@ -319,6 +336,11 @@ class GaussianProcess:
             gpr_cache=cache,
             deterministic_objective=deterministic,
         )
+
+    @property
+    def length_scales(self) -> np.ndarray:
+        """The fitted kernel's length scale of each normalized parameter."""
+        return np.asarray(self._gpr.length_scales, dtype=float)
 
     def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The posterior mean and variance at normalized points ``x``."""
@@ -363,12 +385,26 @@ class GaussianProcess:
         n_local_search: int,
         tol: float,
         rng: np.random.RandomState,
+        box: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> dict[str, Any]:
         """The parameters maximizing ``acqf``: Sobol candidates scored, then batched L-BFGS-B
-        from the best of them and from ``start`` (normalized points, one per row)."""
+        from the best of them and from ``start`` (normalized points, one per row).
+
+        ``box`` = (low, high), normalized: search only that box (a trust region) on the
+        continuous parameters; the discrete ones keep their whole range."""
         # Optuna's mixed continuous / discrete acquisition optimizer: not published either
         from optuna._gp import optim_mixed
 
+        low = width = None
+        if box is not None:
+            # the optimizer searches the unit cube: it gets the acquisition of u, mapped to
+            # low + u * width on the continuous parameters
+            cont = np.zeros(self.dim, dtype=bool)
+            cont[self._space.continuous_indices] = True
+            low = np.where(cont, box[0], 0.0)
+            width = np.where(cont, np.maximum(box[1] - box[0], 1e-12), 1.0)
+            acqf = _boxed_acquisition_class()(acqf, low, width)
+            start = np.clip((start - low) / width, 0.0, 1.0)
         x_next, _ = optim_mixed.optimize_acqf_mixed(
             acqf,
             warmstart_normalized_params_array=start,
@@ -377,6 +413,8 @@ class GaussianProcess:
             tol=tol,
             rng=rng,
         )
+        if low is not None and width is not None:
+            x_next = np.clip(low + x_next * width, 0.0, 1.0)
         return self.unnormalize(x_next)
 
 
@@ -415,6 +453,27 @@ def _acquisition_classes() -> tuple[type, type]:
             return acqf_module.logei(mean=mean, var=var + 1e-12, f0=self.f0)
 
     return UCBAcquisition, EIAcquisition
+
+
+@functools.cache
+def _boxed_acquisition_class() -> type:
+    """An acquisition restricted to a box: the optimizer's unit cube mapped onto it."""
+    import torch
+    from optuna._gp import acqf as acqf_module  # the optimizer's base class, as above
+
+    class BoxedAcquisition(acqf_module.BaseAcquisitionFunc):
+        def __init__(self, inner: Any, low: np.ndarray, width: np.ndarray) -> None:
+            self.inner = inner
+            self.low = torch.from_numpy(np.asarray(low, dtype=np.float64))
+            self.width = torch.from_numpy(np.asarray(width, dtype=np.float64))
+            # the optimizer preconditions its steps by the length scales, which in u are the
+            # kernel's divided by the box's width
+            super().__init__(inner.length_scales / width, inner.search_space)
+
+        def eval_acqf(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner.eval_acqf(self.low + x * self.width)
+
+    return BoxedAcquisition
 
 
 __all__ = [

@@ -59,6 +59,7 @@ def _bayes(acquisition: str | None = None) -> SamplerFactory:
             n_startup_trials=b.n_startup_trials,
             deterministic=b.deterministic,
             warp=b.warp,
+            trust_region=b.trust_region,
             seed=seed,
         )
 
