@@ -944,7 +944,7 @@ def suite_main(args: argparse.Namespace) -> int:
         jobs = [
             (fn, name, seed, budgets[-1], k)
             for k in workers
-            for seed in range(args.seeds)
+            for seed in range(args.first_seed, args.first_seed + args.seeds)
             for fn in functions
             for name in names
         ]
@@ -962,6 +962,13 @@ def suite_main(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20, help="seeds per synthetic cell")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="--suite: the first seed (to split a suite between processes or machines; the "
+        "caches are JSON lines, so concatenating them merges the runs)",
+    )
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
     ap.add_argument("--problems", default="branin,hartmann6,digits")

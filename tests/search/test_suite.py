@@ -126,6 +126,14 @@ def test_runs_are_cached_resumed_and_tabulated(bench, tmp_path, capsys):
                if line.startswith("branin") and "optuna TPE" in line)
     assert float(row.split()[4]) == pytest.approx(float(np.median(vals)), rel=1e-2)
     assert "## regret after" in first
+    # --first-seed runs another range of seeds into another cache; concatenated, they merge
+    other = tmp_path / "other.jsonl"
+    more = ["--first-seed", "3", "--seeds", "2", "--cache", str(other)]
+    assert bench.main([*args[:-2], *more]) == 0
+    assert sorted({json.loads(line)["seed"] for line in other.read_text().splitlines()}) == [3, 4]
+    merged = tmp_path / "merged.jsonl"
+    merged.write_text(cache.read_text() + other.read_text())
+    assert sorted({k[2] for k in bench.load_cache(merged)}) == [0, 1, 2, 3, 4]
 
 
 def test_ratio_and_win_rate_in_the_table(bench):
