@@ -346,3 +346,29 @@ def test_the_acquisition_is_maximized_inside_the_box_on_continuous_parameters_on
     # the box's corner nearest the optimum; the categorical parameter searched whole
     assert boxed["c"] == "b"
     assert boxed["x"] == pytest.approx(0.3, abs=1e-3) and boxed["y"] == pytest.approx(0.4, abs=1e-3)
+
+
+def test_past_30_trials_the_kernel_is_refitted_every_third_step_on_the_same_space():
+    from trainwell.search import optuna_internals
+
+    fits: list[bool] = []
+    original = optuna_internals.GaussianProcess.fit
+
+    def spy(self, X, y, **kwargs):
+        fits.append(kwargs.get("refit", True))
+        original(self, X, y, **kwargs)
+        # refit=False conditions on the new data with the previous hyperparameters
+        if not kwargs.get("refit", True):
+            previous = kwargs["previous"]._gpr
+            assert self._gpr.kernel_scale == previous.kernel_scale
+            assert self._gpr._X_train.shape[0] == len(X)
+
+    optuna_internals.GaussianProcess.fit = spy
+    try:
+        study = optuna.create_study(sampler=BayesSampler(seed=0))
+        study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=38)
+    finally:
+        optuna_internals.GaussianProcess.fit = original
+    # trials 5..38 ask with 4..37 finished; a fit when <= 30 or a multiple of 3
+    assert fits == [n <= 30 or n % 3 == 0 for n in range(4, 38)]
+    assert abs(study.best_params["x"] - 1) < 1e-3

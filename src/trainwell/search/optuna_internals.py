@@ -306,15 +306,18 @@ class GaussianProcess:
         standardized ``y``, starting from ``previous``'s kernel when it has the same dimension.
         ``deterministic``: the noise variance is the jitter ``minimum_noise`` only; else it is
         fitted too (Optuna's gamma prior, mode 0.0033). ``refit=False`` keeps ``previous``'s
-        hyperparameters (when it has the same dimension) and only conditions on the data."""
+        hyperparameters (when it was fitted on the same space) and only conditions on the
+        data."""
         # the GP fit and its kernel prior, which GPSampler keeps to itself
         import torch
         from optuna._gp import gp, prior
 
         cache = previous._gpr if previous is not None and previous.dim == self.dim else None
         self.X = X
-        if refit is False and cache is not None:
-            # the previous kernel's hyperparameters, as they are, on the new data
+        same_space = previous is not None and previous.search_space == self.search_space
+        if not refit and cache is not None and same_space:
+            # the previous kernel's hyperparameters, as they are, on the new data:
+            # fit_kernel_params always optimizes them, so this needs the regressor itself
             self._gpr = gp.GPRegressor(
                 is_categorical=torch.from_numpy(self._space.is_categorical),
                 X_train=torch.from_numpy(X),
