@@ -923,7 +923,8 @@ def workers_table(
     lines.append(
         "median of the ratios: "
         + ", ".join(f"K={k}: {np.median(v):.2f}" for k, v in ratios.items())
-        + " (target for K=2: <= 1.2)"
+        + " (target for K=2: <= 1.2); cells at or below 1.2x: "
+        + ", ".join(f"K={k}: {sum(r <= 1.2 for r in v)}/{len(v)}" for k, v in ratios.items())
     )
     return "\n".join(lines)
 

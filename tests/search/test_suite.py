@@ -178,3 +178,19 @@ def test_default_sampler_keeps_the_old_cells_at_or_below_their_medians(problem):
             regret[n].append(min(values[:n]) - p.optimum)
     for n, cell in OLD_CELLS[problem].items():
         assert float(np.median(regret[n])) <= cell * (1 + 1e-9), (problem, n)
+
+
+def test_workers_table_compares_k_workers_with_one_at_equal_trials(bench):
+    runs = {}
+    for seed, (one, two) in enumerate([(1.0, 3.0), (2.0, 1.0), (4.0, 5.0)]):
+        for k, v in ((1, one), (2, two)):
+            runs[("f", "trainwell", seed, k)] = {
+                "function": "f", "sampler": "trainwell", "seed": seed, "workers": k,
+                "trials": 2, "regret": [9.0, v], "seconds": [0.0, 0.0],
+            }
+    table = bench.workers_table(runs, ["f"], "trainwell", [1, 2], [1, 2])
+    rows = [line.split() for line in table.splitlines() if line.startswith("f ")]
+    # after 2 trials: medians 2.0 and 3.0 -> 1.5x; after 1 trial: 9.0 both -> 1.0x
+    assert rows[1][1:] == ["2", "2", "(", "1.00)", "3", "(", "1.50)"]
+    assert rows[0][-1] == "1.00)"
+    assert "K=2: 1.25" in table and "K=2: 1/2" in table
