@@ -898,7 +898,8 @@ def workers_table(
     workers: list[int],
     budgets: list[int],
 ) -> str:
-    """Median regret with K simulated workers against 1 worker at equal trials."""
+    """Median regret with K simulated workers against 1 worker at equal trials, over the seeds
+    that every K ran."""
     lines = [
         f"## {SUITE_LABELS.get(sampler, sampler)}: K workers against 1 at equal trials "
         f"(median regret over seeds; ratio to 1 worker)",
@@ -907,13 +908,19 @@ def workers_table(
     ratios: dict[int, list[float]] = {k: [] for k in workers}
     for fn in functions:
         for n in budgets:
-            meds = {}
-            for k in workers:
-                vals = [
-                    r["regret"][n - 1] for key, r in runs.items()
+            by_k = {
+                k: {
+                    key[2]: r["regret"][n - 1] for key, r in runs.items()
                     if key[0] == fn and key[1] == sampler and key[3] == k and r["trials"] >= n
-                ]
-                meds[k] = float(np.median(vals)) if vals else float("nan")
+                }
+                for k in workers
+            }
+            # the seeds every K ran: medians of the same seeds
+            common = set.intersection(*(set(v) for v in by_k.values()))
+            meds = {
+                k: float(np.median([v[s] for s in common])) if common else float("nan")
+                for k, v in by_k.items()
+            }
             cols = []
             for k in workers:
                 r = _ratio(meds[k], meds[workers[0]])

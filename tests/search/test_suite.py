@@ -194,3 +194,9 @@ def test_workers_table_compares_k_workers_with_one_at_equal_trials(bench):
     assert rows[1][1:] == ["2", "2", "(", "1.00)", "3", "(", "1.50)"]
     assert rows[0][-1] == "1.00)"
     assert "K=2: 1.25" in table and "K=2: 1/2" in table
+    # a seed that only one K ran is left out of both medians
+    runs[("f", "trainwell", 9, 1)] = {
+        "function": "f", "sampler": "trainwell", "seed": 9, "workers": 1,
+        "trials": 2, "regret": [9.0, 100.0], "seconds": [0.0, 0.0],
+    }
+    assert bench.workers_table(runs, ["f"], "trainwell", [1, 2], [1, 2]) == table
