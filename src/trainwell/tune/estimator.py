@@ -304,10 +304,12 @@ class _NetBase(BaseEstimator):
 
 
 def _dense(X: Any) -> np.ndarray:
-    """``X`` as a C-contiguous float32 array; a scipy.sparse matrix is densified."""
+    """``X`` as a C-contiguous, writable float32 array; a scipy.sparse matrix is densified, and
+    a read-only array (a memory map opened for reading) copied, as torch shares only a writable
+    buffer."""
     if hasattr(X, "toarray"):
         X = X.toarray()
-    return np.ascontiguousarray(X, dtype=np.float32)
+    return np.require(X, dtype=np.float32, requirements=["C", "W"])
 
 
 class NetClassifier(ClassifierMixin, _NetBase):
