@@ -921,6 +921,8 @@ def workers_table(
                 k: float(np.median([v[s] for s in common])) if common else float("nan")
                 for k, v in by_k.items()
             }
+            if not common:
+                continue  # no seed that every K ran: nothing to compare
             cols = []
             for k in workers:
                 r = _ratio(meds[k], meds[workers[0]])

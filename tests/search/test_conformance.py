@@ -356,12 +356,14 @@ def test_past_30_trials_the_kernel_is_refitted_every_third_step_on_the_same_spac
 
     def spy(self, X, y, **kwargs):
         fits.append(kwargs.get("refit", True))
-        original(self, X, y, **kwargs)
+        fitted = original(self, X, y, **kwargs)
+        assert fitted == kwargs.get("refit", True)
         # refit=False conditions on the new data with the previous hyperparameters
         if not kwargs.get("refit", True):
             previous = kwargs["previous"]._gpr
             assert self._gpr.kernel_scale == previous.kernel_scale
             assert self._gpr._X_train.shape[0] == len(X)
+        return fitted
 
     optuna_internals.GaussianProcess.fit = spy
     try:
@@ -372,3 +374,51 @@ def test_past_30_trials_the_kernel_is_refitted_every_third_step_on_the_same_spac
     # trials 5..38 ask with 4..37 finished; a fit when <= 30 or a multiple of 3
     assert fits == [n <= 30 or n % 3 == 0 for n in range(4, 38)]
     assert abs(study.best_params["x"] - 1) < 1e-3
+
+
+def test_the_box_is_normalized_over_the_boxed_parameters_only():
+    from trainwell.search.bayes import trust_region_box
+
+    X = np.array([[0.1, 0.1, 0.0], [0.5, 0.9, 1.0], [0.3, 0.3, 0.5]])
+    raw = np.array([0.0, 2.0, 1.0])
+    boxed = np.array([True, True, False])  # the third: a categorical, never boxed
+    for categorical_scale in (1e-3, 1.0, 1e3):
+        low, high = trust_region_box(
+            X, raw, np.array([0.5, 2.0, categorical_scale]), n_startup=3, boxed=boxed
+        )
+        # the same box as without the categorical parameter; the categorical whole
+        assert low == pytest.approx([0.3, 0.1, 0.0])
+        assert high == pytest.approx([0.7, 1.0, 1.0])
+
+
+def test_each_worker_refits_its_own_kernel_on_schedule():
+    from trainwell.search import optuna_internals
+
+    # three workers' samplers taking turns on one study: each sees the finished trials grow by
+    # 3 between its steps, so past 30 each refits at every step of its own (a count modulo 3
+    # of the study's trials would leave two of them on a kernel fitted at trial 30 for good)
+    calls: list[tuple[int, bool]] = []
+    original = optuna_internals.GaussianProcess.fit
+
+    def spy(self, X, y, **kwargs):
+        fitted = original(self, X, y, **kwargs)
+        calls.append((len(X), fitted))
+        return fitted
+
+    storage = optuna.storages.InMemoryStorage()
+    studies = [
+        optuna.create_study(
+            storage=storage, study_name="s", load_if_exists=True, sampler=BayesSampler(seed=i)
+        )
+        for i in range(3)
+    ]
+    optuna_internals.GaussianProcess.fit = spy
+    try:
+        for k in range(45):
+            study = studies[k % 3]
+            trial = study.ask()
+            study.tell(trial, (trial.suggest_float("x", -2, 2) - 1) ** 2)
+    finally:
+        optuna_internals.GaussianProcess.fit = original
+    late = [fitted for n, fitted in calls if n > 30]
+    assert len(late) == 14 and all(late)

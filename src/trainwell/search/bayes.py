@@ -155,10 +155,10 @@ class BayesSampler(BaseSampler):
             ``max(4, dim)`` steps without one, reset once below 0.5^7 (see
             :func:`trust_region_length`); default: on for ``"auto"``, off for ``"ucb"`` and
             ``"ei"``.
-        refit_every: past 30 finished trials, fit the kernel's hyperparameters every this many
-            steps only (between fits the GP is conditioned on the new trials with the last
-            fit's hyperparameters): a third of the step's time; default 3 for ``"auto"``, 1 for
-            ``"ucb"`` and ``"ei"``.
+        refit_every: past 30 finished trials, fit the kernel's hyperparameters again only once
+            this many more trials have finished since this sampler's last fit (between fits
+            the GP is conditioned on the new trials with the last fit's hyperparameters): a
+            third of the step's time; default 3 for ``"auto"``, 1 for ``"ucb"`` and ``"ei"``.
         seed: random seed.
 
     Example:
@@ -227,6 +227,9 @@ class BayesSampler(BaseSampler):
         self._random = RandomSampler(seed=seed)
         self._space = IntersectionSearchSpace()
         self._model: GaussianProcess | None = None  # the last fit, to warm-start the next
+        # finished trials at this sampler's last fit of the kernel's hyperparameters (each
+        # worker keeps its own sampler, so the schedule counts its own fits)
+        self._fitted_at = -1
         self.last_acquisition: tuple[str, float] | None = None  # (kind, beta or delta), for tests
         self.last_acqf: Any = None  # the acquisition function of the last Bayesian step
         # the trust region (normalized low, high) the last Bayesian step searched, or None
@@ -332,14 +335,21 @@ class BayesSampler(BaseSampler):
         raw = np.where(np.isnan(raw), worst, raw)
         scale = max(raw.std(), 1e-12)
         y = _warp(raw) if self.warp else (raw - raw.mean()) / scale
-        model.fit(
+        refit = (
+            len(done) <= REFIT_ALWAYS
+            or self._model is None
+            or len(done) - self._fitted_at >= self.refit_every
+        )
+        fitted = model.fit(
             X,
             y,
             minimum_noise=self.minimum_noise,
             deterministic=self.deterministic,
             previous=self._model,
-            refit=len(done) <= REFIT_ALWAYS or len(done) % self.refit_every == 0,
+            refit=refit,
         )
+        if fitted:
+            self._fitted_at = len(done)
         self._model = model
         best = float(y.max())
         if running:
@@ -365,7 +375,13 @@ class BayesSampler(BaseSampler):
         self.last_acqf = acqf
         box = None
         if self.trust_region:
-            box = trust_region_box(X, raw, model.length_scales, self.startup_trials(model.dim))
+            box = trust_region_box(
+                X,
+                raw,
+                model.length_scales,
+                self.startup_trials(model.dim),
+                boxed=model.continuous,
+            )
         self.last_box = box
         params = model.maximize(
             acqf,
@@ -404,7 +420,8 @@ def trust_region_length(
     ``success_tol`` improvements in a row, halves after ``failure_tol`` (``max(4, dim)``) trials
     in a row without one (an improvement beats the best by 1e-3 of its magnitude), and starts
     over at ``init`` once it falls below ``min_length``. Computed from the history alone, so
-    every worker and a resumed study find the same region.
+    every worker and a resumed study find the same side (the box's shape follows each
+    sampler's own kernel fit).
     """
     failure_tol = max(4, dim) if failure_tol is None else failure_tol
     length = init
@@ -426,15 +443,27 @@ def trust_region_length(
 
 
 def trust_region_box(
-    X: np.ndarray, raw: np.ndarray, length_scales: np.ndarray, n_startup: int
+    X: np.ndarray,
+    raw: np.ndarray,
+    length_scales: np.ndarray,
+    n_startup: int,
+    boxed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """TuRBO's box around the best point: side ``L * l_i / geomean(l)`` per normalized
-    parameter, clipped to the unit cube."""
-    length = trust_region_length(raw, n_startup, dim=X.shape[1])
-    ls = np.asarray(length_scales, dtype=float)
+    """TuRBO's box around the best point: side ``L * l_i / geomean(l)`` per boxed normalized
+    parameter (``boxed``: a mask, default all; the geometric mean over those only, so the
+    box's volume is ``L^d``), clipped to the unit cube; the others get the whole [0, 1]."""
+    dim = X.shape[1]
+    boxed = np.ones(dim, dtype=bool) if boxed is None else np.asarray(boxed, dtype=bool)
+    low, high = np.zeros(dim), np.ones(dim)
+    if not boxed.any():
+        return low, high
+    length = trust_region_length(raw, n_startup, dim=dim)
+    ls = np.asarray(length_scales, dtype=float)[boxed]
     w = ls / np.exp(np.mean(np.log(ls))) * length
-    center = X[int(np.argmax(raw))]
-    return np.clip(center - w / 2, 0.0, 1.0), np.clip(center + w / 2, 0.0, 1.0)
+    center = X[int(np.argmax(raw))][boxed]
+    low[boxed] = np.clip(center - w / 2, 0.0, 1.0)
+    high[boxed] = np.clip(center + w / 2, 0.0, 1.0)
+    return low, high
 
 
 def _pending_params(trial: FrozenTrial) -> dict[str, Any]:
@@ -466,8 +495,8 @@ def _fits(params: dict[str, Any], search_space: dict[str, BaseDistribution]) -> 
 
 
 #: Up to this many finished trials the kernel's hyperparameters are fitted at every step, then
-#: every ``refit_every`` steps (between fits the GP conditions on the new trials with the last
-#: fit's hyperparameters, which move little once there are this many trials)
+#: each time ``refit_every`` more trials have finished (between fits the GP conditions on the
+#: new trials with the last fit's hyperparameters, which move little once there are this many)
 REFIT_ALWAYS = 30
 
 #: An int parameter with more values than this is searched as a continuous one, then rounded.

@@ -301,13 +301,13 @@ class GaussianProcess:
         deterministic: bool = True,
         previous: GaussianProcess | None = None,
         refit: bool = True,
-    ) -> None:
+    ) -> bool:
         """Fit the kernel (Matern-5/2 ARD, maximum a posteriori) to normalized ``X`` and
         standardized ``y``, starting from ``previous``'s kernel when it has the same dimension.
         ``deterministic``: the noise variance is the jitter ``minimum_noise`` only; else it is
         fitted too (Optuna's gamma prior, mode 0.0033). ``refit=False`` keeps ``previous``'s
         hyperparameters (when it was fitted on the same space) and only conditions on the
-        data."""
+        data. Whether the hyperparameters were fitted."""
         # the GP fit and its kernel prior, which GPSampler keeps to itself
         import torch
         from optuna._gp import gp, prior
@@ -327,7 +327,7 @@ class GaussianProcess:
                 noise_var=cache.noise_var,
             )
             self._gpr._cache_matrix()
-            return
+            return False
         self._gpr = gp.fit_kernel_params(
             X=X,
             Y=y,
@@ -339,6 +339,14 @@ class GaussianProcess:
             gpr_cache=cache,
             deterministic_objective=deterministic,
         )
+        return True
+
+    @property
+    def continuous(self) -> np.ndarray:
+        """A mask of the continuous parameters (the ones a box restricts)."""
+        mask = np.zeros(self.dim, dtype=bool)
+        mask[self._space.continuous_indices] = True
+        return mask
 
     @property
     def length_scales(self) -> np.ndarray:
@@ -394,7 +402,8 @@ class GaussianProcess:
         from the best of them and from ``start`` (normalized points, one per row).
 
         ``box`` = (low, high), normalized: search only that box (a trust region) on the
-        continuous parameters; the discrete ones keep their whole range."""
+        continuous parameters (wide ints relaxed to floats among them); categorical and discrete
+        ones keep their whole range."""
         # Optuna's mixed continuous / discrete acquisition optimizer: not published either
         from optuna._gp import optim_mixed
 
@@ -402,8 +411,7 @@ class GaussianProcess:
         if box is not None:
             # the optimizer searches the unit cube: it gets the acquisition of u, mapped to
             # low + u * width on the continuous parameters
-            cont = np.zeros(self.dim, dtype=bool)
-            cont[self._space.continuous_indices] = True
+            cont = self.continuous
             low = np.where(cont, box[0], 0.0)
             width = np.where(cont, np.maximum(box[1] - box[0], 1e-12), 1.0)
             acqf = _boxed_acquisition_class()(acqf, low, width)
