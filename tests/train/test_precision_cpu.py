@@ -15,6 +15,8 @@ from torch import nn
 
 from trainwell.train import Callback, Trainer
 from trainwell.train import device as device_mod
+from trainwell.train import trainer as trainer_mod
+from trainwell.train.checkpoint import load_checkpoint, rng_state, training_state_problem
 
 
 def digits_split():
@@ -106,3 +108,66 @@ def test_fp16_on_a_cpu_still_falls_back(precision, caplog):
     with caplog.at_level(logging.WARNING, logger="trainwell.train.device"):
         ctx, _scaler, used = device_mod.autocast_context(torch.device("cpu"), precision)
     assert used == "fp32" and "needs a GPU" in caplog.text
+
+
+class _Interrupt(Callback):
+    """Ctrl-C at the end of ``epoch``."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def after_epoch(self, trainer):
+        if trainer.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_fp16_loss_scale_is_checkpointed_and_a_resumed_run_continues_it(monkeypatch, tmp_path):
+    """fp16's GradScaler is training state: its scale backs off after overflowing steps, and a
+    resume that started again at 2**16 would skip those steps again. On a CPU, with CPU fp16
+    autocast and a CPU GradScaler standing in for a GPU's (the trainer's own device rule
+    turns fp16 off on a CPU), a run interrupted and resumed ends bit for bit where an
+    uninterrupted one does, and the checkpoint holds the scale it had reached."""
+    scalers = []
+
+    def fp16_on_cpu(device, precision):
+        scalers.append(torch.amp.GradScaler("cpu"))
+        return torch.autocast("cpu", dtype=torch.float16), scalers[-1], "fp16"
+
+    monkeypatch.setattr(trainer_mod, "autocast_context", fp16_on_cpu)
+    train, test = digits_split()
+
+    def run(resume=None, **kw):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10))
+        t = Trainer(model, loss=lambda out, y: 1000.0 * nn.functional.cross_entropy(out, y),
+                    optimizer={"name": "adam", "lr": 3e-3}, epochs=4, batch_size=64, seed=0,
+                    precision="fp16", device="cpu", threads=None, **kw)
+        return t.fit(train, test, resume=resume)
+
+    full = run()
+    # the premise: a x1000 loss overflows fp16 at 2**16, so the scale backed off
+    assert scalers[-1].get_scale() < 2.0**16
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint_dir=tmp_path, checkpoint_every=2, callbacks=[_Interrupt(3)])
+    saved = load_checkpoint(tmp_path)["scaler"]
+    assert 0 < saved["scale"] < 2.0**16
+    resumed = run(resume=tmp_path)
+    strip = lambda h: [{k: v for k, v in r.items() if "time" not in k} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+    for p, q in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("scaler", [{"scale": "big"}, {"scale": -1.0}, {"scale": 8.0, "x": []}, 3])
+def test_a_damaged_loss_scale_in_a_checkpoint_is_named(scaler):
+    model = nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = {"epoch": 0, "step": 0, "best_epoch": 0, "elapsed": 0.0, "stopped_early": False,
+             "optimizer": opt.state_dict(), "schedule": {}, "early_stopping": {}, "history": [],
+             "rng": {}, "model": model.state_dict(), "best": None}
+    state["rng"] = rng_state()
+    assert training_state_problem(state, model) is None
+    state["scaler"] = scaler
+    assert training_state_problem(state, model).startswith(
+        "scaler should hold fp16's loss scale (a number > 0)"
+    )

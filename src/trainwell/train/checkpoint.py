@@ -332,6 +332,14 @@ def training_state_problem(
         return f"objective should be an object; {_got(state, 'objective')}"
     if not isinstance(state.get("callbacks") or {}, dict):
         return f"callbacks should be an object; {_got(state, 'callbacks')}"
+    scaler = state.get("scaler")
+    if scaler is not None and not (
+        isinstance(scaler, dict)
+        and _is_number(scaler.get("scale"))
+        and scaler["scale"] > 0
+        and all(_is_number(v) for v in scaler.values())
+    ):
+        return f"scaler should hold fp16's loss scale (a number > 0); {_got(state, 'scaler')}"
     for key in ("model", "best"):
         weights = state.get(key)
         if key == "best" and weights is None:  # no epoch finished before the checkpoint

@@ -219,6 +219,7 @@ class Trainer:
         )
         self.precision = precision
         self.precision_used = precision  # what ran: fp32 where the device cannot (set by fit)
+        self._scaler: Any = None  # fp16's GradScaler during fit (its state is checkpointed)
         es = section_from_spec(EarlyStoppingConfig, early_stopping or {"patience": None},
                                "train.early_stopping")
         self.early_stopping = EarlyStopping(es.metric, es.mode, es.patience, es.min_delta)
@@ -339,9 +340,11 @@ class Trainer:
             self._data_generators = [
                 g for g in loader_generators(batches) if g is not self.generator
             ]
+            # before the checkpoint: fp16's loss scale is part of the state a resume restores
+            autocast, scaler, self.precision_used = autocast_context(self.device, self.precision)
+            self._scaler = scaler
             if resume is not None:
                 self.load_checkpoint(resume)
-            autocast, scaler, self.precision_used = autocast_context(self.device, self.precision)
             params = [p for group in self.optimizer.param_groups for p in group["params"]]
             start = time.perf_counter() - self.elapsed
             events("before_fit", self)
@@ -667,7 +670,15 @@ class Trainer:
             "environment": self.environment(),
             **({"average": self.averager.state_dict()} if self.averager is not None else {}),
             **({"callbacks": states} if (states := self._callback_states()) else {}),
+            **({"scaler": scaler} if (scaler := self._scaler_state()) else {}),
         }
+
+    def _scaler_state(self) -> dict[str, Any] | None:
+        """fp16's gradient scaler (its loss scale and growth counter), or None without one."""
+        scaler = self._scaler  # a GradScaler, or anything that wraps one, has a state_dict
+        if callable(getattr(scaler, "state_dict", None)) and scaler.is_enabled():
+            return {k: v for k, v in scaler.state_dict().items() if isinstance(v, (int, float))}
+        return None
 
     def _callback_states(self) -> dict[str, Any]:
         """The state of each callback that has a ``state_key`` and ``state_dict()``, by key."""
@@ -748,6 +759,10 @@ class Trainer:
                 "with the same train.average"
             )
         self._load_callback_states(state.get("callbacks") or {})
+        scaler = self._scaler
+        if state.get("scaler") and callable(getattr(scaler, "load_state_dict", None)):
+            # the loss scale an fp16 run had reached: a fresh 2**16 would overflow again
+            scaler.load_state_dict(dict(state["scaler"]))
         self._check_environment(state.get("environment"))
 
     def save_checkpoint(self, directory: str | Path | None = None) -> Path | None:
