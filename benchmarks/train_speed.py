@@ -10,6 +10,10 @@ training FLOP rate over the machine's fp32 matmul throughput, measured in the sa
     python benchmarks/train_speed.py --reps 3 --threads 1
     python benchmarks/train_speed.py --reps 3 --threads 1,2 --sizes small,large \
         --contestants tensor,trainwell,trainwell-acc4,trainwell-bf16
+    python benchmarks/train_speed.py --device cuda --reps 1 --contestants tensor,trainwell
+
+``--device`` (default ``cpu``) is where the torch contestants train and where the matmul
+throughput is measured; ``sklearn`` always runs on the CPU.
 
 Contestants: ``trainwell`` (the Trainer, per-epoch validation included), ``tensor`` (a plain
 loop indexing tensors by a permutation), ``loader`` (a plain loop over a DataLoader),
@@ -49,6 +53,15 @@ def _start() -> float:
     return time.perf_counter()
 SIZES = {"small": (256, 64), "large": (1024, 256)}
 EPOCHS = 40
+DEVICE = "cpu"  # --device: where the torch contestants train (set in each worker process)
+
+
+def _sync():
+    """Wait for the device's queued work (a GPU runs asynchronously), before a clock is read."""
+    if DEVICE.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def _data():
@@ -87,19 +100,21 @@ def run_tensor(width, bs):
     import torch
     import torch.nn.functional as F
 
-    Xtr, ytr, Xte, yte = _data()
-    model = _mlp(width)
+    Xtr, ytr, Xte, yte = (a.to(DEVICE) for a in _data())
+    model = _mlp(width).to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    _sync()
     t = _start()
     for _ in range(EPOCHS):
         model.train()
-        perm = torch.randperm(len(Xtr))
+        perm = torch.randperm(len(Xtr), device=Xtr.device)
         for i in range(0, len(Xtr), bs):
             idx = perm[i : i + bs]
             loss = F.cross_entropy(model(Xtr[idx]), ytr[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+    _sync()
     return time.perf_counter() - t, _accuracy(model, Xte, yte)
 
 
@@ -109,18 +124,22 @@ def run_loader(width, bs):
     from torch.utils.data import DataLoader, TensorDataset
 
     Xtr, ytr, Xte, yte = _data()
-    model = _mlp(width)
+    model = _mlp(width).to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(TensorDataset(Xtr, ytr), batch_size=bs, shuffle=True)
+    cuda = DEVICE.startswith("cuda")
+    loader = DataLoader(TensorDataset(Xtr, ytr), batch_size=bs, shuffle=True, pin_memory=cuda)
+    _sync()
     t = _start()
     for _ in range(EPOCHS):
         model.train()
         for xb, yb in loader:
+            xb, yb = xb.to(DEVICE, non_blocking=True), yb.to(DEVICE, non_blocking=True)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return time.perf_counter() - t, _accuracy(model, Xte, yte)
+    _sync()
+    return time.perf_counter() - t, _accuracy(model, Xte.to(DEVICE), yte.to(DEVICE))
 
 
 NOTES: dict[str, str] = {}  # what a worker reports beside its times (the precision used)
@@ -140,10 +159,13 @@ def run_trainwell(width, bs, accumulate=1, precision="fp32", compile=False):
         precision=precision,
         compile=compile,
         seed=0,
+        device=DEVICE,
         threads=None,  # the count --threads pinned, as for every contestant
     )
+    _sync()
     t = _start()
     trainer.fit((Xtr, ytr), (Xte, yte))  # validates on the held-out 20% every epoch
+    _sync()
     NOTES["precision"] = trainer.precision_used
     seconds = time.perf_counter() - t - (trainer.compile_time or 0.0)
     return seconds, trainer.history[-1]["val_accuracy"]  # the last epoch's model
@@ -201,7 +223,7 @@ def run_lightning(width, bs):
     module = Module()
     trainer = L.Trainer(
         max_epochs=EPOCHS,
-        accelerator="cpu",
+        accelerator="gpu" if DEVICE.startswith("cuda") else "cpu",
         devices=1,
         logger=False,
         enable_checkpointing=False,
@@ -211,20 +233,25 @@ def run_lightning(width, bs):
     loader = DataLoader(TensorDataset(Xtr, ytr), batch_size=bs, shuffle=True)
     t = _start()
     trainer.fit(module, loader)
-    return time.perf_counter() - t, _accuracy(module.net, Xte, yte)
+    _sync()
+    seconds = time.perf_counter() - t
+    device = next(module.net.parameters()).device
+    return seconds, _accuracy(module.net, Xte.to(device), yte.to(device))
 
 
 def run_peak(width, bs):
-    """The fp32 matmul throughput (FLOP/s) of this machine at the large layer's size."""
+    """The fp32 matmul throughput (FLOP/s) of the device at the large layer's size."""
     import torch
 
-    a, b = torch.randn(2048, 1024), torch.randn(1024, 1024)
+    a, b = torch.randn(2048, 1024, device=DEVICE), torch.randn(1024, 1024, device=DEVICE)
     for _ in range(3):
         a @ b
+    _sync()
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < 2.0:
         a @ b
         n += 1
+    _sync()
     return 2 * 2048 * 1024 * 1024 * n / (time.perf_counter() - t), 0.0
 
 
@@ -269,6 +296,8 @@ def cli_process(width, bs, threads, extra=()):
                 "b",
                 "--set",
                 f"train.threads={threads}",
+                "--set",
+                f"train.device={DEVICE}",
                 *extra,
             ],
             cwd=tmp,
@@ -299,9 +328,11 @@ def _env(threads):
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def worker(name, size, threads):
+def worker(name, size, threads, device="cpu"):
     import torch
 
+    global DEVICE
+    DEVICE = device
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cpu = time.process_time()
@@ -319,12 +350,15 @@ def run_one(name, size, threads):
         return cli_process(*SIZES[size], threads, ("--set", "log.report=false"))
     t = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", name, "--size", size, "--threads", str(threads)],
+        [sys.executable, __file__, "--worker", name, "--size", size, "--threads", str(threads),
+         "--device", DEVICE],
         env=_env(threads),
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if out.returncode != 0:  # the worker's own error, not only its exit status
+        raise RuntimeError(f"{name} ({size}) failed:\n{out.stderr.strip()[-3000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["process_s"] = time.perf_counter() - t
     return res
@@ -357,11 +391,14 @@ def main():
     ap.add_argument(
         "--contestants", default="tensor,trainwell,loader,sklearn,lightning,cli,cli-noreport"
     )
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--worker")
     ap.add_argument("--size", default="small")
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker, args.size, int(args.threads))
+        return worker(args.worker, args.size, int(args.threads), args.device)
+    global DEVICE
+    DEVICE = args.device
     names = args.contestants.split(",")
     try:
         import lightning  # noqa: F401
@@ -370,7 +407,7 @@ def main():
             print("note: lightning is not installed; skipping it")
             names.remove("lightning")
     thread_counts = [int(t) for t in args.threads.split(",")]
-    print(f"threads {args.threads}, {args.reps} reps, {EPOCHS} epochs")
+    print(f"device {DEVICE}, threads {args.threads}, {args.reps} reps, {EPOCHS} epochs")
     table: list[tuple[str, int, str, list[dict]]] = []
     peaks: dict[tuple[str, int], float] = {}
     for size in args.sizes.split(","):
