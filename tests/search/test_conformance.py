@@ -242,6 +242,102 @@ def test_the_warp_is_scikit_learns_yeo_johnson():
         assert _warp(raw) == pytest.approx(expected, abs=1e-6)
 
 
+def test_the_warps_log_jacobian_is_the_derivative_of_the_map_it_applies():
+    from trainwell.search.bayes import _warp, warp_with_jacobian, yeo_johnson, yeo_johnson_lambda
+
+    rng = np.random.default_rng(0)
+    raw = -np.exp(1.5 * rng.standard_normal(25))  # maximized: a heavy tail of bad values
+    y, log_jacobian = warp_with_jacobian(raw)
+    assert y == pytest.approx(_warp(raw))
+    # the map with the standardizations' statistics and the exponent fixed at raw's, which
+    # acts elementwise: its log-Jacobian is the sum of the logs of its slopes
+    z0 = (raw.mean() - raw) / raw.std()
+    lmbda = yeo_johnson_lambda(z0)
+    t0 = yeo_johnson(z0, lmbda)
+
+    def fixed(r):
+        return -(yeo_johnson((raw.mean() - r) / raw.std(), lmbda) - t0.mean()) / t0.std()
+
+    assert fixed(raw) == pytest.approx(y)
+    h = 1e-6
+    slopes = (fixed(raw + h) - fixed(raw - h)) / (2 * h)
+    assert log_jacobian == pytest.approx(np.log(slopes).sum(), rel=1e-5)
+    # constant values: nothing to warp
+    assert warp_with_jacobian(np.full(5, 2.0))[1] == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_warp_is_chosen_when_the_values_are_likelier_warped(seed):
+    """A GP explains a smooth function's values as they are, and the exponential of one (a
+    heavy tail of bad values, or of good ones) after the warp: choose_warp keeps the plain fit
+    for the first and the warped one for the others."""
+    space = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
+    X = np.random.default_rng(seed).uniform(size=(40, 2))
+    smooth = np.sin(3 * X[:, 0] + 1) + np.cos(4 * X[:, 1])
+    chosen = {}
+    for name, values in (("smooth", smooth), ("exp", np.exp(3 * smooth)),
+                         ("-exp", -np.exp(3 * smooth))):
+        model, y, warped = BayesSampler(seed=0).choose_warp(space, X, -values)  # minimized
+        chosen[name] = warped
+        scale = values.std()
+        expected = _warp_of(-values) if warped else (values.mean() - values) / scale
+        assert y == pytest.approx(expected)
+        assert model.dim == 2
+    assert chosen == {"smooth": False, "exp": True, "-exp": True}
+
+
+def _warp_of(raw):
+    from trainwell.search.bayes import _warp
+
+    return _warp(raw)
+
+
+def test_the_default_warps_for_30_trials_then_chooses_at_each_fit(monkeypatch):
+    from trainwell.search.config import TuneConfig
+    from trainwell.search.samplers import make_sampler
+
+    chosen = []  # (finished trials, warped) of each choice
+    real = BayesSampler.choose_warp
+
+    def spy(self, search_space, X, raw):
+        model, y, warped = real(self, search_space, X, raw)
+        warped = len(X) != 33  # the fit at 33 trials keeps the plain values, the others warp
+        y = _warp_of(raw) if warped else (raw - raw.mean()) / raw.std()
+        model.fit(X, y, deterministic=False)
+        chosen.append((len(X), warped))
+        return model, y, warped
+
+    monkeypatch.setattr(BayesSampler, "choose_warp", spy)
+
+    def run(config):
+        sampler = make_sampler(config, seed=0)
+        study = optuna.create_study(sampler=sampler)
+        seen = []
+        for _ in range(40):
+            trial = study.ask()
+            x, y = trial.suggest_float("x", -2, 2), trial.suggest_float("y", -2, 2)
+            seen.append(sampler.last_warped)
+            study.tell(trial, math.exp(x + y) + (x - 1) ** 2)
+        return sampler, seen
+
+    sampler, seen = run(TuneConfig())
+    assert sampler.choose
+    # warped while 30 trials or fewer have finished; chosen at each fit from 30 on (every 3)
+    assert chosen == [(30, True), (33, False), (36, True), (39, True)]
+    assert seen[4:30] == [True] * 26 and seen[:4] == [None] * 4  # 4 random startup trials
+    assert seen[30:] == [True, True, True, False, False, False, True, True, True, True]
+    chosen.clear()
+    for config, expected in (
+        ({"bayes": {"warp": True}}, True),  # asked for: always, never chosen
+        ({"bayes": {"warp": False}}, False),
+        ({"method": "ucb"}, False),  # the lecture's acquisitions: never
+        ({"method": "ei"}, False),
+    ):
+        sampler, seen = run(TuneConfig.model_validate(config))
+        assert not sampler.choose and set(seen[4:]) == {expected}
+    assert chosen == []
+
+
 def test_trust_region_length_follows_turbo():
     from trainwell.search.bayes import trust_region_length
 
@@ -371,8 +467,12 @@ def test_past_30_trials_the_kernel_is_refitted_every_third_step_on_the_same_spac
         study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=38)
     finally:
         optuna_internals.GaussianProcess.fit = original
-    # trials 5..38 ask with 4..37 finished; a fit when <= 30 or a multiple of 3
-    assert fits == [n <= 30 or n % 3 == 0 for n in range(4, 38)]
+    # trials 5..38 ask with 4..37 finished; a fit when <= 30 or a multiple of 3; from 30 on
+    # each fit is two (the warped and the plain values, of which the likelier is kept)
+    expected = []
+    for n in range(4, 38):
+        expected += [True] if n < 30 else [True, True] if n % 3 == 0 else [False]
+    assert fits == expected
     assert abs(study.best_params["x"] - 1) < 1e-3
 
 
@@ -421,4 +521,5 @@ def test_each_worker_refits_its_own_kernel_on_schedule():
     finally:
         optuna_internals.GaussianProcess.fit = original
     late = [fitted for n, fitted in calls if n > 30]
-    assert len(late) == 14 and all(late)
+    # 14 steps, each a fit to the warped and one to the plain values (the likelier is kept)
+    assert len(late) == 28 and all(late)

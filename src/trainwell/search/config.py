@@ -46,7 +46,8 @@ class BayesConfig(Section):
     warp: bool | None = Field(
         default=None,
         description="fit the GP to Yeo-Johnson-transformed values, for a heavy tail of bad "
-        "values (auto: true; ucb, ei: false, as in the lecture)",
+        "values (auto: for 30 trials, then at each fit whichever of the warped and plain "
+        "values the GP finds likelier; ucb, ei: false, as in the lecture)",
     )
     trust_region: bool | None = Field(
         default=None,

@@ -341,6 +341,14 @@ class GaussianProcess:
         )
         return True
 
+    def log_marginal_likelihood(self) -> float:
+        """The fitted GP's log marginal likelihood of its training values (up to the constant
+        ``-n/2 log(2 pi)``)."""
+        import torch
+
+        with torch.no_grad():
+            return float(self._gpr.marginal_log_likelihood())
+
     @property
     def continuous(self) -> np.ndarray:
         """A mask of the continuous parameters (the ones a box restricts)."""
