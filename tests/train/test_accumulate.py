@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 
 import pytest
@@ -206,3 +207,22 @@ def test_accumulate_from_the_command_line_and_zero_refused_before_any_directory(
     steps = [json.loads(line)["step"] for line in lines]
     per_epoch = math.ceil(math.ceil(1437 / 16) / 4)  # the 80% train split of 1797 rows
     assert steps == [per_epoch, 2 * per_epoch]
+
+
+def test_accumulating_more_batches_than_an_epoch_has_says_so_once(caplog):
+    """500 rows in batches of 128 are 4 batches: accumulate = 8 steps once per epoch on all
+    500 rows, not on 8 x 128; the warning names both numbers. accumulate = 4 fits: silent."""
+    data = digits()
+    with caplog.at_level(logging.WARNING, logger="trainwell.train.trainer"):
+        t = train(data, 8, 128, epochs=2)
+    warnings = [r.getMessage() for r in caplog.records if "train.accumulate" in r.getMessage()]
+    assert warnings == [
+        "train.accumulate is 8 but an epoch has 4 batch(es) of at most 128: each optimizer step "
+        "sums the whole epoch, fewer samples than 8 x 128; lower train.accumulate or "
+        "train.batch_size to get the step size you asked for"
+    ]
+    assert t.step == 2  # one optimizer step per epoch
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="trainwell.train.trainer"):
+        train(data, 4, 128, epochs=1)
+    assert not [r for r in caplog.records if "train.accumulate" in r.getMessage()]

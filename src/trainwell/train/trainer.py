@@ -506,6 +506,14 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch = -(-len(batches) // self.accumulate)
         if steps_per_epoch == 0:
             raise ConfigError("the training data is empty")
+        if self.accumulate > self.batches_per_epoch:
+            logger.warning(
+                "train.accumulate is %d but an epoch has %d batch(es) of at most %d: each "
+                "optimizer step sums the whole epoch, fewer samples than %d x %d; lower "
+                "train.accumulate or train.batch_size to get the step size you asked for",
+                self.accumulate, self.batches_per_epoch, self.batch_size, self.accumulate,
+                self.batch_size,
+            )
         self.objective.bind(self)
         self.train_batches = batches  # what the objective may count (class_weight "balanced")
         self.objective.setup(self.model, batches.peek())  # the task, the loss, the output width
