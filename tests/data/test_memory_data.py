@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import trainwell as tw
 from trainwell.cli import main
-from trainwell.errors import DataError
+from trainwell.errors import ConfigError, DataError
 from trainwell.train.callbacks import Callback
 
 
@@ -171,3 +171,33 @@ def test_a_run_of_images_from_python_prints_in_one_line(runs_dir):
     assert "\n" not in text and "tensor" not in text and len(text) < 300, text[:500]
     assert text.startswith(f"Run({str(run.run_dir)!r}, status='completed', best_epoch=1, ")
     assert f"test_accuracy={run.results['test']['test_accuracy']:.4g}" in text
+
+
+def _tune_cfg(runs_dir, **data):
+    cfg = _cfg(runs_dir, epochs=2, **data)
+    cfg["tune"] = {"trials": 3, "method": "random", "metric": "val_loss",
+                   "space": {"train.optimizer.lr": "loguniform(1e-3, 1e-1)"}}
+    return cfg
+
+
+def test_tune_on_arrays_finds_the_trials_of_the_same_npz(runs_dir):
+    """tune(data=(X, y)) runs the study a file source runs: the same trials with the same
+    values; resuming needs the same data, and several workers are refused before a study
+    directory exists."""
+    X, y = _iris()
+    np.savez(runs_dir.parent / "iris.npz", X=X, y=y)
+    from_file = tw.tune(_tune_cfg(runs_dir, source="npz:iris.npz"), name="file")
+    from_arrays = tw.tune(_tune_cfg(runs_dir), data=(X, y), name="arrays")
+    studies = (from_file, from_arrays)
+    values = [[(t.params, t.value) for t in s.optuna_study.trials] for s in studies]
+    assert values[0] == values[1] and len(values[0]) == 3
+    config = (runs_dir / "arrays" / "config.toml").read_text()
+    assert 'source = "memory:' in config
+    with pytest.raises(DataError, match="its sha256 is"):
+        tw.tune(resume=runs_dir / "arrays", data=(X[::-1].copy(), y[::-1].copy()))
+    again = tw.tune(resume=runs_dir / "arrays", data=(X, y), trials=4)
+    assert len([t for t in again.optuna_study.trials if t.value is not None]) == 4
+    before = {p.name for p in runs_dir.iterdir()}
+    with pytest.raises(ConfigError, match="workers must be 1"):
+        tw.tune(_tune_cfg(runs_dir), data=(X, y), workers=2)
+    assert {p.name for p in runs_dir.iterdir()} == before

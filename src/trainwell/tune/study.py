@@ -8,6 +8,7 @@ directory per trial.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -260,6 +261,7 @@ def tune(
     name: str | None = None,
     objective: str | Callable[..., float] | None = None,
     sets: list[str] | None = None,
+    data: Any = None,
     **overrides: Any,
 ) -> Study:
     """Search hyperparameters as ``[tune]`` says; return the :class:`Study`.
@@ -274,6 +276,9 @@ def tune(
         objective: instead of training, a function ``f(cfg, trial) -> float`` (or its
             ``"module:function"`` path, needed with ``workers > 1``).
         sets: ``--set`` overrides, ``"section.key=value"``.
+        data: in-memory data instead of ``data.source``, as for :func:`trainwell.fit`:
+            ``(X, y)`` or a pandas DataFrame. The trials run in this process (one worker); to
+            resume the study, give the same data again.
         **overrides: ``[tune]`` fields, e.g. ``trials=30``, ``method="random"``.
 
     Example:
@@ -296,6 +301,49 @@ def tune(
         recipe = recipe or meta.get("recipe", False)
     else:
         cfg = load_config(config, all_sets)
+    memory = None
+    if data is not None:  # checked and fingerprinted before a study directory exists
+        memory, cfg = _in_memory(cfg, data, workers, study_dir if resume is not None else None)
+    with memory.held() if memory is not None else contextlib.nullcontext():
+        return _tune(cfg, recipe, workers, storage, resume, name, objective)
+
+
+def _in_memory(
+    cfg: Config, data: Any, workers: int | None, study_dir: Path | None
+) -> tuple[Any, Config]:
+    """``tune(data=...)``: the data held for the trials, and the config whose ``data.source``
+    is its ``memory:<sha256>``; a resumed study needs its own data back."""
+    import json
+
+    from trainwell.config import load_config
+    from trainwell.data.memory import check_resume_data, in_memory
+
+    if (workers if workers is not None else cfg.tune.workers) > 1:
+        raise ConfigError(
+            "tune(data=...) runs its trials in this process, and worker processes cannot read "
+            f"in-memory data: workers must be 1 (got {workers or cfg.tune.workers}); to tune "
+            "with several workers, save the data to a file (CSV, Parquet, NPZ) and name it in "
+            "data.source"
+        )
+    memory = in_memory(data, cfg.data.missing_target)
+    if study_dir is not None:
+        check_resume_data(cfg.data.source, memory, study_dir)
+        return memory, cfg
+    return memory, load_config(cfg, [f"data.source={json.dumps(memory.source)}"])
+
+
+def _tune(
+    cfg: Config,
+    recipe: bool,
+    workers: int | None,
+    storage: str | None,
+    resume: str | os.PathLike[str] | None,
+    name: str | None,
+    objective: str | Callable[..., float] | None,
+) -> Study:
+    """``tune`` once the config is loaded (and in-memory data held)."""
+    if resume is not None:
+        study_dir = Path(resume)
     from trainwell.nn.build import require_trust
 
     # a model from Python code runs only with consent (--trust-code), checked before a study
