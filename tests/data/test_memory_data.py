@@ -195,6 +195,8 @@ def test_tune_on_arrays_finds_the_trials_of_the_same_npz(runs_dir):
     assert 'source = "memory:' in config
     with pytest.raises(DataError, match="its sha256 is"):
         tw.tune(resume=runs_dir / "arrays", data=(X[::-1].copy(), y[::-1].copy()))
+    with pytest.raises(DataError, match=r"give the same data again: trainwell.tune\(resume="):
+        tw.tune(resume=runs_dir / "arrays", trials=4)
     again = tw.tune(resume=runs_dir / "arrays", data=(X, y), trials=4)
     assert len([t for t in again.optuna_study.trials if t.value is not None]) == 4
     before = {p.name for p in runs_dir.iterdir()}
