@@ -12,7 +12,7 @@
 # trainwell runs from its source tree (PYTHONPATH=src), not installed, so the machine's own
 # torch is used. Dependencies the machine lacks may come as wheels in a .whl folder at the
 # repository root: they are installed without an index and without their own dependencies into
-# GPU_CHECK_SITE (default /tmp/site), which goes on PYTHONPATH after src.
+# GPU_CHECK_SITE (default: a new temporary folder), which goes on PYTHONPATH after src.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
@@ -20,7 +20,7 @@ root=$PWD
 out=${1:-gpu-check}
 mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 2
 export PYTHON=${PYTHON:-python3}
-export GPU_CHECK_SITE=${GPU_CHECK_SITE:-/tmp/site}
+export GPU_CHECK_SITE=${GPU_CHECK_SITE:-$(mktemp -d)}
 budget=${GPU_CHECK_BUDGET:-450}
 failed=()
 : >"$out/summary.txt"

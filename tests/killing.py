@@ -17,6 +17,8 @@ import trainwell
 
 _KILLER = textwrap.dedent("""
     import os, signal, sys
+    import torch
+    torch.use_deterministic_algorithms(sys.argv[3] == "1")
     import trainwell
 
     class Kill:
@@ -28,19 +30,22 @@ _KILLER = textwrap.dedent("""
 """)
 
 
-def train_and_kill(cfg: dict, folder: Path, epoch: int) -> None:
+def train_and_kill(cfg: dict, folder: Path, epoch: int, deterministic: bool = False) -> None:
     """Write ``cfg`` to ``folder`` and train it there as ``runs/killed`` (with the config's
     ``runs_dir``) in a child process that is SIGKILLed at the end of ``epoch`` (after that
     epoch's record, before its checkpoint is taken: the last checkpoint is of an earlier
-    epoch); the child runs this trainwell with one thread."""
+    epoch); the child runs this trainwell with one thread (and with torch's deterministic
+    algorithms, as a GPU run needs them to resume bit for bit, with ``deterministic``)."""
     path = folder / "killed.toml"
     path.write_text(tomli_w.dumps(cfg))
     src = str(Path(trainwell.__file__).resolve().parents[1])
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", _KILLER, str(path), str(epoch)], cwd=folder,
-                          env=env, capture_output=True, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, str(path), str(epoch), "1" if deterministic else "0"],
+        cwd=folder, env=env, capture_output=True, check=False, timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
 
 
 def epoch_records(run_dir: Path) -> list[dict]:

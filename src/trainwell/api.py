@@ -258,22 +258,31 @@ def fit(
             lock.release()
 
 
-def _in_memory_source(cfg: Config, data: Any, name: str | None, resume: Path | None
-                      ) -> tuple[Config, Any, str | None]:
-    """``fit(data=...)``: the config with ``data.source = "memory:<sha256>"``, the data, and the
-    run's name (``arrays-<arch>`` / ``dataframe-<arch>`` unless one is given); to resume, the
-    data must be the run's own (same fingerprint)."""
+def memory_source(cfg: Config, data: Any, resume: Path | None) -> tuple[Config, Any]:
+    """``data=`` of ``fit`` and ``tune``: the config with ``data.source = "memory:<sha256>"``
+    and the data (to hold while the run reads it); to resume ``resume`` (a run or a study), the
+    data must be its own (same fingerprint), and the config is kept."""
     import json
 
     from trainwell.config import load_config
     from trainwell.data.memory import check_resume_data, in_memory
-    from trainwell.runs import default_run_name, unique_name
 
     memory = in_memory(data, cfg.data.missing_target)
     if resume is not None:
         check_resume_data(cfg.data.source, memory, resume)
+        return cfg, memory
+    return load_config(cfg, [f"data.source={json.dumps(memory.source)}"]), memory
+
+
+def _in_memory_source(cfg: Config, data: Any, name: str | None, resume: Path | None
+                      ) -> tuple[Config, Any, str | None]:
+    """``fit(data=...)``: :func:`memory_source`, and the run's name (``arrays-<arch>`` /
+    ``dataframe-<arch>`` unless one is given)."""
+    from trainwell.runs import default_run_name, unique_name
+
+    cfg, memory = memory_source(cfg, data, resume)
+    if resume is not None:
         return cfg, memory, name
-    cfg = load_config(cfg, [f"data.source={json.dumps(memory.source)}"])
     if name is None and cfg.name is None:
         name = unique_name(Path(cfg.runs_dir),
                            default_run_name(f"memory:{memory.what}", cfg.model.arch))

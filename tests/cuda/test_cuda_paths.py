@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
-import tomli_w
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F  # noqa: N812 - torch's own spelling
-from killing import epoch_records
+from killing import epoch_records, train_and_kill
 from safetensors.torch import load_file
 from sklearn.datasets import load_digits, make_regression
 from sklearn.model_selection import train_test_split
@@ -294,46 +289,8 @@ RESUME = {
     },
 }
 
-#: tests/killing.py's child, with torch's deterministic algorithms on (as in this process)
-_KILLED_CHILD = textwrap.dedent("""
-    import os, signal, sys
-    import torch
-    torch.use_deterministic_algorithms(True)
-    import trainwell
-
-    class Kill:
-        def after_epoch(self, trainer):
-            if trainer.epoch == int(sys.argv[2]):
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    trainwell.fit(sys.argv[1], name="killed", quiet=True, callbacks=[Kill()])
-""")
-
-
-def _train_and_kill(cfg: dict, folder: Path, epoch: int) -> None:
-    """Train ``cfg`` as ``runs/killed`` in a child process SIGKILLed at the end of ``epoch``
-    (before that epoch's checkpoint: the last one on disk is of the epoch before)."""
-    path = folder / "killed.toml"
-    path.write_text(tomli_w.dumps(cfg))
-    src = str(Path(trainwell.__file__).resolve().parents[1])
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", _KILLED_CHILD, str(path), str(epoch)],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        check=False,
-        timeout=300,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
-
-
 def test_a_run_killed_on_cuda_resumes_bit_identical(runs_dir, tmp_path, deterministic):
-    _train_and_kill(RESUME, tmp_path, 2)
+    train_and_kill(RESUME, tmp_path, 2, deterministic=True)
     killed = runs_dir / "killed"
     assert len(epoch_records(killed)) == 2
     state = load_checkpoint(killed / "checkpoints")

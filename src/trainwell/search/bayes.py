@@ -122,6 +122,13 @@ def _warp(raw: np.ndarray) -> np.ndarray:
     return warp_with_jacobian(raw)[0]
 
 
+def standardize_with_jacobian(raw: np.ndarray) -> tuple[np.ndarray, float]:
+    """The values standardized (the plain GP's), and the log of that map's Jacobian
+    determinant, as :func:`warp_with_jacobian` gives the warp's."""
+    scale = max(float(raw.std()), 1e-12)
+    return (raw - raw.mean()) / scale, -len(raw) * np.log(scale)
+
+
 def warp_with_jacobian(raw: np.ndarray) -> tuple[np.ndarray, float]:
     """:func:`_warp`'s values and the log of its Jacobian's determinant at ``raw`` (the
     standardizations' means and scales and the exponent taken as fixed, as they are for the
@@ -371,7 +378,7 @@ class BayesSampler(BaseSampler):
         else:
             # between fits the transform the last fit chose (the hyperparameters are its)
             warped = self._warped if self.choose and len(done) > WARP_CHOICE_FROM else self.warp
-            y = _warp(raw) if warped else (raw - raw.mean()) / scale
+            y = _warp(raw) if warped else standardize_with_jacobian(raw)[0]
             fitted = model.fit(
                 X,
                 y,
@@ -435,11 +442,10 @@ class BayesSampler(BaseSampler):
         values, each warm-started from its own last fit; the one under which ``raw`` is more
         likely (the log marginal likelihood plus the log-Jacobian of its transform) is
         returned, with the values it was fitted to and whether they are the warped ones."""
-        scale = max(float(raw.std()), 1e-12)
         candidates = []
         for warped, (y, log_jacobian) in (
             (True, warp_with_jacobian(raw)),
-            (False, ((raw - raw.mean()) / scale, -len(raw) * np.log(scale))),
+            (False, standardize_with_jacobian(raw)),
         ):
             model = GaussianProcess(relax_ints(search_space))
             model.fit(

@@ -320,10 +320,7 @@ def _in_memory(
 ) -> tuple[Any, Config]:
     """``tune(data=...)``: the data held for the trials, and the config whose ``data.source``
     is its ``memory:<sha256>``; a resumed study needs its own data back."""
-    import json
-
-    from trainwell.config import load_config
-    from trainwell.data.memory import check_resume_data, in_memory
+    from trainwell.api import memory_source
 
     if (workers if workers is not None else cfg.tune.workers) > 1:
         raise ConfigError(
@@ -332,11 +329,8 @@ def _in_memory(
             "with several workers, save the data to a file (CSV, Parquet, NPZ) and name it in "
             "data.source"
         )
-    memory = in_memory(data, cfg.data.missing_target)
-    if study_dir is not None:
-        check_resume_data(cfg.data.source, memory, study_dir)
-        return memory, cfg
-    return memory, load_config(cfg, [f"data.source={json.dumps(memory.source)}"])
+    cfg, memory = memory_source(cfg, data, study_dir)
+    return memory, cfg
 
 
 def _tune(
