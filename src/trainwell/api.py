@@ -560,6 +560,11 @@ def _train(
             )
         except DivergenceError as exc:  # the callbacks finished in the trainer's `end` event
             status, diverged = "diverged", exc
+        finally:
+            if group is not None:  # the DDP wrapper must not outlive the process group
+                from trainwell.train.distributed import undistribute
+
+                undistribute(trainer)
     except BaseException as exc:
         if main:
             _end_status(run_dir, exc)

@@ -217,8 +217,9 @@ def test_an_interrupted_rank_0_names_the_process_count_to_resume_with(runs_dir, 
 # ---------------------------------------------------------------------------- 2 processes
 
 _WORKER = textwrap.dedent("""
-    import hashlib, os, signal, sys
+    import gc, hashlib, os, signal, sys
     import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
     import trainwell
 
     class KillLauncher:  # rank 0 SIGKILLs torchrun (this process's parent) at an epoch's end
@@ -247,10 +248,14 @@ _WORKER = textwrap.dedent("""
     path, name = sys.argv[1], sys.argv[2]
     callbacks = [KillLauncher()] if len(sys.argv) > 3 else []
     run = trainwell.fit(path, name=name, quiet=True, callbacks=callbacks)
+    # the DDP wrapper (and the process group it holds) is freed before fit returns, not in the
+    # interpreter's teardown, where gloo's threads can abort a process that succeeded
+    wrappers = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
     digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes()
                                      for p in run.model.parameters())).hexdigest()
     line = (f"rank {dist.get_rank() if dist.is_initialized() else os.environ['RANK']} "
-            f"params {digest} test {run.metrics.get('test_accuracy')} writes {len(writes)}\\n")
+            f"params {digest} test {run.metrics.get('test_accuracy')} writes {len(writes)} "
+            f"wrappers {wrappers} group {dist.is_initialized()}\\n")
     os.write(1, line.encode())  # one write: the two ranks share the pipe, print writes twice
 """)
 
@@ -300,6 +305,8 @@ def test_two_processes_train_one_model_and_only_rank_0_writes(two_process_runs):
     assert len(tests) == 1 and tests != {"None"}  # every rank returns rank 0's results
     writes = [int(line.split()[7]) for line in lines]
     assert writes[0] > 10 and writes[1] == 0  # rank 1 opened nothing under runs/ for writing
+    # no DDP wrapper alive once fit returned, and the group fit made is gone
+    assert [line.split()[9:] for line in lines] == [["0", "group", "False"]] * 2
     run = folder / "runs" / "full"
     assert sorted(p.name for p in (folder / "runs").iterdir()) == ["full", "killed"]
     assert len(epoch_records(run)) == 3  # one writer: one line per epoch

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -214,6 +215,9 @@ def process_group(device_spec: str | torch.device = "auto") -> Iterator[Distribu
                           local_rank=local_rank, device=device, created=created)
     finally:
         if created and dist.is_initialized():
+            # what still refers to the group in reference cycles (a DDP wrapper, its reducer)
+            # is freed now, while the interpreter is whole, not in its teardown
+            gc.collect()
             dist.destroy_process_group()
 
 
@@ -538,6 +542,23 @@ def distribute(trainer: Trainer, ctx: Distributed, train: Any, *, seed: int) -> 
     return train
 
 
+def undistribute(trainer: Trainer) -> None:
+    """Undo :func:`distribute` once training has ended: the trainer's own objective, no DDP
+    wrapper, no :class:`RankStates`.
+
+    The ``DistributedDataParallel`` wrapper holds the process group and its reducer; a trainer
+    still holding it (in the returned ``Run``, or in an exception's frames) keeps them alive
+    past ``destroy_process_group`` until the interpreter's teardown, where freeing gloo's
+    threads and buffers can abort the process ("terminate called without an active
+    exception", signal 6) after a run that succeeded. Evaluation, prediction and the
+    checkpoints never need the wrapper.
+    """
+    if isinstance(trainer.objective, DistributedStep):
+        trainer.objective = trainer.objective.inner
+    trainer.distributed = None
+    trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, RankStates)]
+
+
 def launch(nproc: int, worker_args: list[str], *, module: bool = True) -> int:
     """Run ``python -m <worker_args>`` (or the script ``worker_args[0]`` when not ``module``)
     in ``nproc`` processes on this machine under ``torchrun --standalone``, this process being
@@ -606,4 +627,5 @@ __all__ = [
     "process_group",
     "rank_share",
     "rows_per_rank",
+    "undistribute",
 ]
