@@ -132,10 +132,17 @@ def test_fit_inside_a_callers_process_group_uses_it_and_leaves_it(runs_dir):
     plain = trainwell.fit(cfg, name="plain", quiet=True)
     store = dist.HashStore()
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    seen = []
+
+    class Wrapped:  # what the trainer trains through, each epoch
+        def after_epoch(self, trainer):
+            seen.append(type(trainer.distributed.ddp).__name__ if trainer.distributed else None)
+
     try:
-        run = trainwell.fit(cfg, name="grouped", quiet=True)
+        run = trainwell.fit(cfg, name="grouped", quiet=True, callbacks=[Wrapped()])
         assert dist.is_initialized()
-        assert run.trainer.distributed is not None  # trained through DDP
+        assert seen == ["DistributedDataParallel"] * 2  # trained through DDP
+        assert run.trainer.distributed is None  # and the returned trainer holds no wrapper
     finally:
         dist.destroy_process_group()
     assert epoch_records(run.run_dir) == epoch_records(plain.run_dir)
