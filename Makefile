@@ -22,7 +22,8 @@ demo: $(STAMP)
 
 # Four stages, each announced, the first failure ending the target: lint, types, the system
 # packages of the browser and database tests (installed once, before the test workers start;
-# tests/sysdeps.py), the suite.
+# tests/sysdeps.py), the suite. `--dist loadscope` keeps each test module on one worker, so a
+# module's shared fixture (the 2-process runs, the reports' runs, Chromium) is built once.
 test: $(STAMP)
 	@echo "== make test 1/4: ruff check (lint, line length 100) =="
 	$(VENV)/bin/ruff check .
@@ -31,7 +32,7 @@ test: $(STAMP)
 	@echo "== make test 3/4: system packages (Chromium, PostgreSQL) =="
 	$(PY) tests/sysdeps.py
 	@echo "== make test 4/4: pytest (2 workers) =="
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadscope
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
