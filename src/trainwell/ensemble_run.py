@@ -107,6 +107,7 @@ def ensemble(
     overrides: list[str] | None = None,
     quiet: bool = True,
     trust_code: bool = False,
+    data: Any = None,
 ) -> Ensemble:
     """Train (or assemble) an ensemble and write its directory under ``runs_dir``.
 
@@ -124,6 +125,11 @@ def ensemble(
         overrides: ``section.key=value`` strings, as ``--set``.
         quiet: plain one-line-per-epoch output instead of a progress bar.
         trust_code: let a ``python:module:factory`` architecture run (``--trust-code``).
+        data: in-memory data instead of ``data.source``, as for :func:`trainwell.fit`:
+            ``(X, y)`` (NumPy arrays or torch tensors) or a pandas DataFrame. Every member
+            trains on it (members in parallel processes where processes fork, else one at a
+            time); the ensemble keeps only its fingerprint, so ``resume`` needs the same data
+            again. Not with ``from_study`` (its members are trained already).
 
     Returns:
         The :class:`Ensemble`: ``ens.results["ensemble"]["accuracy"]``, ``ens.predict(X)``.
@@ -142,11 +148,14 @@ def ensemble(
             if config is not None or from_study is not None or overrides:
                 raise ConfigError("--resume continues an ensemble with its own configs; give "
                                   "no CONFIG, --from-study or --set with it")
-            return _resume(Path(resume), quiet)
+            return _resume(Path(resume), quiet, data)
         if from_study is not None:
             if config is not None or members is not None or snapshot is not None:
                 raise ConfigError("--from-study takes its members from the study; give no "
                                   "CONFIG, --members or --snapshot with it")
+            if data is not None:
+                raise ConfigError("from_study copies the study's trained trials and trains "
+                                  "nothing: give no data= with it")
             return _from_study(Path(from_study), top, name, method, overrides)
         if top is not None:
             raise ConfigError("--top goes with --from-study STUDY")
@@ -166,9 +175,34 @@ def ensemble(
 
         cfg = load_config(config, extra)
         base = Path(config).resolve().parent if isinstance(config, (str, Path)) else Path.cwd()
-        if cfg.ensemble.method == SNAPSHOT:
-            return _new_snapshot(cfg, name, quiet)
-        return _new_members(cfg, base, name, quiet)
+        if not isinstance(config, (str, Path)):
+            # a dict's relative file paths are read from the working folder (as fit does): the
+            # members' configs, written under configs/, record them whole
+            cfg.data.resolve_paths(base)
+        memory: Any = None
+        if data is not None:  # checked and fingerprinted before any directory exists
+            from trainwell.api import memory_source
+
+            cfg, memory = memory_source(cfg, data, None)
+        else:
+            _refuse_memory_without_data(cfg.data.source, "config, ")
+        with memory.held() if memory is not None else contextlib.nullcontext():
+            label = f"memory:{memory.what}" if memory is not None else None
+            if cfg.ensemble.method == SNAPSHOT:
+                return _new_snapshot(cfg, name, quiet, label)
+            return _new_members(cfg, base, name, quiet, label)
+
+
+def _refuse_memory_without_data(source: str, where: str) -> None:
+    """A ``memory:`` source whose data was not given again: the data is not stored."""
+    if source.startswith("memory:"):
+        from trainwell.errors import DataError
+
+        raise DataError(
+            f"data.source {source[:19]!r}... is data that was given from Python and is not "
+            f"stored with the ensemble; give the same data again: "
+            f"trainwell.ensemble({where}data=(X, y)) (or data=frame)"
+        )
 
 
 def _toml_str(value: str) -> str:
@@ -258,14 +292,17 @@ def _jobs(spec: int | str, pending: int) -> int:
     return max(1, min(int(spec), pending))
 
 
-def _ensemble_name(cfg: Config, suffix: str) -> str:
+def _ensemble_name(cfg: Config, suffix: str, source: str | None = None) -> str:
+    """``<data>-<arch><suffix>`` made unique (``source``: what names the data, when it is
+    not ``data.source``: ``memory:arrays`` for in-memory arrays)."""
     from trainwell.runs import default_run_name, unique_name
 
-    return cfg.name or unique_name(Path(cfg.runs_dir),
-                                   default_run_name(cfg.data.source, cfg.model.arch) + suffix)
+    return cfg.name or unique_name(
+        Path(cfg.runs_dir), default_run_name(source or cfg.data.source, cfg.model.arch) + suffix)
 
 
-def _new_members(cfg: Config, base: Path, name: str | None, quiet: bool) -> Ensemble:
+def _new_members(cfg: Config, base: Path, name: str | None, quiet: bool,
+                 source: str | None = None) -> Ensemble:
     from trainwell.nn.build import require_trust
     from trainwell.runs import new_run_dir, write_json_atomic, write_text_atomic
 
@@ -276,7 +313,7 @@ def _new_members(cfg: Config, base: Path, name: str | None, quiet: bool) -> Ense
 
         require_metric_trust(member.train.metrics)
     root = Path(cfg.runs_dir)
-    run_name = name or _ensemble_name(cfg, "-ensemble")
+    run_name = name or _ensemble_name(cfg, "-ensemble", source)
     info = {
         "format": FORMAT,
         "kind": "members",
@@ -300,7 +337,7 @@ def _new_members(cfg: Config, base: Path, name: str | None, quiet: bool) -> Ense
         return _train_and_finish(root / run_name, quiet)
 
 
-def _resume(path: Path, quiet: bool) -> Ensemble:
+def _resume(path: Path, quiet: bool, data: Any = None) -> Ensemble:
     if not path.is_dir():
         raise RunError(f"cannot resume {path}: no such directory")
     if not is_ensemble_dir(path):
@@ -309,6 +346,19 @@ def _resume(path: Path, quiet: bool) -> Ensemble:
     spec = read_ensemble(path)
     if spec.info.get("status") == "completed":
         raise RunError(f"ensemble {path} is already completed; nothing to resume")
+    from trainwell.api import memory_source
+    from trainwell.config import load_config
+
+    cfg = load_config(path / "config.toml")
+    if data is None:
+        _refuse_memory_without_data(cfg.data.source, f"resume={str(path)!r}, ")
+        return _resume_kind(path, spec, quiet)
+    _, memory = memory_source(cfg, data, path)  # the ensemble's own data, by fingerprint
+    with memory.held():
+        return _resume_kind(path, spec, quiet)
+
+
+def _resume_kind(path: Path, spec: Any, quiet: bool) -> Ensemble:
     if spec.kind == "snapshot":
         return _train_snapshot(path, quiet)
     if spec.kind != "members":
@@ -321,6 +371,10 @@ def _train_and_finish(path: Path, quiet: bool) -> Ensemble:
     spec = read_ensemble(path)
     pending = [k for k in range(len(spec.members)) if not _finished(spec.member_dirs[k])]
     jobs = _jobs(spec.info.get("jobs", "auto"), len(pending)) if pending else 1
+    if jobs > 1 and not _processes_see_held_data(path):
+        logger.info("in-memory data: the members train one at a time (a new process cannot "
+                    "read it where processes do not fork)")
+        jobs = 1
     try:
         if jobs <= 1:
             for k in pending:
@@ -331,6 +385,17 @@ def _train_and_finish(path: Path, quiet: bool) -> Ensemble:
         _set_status(path, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
         raise
     return _finish(path)
+
+
+def _processes_see_held_data(path: Path) -> bool:
+    """Whether the members' processes can read the ensemble's data: a file source, or data
+    held in this process that a forked process inherits."""
+    import multiprocessing as mp
+
+    from trainwell.config import load_config
+
+    source = load_config(path / "config.toml").data.source
+    return not source.startswith("memory:") or "fork" in mp.get_all_start_methods()
 
 
 def _finished(member_dir: Path) -> bool:
@@ -476,7 +541,8 @@ def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- snapshots
 
 
-def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
+def _new_snapshot(cfg: Config, name: str | None, quiet: bool,
+                  source: str | None = None) -> Ensemble:
     from trainwell.after.snapshot import cycle_ends
     from trainwell.config import load_config
     from trainwell.nn.build import require_trust
@@ -513,7 +579,7 @@ def _new_snapshot(cfg: Config, name: str | None, quiet: bool) -> Ensemble:
                                       "patience": cfg.train.epochs}
     run_cfg = load_config(raw)
     root = Path(cfg.runs_dir)
-    run_name = name or _ensemble_name(cfg, "-snapshots")
+    run_name = name or _ensemble_name(cfg, "-snapshots", source)
     info = {
         "format": FORMAT,
         "kind": "snapshot",

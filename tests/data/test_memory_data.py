@@ -203,3 +203,78 @@ def test_tune_on_arrays_finds_the_trials_of_the_same_npz(runs_dir):
     with pytest.raises(ConfigError, match="workers must be 1"):
         tw.tune(_tune_cfg(runs_dir), data=(X, y), workers=2)
     assert {p.name for p in runs_dir.iterdir()} == before
+
+
+# ---------------------------------------------------------------------------- ensemble(data=)
+
+
+def _ens_cfg(runs_dir):
+    return {**_cfg(runs_dir, epochs=3), "ensemble": {"jobs": 1}}
+
+
+def test_ensemble_on_arrays_equals_the_ensemble_of_the_same_npz(runs_dir):
+    X, y = _iris()
+    np.savez(runs_dir.parent / "iris.npz", X=X, y=y)
+    from_file = tw.ensemble({**_ens_cfg(runs_dir), "data": {"source": "npz:iris.npz"}},
+                            members=2, name="file")
+    from_arrays = tw.ensemble(_ens_cfg(runs_dir), data=(X, y), members=2)
+    assert from_arrays.run_dir.name == "arrays-mlp-ensemble"
+    assert from_arrays.results["ensemble"] == from_file.results["ensemble"]
+    for k in ("0", "1"):
+        a, b = (load_file(e.run_dir / "members" / k / "model.safetensors")
+                for e in (from_arrays, from_file))
+        assert all(torch.equal(a[n], b[n]) for n in a)
+    assert np.array_equal(from_arrays.predict(X[:20]), from_file.predict(X[:20]))
+    # two members trained at once (forked processes read the held data): the same members
+    forked = tw.ensemble({**_ens_cfg(runs_dir), "ensemble": {"jobs": 2}}, data=(X, y), members=2,
+                         name="forked")
+    assert json.loads((forked.run_dir / "members" / "1" / "meta.json").read_text())[
+        "status"] == "completed"
+    assert forked.results["ensemble"]["accuracy"] > 0.6
+
+
+def test_a_snapshot_ensemble_on_a_dataframe(runs_dir):
+    X, y = _iris()
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(kind=y)
+    ens = tw.ensemble(_ens_cfg(runs_dir), data=frame, snapshot=2,
+                      overrides=['data.target="kind"', "train.epochs=4"])
+    assert ens.run_dir.name == "dataframe-mlp-snapshots"
+    assert sorted(p.name for p in (ens.run_dir / "members").iterdir()) == ["0", "1"]
+    assert ens.results["ensemble"]["accuracy"] > 0.5
+
+
+def test_a_killed_ensemble_on_arrays_resumes_only_with_its_data(runs_dir, monkeypatch):
+    import trainwell.ensemble_run as er
+
+    X, y = _iris()
+    train = er.train_member
+
+    def interrupted(path, k, quiet=True):  # member 1 is interrupted, as by Ctrl-C
+        if k == 1:
+            raise KeyboardInterrupt
+        train(path, k, quiet)
+
+    monkeypatch.setattr(er, "train_member", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tw.ensemble(_ens_cfg(runs_dir), data=(X, y), members=2)
+    monkeypatch.setattr(er, "train_member", train)
+    path = runs_dir / "arrays-mlp-ensemble"
+    first = (path / "members" / "0" / "model.safetensors").stat().st_mtime_ns
+    with pytest.raises(DataError, match=r"trainwell\.ensemble\(resume=.*data=\(X, y\)"):
+        tw.ensemble(resume=path)
+    with pytest.raises(DataError, match="sha256"):
+        tw.ensemble(resume=path, data=(X[::-1], y[::-1]))
+    ens = tw.ensemble(resume=path, data=(X, y))
+    assert ens.results["ensemble"]["accuracy"] > 0.6
+    assert (path / "members" / "0" / "model.safetensors").stat().st_mtime_ns == first
+    assert json.loads((path / "members" / "1" / "meta.json").read_text())["status"] == "completed"
+
+
+def test_ensemble_data_is_refused_with_a_study_and_a_memory_source_without_data(runs_dir):
+    X, y = _iris()
+    with pytest.raises(ConfigError, match="from_study .* give no data="):
+        tw.ensemble(from_study=runs_dir / "none", data=(X, y))
+    cfg = {**_ens_cfg(runs_dir), "data": {"source": "memory:" + "ab" * 32}}
+    with pytest.raises(DataError, match=r"trainwell\.ensemble\(config, data="):
+        tw.ensemble(cfg, members=2)
+    assert list(runs_dir.iterdir()) == []
