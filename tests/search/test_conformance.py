@@ -391,9 +391,11 @@ def test_the_default_searches_a_trust_region_and_keeps_discrete_parameters_whole
         x = GaussianProcess(space).normalize([study.trials[-1]])[0]
         # each suggestion's continuous parameters lie in its box; a 64-value int too, up to
         # its rounding to the nearest valid value
+        # (but the one coordinate of a one-coordinate move, which goes anywhere in its range)
         for name, tol in (("f", 1e-9), ("flog", 1e-9), ("ilog", 0.05)):
             k = names.index(name)
-            assert low[k] - tol <= x[k] <= high[k] + tol, (name, low[k], x[k], high[k])
+            if k != sampler.last_move:
+                assert low[k] - tol <= x[k] <= high[k] + tol, (name, low[k], x[k], high[k])
             narrowed += high[k] - low[k] < 0.9
     assert narrowed > 5  # the boxes are smaller than the space
     # the lecture's acquisitions by name search the whole space, with a noise-free GP
@@ -410,9 +412,12 @@ def test_trust_region_and_noise_are_config_fields():
     default = make_sampler(TuneConfig(), seed=0)
     assert default.trust_region is True and default.deterministic is False
     assert make_sampler(TuneConfig(method="ucb"), seed=0).trust_region is False
+    assert default.slices == 16
     off = TuneConfig.model_validate({"bayes": {"trust_region": False, "deterministic": True}})
     sampler = make_sampler(off, seed=0)
     assert sampler.trust_region is False and sampler.deterministic is True
+    assert sampler.slices == 0
+    assert make_sampler(TuneConfig.model_validate({"bayes": {"slices": 4}}), seed=0).slices == 4
     optuna.create_study(sampler=sampler).optimize(lambda t: _value(_suggest(t)), n_trials=8)
     assert sampler.last_box is None
 
@@ -442,6 +447,96 @@ def test_the_acquisition_is_maximized_inside_the_box_on_continuous_parameters_on
     # the box's corner nearest the optimum; the categorical parameter searched whole
     assert boxed["c"] == "b"
     assert boxed["x"] == pytest.approx(0.3, abs=1e-3) and boxed["y"] == pytest.approx(0.4, abs=1e-3)
+
+
+def test_points_beyond_the_box_are_taken_only_when_they_score_higher():
+    from trainwell.search.optuna_internals import GaussianProcess
+
+    space = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+    rng = np.random.default_rng(1)
+    X = rng.random((30, 2))
+    y = -((X[:, 0] - 0.9) ** 2) - (X[:, 1] - 0.9) ** 2  # maximized at (0.9, 0.9)
+    model = GaussianProcess(space)
+    model.fit(X, (y - y.mean()) / y.std())
+    mean = model.ucb(0.0)
+    args = dict(start=np.array([[0.2, 0.2]]), n_candidates=256, n_local_search=4, tol=1e-8,
+                box=(np.array([0.1, 0.1]), np.array([0.3, 0.3])))
+    also = np.array([[0.2, 0.9], [0.9, 0.2], [0.2, 0.05]])
+    moved = model.maximize(mean, rng=np.random.RandomState(0), also=also, **args)
+    assert model.taken_from_also in (0, 1)  # the posterior mean is higher there than in the box
+    assert (moved["x"], moved["y"]) == tuple(also[model.taken_from_also])
+    kept = model.maximize(mean, rng=np.random.RandomState(0), also=also[2:], **args)
+    assert model.taken_from_also is None  # lower than the box's best corner: not taken
+    assert kept["x"] == pytest.approx(0.3, abs=1e-3) and kept["y"] == pytest.approx(0.3, abs=1e-3)
+
+
+def test_one_coordinate_moves_change_one_boxed_coordinate_each():
+    from trainwell.search.bayes import one_coordinate_moves
+
+    incumbent = np.array([0.2, 0.5, 0.7, 0.1])
+    boxed = np.array([True, False, True, True])
+    moves = one_coordinate_moves(incumbent, boxed, 5, np.random.RandomState(0))
+    assert moves.shape == (15, 4)
+    changed = moves != incumbent
+    assert (changed.sum(axis=1) == 1).all() and not changed[:, 1].any()
+    # five draws per boxed coordinate, in order, spread over the whole range
+    assert [int(np.flatnonzero(row)[0]) for row in changed] == [0] * 5 + [2] * 5 + [3] * 5
+    assert ((moves >= 0) & (moves <= 1)).all()
+
+
+def test_the_default_moves_one_coordinate_beyond_its_box_and_the_lectures_do_not():
+    """On a sum of wells in 4 dimensions, started with three coordinates in the central well
+    and one in a far one, the default takes one-coordinate moves beyond its trust region (each
+    changing one coordinate of the best trial) and brings the far one in; ``slices = 0`` and
+    the lecture's acquisitions take none."""
+
+    def wells(t):  # minimum 0 at x = 0.5; each coordinate's wells are 0.25 apart
+        x = np.array([t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(4)])
+        return float(np.sum((x - 0.5) ** 2 * 4 + 0.3 * np.sin(8 * np.pi * (x - 0.5)) ** 2))
+
+    def run(sampler):
+        study = optuna.create_study(sampler=sampler)
+        for start in ([0.5, 0.5, 0.5, 0.95], [0.45, 0.55, 0.5, 0.9], [0.5, 0.52, 0.48, 0.97],
+                      [0.55, 0.5, 0.5, 0.93], [0.5, 0.45, 0.55, 0.95]):
+            study.enqueue_trial({f"x{i}": v for i, v in enumerate(start)})
+        moves = []
+        for _ in range(30):
+            trial = study.ask()
+            study.tell(trial, wells(trial))
+            moves.append(getattr(sampler, "last_move", None))
+        return study, [m for m in moves[5:] if m is not None]
+
+    study, moves = run(BayesSampler(seed=0, n_startup_trials=5))
+    assert moves, "no one-coordinate move was taken"
+    assert abs(study.best_params["x3"] - 0.5) < 0.15  # the far coordinate came in
+    for acquisition in ("ucb", "ei"):
+        assert run(BayesSampler(acquisition=acquisition, seed=0))[1] == []
+    assert run(BayesSampler(seed=0, slices=0, n_startup_trials=5))[1] == []
+    # with a trial pending (another worker's), no move: the same study, asked in pairs
+    sampler = BayesSampler(seed=0, n_startup_trials=5)
+    study, _ = run(sampler)
+    pending = []
+    for _ in range(10):
+        first = study.ask()
+        value = wells(first)  # drawn: the first is running with its parameters
+        second = study.ask()
+        study.tell(second, wells(second))
+        pending.append(sampler.last_move)
+        study.tell(first, value)
+    assert pending == [None] * 10
+    # two boxed coordinates: no move is scored (and no draw taken from the sampler's stream)
+    flat = BayesSampler(seed=0)
+    plane = optuna.create_study(sampler=flat)
+    seen = []
+    for _ in range(12):
+        trial = plane.ask()
+        plane.tell(trial, (trial.suggest_float("a", 0, 1) - 0.9) ** 2
+                   + trial.suggest_float("b", 0, 1) ** 2)
+        seen.append(flat.last_move)
+    assert flat.last_box is not None and seen == [None] * 12
+    assert BayesSampler().slices == 16 and BayesSampler(trust_region=False).slices == 0
+    with pytest.raises(Exception, match="slices must be >= 0"):
+        BayesSampler(slices=-1)
 
 
 def test_past_30_trials_the_kernel_is_refitted_every_third_step_on_the_same_space():

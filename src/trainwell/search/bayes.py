@@ -182,6 +182,11 @@ class BayesSampler(BaseSampler):
             ``max(4, dim)`` steps without one, reset once below 0.5^7 (see
             :func:`trust_region_length`); default: on for ``"auto"``, off for ``"ucb"`` and
             ``"ei"``.
+        slices: beside the optimum of the acquisition in the trust region, score this many
+            moves per boxed coordinate that change only that coordinate of the best trial,
+            anywhere in its range (:func:`one_coordinate_moves`), and take the best of them
+            when it scores higher; with 3 or more boxed coordinates and no trial pending (a
+            study's other workers); 0: none; default: 16 with the trust region, else 0.
         refit_every: past 30 finished trials, fit the kernel's hyperparameters again only once
             this many more trials have finished since this sampler's last fit (between fits
             the GP is conditioned on the new trials with the last fit's hyperparameters): a
@@ -214,6 +219,7 @@ class BayesSampler(BaseSampler):
         minimum_noise: float | None = None,
         trust_region: bool | None = None,
         refit_every: int | None = None,
+        slices: int | None = None,
         seed: int | None = None,
     ) -> None:
         if acquisition not in ACQUISITIONS:
@@ -252,6 +258,10 @@ class BayesSampler(BaseSampler):
         self.refit_every = (3 if auto else 1) if refit_every is None else int(refit_every)
         if self.refit_every < 1:
             raise ConfigError(f"refit_every must be >= 1; got {refit_every!r}")
+        # the suite's fifth change: moves of one coordinate beyond the trust region
+        self.slices = (SLICES if self.trust_region else 0) if slices is None else int(slices)
+        if self.slices < 0:
+            raise ConfigError(f"tune.bayes.slices must be >= 0; got {slices!r}")
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
         self._space = IntersectionSearchSpace()
@@ -267,6 +277,8 @@ class BayesSampler(BaseSampler):
         self.last_acqf: Any = None  # the acquisition function of the last Bayesian step
         # the trust region (normalized low, high) the last Bayesian step searched, or None
         self.last_box: tuple[np.ndarray, np.ndarray] | None = None
+        # the coordinate the last step moved beyond the box (one_coordinate_moves), or None
+        self.last_move: int | None = None
 
     # ------------------------------------------------------------------ Optuna's sampler API
 
@@ -424,8 +436,17 @@ class BayesSampler(BaseSampler):
                 boxed=model.continuous,
             )
         self.last_box = box
+        also = None
+        # not while trials are pending (several workers): a move is a jump whose outcome the
+        # other workers would not know before they jump too (2 simulated workers: 1.25x one
+        # worker's regret at equal trials with moves on every step, 1.05x without)
+        if (box is not None and self.slices and not running
+                and model.continuous.sum() >= SLICES_FROM_DIM):
+            also = one_coordinate_moves(X[int(np.argmax(y))], model.continuous, self.slices,
+                                        self._rng)
         params = model.maximize(
             acqf,
+            also=also,
             box=box,
             start=X[np.argmax(y), None],
             n_candidates=self.n_candidates,
@@ -433,6 +454,10 @@ class BayesSampler(BaseSampler):
             tol=self.tol,
             rng=self._rng,
         )
+        taken = model.taken_from_also
+        # the coordinate a one-coordinate move changed (index in the GP's space), or None
+        self.last_move = (None if taken is None else
+                          int(np.flatnonzero(model.continuous)[taken // self.slices]))
         return round_ints(params, search_space)
 
     def choose_warp(
@@ -467,6 +492,24 @@ class BayesSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         self._random.after_trial(study, trial, state, values)
+
+
+def one_coordinate_moves(
+    incumbent: np.ndarray, boxed: np.ndarray, per_coordinate: int, rng: np.random.RandomState
+) -> np.ndarray:
+    """Candidates beyond the trust region: the incumbent (normalized) with one boxed coordinate
+    drawn uniformly over its whole range, ``per_coordinate`` draws per coordinate.
+
+    A trust region shrinks around the best trial; when a few of its coordinates sit in a
+    distant local minimum (Levy-8: most coordinates at the optimum, two or three in wells a
+    third of the range away), no move inside the box reaches the basin the GP sees. Scored by
+    the same acquisition as the box's optimum, such a move is taken only when it scores higher.
+    """
+    dims = np.flatnonzero(np.asarray(boxed, dtype=bool))
+    moves = np.repeat(np.asarray(incumbent, dtype=float)[None], len(dims) * per_coordinate, axis=0)
+    for j, d in enumerate(dims):
+        moves[j * per_coordinate:(j + 1) * per_coordinate, d] = rng.uniform(size=per_coordinate)
+    return moves
 
 
 def trust_region_length(
@@ -568,6 +611,12 @@ REFIT_ALWAYS = 30
 #: From this many finished trials on, the default portfolio chooses whether to warp at each fit
 #: (before, the likelihoods of a few trials decide by chance, and the warp is kept)
 WARP_CHOICE_FROM = 30
+#: one-coordinate moves per boxed coordinate scored beside the trust region's optimum
+SLICES = 16
+#: boxed coordinates from which they are: in 2 dimensions the box's shrinking is not what
+#: stops a search (Branin and the six-hump camel reach 1e-5 and 1e-6 by 50 trials), and the
+#: moves measured there spent steps the polish needs (Branin at 50 trials: 0.35x against 0.09x)
+SLICES_FROM_DIM = 3
 
 #: An int parameter with more values than this is searched as a continuous one, then rounded.
 MAX_DISCRETE_INT = 16

@@ -54,6 +54,13 @@ class BayesConfig(Section):
         description="search each step in TuRBO's trust region around the best trial, which "
         "grows after successes and shrinks after failures (auto: true; ucb, ei: false)",
     )
+    slices: int | None = Field(
+        default=None,
+        ge=0,
+        description="moves of one coordinate of the best trial over its whole range, per "
+        "coordinate, scored beside the trust region's optimum, with 3 or more boxed "
+        "coordinates and no trial pending (default: 16 with the trust region, else 0)",
+    )
 
 
 class PrunerConfig(Section):

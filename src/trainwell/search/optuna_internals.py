@@ -277,6 +277,7 @@ class GaussianProcess:
         self._space = gp_space.SearchSpace(search_space)
         self._gpr: Any = None
         self.X: np.ndarray = np.empty((0, self.dim))
+        self.taken_from_also: int | None = None  # maximize's pick among its ``also`` points
 
     @property
     def dim(self) -> int:
@@ -405,17 +406,21 @@ class GaussianProcess:
         tol: float,
         rng: np.random.RandomState,
         box: tuple[np.ndarray, np.ndarray] | None = None,
+        also: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """The parameters maximizing ``acqf``: Sobol candidates scored, then batched L-BFGS-B
         from the best of them and from ``start`` (normalized points, one per row).
 
         ``box`` = (low, high), normalized: search only that box (a trust region) on the
         continuous parameters (wide ints relaxed to floats among them); categorical and discrete
-        ones keep their whole range."""
+        ones keep their whole range. ``also``: normalized points (one per row, anywhere) scored
+        by ``acqf`` on the whole space; the best of them replaces the optimum found when it
+        scores higher (its row is then ``taken_from_also``, else that is None)."""
         # Optuna's mixed continuous / discrete acquisition optimizer: not published either
         from optuna._gp import optim_mixed
 
         low = width = None
+        whole = acqf  # the acquisition on the whole space, for the candidates ``also``
         if box is not None:
             # the optimizer searches the unit cube: it gets the acquisition of u, mapped to
             # low + u * width on the continuous parameters
@@ -434,6 +439,12 @@ class GaussianProcess:
         )
         if low is not None and width is not None:
             x_next = np.clip(low + x_next * width, 0.0, 1.0)
+        self.taken_from_also = None  # the row of ``also`` taken, if one was
+        if also is not None and len(also):
+            scores = whole.eval_acqf_no_grad(np.ascontiguousarray(also, dtype=np.float64))
+            best = int(np.argmax(scores))
+            if scores[best] > float(whole.eval_acqf_no_grad(x_next[None])[0]):
+                x_next, self.taken_from_also = also[best], best
         return self.unnormalize(x_next)
 
 

@@ -60,6 +60,7 @@ def _bayes(acquisition: str | None = None) -> SamplerFactory:
             deterministic=b.deterministic,
             warp=b.warp,
             trust_region=b.trust_region,
+            slices=b.slices,
             seed=seed,
         )
 
