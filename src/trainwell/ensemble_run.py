@@ -185,24 +185,14 @@ def ensemble(
 
             cfg, memory = memory_source(cfg, data, None)
         else:
-            _refuse_memory_without_data(cfg.data.source, "config, ")
+            from trainwell.data.memory import require_data_again
+
+            require_data_again(cfg.data.source, "ensemble", "trainwell.ensemble(config, ")
         with memory.held() if memory is not None else contextlib.nullcontext():
             label = f"memory:{memory.what}" if memory is not None else None
             if cfg.ensemble.method == SNAPSHOT:
                 return _new_snapshot(cfg, name, quiet, label)
             return _new_members(cfg, base, name, quiet, label)
-
-
-def _refuse_memory_without_data(source: str, where: str) -> None:
-    """A ``memory:`` source whose data was not given again: the data is not stored."""
-    if source.startswith("memory:"):
-        from trainwell.errors import DataError
-
-        raise DataError(
-            f"data.source {source[:19]!r}... is data that was given from Python and is not "
-            f"stored with the ensemble; give the same data again: "
-            f"trainwell.ensemble({where}data=(X, y)) (or data=frame)"
-        )
 
 
 def _toml_str(value: str) -> str:
@@ -351,7 +341,10 @@ def _resume(path: Path, quiet: bool, data: Any = None) -> Ensemble:
 
     cfg = load_config(path / "config.toml")
     if data is None:
-        _refuse_memory_without_data(cfg.data.source, f"resume={str(path)!r}, ")
+        from trainwell.data.memory import require_data_again
+
+        require_data_again(cfg.data.source, "ensemble",
+                           f"trainwell.ensemble(resume={str(path)!r}, ")
         return _resume_kind(path, spec, quiet)
     _, memory = memory_source(cfg, data, path)  # the ensemble's own data, by fingerprint
     with memory.held():

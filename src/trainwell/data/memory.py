@@ -192,6 +192,23 @@ def read_memory(fingerprint: str) -> Any:
     return raw_from_arrays(held.X, held.y, None, held.origin())
 
 
+def require_data_again(source: str, kept_by: str, call: str) -> None:
+    """A study or an ensemble whose ``data.source`` is ``memory:`` needs its data given again
+    (``data=``): only the fingerprint is stored. ``kept_by``: what stores the config (``study``,
+    ``ensemble``); ``call``: the call to repeat, up to its ``data=`` (``trainwell.tune(config,
+    ``).
+
+    Raises:
+        DataError: ``source`` is a ``memory:`` source.
+    """
+    if source.startswith(f"{KIND}:"):
+        raise DataError(
+            f"data.source {source[:19]!r}... is data that was given from Python and is not "
+            f"stored with the {kept_by}; give the same data again: {call}data=(X, y)) (or "
+            "data=frame)"
+        )
+
+
 def describe_source(source: str) -> dict[str, Any] | None:
     """``data.json``'s ``memory`` entry for a ``memory:`` source held now, else None."""
     kind, _, what = source.partition(":")
@@ -212,4 +229,4 @@ def check_resume_data(source: str, data: InMemory, run_dir: Any) -> None:
 
 
 __all__ = ["InMemory", "check_fingerprint", "check_resume_data", "describe_source",
-           "from_arrays", "from_frame", "in_memory", "read_memory"]
+           "from_arrays", "from_frame", "in_memory", "read_memory", "require_data_again"]

@@ -436,19 +436,19 @@ class BayesSampler(BaseSampler):
                 boxed=model.continuous,
             )
         self.last_box = box
+        incumbent = int(np.argmax(y))
         also = None
         # not while trials are pending (several workers): a move is a jump whose outcome the
         # other workers would not know before they jump too (2 simulated workers: 1.25x one
         # worker's regret at equal trials with moves on every step, 1.05x without)
         if (box is not None and self.slices and not running
                 and model.continuous.sum() >= SLICES_FROM_DIM):
-            also = one_coordinate_moves(X[int(np.argmax(y))], model.continuous, self.slices,
-                                        self._rng)
+            also = one_coordinate_moves(X[incumbent], model.continuous, self.slices, self._rng)
         params = model.maximize(
             acqf,
             also=also,
             box=box,
-            start=X[np.argmax(y), None],
+            start=X[incumbent, None],
             n_candidates=self.n_candidates,
             n_local_search=self.n_local_search,
             tol=self.tol,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainwell.errors import ConfigError, DataError, RunError
+from trainwell.errors import ConfigError, RunError
 from trainwell.runs import read_json, unique_name, validate_run_name, write_text_atomic
 from trainwell.search.samplers import method_of
 from trainwell.search.space import Param, apply_params, decode, grid, parse_space, validate_space
@@ -304,13 +304,11 @@ def tune(
     memory = None
     if data is not None:  # checked and fingerprinted before a study directory exists
         memory, cfg = _in_memory(cfg, data, workers, study_dir if resume is not None else None)
-    elif cfg.data.source.startswith("memory:"):
+    else:
+        from trainwell.data.memory import require_data_again
+
         where = f"resume={str(study_dir)!r}, " if resume is not None else "config, "
-        raise DataError(
-            f"data.source {cfg.data.source[:19]!r}... is data that was given from Python and "
-            f"is not stored with the study; give the same data again: "
-            f"trainwell.tune({where}data=(X, y)) (or data=frame)"
-        )
+        require_data_again(cfg.data.source, "study", f"trainwell.tune({where}")
     with memory.held() if memory is not None else contextlib.nullcontext():
         return _tune(cfg, recipe, workers, storage, resume, name, objective)
 
